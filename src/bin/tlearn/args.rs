@@ -1,0 +1,156 @@
+//! The command line, parsed by clap; kept apart from the work it asks for (see `main.rs`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tlearn::augment::Recipe;
+use tlearn::backbone::{ExecutionProvider, Pooling};
+use tlearn::dataset::SplitSpec;
+
+/// Transfer learning on small image data sets.
+#[derive(Debug, Parser)]
+#[command(name = "tlearn", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute backbone features of every image (and augmented copies) into an HDF5 cache; resumable.
+    Features(FeaturesArgs),
+    /// Inspect an HDF5 feature cache: rows, progress, skipped files, identity.
+    Cache {
+        /// The cache file.
+        file: PathBuf,
+    },
+    /// Inspect and edit ONNX models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Data augmentation.
+    #[command(subcommand)]
+    Augment(AugmentCommand),
+    /// Measure the feature pipeline against bare ONNX Runtime inference (JSON on stdout).
+    Bench(BenchArgs),
+}
+
+/// Arguments of `tlearn features`.
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// Data set root: one sub-folder per class, or the flowers layout (jpg/image_NNNN.jpg).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Backbone ONNX model; its descriptor `<model>.toml` must sit beside it.
+    #[arg(long, default_value = "models/vgg16.onnx")]
+    pub model: PathBuf,
+    /// Layer(s) whose pooled outputs are concatenated (repeat or comma-separate).
+    #[arg(long = "layer", value_delimiter = ',', default_value = "block5_pool")]
+    pub layers: Vec<String>,
+    /// How each layer's feature map becomes a vector.
+    #[arg(long = "pool", value_enum, default_value = "flatten")]
+    pub pooling: Pooling,
+    /// Augmentation recipe: comma-separated flip, vflip, rotate[=DEG], scale[=MIN-MAX], crop[=MIN], or none.
+    #[arg(long, default_value = "none")]
+    pub augment: Recipe,
+    /// Augmented copies per training image (ignored with --augment none).
+    #[arg(long, default_value_t = 2)]
+    pub copies: u32,
+    /// Augment every image, not only those that are training images in some split.
+    #[arg(long)]
+    pub augment_all: bool,
+    /// Fractions of each class for train,val,test.
+    #[arg(long, default_value = "0.5,0.25,0.25")]
+    pub split: SplitSpec,
+    /// Number of seeded splits stored with the features.
+    #[arg(long, default_value_t = 3)]
+    pub splits: usize,
+    /// Seed of the splits and the augmentation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Images per backbone run.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Execution provider.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub ep: ExecutionProvider,
+    /// ONNX Runtime threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Fail before writing anything if any image cannot be used (default: skip and list it).
+    #[arg(long)]
+    pub strict: bool,
+    /// Keep only the first N images of each class.
+    #[arg(long)]
+    pub per_class: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// The HDF5 cache to create or resume.
+    #[arg(long, default_value = "data/features.h5")]
+    pub out: PathBuf,
+}
+
+/// `tlearn model ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Make tensors outputs (optionally renamed) and prune everything they do not need.
+    Cut {
+        /// The ONNX model to cut.
+        input: PathBuf,
+        /// TENSOR or TENSOR=NAME: a tensor to expose as an output (repeatable).
+        #[arg(long = "output", required = true)]
+        outputs: Vec<String>,
+        /// The input is NHWC followed by a Transpose to NCHW (tf2onnx): drop it, take NCHW.
+        #[arg(long)]
+        nchw_input: bool,
+        /// Make the input's batch, height and width free.
+        #[arg(long)]
+        free_dims: bool,
+        /// Where to write the cut model.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List a model's inputs, outputs and the tensors it can be cut at.
+    Inspect {
+        /// The ONNX model.
+        input: PathBuf,
+    },
+}
+
+/// `tlearn augment ...`
+#[derive(Debug, Subcommand)]
+pub enum AugmentCommand {
+    /// Write a PNG grid: the image, then augmented variants.
+    Preview {
+        /// The image.
+        image: PathBuf,
+        /// Augmentation recipe.
+        #[arg(long, default_value = "flip,rotate,scale,crop")]
+        augment: Recipe,
+        /// Number of variants.
+        #[arg(long, default_value_t = 11)]
+        copies: u32,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Side of each grid cell in pixels.
+        #[arg(long, default_value_t = 224)]
+        tile: u32,
+        /// The PNG to write.
+        #[arg(long, default_value = "augment-preview.png")]
+        out: PathBuf,
+    },
+}
+
+/// Arguments of `tlearn bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The extraction to measure (its --out is ignored: a temporary cache is used).
+    #[command(flatten)]
+    pub features: FeaturesArgs,
+    /// Also write the JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}

@@ -1,0 +1,204 @@
+//! `tlearn`: a thin command line over the tlearn library.
+
+mod args;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use tlearn::cache::{FeatureCache, RowStatus};
+use tlearn::extract::{self, ExtractConfig, Summary};
+use tlearn::onnx::{CutSpec, Model};
+use tlearn::preprocess::{load_rgb, DecodeLimits};
+
+use args::{AugmentCommand, Cli, Command, FeaturesArgs, ModelCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Features(args) => features(args),
+        Command::Cache { file } => cache_info(&file).map(|_| ExitCode::SUCCESS),
+        Command::Model(ModelCommand::Cut {
+            input,
+            outputs,
+            nchw_input,
+            free_dims,
+            out,
+        }) => {
+            let outputs = outputs
+                .iter()
+                .map(|o| match o.split_once('=') {
+                    Some((tensor, name)) => (tensor.to_string(), name.to_string()),
+                    None => (o.clone(), o.clone()),
+                })
+                .collect();
+            let mut model = Model::load(&input)?;
+            model.cut(&CutSpec {
+                outputs,
+                nchw_input,
+                free_dims,
+            })?;
+            model.save(&out)?;
+            eprintln!("wrote {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Model(ModelCommand::Inspect { input }) => {
+            let model = Model::load(&input)?;
+            println!("inputs: {}", model.input_names().join(", "));
+            println!("outputs: {}", model.output_names().join(", "));
+            println!("tensors (any can be given to `model cut --output`):");
+            for name in model.tensor_names() {
+                println!("  {name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Augment(AugmentCommand::Preview {
+            image,
+            augment,
+            copies,
+            seed,
+            tile,
+            out,
+        }) => {
+            let img = load_rgb(&image, &DecodeLimits::default())?;
+            let grid = tlearn::augment::preview_grid(&img, &augment, seed, copies, tile);
+            grid.save(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "wrote {} ({} variants of {})",
+                out.display(),
+                copies,
+                image.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => {
+            let report = tlearn::bench::features(&config(&args.features))?;
+            let json = serde_json::to_string_pretty(&report)?;
+            println!("{json}");
+            if let Some(path) = args.json {
+                std::fs::write(&path, json + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn config(args: &FeaturesArgs) -> ExtractConfig {
+    ExtractConfig {
+        data: args.data.clone(),
+        model: args.model.clone(),
+        layers: args.layers.clone(),
+        pooling: args.pooling,
+        recipe: args.augment.clone(),
+        copies: args.copies,
+        augment_all: args.augment_all,
+        split: args.split,
+        splits: args.splits,
+        seed: args.seed,
+        batch: args.batch,
+        ep: args.ep,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        strict: args.strict,
+        limits: DecodeLimits::default(),
+        per_class: args.per_class,
+        out: args.out.clone(),
+        progress: !args.quiet,
+    }
+}
+
+fn features(args: FeaturesArgs) -> Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_stop = stop.clone();
+    ctrlc::set_handler(move || {
+        if handler_stop.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: the cache is safe to abandon at any point, so just go.
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after the batch in flight (Ctrl-C again to quit at once; the cache stays resumable)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    let cfg = config(&args);
+    let summary = extract::run(&cfg, &stop)?;
+    print_summary(&cfg, &summary);
+    Ok(if summary.interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_summary(cfg: &ExtractConfig, s: &Summary) {
+    eprintln!(
+        "{}: {} images, {} rows of {} features ({} computed now in {:.1} s, {:.2} rows/s; {} already cached)",
+        cfg.out.display(),
+        s.images,
+        s.rows,
+        s.dims,
+        s.computed,
+        s.seconds,
+        s.rows_per_second,
+        s.reused
+    );
+    if !s.skipped.is_empty() {
+        eprintln!(
+            "skipped {} image(s) (listed in the cache too):",
+            s.skipped.len()
+        );
+        for (path, reason) in &s.skipped {
+            eprintln!("  {path}: {reason}");
+        }
+    }
+    if s.interrupted {
+        eprintln!("interrupted: run the same command again to compute the remaining rows");
+    }
+}
+
+fn cache_info(path: &std::path::Path) -> Result<()> {
+    let cache = FeatureCache::open(path)?;
+    let status = cache.status()?;
+    let count = |s| status.iter().filter(|x| **x == s).count();
+    let id = &cache.identity;
+    println!("{}", path.display());
+    println!(
+        "  rows: {} ({} done, {} missing, {} skipped)",
+        cache.rows,
+        count(RowStatus::Done),
+        count(RowStatus::Missing),
+        count(RowStatus::Skipped)
+    );
+    println!("  classes: {}", cache.class_names()?.join(", "));
+    println!("  model: {} (sha256 {})", id.model_name, id.model_sha256);
+    println!(
+        "  layers: {}  pooling: {:?}  dims: {}",
+        id.layers.join(","),
+        id.pooling,
+        id.dims
+    );
+    println!(
+        "  augment: {} x{}  seed: {}  splits: {} x {}",
+        id.augment, id.copies, id.seed, id.splits, id.split
+    );
+    for (row, reason) in cache.skipped()? {
+        println!("  skipped row {row}: {reason}");
+    }
+    if cache.rows == 0 {
+        bail!("the cache has no rows");
+    }
+    Ok(())
+}

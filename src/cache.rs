@@ -1,0 +1,465 @@
+//! The HDF5 feature cache: one row per image or augmented copy.
+//!
+//! Crash safety comes from the layout, not from luck: the file is created complete (every
+//! dataset at its final size, space allocated early, all metadata written) under a temporary
+//! name and renamed into place. Afterwards extraction only overwrites raw row data and then
+//! the row's `status` byte, so HDF5's metadata never changes again and a killed process leaves
+//! a file that opens, with at most the rows in flight marked as still missing.
+
+use std::path::{Path, PathBuf};
+
+use hdf5::plist::dataset_create::AllocTime;
+use hdf5::plist::file_access::FileCloseDegree;
+use hdf5::types::{FixedAscii, VarLenUnicode};
+use ndarray::{s, Array1, Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use crate::backbone::Pooling;
+use crate::dataset::SplitSpec;
+use crate::preprocess::Preprocessing;
+
+/// Version of the layout below; bump when it changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Longest skip reason kept per row (fixed-length, so writing it never touches metadata).
+const REASON_LEN: usize = 200;
+
+/// Fixed-length skip reason as stored.
+type Reason = FixedAscii<REASON_LEN>;
+
+/// Errors of the feature cache.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// HDF5 reported an error.
+    #[error("HDF5 error on {path}: {source}")]
+    Hdf5 {
+        /// The cache file.
+        path: PathBuf,
+        /// The underlying error.
+        source: hdf5::Error,
+    },
+    /// The file exists but was made for another request; it is never mixed.
+    #[error("cache {path} was made with {what}: it is not mixed with this run. Use another --out, or delete the file to rebuild it")]
+    Mismatch {
+        /// The cache file.
+        path: PathBuf,
+        /// Which settings differ, old versus new.
+        what: String,
+    },
+    /// The file is not a tlearn cache, or is damaged.
+    #[error("{path} is not a readable tlearn feature cache ({reason}); delete it and run `tlearn features` again")]
+    NotACache {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Filesystem error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Everything that decides what a row's features are; two runs may share a cache only if equal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Backbone name from its descriptor.
+    pub model_name: String,
+    /// sha256 of the backbone ONNX file.
+    pub model_sha256: String,
+    /// Layers whose pooled outputs are concatenated.
+    pub layers: Vec<String>,
+    /// Pooling applied to each layer.
+    pub pooling: Pooling,
+    /// Image preprocessing.
+    pub preprocessing: Preprocessing,
+    /// Augmentation recipe (canonical text).
+    pub augment: String,
+    /// Augmented copies per augmented image.
+    pub copies: u32,
+    /// Seed of splits and augmentation.
+    pub seed: u64,
+    /// Split fractions.
+    pub split: SplitSpec,
+    /// Number of seeded splits stored.
+    pub splits: usize,
+    /// Length of a feature row.
+    pub dims: usize,
+}
+
+/// One planned row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowPlan {
+    /// Index of the source image in the data set.
+    pub image: u32,
+    /// Source image path relative to the data root.
+    pub path: String,
+    /// Class index.
+    pub label: i32,
+    /// 0 for the original, k for the k-th augmented copy.
+    pub copy: u16,
+    /// JSON of the augmentation parameters (empty for copy 0).
+    pub augment: String,
+    /// Part (0 train, 1 val, 2 test) of the source image in each split.
+    pub parts: Vec<u8>,
+}
+
+/// The whole content a cache is created with, before any features exist.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// What makes the features.
+    pub identity: Identity,
+    /// Class names, index = label.
+    pub class_names: Vec<String>,
+    /// Every row, in order.
+    pub rows: Vec<RowPlan>,
+}
+
+/// State of one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RowStatus {
+    /// Not computed yet.
+    Missing = 0,
+    /// Features written.
+    Done = 1,
+    /// The source image could not be used; see its reason.
+    Skipped = 2,
+}
+
+impl From<u8> for RowStatus {
+    fn from(v: u8) -> Self {
+        match v {
+            1 => RowStatus::Done,
+            2 => RowStatus::Skipped,
+            _ => RowStatus::Missing,
+        }
+    }
+}
+
+/// An open feature cache.
+pub struct FeatureCache {
+    path: PathBuf,
+    file: hdf5::File,
+    /// What made the features.
+    pub identity: Identity,
+    /// Number of rows.
+    pub rows: usize,
+}
+
+impl FeatureCache {
+    /// Opens the cache at `path` for writing `plan`, creating it if absent; refuses a cache made for another plan.
+    pub fn create_or_resume(path: &Path, plan: &Plan) -> Result<FeatureCache, CacheError> {
+        if !path.exists() {
+            create(path, plan)?;
+        }
+        let cache = Self::open_with(path, true)?;
+        cache.check_plan(plan)?;
+        Ok(cache)
+    }
+
+    /// Opens an existing cache read-only.
+    pub fn open(path: &Path) -> Result<FeatureCache, CacheError> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, write: bool) -> Result<FeatureCache, CacheError> {
+        let not_cache = |reason: String| CacheError::NotACache {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = if write {
+            hdf5::File::open_rw(path)
+        } else {
+            hdf5::File::open(path)
+        }
+        .map_err(|e| not_cache(e.to_string()))?;
+        let read_attr = |name: &str| -> Result<String, CacheError> {
+            let value: VarLenUnicode = file
+                .attr(name)
+                .and_then(|a| a.read_scalar())
+                .map_err(|e| not_cache(format!("attribute {name}: {e}")))?;
+            Ok(value.as_str().to_string())
+        };
+        let format: u32 = read_attr("format_version")?.parse().unwrap_or(0);
+        if format != FORMAT_VERSION {
+            return Err(not_cache(format!(
+                "layout version {format}, this tlearn reads {FORMAT_VERSION}"
+            )));
+        }
+        let identity: Identity = serde_json::from_str(&read_attr("identity")?)
+            .map_err(|e| not_cache(format!("identity: {e}")))?;
+        let rows = file
+            .dataset("status")
+            .map_err(|e| not_cache(e.to_string()))?
+            .size();
+        Ok(FeatureCache {
+            path: path.to_path_buf(),
+            file,
+            identity,
+            rows,
+        })
+    }
+
+    fn hdf5<T>(&self, r: hdf5::Result<T>) -> Result<T, CacheError> {
+        r.map_err(|source| CacheError::Hdf5 {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Refuses (with the differing settings named) a cache whose identity or rows differ from `plan`.
+    fn check_plan(&self, plan: &Plan) -> Result<(), CacheError> {
+        let mut diffs = identity_diffs(&self.identity, &plan.identity);
+        if diffs.is_empty() {
+            let paths = self.paths()?;
+            let copies = self.hdf5(self.file.dataset("copy").and_then(|d| d.read_raw::<u16>()))?;
+            let same_rows = paths.len() == plan.rows.len()
+                && plan
+                    .rows
+                    .iter()
+                    .zip(paths.iter().zip(&copies))
+                    .all(|(row, (path, copy))| row.path == *path && row.copy == *copy);
+            if !same_rows {
+                diffs.push(format!(
+                    "another list of images ({} rows there, {} planned now)",
+                    paths.len(),
+                    plan.rows.len()
+                ));
+            }
+        }
+        if diffs.is_empty() {
+            Ok(())
+        } else {
+            Err(CacheError::Mismatch {
+                path: self.path.clone(),
+                what: diffs.join("; "),
+            })
+        }
+    }
+
+    /// The status of every row.
+    pub fn status(&self) -> Result<Vec<RowStatus>, CacheError> {
+        let raw = self.hdf5(self.file.dataset("status").and_then(|d| d.read_raw::<u8>()))?;
+        Ok(raw.into_iter().map(RowStatus::from).collect())
+    }
+
+    /// Writes the features of `rows` (one matrix row each) and only then marks them done.
+    pub fn write_rows(&self, rows: &[usize], features: ArrayView2<f32>) -> Result<(), CacheError> {
+        let dataset = self.hdf5(self.file.dataset("features"))?;
+        for (&row, values) in rows.iter().zip(features.outer_iter()) {
+            self.hdf5(dataset.write_slice(values, s![row, ..]))?;
+        }
+        self.hdf5(self.file.flush())?;
+        self.set_status(rows, RowStatus::Done)
+    }
+
+    /// Marks `rows` skipped with a reason (cut to the stored length).
+    pub fn mark_skipped(&self, rows: &[usize], reason: &str) -> Result<(), CacheError> {
+        let ascii: String = reason
+            .chars()
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .take(REASON_LEN)
+            .collect();
+        let reason = Reason::from_ascii(ascii.as_bytes()).expect("ascii of bounded length");
+        let dataset = self.hdf5(self.file.dataset("skip_reason"))?;
+        for &row in rows {
+            self.hdf5(dataset.write_slice(&Array1::from_elem(1, reason), s![row..row + 1]))?;
+        }
+        self.set_status(rows, RowStatus::Skipped)
+    }
+
+    fn set_status(&self, rows: &[usize], status: RowStatus) -> Result<(), CacheError> {
+        let dataset = self.hdf5(self.file.dataset("status"))?;
+        for &row in rows {
+            self.hdf5(dataset.write_slice(&Array1::from_elem(1, status as u8), s![row..row + 1]))?;
+        }
+        self.hdf5(self.file.flush())
+    }
+
+    /// All feature rows (rows x dims); missing and skipped rows are zeros, check [`Self::status`].
+    pub fn features(&self) -> Result<Array2<f32>, CacheError> {
+        self.hdf5(
+            self.file
+                .dataset("features")
+                .and_then(|d| d.read_2d::<f32>()),
+        )
+    }
+
+    /// Source image path of every row.
+    pub fn paths(&self) -> Result<Vec<String>, CacheError> {
+        self.strings("path")
+    }
+
+    /// Class names, index = label.
+    pub fn class_names(&self) -> Result<Vec<String>, CacheError> {
+        self.strings("class_names")
+    }
+
+    /// Class index of every row.
+    pub fn labels(&self) -> Result<Vec<i32>, CacheError> {
+        self.hdf5(self.file.dataset("label").and_then(|d| d.read_raw::<i32>()))
+    }
+
+    /// Augmented-copy index of every row (0 = original).
+    pub fn copies(&self) -> Result<Vec<u16>, CacheError> {
+        self.hdf5(self.file.dataset("copy").and_then(|d| d.read_raw::<u16>()))
+    }
+
+    /// Parts (rows x splits; 0 train, 1 val, 2 test).
+    pub fn splits(&self) -> Result<Array2<u8>, CacheError> {
+        self.hdf5(self.file.dataset("split").and_then(|d| d.read_2d::<u8>()))
+    }
+
+    /// Skip reasons of skipped rows, as (row, reason).
+    pub fn skipped(&self) -> Result<Vec<(usize, String)>, CacheError> {
+        let reasons = self.hdf5(
+            self.file
+                .dataset("skip_reason")
+                .and_then(|d| d.read_raw::<Reason>()),
+        )?;
+        Ok(self
+            .status()?
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s == RowStatus::Skipped)
+            .map(|(i, _)| (i, reasons[i].as_str().to_string()))
+            .collect())
+    }
+
+    fn strings(&self, name: &str) -> Result<Vec<String>, CacheError> {
+        let raw = self.hdf5(
+            self.file
+                .dataset(name)
+                .and_then(|d| d.read_raw::<VarLenUnicode>()),
+        )?;
+        Ok(raw.iter().map(|s| s.as_str().to_string()).collect())
+    }
+}
+
+/// Human-readable list of the identity fields that differ, "name: old vs new".
+fn identity_diffs(old: &Identity, new: &Identity) -> Vec<String> {
+    let (old, new) = (
+        serde_json::to_value(old).expect("identity serialises"),
+        serde_json::to_value(new).expect("identity serialises"),
+    );
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return vec!["an unreadable identity".into()];
+    };
+    new.iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, v)| {
+            format!(
+                "{k} = {} (this run: {v})",
+                old.get(k).cloned().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// Builds the complete file under a temporary name, then renames it into place.
+fn create(path: &Path, plan: &Plan) -> Result<(), CacheError> {
+    let io = |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let partial = path.with_extension("h5.partial");
+    let _ = std::fs::remove_file(&partial);
+    write_layout(&partial, plan).map_err(|source| CacheError::Hdf5 {
+        path: partial.clone(),
+        source,
+    })?;
+    std::fs::rename(&partial, path).map_err(io)
+}
+
+/// HDF5 variable-length text; NULs (which HDF5 strings cannot hold) are dropped.
+fn text(value: &str) -> VarLenUnicode {
+    value.replace('\0', "").parse().expect("text without NUL")
+}
+
+fn write_layout(path: &Path, plan: &Plan) -> hdf5::Result<()> {
+    let file = hdf5::File::create(path)?;
+    let rows = plan.rows.len();
+    let dims = plan.identity.dims;
+    // About 512 KiB per chunk so a chunk fits HDF5's default 1 MiB chunk cache.
+    let chunk_rows = (131_072 / dims.max(1)).clamp(1, rows.max(1));
+    file.new_dataset::<f32>()
+        .shape((rows, dims))
+        .chunk((chunk_rows, dims))
+        .alloc_time(Some(AllocTime::Early))
+        .create("features")?;
+    let strings = |values: Vec<VarLenUnicode>, name: &str| -> hdf5::Result<()> {
+        file.new_dataset_builder()
+            .with_data(&Array1::from(values))
+            .create(name)?;
+        Ok(())
+    };
+    strings(
+        plan.class_names.iter().map(|s| text(s)).collect(),
+        "class_names",
+    )?;
+    strings(plan.rows.iter().map(|r| text(&r.path)).collect(), "path")?;
+    strings(
+        plan.rows.iter().map(|r| text(&r.augment)).collect(),
+        "augment",
+    )?;
+    file.new_dataset_builder()
+        .with_data(&Array1::from_iter(plan.rows.iter().map(|r| r.label)))
+        .create("label")?;
+    file.new_dataset_builder()
+        .with_data(&Array1::from_iter(plan.rows.iter().map(|r| r.image)))
+        .create("image")?;
+    file.new_dataset_builder()
+        .with_data(&Array1::from_iter(plan.rows.iter().map(|r| r.copy)))
+        .create("copy")?;
+    let splits = plan.identity.splits;
+    let parts = Array2::from_shape_fn((rows, splits), |(r, k)| plan.rows[r].parts[k]);
+    file.new_dataset_builder()
+        .with_data(&parts)
+        .create("split")?;
+    file.new_dataset_builder()
+        .with_data(&Array1::<u8>::zeros(rows))
+        .create("status")?;
+    file.new_dataset_builder()
+        .with_data(&Array1::from_elem(rows, Reason::new()))
+        .create("skip_reason")?;
+    let attr = |name: &str, value: String| -> hdf5::Result<()> {
+        file.new_attr::<VarLenUnicode>()
+            .create(name)?
+            .write_scalar(&text(&value))
+    };
+    let identity = &plan.identity;
+    attr("format_version", FORMAT_VERSION.to_string())?;
+    attr(
+        "identity",
+        serde_json::to_string(identity).expect("identity serialises"),
+    )?;
+    attr("tlearn_version", env!("CARGO_PKG_VERSION").to_string())?;
+    attr("model_sha256", identity.model_sha256.clone())?;
+    attr("layers", identity.layers.join(","))?;
+    attr(
+        "pooling",
+        serde_json::to_string(&identity.pooling).expect("serialises"),
+    )?;
+    attr(
+        "preprocessing",
+        serde_json::to_string(&identity.preprocessing).expect("serialises"),
+    )?;
+    attr("augment", identity.augment.clone())?;
+    attr("seed", identity.seed.to_string())?;
+    file.flush()?;
+    file.close()
+}

@@ -1,0 +1,380 @@
+//! Listing a data set's images and classes, and seeded stratified splits.
+//!
+//! Two layouts are understood: one sub-folder per class (any image data set), and the
+//! Oxford 17 flowers archive (`jpg/image_NNNN.jpg`, 80 images per class in file order).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Class names of the Oxford 17 flowers data set, in class-index order.
+pub const FLOWERS17_CLASSES: [&str; 17] = [
+    "Daffodil",
+    "Snowdrop",
+    "LilyValley",
+    "Bluebell",
+    "Crocus",
+    "Iris",
+    "Tigerlily",
+    "Tulip",
+    "Fritillary",
+    "Sunflower",
+    "Daisy",
+    "ColtsFoot",
+    "Dandelion",
+    "Cowslip",
+    "Buttercup",
+    "Windflower",
+    "Pansy",
+];
+
+/// Images per class in the Oxford 17 flowers data set.
+const FLOWERS17_PER_CLASS: usize = 80;
+
+/// File extensions taken as images when listing a folder (compared case-insensitively).
+const IMAGE_EXTENSIONS: [&str; 9] = [
+    "jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp", "ppm",
+];
+
+/// Errors met while listing a data set or splitting it.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// The data folder cannot be read.
+    #[error("cannot read data folder {path}: {source}")]
+    Unreadable {
+        /// The folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// No class with at least one image was found.
+    #[error("no images found in {0}: expected one sub-folder per class holding images, or the flowers layout (jpg/image_NNNN.jpg)")]
+    Empty(PathBuf),
+    /// Only one class: a classifier needs at least two.
+    #[error(
+        "only one class ({0}) found: a classifier needs at least two classes (one sub-folder each)"
+    )]
+    SingleClass(String),
+    /// The split fractions are not usable.
+    #[error("bad split {0}: give three fractions train,val,test that are >= 0 and sum to 1, e.g. 0.5,0.25,0.25")]
+    BadSplit(String),
+}
+
+/// The layout a data set was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// One sub-folder per class.
+    FolderPerClass,
+    /// The Oxford 17 flowers archive layout.
+    Flowers17,
+}
+
+/// One image of the data set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Path relative to the data set root, with `/` separators (stable across machines).
+    pub path: String,
+    /// Class index into [`DataSet::class_names`].
+    pub label: usize,
+}
+
+/// A data set: its root, classes and images, in a deterministic order.
+#[derive(Debug, Clone)]
+pub struct DataSet {
+    /// The folder the relative sample paths start from.
+    pub root: PathBuf,
+    /// How the folder was laid out.
+    pub layout: Layout,
+    /// Class names, index = label.
+    pub class_names: Vec<String>,
+    /// Images sorted by class, then path.
+    pub samples: Vec<Sample>,
+    /// Human-readable notes about what was left out (empty classes, unreadable sub-folders).
+    pub warnings: Vec<String>,
+}
+
+impl DataSet {
+    /// Lists the data set at `root`, recognising the flowers layout and falling back to folder-per-class.
+    pub fn open(root: &Path) -> Result<DataSet, DatasetError> {
+        let unreadable = |source| DatasetError::Unreadable {
+            path: root.to_path_buf(),
+            source,
+        };
+        std::fs::read_dir(root).map_err(unreadable)?;
+        let data = match flowers17_samples(root) {
+            Some(samples) => DataSet {
+                root: root.to_path_buf(),
+                layout: Layout::Flowers17,
+                class_names: FLOWERS17_CLASSES.iter().map(|s| s.to_string()).collect(),
+                samples,
+                warnings: Vec::new(),
+            },
+            None => folder_per_class(root)?,
+        };
+        if data.samples.is_empty() {
+            return Err(DatasetError::Empty(root.to_path_buf()));
+        }
+        if data.class_names.len() == 1 {
+            return Err(DatasetError::SingleClass(data.class_names[0].clone()));
+        }
+        Ok(data)
+    }
+
+    /// Absolute (root-joined) path of a sample.
+    pub fn full_path(&self, sample: &Sample) -> PathBuf {
+        self.root.join(&sample.path)
+    }
+
+    /// Labels of all samples, in order.
+    pub fn labels(&self) -> Vec<usize> {
+        self.samples.iter().map(|s| s.label).collect()
+    }
+}
+
+/// The flowers layout: `jpg/image_NNNN.jpg`, class = (NNNN - 1) / 80. `None` when absent.
+fn flowers17_samples(root: &Path) -> Option<Vec<Sample>> {
+    let jpg = root.join("jpg");
+    let mut samples = Vec::new();
+    for entry in std::fs::read_dir(&jpg).ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(number) = name
+            .strip_prefix("image_")
+            .and_then(|n| n.strip_suffix(".jpg"))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let label = number.checked_sub(1)? / FLOWERS17_PER_CLASS;
+        if label < FLOWERS17_CLASSES.len() {
+            samples.push(Sample {
+                path: format!("jpg/{name}"),
+                label,
+            });
+        }
+    }
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_by(|a, b| (a.label, &a.path).cmp(&(b.label, &b.path)));
+    Some(samples)
+}
+
+/// Folder-per-class: every sub-folder with at least one image file is a class, named after the folder.
+fn folder_per_class(root: &Path) -> Result<DataSet, DatasetError> {
+    let mut warnings = Vec::new();
+    let mut class_dirs: Vec<String> = std::fs::read_dir(root)
+        .map_err(|source| DatasetError::Unreadable {
+            path: root.to_path_buf(),
+            source,
+        })?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    class_dirs.sort();
+    let mut class_names = Vec::new();
+    let mut samples = Vec::new();
+    for class in class_dirs {
+        let dir = root.join(&class);
+        let mut files = match list_images(&dir, &class) {
+            Ok(files) => files,
+            Err(e) => {
+                warnings.push(format!(
+                    "class folder {}: unreadable ({e}); left out",
+                    dir.display()
+                ));
+                continue;
+            }
+        };
+        if files.is_empty() {
+            warnings.push(format!("class folder {class}/ holds no images; left out"));
+            continue;
+        }
+        files.sort();
+        let label = class_names.len();
+        class_names.push(class);
+        samples.extend(files.into_iter().map(|path| Sample { path, label }));
+    }
+    Ok(DataSet {
+        root: root.to_path_buf(),
+        layout: Layout::FolderPerClass,
+        class_names,
+        samples,
+        warnings,
+    })
+}
+
+/// Image files (by extension) directly in `dir`, as `prefix/name` paths.
+fn list_images(dir: &Path, prefix: &str) -> std::io::Result<Vec<String>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_image = Path::new(&name)
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()));
+        if is_image && entry.path().is_file() {
+            files.push(format!("{prefix}/{name}"));
+        }
+    }
+    Ok(files)
+}
+
+/// Which part of a split an image belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum Part {
+    /// Used to fit classifiers.
+    Train = 0,
+    /// Used to choose hyper-parameters.
+    Val = 1,
+    /// Held out for the final report.
+    Test = 2,
+}
+
+/// Fractions of each class that go to train / validation / test.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SplitSpec {
+    /// Fraction of each class used for training.
+    pub train: f64,
+    /// Fraction of each class used for validation.
+    pub val: f64,
+    /// Fraction of each class held out for testing (the rest).
+    pub test: f64,
+}
+
+impl Default for SplitSpec {
+    /// The flowers protocol: 40 / 20 / 20 of 80 images per class.
+    fn default() -> Self {
+        SplitSpec {
+            train: 0.5,
+            val: 0.25,
+            test: 0.25,
+        }
+    }
+}
+
+impl std::str::FromStr for SplitSpec {
+    type Err = DatasetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<f64> = s
+            .split(',')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| DatasetError::BadSplit(s.to_string()))?;
+        let [train, val, test] = parts[..] else {
+            return Err(DatasetError::BadSplit(s.to_string()));
+        };
+        let ok = [train, val, test].iter().all(|f| (0.0..=1.0).contains(f))
+            && ((train + val + test) - 1.0).abs() < 1e-6
+            && train > 0.0;
+        if !ok {
+            return Err(DatasetError::BadSplit(s.to_string()));
+        }
+        Ok(SplitSpec { train, val, test })
+    }
+}
+
+impl fmt::Display for SplitSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{},{},{}", self.train, self.val, self.test)
+    }
+}
+
+/// `count` seeded stratified splits: element `[k][i]` is the part of sample `i` in split `k`.
+///
+/// Within each class the images are shuffled (seed, split index) and cut into
+/// round(n * train) training and round(n * val) validation images, the rest for testing.
+pub fn stratified_splits(
+    labels: &[usize],
+    spec: SplitSpec,
+    count: usize,
+    seed: u64,
+) -> Vec<Vec<Part>> {
+    let classes = labels.iter().copied().max().map_or(0, |m| m + 1);
+    (0..count)
+        .map(|k| {
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(k as u64));
+            let mut parts = vec![Part::Test; labels.len()];
+            for class in 0..classes {
+                let mut members: Vec<usize> =
+                    (0..labels.len()).filter(|&i| labels[i] == class).collect();
+                members.shuffle(&mut rng);
+                let n = members.len() as f64;
+                let n_train =
+                    ((n * spec.train).round() as usize).clamp(1.min(members.len()), members.len());
+                let n_val = ((n * spec.val).round() as usize).min(members.len() - n_train);
+                for (j, &i) in members.iter().enumerate() {
+                    parts[i] = if j < n_train {
+                        Part::Train
+                    } else if j < n_train + n_val {
+                        Part::Val
+                    } else {
+                        Part::Test
+                    };
+                }
+            }
+            parts
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flowers_sized_split_is_40_20_20_and_seeded() {
+        let labels: Vec<usize> = (0..17 * 80).map(|i| i / 80).collect();
+        let splits = stratified_splits(&labels, SplitSpec::default(), 3, 7);
+        for split in &splits {
+            for class in 0..17 {
+                let count = |p| {
+                    (0..labels.len())
+                        .filter(|&i| labels[i] == class && split[i] == p)
+                        .count()
+                };
+                assert_eq!(
+                    (count(Part::Train), count(Part::Val), count(Part::Test)),
+                    (40, 20, 20)
+                );
+            }
+        }
+        assert_ne!(splits[0], splits[1], "the three splits differ");
+        assert_eq!(
+            splits,
+            stratified_splits(&labels, SplitSpec::default(), 3, 7)
+        );
+        assert_ne!(
+            splits,
+            stratified_splits(&labels, SplitSpec::default(), 3, 8)
+        );
+    }
+
+    #[test]
+    fn split_spec_parses_and_refuses() {
+        let spec: SplitSpec = "0.6,0.2,0.2".parse().unwrap();
+        assert_eq!(spec.train, 0.6);
+        assert_eq!(spec.to_string().parse::<SplitSpec>().unwrap(), spec);
+        for bad in ["0.5,0.5", "0.5,0.4,0.4", "a,b,c", "0,0.5,0.5", "-0.5,1,0.5"] {
+            assert!(bad.parse::<SplitSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tiny_classes_keep_a_training_image() {
+        let labels = vec![0, 1, 1];
+        let split = &stratified_splits(&labels, SplitSpec::default(), 1, 1)[0];
+        assert_eq!(split[0], Part::Train);
+        assert_eq!(split.iter().filter(|p| **p == Part::Train).count(), 2);
+    }
+}

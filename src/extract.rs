@@ -1,0 +1,382 @@
+//! The feature-extraction run: plan the rows, then decode / augment / preprocess on rayon
+//! threads while the backbone runs the previous batch, and write each batch to the cache.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::augment::Recipe;
+use crate::backbone::{Backbone, BackboneError, ExecutionProvider, Pooling};
+use crate::cache::{CacheError, FeatureCache, Identity, Plan, RowPlan, RowStatus};
+use crate::dataset::{stratified_splits, DataSet, DatasetError, Part, SplitSpec};
+use crate::preprocess::{load_rgb, DecodeLimits, PreprocessError, Preprocessing};
+
+/// Batches decoded ahead of the one the backbone is running: enough to hide decoding.
+const PREFETCH_BATCHES: usize = 2;
+
+/// Errors that stop an extraction run (bad single images are skipped, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The data set could not be listed.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// The backbone could not be loaded or run.
+    #[error(transparent)]
+    Backbone(#[from] BackboneError),
+    /// The cache could not be created, opened or written.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// `--strict` and some images cannot be used; nothing was written.
+    #[error("--strict: {} image(s) cannot be used, nothing was written:\n  {}", .0.len(), .0.join("\n  "))]
+    Strict(Vec<String>),
+    /// The backbone produced NaN or infinite features: the model (or its preprocessing) is broken.
+    #[error("the backbone produced non-finite features for {0}: check the model file and its descriptor's preprocessing (rows written so far are kept)")]
+    NonFinite(String),
+}
+
+/// What to extract, from where, into which cache.
+#[derive(Debug, Clone)]
+pub struct ExtractConfig {
+    /// Data set root (folder per class, or the flowers layout).
+    pub data: PathBuf,
+    /// Backbone ONNX file (its descriptor sits beside it).
+    pub model: PathBuf,
+    /// Layers whose pooled outputs are concatenated.
+    pub layers: Vec<String>,
+    /// Pooling of each layer.
+    pub pooling: Pooling,
+    /// Augmentation recipe for the copies.
+    pub recipe: Recipe,
+    /// Augmented copies per augmented image.
+    pub copies: u32,
+    /// Augment every image, not only those that are training images in some split.
+    pub augment_all: bool,
+    /// Split fractions.
+    pub split: SplitSpec,
+    /// Number of seeded splits.
+    pub splits: usize,
+    /// Seed of splits and augmentation.
+    pub seed: u64,
+    /// Images per backbone run.
+    pub batch: usize,
+    /// Execution provider.
+    pub ep: ExecutionProvider,
+    /// ONNX Runtime intra-op threads.
+    pub threads: usize,
+    /// Fail before writing anything if any image cannot be used.
+    pub strict: bool,
+    /// Decoding limits for untrusted images.
+    pub limits: DecodeLimits,
+    /// Keep only the first N images of each class (small slices for tests and benchmarks).
+    pub per_class: Option<usize>,
+    /// The cache file.
+    pub out: PathBuf,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What a run did, printed at its end and returned to callers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Source images in the data set.
+    pub images: usize,
+    /// Rows in the cache (images plus augmented copies).
+    pub rows: usize,
+    /// Rows computed by this run.
+    pub computed: usize,
+    /// Rows that were already in the cache.
+    pub reused: usize,
+    /// Images that could not be used, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Length of a feature row.
+    pub dims: usize,
+    /// Wall-clock seconds of this run's extraction.
+    pub seconds: f64,
+    /// Rows computed per second.
+    pub rows_per_second: f64,
+    /// True if the run stopped early on request; re-running resumes.
+    pub interrupted: bool,
+}
+
+/// One batch ready for the backbone.
+pub(crate) struct Prepared {
+    pub(crate) rows: Vec<usize>,
+    pub(crate) tensor: Vec<f32>,
+    pub(crate) failed: Vec<(Vec<usize>, String)>,
+}
+
+/// Lists the data set and plans every row, without touching the model or the cache.
+pub fn plan_rows(cfg: &ExtractConfig, data: &DataSet) -> Vec<RowPlan> {
+    let labels = data.labels();
+    let splits = stratified_splits(&labels, cfg.split, cfg.splits, cfg.seed);
+    let augmenting = !cfg.recipe.is_none() && cfg.copies > 0;
+    let mut rows = Vec::new();
+    for (i, sample) in data.samples.iter().enumerate() {
+        let parts: Vec<u8> = splits.iter().map(|s| s[i] as u8).collect();
+        let trains = splits.iter().any(|s| s[i] == Part::Train);
+        let copies = if augmenting && (cfg.augment_all || trains) {
+            cfg.copies
+        } else {
+            0
+        };
+        for copy in 0..=copies {
+            let augment = if copy == 0 {
+                String::new()
+            } else {
+                let params = cfg.recipe.sample(cfg.seed, &sample.path, copy);
+                serde_json::to_string(&params).expect("augment params serialise")
+            };
+            rows.push(RowPlan {
+                image: i as u32,
+                path: sample.path.clone(),
+                label: sample.label as i32,
+                copy: copy as u16,
+                augment,
+                parts: parts.clone(),
+            });
+        }
+    }
+    rows
+}
+
+/// The data set, the planned rows and the loaded backbone of one run.
+pub(crate) struct Setup {
+    pub(crate) data: DataSet,
+    pub(crate) plan: Plan,
+    pub(crate) backbone: Backbone,
+}
+
+/// Lists the data, plans the rows and opens the backbone (probing its feature length).
+pub(crate) fn setup(cfg: &ExtractConfig) -> Result<Setup, ExtractError> {
+    let mut data = DataSet::open(&cfg.data)?;
+    if let Some(n) = cfg.per_class {
+        let mut kept = vec![0usize; data.class_names.len()];
+        data.samples.retain(|s| {
+            kept[s.label] += 1;
+            kept[s.label] <= n
+        });
+    }
+    for warning in &data.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let rows = plan_rows(cfg, &data);
+    if cfg.strict {
+        check_all_images(&data, &cfg.limits)?;
+    }
+    let mut backbone = Backbone::open(&cfg.model, &cfg.layers, cfg.ep, cfg.threads)?;
+    let preprocessing = backbone.descriptor.preprocessing.clone();
+    let probe = vec![0f32; preprocessing.chw_len()];
+    let dims = backbone.features(&probe, 1, cfg.pooling)?.ncols();
+    let plan = Plan {
+        identity: Identity {
+            model_name: backbone.descriptor.name.clone(),
+            model_sha256: backbone.descriptor.sha256.clone(),
+            layers: cfg.layers.clone(),
+            pooling: cfg.pooling,
+            preprocessing,
+            augment: cfg.recipe.to_string(),
+            copies: cfg.copies,
+            seed: cfg.seed,
+            split: cfg.split,
+            splits: cfg.splits,
+            dims,
+        },
+        class_names: data.class_names.clone(),
+        rows,
+    };
+    Ok(Setup {
+        data,
+        plan,
+        backbone,
+    })
+}
+
+/// Runs (or resumes) an extraction; `stop` ends it cleanly after the batch in flight.
+pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractError> {
+    let Setup {
+        data,
+        plan,
+        mut backbone,
+    } = setup(cfg)?;
+    let preprocessing = plan.identity.preprocessing.clone();
+    let dims = plan.identity.dims;
+    let cache = FeatureCache::create_or_resume(&cfg.out, &plan)?;
+    let status = cache.status()?;
+    let pending: Vec<usize> = (0..status.len())
+        .filter(|&r| status[r] == RowStatus::Missing)
+        .collect();
+    let reused = status.iter().filter(|s| **s == RowStatus::Done).count();
+
+    let bar = progress_bar(cfg.progress, pending.len());
+    let start = Instant::now();
+    let mut computed = 0;
+    let mut interrupted = false;
+    let (sender, receiver) = crossbeam_channel::bounded::<Prepared>(PREFETCH_BATCHES);
+    let outcome = std::thread::scope(|scope| -> Result<(), ExtractError> {
+        let producer_plan = &plan;
+        let data = &data;
+        let prep = &preprocessing;
+        scope.spawn(move || {
+            for batch in pending.chunks(cfg.batch.max(1)) {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let prepared = prepare_batch(batch, producer_plan, data, prep, &cfg.limits);
+                if sender.send(prepared).is_err() {
+                    break;
+                }
+            }
+        });
+        for prepared in receiver.iter() {
+            if !prepared.rows.is_empty() {
+                let features =
+                    backbone.features(&prepared.tensor, prepared.rows.len(), cfg.pooling)?;
+                if let Some(bad) = features
+                    .outer_iter()
+                    .position(|r| r.iter().any(|v| !v.is_finite()))
+                {
+                    return Err(ExtractError::NonFinite(
+                        plan.rows[prepared.rows[bad]].path.clone(),
+                    ));
+                }
+                cache.write_rows(&prepared.rows, features.view())?;
+                computed += prepared.rows.len();
+            }
+            for (rows, reason) in &prepared.failed {
+                cache.mark_skipped(rows, reason)?;
+            }
+            bar.inc(
+                (prepared.rows.len() + prepared.failed.iter().map(|f| f.0.len()).sum::<usize>())
+                    as u64,
+            );
+            if stop.load(Ordering::Relaxed) {
+                interrupted = true;
+                break;
+            }
+        }
+        drop(receiver);
+        Ok(())
+    });
+    bar.finish_and_clear();
+    outcome?;
+    let seconds = start.elapsed().as_secs_f64();
+    let mut skipped: Vec<(String, String)> = cache
+        .skipped()?
+        .into_iter()
+        .filter(|(row, _)| plan.rows[*row].copy == 0)
+        .map(|(row, reason)| (plan.rows[row].path.clone(), reason))
+        .collect();
+    skipped.sort();
+    Ok(Summary {
+        images: data.samples.len(),
+        rows: plan.rows.len(),
+        computed,
+        reused,
+        skipped,
+        dims,
+        seconds,
+        rows_per_second: if seconds > 0.0 {
+            computed as f64 / seconds
+        } else {
+            0.0
+        },
+        interrupted,
+    })
+}
+
+/// Decodes each source image of the batch once, then augments and preprocesses each of its rows.
+pub(crate) fn prepare_batch(
+    batch: &[usize],
+    plan: &Plan,
+    data: &DataSet,
+    prep: &Preprocessing,
+    limits: &DecodeLimits,
+) -> Prepared {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for &row in batch {
+        match groups.last_mut() {
+            Some(group) if plan.rows[group[0]].image == plan.rows[row].image => group.push(row),
+            _ => groups.push(vec![row]),
+        }
+    }
+    let chw = prep.chw_len();
+    let results: Vec<Result<Vec<(usize, Vec<f32>)>, (Vec<usize>, String)>> = groups
+        .into_par_iter()
+        .map(|group| {
+            let row = &plan.rows[group[0]];
+            let image = load_rgb(&data.root.join(&row.path), limits)
+                .map_err(|e: PreprocessError| (group.clone(), e.to_string()))?;
+            Ok(group
+                .iter()
+                .map(|&r| {
+                    let params = &plan.rows[r].augment;
+                    let augmented = if params.is_empty() {
+                        None
+                    } else {
+                        let params: crate::augment::AugmentParams =
+                            serde_json::from_str(params).expect("planned params parse");
+                        Some(params.apply(&image))
+                    };
+                    let resized = prep.resize(augmented.as_ref().unwrap_or(&image));
+                    let mut tensor = vec![0f32; chw];
+                    prep.write_chw(&resized, &mut tensor);
+                    (r, tensor)
+                })
+                .collect())
+        })
+        .collect();
+    let mut prepared = Prepared {
+        rows: Vec::with_capacity(batch.len()),
+        tensor: Vec::with_capacity(batch.len() * chw),
+        failed: Vec::new(),
+    };
+    for result in results {
+        match result {
+            Ok(rows) => {
+                for (row, tensor) in rows {
+                    prepared.rows.push(row);
+                    prepared.tensor.extend_from_slice(&tensor);
+                }
+            }
+            Err(failure) => prepared.failed.push(failure),
+        }
+    }
+    prepared
+}
+
+/// Decodes every image once; lists all that fail.
+fn check_all_images(data: &DataSet, limits: &DecodeLimits) -> Result<(), ExtractError> {
+    let mut failures: Vec<String> = data
+        .samples
+        .par_iter()
+        .filter_map(|s| {
+            load_rgb(&data.full_path(s), limits)
+                .err()
+                .map(|e| e.to_string())
+        })
+        .collect();
+    failures.sort();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(ExtractError::Strict(failures))
+    }
+}
+
+fn progress_bar(show: bool, len: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40.cyan/blue} {pos}/{len} rows  {per_sec}  elapsed {elapsed}  ETA {eta}",
+        )
+        .expect("valid template"),
+    );
+    bar
+}

@@ -1,0 +1,14 @@
+//! tlearn: transfer learning on small image data sets.
+//!
+//! The modules follow the pipeline, data flowing one way:
+//! `dataset` -> `augment` -> `preprocess` -> `backbone` (ONNX Runtime) -> `cache` (HDF5),
+//! with `extract` driving the whole run. `onnx` reads, edits and writes ONNX models.
+
+pub mod augment;
+pub mod backbone;
+pub mod bench;
+pub mod cache;
+pub mod dataset;
+pub mod extract;
+pub mod onnx;
+pub mod preprocess;

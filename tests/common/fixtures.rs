@@ -1,0 +1,134 @@
+//! Fixtures for the pipeline tests: a tiny backbone with its descriptor, generated image
+//! folders, the real VGG16 and flowers slice, and the CLI binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use image::{Rgb, RgbImage};
+use tlearn::augment::Recipe;
+use tlearn::backbone::{sha256_file, ExecutionProvider, Pooling};
+use tlearn::extract::ExtractConfig;
+use tlearn::preprocess::{DecodeLimits, Preprocessing};
+
+/// Writes [`super::tiny_vgg`] and its descriptor (32 x 32 input, caffe preprocessing) into `dir`.
+pub fn tiny_backbone(dir: &Path) -> PathBuf {
+    let model = dir.join("tiny.onnx");
+    super::tiny_vgg().save(&model).expect("tiny model saves");
+    let preprocessing = toml::to_string(&Preprocessing::caffe(32)).expect("serialises");
+    let descriptor = format!(
+        "name = \"tiny\"\nsha256 = \"{}\"\ninput = \"input\"\nlayers = [\"block1_pool\", \"block2_pool\"]\n\n[preprocessing]\n{preprocessing}",
+        sha256_file(&model).expect("hashable")
+    );
+    std::fs::write(dir.join("tiny.toml"), descriptor).expect("descriptor writes");
+    model
+}
+
+/// A folder-per-class data set of generated images: each class its own colour and stripe pattern.
+pub fn image_folder(dir: &Path, classes: usize, per_class: usize) -> PathBuf {
+    let root = dir.join("images");
+    for c in 0..classes {
+        let class_dir = root.join(format!("class_{c}"));
+        std::fs::create_dir_all(&class_dir).expect("mkdir");
+        for i in 0..per_class {
+            let (w, h) = (40 + 7 * i as u32, 30 + 5 * c as u32);
+            let img = RgbImage::from_fn(w, h, |x, y| {
+                let stripe = ((x + y * c as u32 + i as u32) / (2 + c as u32)) % 2 == 0;
+                let base = [(60 * c) as u8, (255 - 40 * c) as u8, (17 * i) as u8];
+                if stripe {
+                    Rgb(base)
+                } else {
+                    Rgb([base[0] / 2, base[1] / 3, 255 - base[2]])
+                }
+            });
+            img.save(class_dir.join(format!("img_{i:02}.png"))).expect("png saves");
+        }
+    }
+    root
+}
+
+/// An extraction of `data` with `model` into `out`: flatten of block2_pool, no augmentation, one split.
+pub fn config(data: &Path, model: &Path, out: &Path) -> ExtractConfig {
+    ExtractConfig {
+        data: data.to_path_buf(),
+        model: model.to_path_buf(),
+        layers: vec!["block2_pool".into()],
+        pooling: Pooling::Flatten,
+        recipe: Recipe::default(),
+        copies: 0,
+        augment_all: false,
+        split: Default::default(),
+        splits: 1,
+        seed: 7,
+        batch: 4,
+        ep: ExecutionProvider::Cpu,
+        threads: 1,
+        strict: false,
+        limits: DecodeLimits::default(),
+        per_class: None,
+        out: out.to_path_buf(),
+        progress: false,
+    }
+}
+
+/// Serialises the tests of one binary that spawn processes: a child inherits every file
+/// descriptor open at the fork, so an HDF5 file open in a parallel test would stay locked.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The `tlearn` binary built for these tests.
+pub fn tlearn() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tlearn"))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The real VGG16 built by `make models`; a clear failure when it is missing.
+pub fn vgg16() -> PathBuf {
+    let model = repo().join("models/vgg16.onnx");
+    assert!(model.exists(), "{} is missing: run `make models` (or `make test`, which builds it)", model.display());
+    model
+}
+
+/// The Oxford 17 flowers (FLOWERS17_DIR, else ../shared/flowers17); a clear failure when missing.
+pub fn flowers() -> PathBuf {
+    let dir = std::env::var_os("FLOWERS17_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/flowers17"));
+    assert!(dir.join("jpg").is_dir(), "flowers data set not found at {}: set FLOWERS17_DIR or run `make data`", dir.display());
+    dir
+}
+
+/// A folder-per-class slice of the flowers: the first `per_class` images of the first `classes` classes.
+pub fn flowers_slice(dir: &Path, classes: usize, per_class: usize) -> PathBuf {
+    let source = flowers().join("jpg");
+    let root = dir.join("flowers-slice");
+    for c in 0..classes {
+        let class_dir = root.join(tlearn::dataset::FLOWERS17_CLASSES[c]);
+        std::fs::create_dir_all(&class_dir).expect("mkdir");
+        for i in 0..per_class {
+            let name = format!("image_{:04}.jpg", c * 80 + i + 1);
+            std::fs::copy(source.join(&name), class_dir.join(&name)).expect("copy flower image");
+        }
+    }
+    root
+}
+
+/// The Python with numpy, pillow, h5py, onnx and onnxruntime that `make venv` sets up.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("TLEARN_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"));
+    assert!(python.exists(), "{} is missing: run `make venv` (or `make test`)", python.display());
+    python
+}
+
+/// Reads the `features` dataset of a cache as raw little-endian bytes, for exact comparisons.
+pub fn feature_bytes(cache: &Path) -> Vec<u8> {
+    let features = tlearn::cache::FeatureCache::open(cache).expect("cache opens").features().expect("features read");
+    features.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
