@@ -172,10 +172,14 @@ impl FeatureCache {
             path: path.to_path_buf(),
             reason,
         };
+        // A strong close degree: dropping the cache closes the file at once, not whenever the
+        // last dataset handle goes, so a following open never meets a stale lock.
+        let mut builder = hdf5::File::with_options();
+        builder.with_fapl(|fapl| fapl.fclose_degree(FileCloseDegree::Strong));
         let file = if write {
-            hdf5::File::open_rw(path)
+            builder.open_rw(path)
         } else {
-            hdf5::File::open(path)
+            builder.open(path)
         }
         .map_err(|e| not_cache(e.to_string()))?;
         let read_attr = |name: &str| -> Result<String, CacheError> {

@@ -13,7 +13,18 @@ fn cli_features_then_cache_info() {
     let data = image_folder(dir.path(), 2, 3);
     let out = dir.path().join("f.h5");
     let status = tlearn()
-        .args(["features", "--quiet", "--layer", "block1_pool,block2_pool", "--pool", "avg", "--augment", "flip", "--copies", "1"])
+        .args([
+            "features",
+            "--quiet",
+            "--layer",
+            "block1_pool,block2_pool",
+            "--pool",
+            "avg",
+            "--augment",
+            "flip",
+            "--copies",
+            "1",
+        ])
         .arg("--data")
         .arg(&data)
         .arg("--model")
@@ -24,13 +35,19 @@ fn cli_features_then_cache_info() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&status.stderr);
     assert!(status.status.success(), "{stderr}");
-    assert!(stderr.contains("6 images") && stderr.contains("12 features"), "{stderr}");
+    assert!(
+        stderr.contains("6 images") && stderr.contains("12 features"),
+        "{stderr}"
+    );
     let info = tlearn().arg("cache").arg(&out).output().unwrap();
     let stdout = String::from_utf8_lossy(&info.stdout);
     assert!(stdout.contains("done, 0 missing, 0 skipped"), "{stdout}");
 
-    let bad = tlearn().args(["features", "--quiet", "--split", "0.9,0.9,0.1", "--data"]).arg(&data).output().unwrap();
+    let bad = tlearn()
+        .args(["features", "--quiet", "--split", "0.9,0.9,0.1", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("sum to 1"));
 }
-

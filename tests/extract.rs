@@ -21,16 +21,33 @@ fn features_of_every_image_land_in_the_cache() {
     let out = dir.path().join("f.h5");
     let summary = run(&config(&data, &model, &out), &go()).unwrap();
     // 32x32 input, two 2x2 pools -> 8 channels of 8x8.
-    assert_eq!((summary.images, summary.rows, summary.computed, summary.dims), (15, 15, 15, 512));
+    assert_eq!(
+        (summary.images, summary.rows, summary.computed, summary.dims),
+        (15, 15, 15, 512)
+    );
     let cache = FeatureCache::open(&out).unwrap();
-    assert!(cache.status().unwrap().iter().all(|s| *s == RowStatus::Done));
-    assert_eq!(cache.class_names().unwrap(), ["class_0", "class_1", "class_2"]);
-    assert_eq!(cache.labels().unwrap(), [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
+    assert!(cache
+        .status()
+        .unwrap()
+        .iter()
+        .all(|s| *s == RowStatus::Done));
+    assert_eq!(
+        cache.class_names().unwrap(),
+        ["class_0", "class_1", "class_2"]
+    );
+    assert_eq!(
+        cache.labels().unwrap(),
+        [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2]
+    );
     assert_eq!(cache.paths().unwrap()[6], "class_1/img_01.png");
     let features = cache.features().unwrap();
     assert_eq!(features.dim(), (15, 512));
     assert!(features.iter().all(|v| v.is_finite()) && features.iter().any(|v| *v != 0.0));
-    assert_ne!(features.row(0), features.row(5), "different images, different features");
+    assert_ne!(
+        features.row(0),
+        features.row(5),
+        "different images, different features"
+    );
 }
 
 #[test]
@@ -44,9 +61,21 @@ fn layers_concatenate_and_pooling_sets_the_length() {
     assert_eq!(run(&cfg, &go()).unwrap().dims, 4 + 8);
     cfg.pooling = Pooling::Max;
     cfg.out = dir.path().join("m.h5");
-    let max = FeatureCache::open(&{ run(&cfg, &go()).unwrap(); cfg.out.clone() }).unwrap().features().unwrap();
-    let avg = FeatureCache::open(&dir.path().join("a.h5")).unwrap().features().unwrap();
-    assert!(max.iter().zip(avg.iter()).all(|(m, a)| m >= a), "max pooling >= average pooling");
+    let max = FeatureCache::open(&{
+        run(&cfg, &go()).unwrap();
+        cfg.out.clone()
+    })
+    .unwrap()
+    .features()
+    .unwrap();
+    let avg = FeatureCache::open(&dir.path().join("a.h5"))
+        .unwrap()
+        .features()
+        .unwrap();
+    assert!(
+        max.iter().zip(avg.iter()).all(|(m, a)| m >= a),
+        "max pooling >= average pooling"
+    );
 }
 
 #[test]
@@ -61,16 +90,32 @@ fn augmented_copies_only_of_training_images_and_deterministic() {
     // One split of 4 per class: 2 train images per class get 2 copies each.
     assert_eq!(summary.rows, 8 + 2 * 2 * 2);
     let cache = FeatureCache::open(&cfg.out).unwrap();
-    let (copies, splits, features) = (cache.copies().unwrap(), cache.splits().unwrap(), cache.features().unwrap());
+    let (copies, splits, features) = (
+        cache.copies().unwrap(),
+        cache.splits().unwrap(),
+        cache.features().unwrap(),
+    );
     for row in 0..summary.rows {
         if copies[row] > 0 {
-            assert_eq!(splits[[row, 0]], 0, "row {row} is a copy of a non-training image");
-            assert_ne!(features.row(row), features.row(row - copies[row] as usize), "a copy differs from its original");
+            assert_eq!(
+                splits[[row, 0]],
+                0,
+                "row {row} is a copy of a non-training image"
+            );
+            assert_ne!(
+                features.row(row),
+                features.row(row - copies[row] as usize),
+                "a copy differs from its original"
+            );
         }
     }
     cfg.out = dir.path().join("b.h5");
     run(&cfg, &go()).unwrap();
-    assert_eq!(feature_bytes(&dir.path().join("a.h5")), feature_bytes(&cfg.out), "same seed, same bytes");
+    assert_eq!(
+        feature_bytes(&dir.path().join("a.h5")),
+        feature_bytes(&cfg.out),
+        "same seed, same bytes"
+    );
 }
 
 #[test]
@@ -85,8 +130,14 @@ fn resume_computes_only_missing_rows() {
         // Forget rows 3..7 as a killed run would have: features zero, status missing.
         let file = hdf5::File::open_rw(&cfg.out).unwrap();
         let zeros = ndarray::Array2::<f32>::zeros((4, 512));
-        file.dataset("features").unwrap().write_slice(&zeros, ndarray::s![3..7, ..]).unwrap();
-        file.dataset("status").unwrap().write_slice(&ndarray::Array1::<u8>::zeros(4), ndarray::s![3..7]).unwrap();
+        file.dataset("features")
+            .unwrap()
+            .write_slice(&zeros, ndarray::s![3..7, ..])
+            .unwrap();
+        file.dataset("status")
+            .unwrap()
+            .write_slice(&ndarray::Array1::<u8>::zeros(4), ndarray::s![3..7])
+            .unwrap();
     }
     let summary = run(&cfg, &go()).unwrap();
     assert_eq!((summary.computed, summary.reused), (4, 6));
@@ -105,7 +156,10 @@ fn a_cache_made_otherwise_is_refused_and_left_untouched() {
     let before = std::fs::read(&cfg.out).unwrap();
     cfg.pooling = Pooling::Avg;
     let err = run(&cfg, &go()).unwrap_err();
-    assert!(matches!(err, ExtractError::Cache(CacheError::Mismatch { .. })), "{err}");
+    assert!(
+        matches!(err, ExtractError::Cache(CacheError::Mismatch { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("pooling"), "{err}");
     cfg.pooling = Pooling::Flatten;
     image_folder(&dir.path().join("more"), 2, 4);
@@ -125,28 +179,55 @@ fn bad_images_are_skipped_listed_and_strict_writes_nothing() {
     std::fs::write(class0.join("text.png"), b"this is not an image at all").unwrap();
     let jpeg = std::fs::read(class0.join("img_00.png")).unwrap();
     std::fs::write(class0.join("truncated.png"), &jpeg[..jpeg.len() / 2]).unwrap();
-    image::RgbImage::new(1, 1).save(class0.join("dot.png")).unwrap();
-    image::GrayImage::from_pixel(20, 20, image::Luma([90])).save(class0.join("gray.png")).unwrap();
-    image::RgbaImage::from_pixel(20, 20, image::Rgba([9, 80, 200, 10])).save(class0.join("alpha.png")).unwrap();
-    image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(20, 20, image::Rgb([4000u16, 60000, 9])).save(class0.join("deep.png")).unwrap();
+    image::RgbImage::new(1, 1)
+        .save(class0.join("dot.png"))
+        .unwrap();
+    image::GrayImage::from_pixel(20, 20, image::Luma([90]))
+        .save(class0.join("gray.png"))
+        .unwrap();
+    image::RgbaImage::from_pixel(20, 20, image::Rgba([9, 80, 200, 10]))
+        .save(class0.join("alpha.png"))
+        .unwrap();
+    image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(20, 20, image::Rgb([4000u16, 60000, 9]))
+        .save(class0.join("deep.png"))
+        .unwrap();
     std::fs::create_dir_all(data.join("class_empty")).unwrap();
 
     let mut cfg = config(&data, &model, &dir.path().join("strict.h5"));
     cfg.strict = true;
     let err = run(&cfg, &go()).unwrap_err();
-    assert!(matches!(&err, ExtractError::Strict(bad) if bad.len() == 4), "{err}");
+    assert!(
+        matches!(&err, ExtractError::Strict(bad) if bad.len() == 4),
+        "{err}"
+    );
     assert!(!cfg.out.exists(), "--strict failed before writing anything");
 
     cfg.strict = false;
     cfg.out = dir.path().join("f.h5");
     let summary = run(&cfg, &go()).unwrap();
     let skipped: Vec<&str> = summary.skipped.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(skipped, ["class_0/dot.png", "class_0/empty.jpg", "class_0/text.png", "class_0/truncated.png"]);
+    assert_eq!(
+        skipped,
+        [
+            "class_0/dot.png",
+            "class_0/empty.jpg",
+            "class_0/text.png",
+            "class_0/truncated.png"
+        ]
+    );
     assert!(summary.skipped.iter().all(|(_, reason)| !reason.is_empty()));
-    assert_eq!(summary.computed, summary.rows - 4, "grayscale, alpha and 16-bit images are used");
+    assert_eq!(
+        summary.computed,
+        summary.rows - 4,
+        "grayscale, alpha and 16-bit images are used"
+    );
     let cache = FeatureCache::open(&cfg.out).unwrap();
     assert_eq!(cache.skipped().unwrap().len(), 4);
-    assert_eq!(cache.class_names().unwrap(), ["class_0", "class_1"], "the empty class is left out");
+    assert_eq!(
+        cache.class_names().unwrap(),
+        ["class_0", "class_1"],
+        "the empty class is left out"
+    );
 }
 
 #[test]
@@ -161,9 +242,17 @@ fn non_finite_features_stop_the_run_with_a_clear_error() {
     broken.save(&model).unwrap();
     let descriptor = dir.path().join("tiny.toml");
     let text = std::fs::read_to_string(&descriptor).unwrap();
-    let old = text.lines().find(|l| l.starts_with("sha256")).unwrap().to_string();
+    let old = text
+        .lines()
+        .find(|l| l.starts_with("sha256"))
+        .unwrap()
+        .to_string();
     let sha = tlearn::backbone::sha256_file(&model).unwrap();
-    std::fs::write(&descriptor, text.replace(&old, &format!("sha256 = \"{sha}\""))).unwrap();
+    std::fs::write(
+        &descriptor,
+        text.replace(&old, &format!("sha256 = \"{sha}\"")),
+    )
+    .unwrap();
     let data = image_folder(dir.path(), 2, 2);
     let err = run(&config(&data, &model, &dir.path().join("f.h5")), &go()).unwrap_err();
     assert!(matches!(err, ExtractError::NonFinite(_)), "{err}");
@@ -177,13 +266,28 @@ fn wrong_models_are_refused() {
     let mut cfg = config(&data, &model, &dir.path().join("f.h5"));
     cfg.layers = vec!["block9_pool".into()];
     let err = run(&cfg, &go()).unwrap_err();
-    assert!(matches!(err, ExtractError::Backbone(BackboneError::UnknownLayer { .. })), "{err}");
-    assert!(err.to_string().contains("block1_pool, block2_pool"), "{err}");
+    assert!(
+        matches!(
+            err,
+            ExtractError::Backbone(BackboneError::UnknownLayer { .. })
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("block1_pool, block2_pool"),
+        "{err}"
+    );
 
     cfg.layers = vec!["block2_pool".into()];
     cfg.ep = ExecutionProvider::Cuda;
     let err = run(&cfg, &go()).unwrap_err();
-    assert!(matches!(err, ExtractError::Backbone(BackboneError::CudaUnavailable(_))), "never a silent CPU fall-back: {err}");
+    assert!(
+        matches!(
+            err,
+            ExtractError::Backbone(BackboneError::CudaUnavailable(_))
+        ),
+        "never a silent CPU fall-back: {err}"
+    );
 
     cfg.ep = ExecutionProvider::Cpu;
     let mut bytes = std::fs::read(&model).unwrap();
@@ -191,10 +295,19 @@ fn wrong_models_are_refused() {
     bytes[last] ^= 1;
     std::fs::write(&model, bytes).unwrap();
     let err = run(&cfg, &go()).unwrap_err();
-    assert!(matches!(err, ExtractError::Backbone(BackboneError::Checksum { .. })), "{err}");
+    assert!(
+        matches!(err, ExtractError::Backbone(BackboneError::Checksum { .. })),
+        "{err}"
+    );
 
     std::fs::remove_file(dir.path().join("tiny.toml")).unwrap();
     let err = run(&cfg, &go()).unwrap_err();
-    assert!(matches!(err, ExtractError::Backbone(BackboneError::Descriptor { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            ExtractError::Backbone(BackboneError::Descriptor { .. })
+        ),
+        "{err}"
+    );
     assert!(!cfg.out.exists());
 }

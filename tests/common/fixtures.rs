@@ -40,7 +40,8 @@ pub fn image_folder(dir: &Path, classes: usize, per_class: usize) -> PathBuf {
                     Rgb([base[0] / 2, base[1] / 3, 255 - base[2]])
                 }
             });
-            img.save(class_dir.join(format!("img_{i:02}.png"))).expect("png saves");
+            img.save(class_dir.join(format!("img_{i:02}.png")))
+                .expect("png saves");
         }
     }
     root
@@ -90,7 +91,11 @@ pub fn repo() -> PathBuf {
 /// The real VGG16 built by `make models`; a clear failure when it is missing.
 pub fn vgg16() -> PathBuf {
     let model = repo().join("models/vgg16.onnx");
-    assert!(model.exists(), "{} is missing: run `make models` (or `make test`, which builds it)", model.display());
+    assert!(
+        model.exists(),
+        "{} is missing: run `make models` (or `make test`, which builds it)",
+        model.display()
+    );
     model
 }
 
@@ -99,7 +104,11 @@ pub fn flowers() -> PathBuf {
     let dir = std::env::var_os("FLOWERS17_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("../shared/flowers17"));
-    assert!(dir.join("jpg").is_dir(), "flowers data set not found at {}: set FLOWERS17_DIR or run `make data`", dir.display());
+    assert!(
+        dir.join("jpg").is_dir(),
+        "flowers data set not found at {}: set FLOWERS17_DIR or run `make data`",
+        dir.display()
+    );
     dir
 }
 
@@ -123,12 +132,19 @@ pub fn python() -> PathBuf {
     let python = std::env::var_os("TLEARN_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(".venv/bin/python"));
-    assert!(python.exists(), "{} is missing: run `make venv` (or `make test`)", python.display());
+    assert!(
+        python.exists(),
+        "{} is missing: run `make venv` (or `make test`)",
+        python.display()
+    );
     python
 }
 
 /// Reads the `features` dataset of a cache as raw little-endian bytes, for exact comparisons.
 pub fn feature_bytes(cache: &Path) -> Vec<u8> {
-    let features = tlearn::cache::FeatureCache::open(cache).expect("cache opens").features().expect("features read");
+    let features = tlearn::cache::FeatureCache::open(cache)
+        .expect("cache opens")
+        .features()
+        .expect("features read");
     features.iter().flat_map(|v| v.to_le_bytes()).collect()
 }

@@ -2,6 +2,7 @@
 
 mod args;
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,11 +20,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => code,
+        // `tlearn model inspect x.onnx | head` closes the pipe early: not an error.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn dispatch(command: Command) -> Result<ExitCode> {
@@ -56,11 +65,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Model(ModelCommand::Inspect { input }) => {
             let model = Model::load(&input)?;
-            println!("inputs: {}", model.input_names().join(", "));
-            println!("outputs: {}", model.output_names().join(", "));
-            println!("tensors (any can be given to `model cut --output`):");
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "inputs: {}", model.input_names().join(", "))?;
+            writeln!(out, "outputs: {}", model.output_names().join(", "))?;
+            writeln!(out, "tensors (any can be given to `model cut --output`):")?;
             for name in model.tensor_names() {
-                println!("  {name}");
+                writeln!(out, "  {name}")?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -171,31 +181,39 @@ fn print_summary(cfg: &ExtractConfig, s: &Summary) {
 
 fn cache_info(path: &std::path::Path) -> Result<()> {
     let cache = FeatureCache::open(path)?;
+    let mut out = std::io::stdout().lock();
     let status = cache.status()?;
     let count = |s| status.iter().filter(|x| **x == s).count();
     let id = &cache.identity;
-    println!("{}", path.display());
-    println!(
+    writeln!(out, "{}", path.display())?;
+    writeln!(
+        out,
         "  rows: {} ({} done, {} missing, {} skipped)",
         cache.rows,
         count(RowStatus::Done),
         count(RowStatus::Missing),
         count(RowStatus::Skipped)
-    );
-    println!("  classes: {}", cache.class_names()?.join(", "));
-    println!("  model: {} (sha256 {})", id.model_name, id.model_sha256);
-    println!(
+    )?;
+    writeln!(out, "  classes: {}", cache.class_names()?.join(", "))?;
+    writeln!(
+        out,
+        "  model: {} (sha256 {})",
+        id.model_name, id.model_sha256
+    )?;
+    writeln!(
+        out,
         "  layers: {}  pooling: {:?}  dims: {}",
         id.layers.join(","),
         id.pooling,
         id.dims
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "  augment: {} x{}  seed: {}  splits: {} x {}",
         id.augment, id.copies, id.seed, id.splits, id.split
-    );
+    )?;
     for (row, reason) in cache.skipped()? {
-        println!("  skipped row {row}: {reason}");
+        writeln!(out, "  skipped row {row}: {reason}")?;
     }
     if cache.rows == 0 {
         bail!("the cache has no rows");
