@@ -9,11 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::augment::Recipe;
+use crate::augment::{AugmentParams, Recipe};
 use crate::backbone::{Backbone, BackboneError, ExecutionProvider, Pooling};
 use crate::cache::{CacheError, FeatureCache, Identity, Plan, RowPlan, RowStatus};
 use crate::dataset::{stratified_splits, DataSet, DatasetError, Part, SplitSpec};
-use crate::preprocess::{load_rgb, DecodeLimits, PreprocessError, Preprocessing};
+use crate::preprocess::{load_rgb, DecodeLimits, Preprocessing};
 
 /// Batches decoded ahead of the one the backbone is running: enough to hide decoding.
 const PREFETCH_BATCHES: usize = 2;
@@ -304,29 +304,24 @@ pub(crate) fn prepare_batch(
         }
     }
     let chw = prep.chw_len();
-    let results: Vec<Result<Vec<(usize, Vec<f32>)>, (Vec<usize>, String)>> = groups
-        .into_par_iter()
+    // Each group: the CHW tensors of its rows back to back, or why its image is unusable.
+    let tensors: Vec<Result<Vec<f32>, String>> = groups
+        .par_iter()
         .map(|group| {
-            let row = &plan.rows[group[0]];
-            let image = load_rgb(&data.root.join(&row.path), limits)
-                .map_err(|e: PreprocessError| (group.clone(), e.to_string()))?;
-            Ok(group
-                .iter()
-                .map(|&r| {
-                    let params = &plan.rows[r].augment;
-                    let augmented = if params.is_empty() {
-                        None
-                    } else {
-                        let params: crate::augment::AugmentParams =
-                            serde_json::from_str(params).expect("planned params parse");
-                        Some(params.apply(&image))
-                    };
-                    let resized = prep.resize(augmented.as_ref().unwrap_or(&image));
-                    let mut tensor = vec![0f32; chw];
-                    prep.write_chw(&resized, &mut tensor);
-                    (r, tensor)
-                })
-                .collect())
+            let image = load_rgb(&data.root.join(&plan.rows[group[0]].path), limits)
+                .map_err(|e| e.to_string())?;
+            let mut tensor = vec![0f32; chw * group.len()];
+            for (&row, out) in group.iter().zip(tensor.chunks_mut(chw)) {
+                let params = &plan.rows[row].augment;
+                if params.is_empty() {
+                    prep.write_chw(&prep.resize(&image), out);
+                } else {
+                    let params: AugmentParams =
+                        serde_json::from_str(params).expect("planned params parse");
+                    prep.write_chw(&prep.resize(&params.apply(&image)), out);
+                }
+            }
+            Ok(tensor)
         })
         .collect();
     let mut prepared = Prepared {
@@ -334,15 +329,13 @@ pub(crate) fn prepare_batch(
         tensor: Vec::with_capacity(batch.len() * chw),
         failed: Vec::new(),
     };
-    for result in results {
-        match result {
-            Ok(rows) => {
-                for (row, tensor) in rows {
-                    prepared.rows.push(row);
-                    prepared.tensor.extend_from_slice(&tensor);
-                }
+    for (group, tensor) in groups.into_iter().zip(tensors) {
+        match tensor {
+            Ok(tensor) => {
+                prepared.rows.extend(&group);
+                prepared.tensor.extend(tensor);
             }
-            Err(failure) => prepared.failed.push(failure),
+            Err(reason) => prepared.failed.push((group, reason)),
         }
     }
     prepared

@@ -32,7 +32,7 @@ pub fn image_folder(dir: &Path, classes: usize, per_class: usize) -> PathBuf {
         for i in 0..per_class {
             let (w, h) = (40 + 7 * i as u32, 30 + 5 * c as u32);
             let img = RgbImage::from_fn(w, h, |x, y| {
-                let stripe = ((x + y * c as u32 + i as u32) / (2 + c as u32)) % 2 == 0;
+                let stripe = ((x + y * c as u32 + i as u32) / (2 + c as u32)).is_multiple_of(2);
                 let base = [(60 * c) as u8, (255 - 40 * c) as u8, (17 * i) as u8];
                 if stripe {
                     Rgb(base)

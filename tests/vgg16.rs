@@ -1,0 +1,196 @@
+//! The real VGG16 on a real slice of the flowers: agreement with an independent Python
+//! computation, determinism, and a run killed or interrupted mid-way then resumed.
+//! Needs `make models data venv` (which `make test` runs first). Tests are serialised because
+//! they spawn processes (see `fixtures::serial`).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fixtures::{
+    config, feature_bytes, flowers, flowers_slice, python, repo, serial, tlearn, vgg16,
+};
+use tlearn::backbone::Pooling;
+use tlearn::cache::{FeatureCache, RowStatus};
+use tlearn::preprocess::{load_rgb, DecodeLimits, Preprocessing};
+
+fn go() -> std::sync::atomic::AtomicBool {
+    std::sync::atomic::AtomicBool::new(false)
+}
+
+#[test]
+fn features_agree_with_an_independent_python_computation() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = flowers_slice(dir.path(), 3, 2);
+    let flat = dir.path().join("flat.h5");
+    let mut flat_cfg = config(&data, &vgg16(), &flat);
+    flat_cfg.layers = vec!["block5_pool".into()];
+    let summary = tlearn::extract::run(&flat_cfg, &go()).unwrap();
+    assert_eq!(
+        (summary.rows, summary.dims),
+        (6, 25088),
+        "block5_pool is 512 x 7 x 7 at 224"
+    );
+    let mut avg_cfg = config(&data, &vgg16(), &dir.path().join("avg.h5"));
+    avg_cfg.layers = vec!["block4_pool".into(), "block5_pool".into()];
+    avg_cfg.pooling = Pooling::Avg;
+    assert_eq!(tlearn::extract::run(&avg_cfg, &go()).unwrap().dims, 1024);
+
+    // Hand Python tlearn's decoded image and its 224 crop of each row; it does the rest itself.
+    let prep = Preprocessing::caffe(224);
+    let paths = FeatureCache::open(&flat).unwrap().paths().unwrap();
+    for (i, path) in paths.iter().enumerate() {
+        let image = load_rgb(&data.join(path), &DecodeLimits::default()).unwrap();
+        image
+            .save(dir.path().join(format!("full_{i}.png")))
+            .unwrap();
+        prep.resize(&image)
+            .save(dir.path().join(format!("crop_{i}.png")))
+            .unwrap();
+    }
+    let original = repo().join(".cache/tumor_vgg16.onnx");
+    assert!(
+        original.exists(),
+        "{} is missing: run `make models`",
+        original.display()
+    );
+    let out = dir.path().join("reference.json");
+    let status = Command::new(python())
+        .arg(repo().join("tests/python/reference.py"))
+        .args([&original, dir.path(), &flat, &avg_cfg.out, &out])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the Python reference failed");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    println!("{reference:#}");
+    assert_eq!(reference["rows"], 6, "h5py reads the cache");
+    assert_eq!(reference["status_done"], 6);
+    for key in ["rel_err_flatten", "rel_err_avg"] {
+        let worst = reference[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .fold(0.0, f64::max);
+        assert!(
+            worst < 1e-4,
+            "{key}: relative error {worst} against the independent computation"
+        );
+    }
+    let resize = reference["resize_max_abs_diff"].as_i64().unwrap();
+    assert!(
+        resize <= 1,
+        "our resize differs from PIL's by {resize} levels"
+    );
+}
+
+/// Starts `tlearn features` on 4 flowers per class (68 images) in batches of 4.
+fn start_extraction(out: &Path) -> Child {
+    tlearn()
+        .args([
+            "features",
+            "--quiet",
+            "--per-class",
+            "4",
+            "--batch",
+            "4",
+            "--pool",
+            "avg",
+            "--threads",
+            "2",
+            "--data",
+        ])
+        .arg(flowers())
+        .arg("--model")
+        .arg(vgg16())
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the cache file exists (the run is past its set-up), then `extra` more.
+fn wait_for(path: &Path, extra: Duration) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(extra);
+}
+
+fn done_rows(cache: &Path) -> usize {
+    let status = FeatureCache::open(cache).unwrap().status().unwrap();
+    status.iter().filter(|s| **s == RowStatus::Done).count()
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_bytes_as_an_uninterrupted_one() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.h5");
+    let run = start_extraction(&clean).wait_with_output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let killed = dir.path().join("killed.h5");
+    let mut child = start_extraction(&killed);
+    wait_for(&killed, Duration::from_millis(1500));
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let done = done_rows(&killed);
+    assert!(
+        done > 0 && done < 68,
+        "the kill should land mid-run (done {done} of 68); the machine is unusually fast or slow"
+    );
+
+    let resumed = start_extraction(&killed).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} computed now", 68 - done)),
+        "only missing rows are computed: {stderr}"
+    );
+    assert_eq!(
+        feature_bytes(&killed),
+        feature_bytes(&clean),
+        "deterministic, and nothing lost or doubled"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_after_the_batch_in_flight() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.h5");
+    let child = start_extraction(&out);
+    wait_for(&out, Duration::from_millis(1000));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let result = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: run the same command again"),
+        "{stderr}"
+    );
+    let done = done_rows(&out);
+    assert!(done > 0 && done < 68, "done {done}");
+    assert_eq!(done % 4, 0, "whole batches only");
+}
