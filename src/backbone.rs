@@ -255,7 +255,9 @@ impl Backbone {
         if ep == ExecutionProvider::Cuda {
             builder = builder
                 .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
-                .map_err(|e| BackboneError::CudaUnavailable(e.to_string()))?;
+                .map_err(|e| {
+                    BackboneError::CudaUnavailable(e.to_string().trim_end_matches('.').to_string())
+                })?;
         }
         let session = builder
             .with_intra_threads(threads.max(1))
