@@ -274,17 +274,16 @@ fn bad_output_names_are_refused() {
     assert!(e.to_string().contains("input transpose"), "{e}");
 }
 
-/// Manual check on a real model: set TLEARN_ONNX_CUT_SRC and TLEARN_ONNX_CUT_DST, run with --ignored.
+/// The real tf2onnx VGG16 round-trips byte for byte, and cutting it the way `make models` does
+/// gives exactly the model whose sha256 `models/vgg16.toml` records.
 #[test]
-#[ignore = "needs a real tf2onnx VGG16 model; see doc comment"]
-fn cut_real_vgg16() {
-    let (Ok(src), Ok(dst)) = (
-        std::env::var("TLEARN_ONNX_CUT_SRC"),
-        std::env::var("TLEARN_ONNX_CUT_DST"),
-    ) else {
-        eprintln!("TLEARN_ONNX_CUT_SRC / TLEARN_ONNX_CUT_DST not set; skipping");
-        return;
-    };
+fn cut_real_vgg16_matches_the_descriptor() {
+    let src = common::fixtures::repo().join(".cache/tumor_vgg16.onnx");
+    assert!(
+        src.exists(),
+        "{} is missing: run `make models`",
+        src.display()
+    );
     let original = std::fs::read(&src).unwrap();
     let mut m = Model::from_bytes(&original).unwrap();
     assert_eq!(m.to_bytes(), original, "decode + encode is byte-identical");
@@ -302,10 +301,23 @@ fn cut_real_vgg16() {
         free_dims: true,
     })
     .unwrap();
-    m.save(&dst).unwrap();
-    eprintln!(
-        "{} nodes, {} initializers -> {dst}",
-        m.graph().node.len(),
-        m.graph().initializer.len()
+    assert_eq!(
+        m.output_names(),
+        [
+            "block1_pool",
+            "block2_pool",
+            "block3_pool",
+            "block4_pool",
+            "block5_pool"
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("vgg16.onnx");
+    m.save(&cut).unwrap();
+    let descriptor = tlearn::backbone::Descriptor::for_model(&common::fixtures::vgg16()).unwrap();
+    assert_eq!(
+        tlearn::backbone::sha256_file(&cut).unwrap(),
+        descriptor.sha256,
+        "the cut changed: if on purpose, rebuild with `make models` and update models/vgg16.toml"
     );
 }
