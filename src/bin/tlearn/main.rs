@@ -1,6 +1,7 @@
 //! `tlearn`: a thin command line over the tlearn library.
 
 mod args;
+mod classify_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -106,6 +107,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Train(args) => classify_cmd::train(args),
+        Command::Predict(args) => classify_cmd::predict(args),
+        Command::Report(args) => classify_cmd::report(args),
+        Command::BenchClassifiers(args) => classify_cmd::bench(args),
         Command::Bench(args) => {
             let report = tlearn::bench::features(&config(&args.features))?;
             let json = serde_json::to_string_pretty(&report)?;
@@ -166,16 +171,20 @@ fn features(args: FeaturesArgs) -> Result<ExitCode> {
 }
 
 fn print_summary(cfg: &ExtractConfig, s: &Summary) {
+    let work = if s.computed == 0 {
+        "nothing left to compute".to_string()
+    } else {
+        format!(
+            "{} computed now in {:.1} s, {:.2} images/s; {} were cached already",
+            s.computed, s.seconds, s.rows_per_second, s.reused
+        )
+    };
     eprintln!(
-        "{}: {} images, {} rows of {} features ({} computed now in {:.1} s, {:.2} rows/s; {} already cached)",
+        "{}: {} images, {} rows of {} features ({work})",
         cfg.out.display(),
         s.images,
         s.rows,
-        s.dims,
-        s.computed,
-        s.seconds,
-        s.rows_per_second,
-        s.reused
+        s.dims
     );
     if !s.skipped.is_empty() {
         eprintln!(
