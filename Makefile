@@ -91,5 +91,41 @@ bench: build models data
 	$(TLEARN) bench --data data/flowers17 --model models/vgg16.onnx --per-class 4 --batch 16 \
 	  --layer block5_pool --pool flatten --augment flip,rotate,scale,crop --copies 1 --quiet --json bench.json
 
+## Classifiers: `make svm` / `make logistic` train on every cache in CLASSIFY_CACHES (all seeded
+## splits, C chosen on validation) and write runs/<run>/model.json and reports/<run>/report.*;
+## `make report` compares every run. data/avg45.h5: average-pooled block4 + block5 (1024 per
+## image), the best measured; data/avg5.h5 (block5 only) is there for comparisons.
+CLASSIFY_CACHES ?= data/features.h5 data/avg45.h5
+POOLED_ARGS ?= --pool avg --augment flip,rotate,scale,crop --copies 2
+TRAIN_ARGS ?= --data data/flowers17
+
+.PHONY: avg5 avg45 svm logistic report bench-classifiers cache-features cache-avg5 cache-avg45
+
+avg5: build models data
+	$(TLEARN) features --data data/flowers17 --model models/vgg16.onnx --layer block5_pool $(POOLED_ARGS) --quiet --out data/avg5.h5
+avg45: build models data
+	$(TLEARN) features --data data/flowers17 --model models/vgg16.onnx --layer block4_pool,block5_pool $(POOLED_ARGS) --quiet --out data/avg45.h5
+cache-features: features
+cache-avg5: avg5
+cache-avg45: avg45
+
+svm: $(CLASSIFY_CACHES:data/%.h5=cache-%)
+	for f in $(CLASSIFY_CACHES); do $(TLEARN) train svm --features $$f $(TRAIN_ARGS) || exit 1; done
+
+logistic: $(CLASSIFY_CACHES:data/%.h5=cache-%)
+	for f in $(CLASSIFY_CACHES); do \
+	  $(TLEARN) train logistic --features $$f $(TRAIN_ARGS) && \
+	  $(TLEARN) train logistic-ovr --features $$f $(TRAIN_ARGS) || exit 1; done
+
+report: build
+	$(TLEARN) report --reports reports
+
+## bench-classifiers (part of `make bench`): fit / predict seconds of each classifier on the full cache
+bench: bench-classifiers
+bench-classifiers: features
+	mkdir -p reports
+	$(TLEARN) bench-classifiers --features data/features.h5 --json reports/bench-classifiers.json
+
 clean:
 	rm -rf target .ort .ort-cuda .cache $(VENV) models/vgg16.onnx data/features.h5
+

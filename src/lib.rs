@@ -4,11 +4,16 @@
 //! `dataset` -> `augment` -> `preprocess` -> `backbone` (ONNX Runtime) -> `cache` (HDF5),
 //! with `extract` driving the whole run. `onnx` reads, edits and writes ONNX models.
 
+#![warn(missing_docs)]
+
 pub mod augment;
 pub mod backbone;
 pub mod bench;
 pub mod cache;
+pub mod classify;
 pub mod dataset;
 pub mod extract;
 pub mod onnx;
+pub mod predict;
 pub mod preprocess;
+pub mod report;

@@ -34,6 +34,14 @@ pub enum Command {
     Augment(AugmentCommand),
     /// Measure the feature pipeline against bare ONNX Runtime inference (JSON on stdout).
     Bench(BenchArgs),
+    /// Train a linear classifier on a feature cache (every split), save it and write its report.
+    Train(crate::classify_cmd::TrainArgs),
+    /// Predict the classes of new images with a trained model.
+    Predict(crate::classify_cmd::PredictArgs),
+    /// Compare every run report (reports/*/report.json) in one table.
+    Report(crate::classify_cmd::ReportArgs),
+    /// Fit and predict times of each classifier on a feature cache (JSON on stdout).
+    BenchClassifiers(crate::classify_cmd::BenchClassifiersArgs),
 }
 
 /// Arguments of `tlearn features`.

@@ -1,0 +1,273 @@
+//! `tlearn train`, `predict`, `report` and `bench-classifiers`: arguments and their thin glue
+//! over `tlearn::classify`, `tlearn::predict` and `tlearn::report`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tlearn::backbone::ExecutionProvider;
+use tlearn::classify::data::CacheData;
+use tlearn::classify::train::{self, TrainConfig};
+use tlearn::classify::{Kind, TrainedModel};
+use tlearn::report::run::ModelInfo;
+use tlearn::report::RunReport;
+
+/// Arguments of `tlearn train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Classifier: svm (linear, one-vs-all), logistic (multinomial), logistic-ovr (one-vs-all).
+    #[arg(value_enum)]
+    pub kind: Kind,
+    /// The HDF5 feature cache.
+    #[arg(long, default_value = "data/features.h5")]
+    pub features: PathBuf,
+    /// Run name (default: KIND-CACHE[-nocopies][-tta]); the model goes to runs/NAME, the report to reports/NAME.
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Folder of saved models.
+    #[arg(long, default_value = "runs")]
+    pub runs: PathBuf,
+    /// Folder of reports.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    /// Data set root the cache was made from (for the gallery's thumbnails).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Values of C to choose from on the validation split (comma-separated).
+    #[arg(long = "c", value_delimiter = ',')]
+    pub grid: Option<Vec<f64>>,
+    /// Splits to run (default: all of the cache's).
+    #[arg(long = "split", value_delimiter = ',')]
+    pub splits: Vec<usize>,
+    /// Train on original images only, not their augmented copies.
+    #[arg(long)]
+    pub no_copies: bool,
+    /// Average a test image's scores over its augmented copies (cache made with --augment-all).
+    #[arg(long)]
+    pub tta: bool,
+    /// Most L-BFGS iterations of the logistic models.
+    #[arg(long, default_value_t = 100)]
+    pub max_iterations: u64,
+    /// No progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Arguments of `tlearn predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A model file, or a run folder holding model.json.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The backbone the model's features came from.
+    #[arg(long, default_value = "models/vgg16.onnx")]
+    pub backbone: PathBuf,
+    /// Classes shown per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Execution provider.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub ep: ExecutionProvider,
+    /// ONNX Runtime threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// The images.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+/// Arguments of `tlearn report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Folder of run reports (each NAME/report.json); the comparison is written there.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+}
+
+/// Arguments of `tlearn bench-classifiers`.
+#[derive(Debug, Args)]
+pub struct BenchClassifiersArgs {
+    /// The HDF5 feature cache (all training rows of split 0 are used).
+    #[arg(long, default_value = "data/features.h5")]
+    pub features: PathBuf,
+    /// C of every fit.
+    #[arg(long, default_value_t = 0.01)]
+    pub c: f64,
+    /// Also write the JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+fn default_run_name(args: &TrainArgs) -> String {
+    let stem = args
+        .features
+        .file_stem()
+        .map_or("features".into(), |s| s.to_string_lossy().to_string());
+    let mut name = format!("{}-{stem}", args.kind);
+    if args.no_copies {
+        name.push_str("-nocopies");
+    }
+    if args.tta {
+        name.push_str("-tta");
+    }
+    name
+}
+
+/// `tlearn train`: every check happens before anything is written.
+pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    let run = args.run.clone().unwrap_or_else(|| default_run_name(&args));
+    let data = CacheData::load(&args.features)?;
+    let mut cfg = TrainConfig::new(args.kind);
+    if let Some(grid) = &args.grid {
+        cfg.grid = grid.clone();
+    }
+    cfg.splits = args.splits.clone();
+    cfg.train_copies = !args.no_copies;
+    cfg.tta = args.tta;
+    cfg.max_iterations = args.max_iterations;
+    let quiet = args.quiet;
+    let (outcome, model) = train::run(&data, &cfg, &mut |line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })?;
+    let model_path = args.runs.join(&run).join("model.json");
+    model.save(&model_path)?;
+    let info = ModelInfo {
+        path: model_path.display().to_string(),
+        trained_on: model.trained_on.clone(),
+        c: model.c,
+    };
+    let root = args.data.as_ref().map(|d| d.display().to_string());
+    let report = RunReport::new(&run, &outcome, root, Some(info));
+    let dir = args.reports.join(&run);
+    tlearn::report::write_run(&report, &dir)?;
+    let s = &report.summary;
+    eprintln!(
+        "{run}: test accuracy {:.2}% ± {:.2} over {} split(s) (top-5 {:.2}%, macro F1 {:.2}%); model {}, report {}",
+        100.0 * s.accuracy.mean,
+        100.0 * s.accuracy.std,
+        s.splits,
+        100.0 * s.top5_accuracy.mean,
+        100.0 * s.macro_f1.mean,
+        model_path.display(),
+        dir.join("report.html").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn model_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("model.json")
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// `tlearn predict`: one line per image with its best classes; exit 1 if an image failed.
+pub fn predict(args: PredictArgs) -> Result<ExitCode> {
+    let model = TrainedModel::load(&model_file(&args.model))?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut net = tlearn::predict::open_backbone(&model, &args.backbone, args.ep, threads)?;
+    let predictions = tlearn::predict::predict_images(&model, &mut net, &args.images, args.top)?;
+    let what = if model.classifier.kind.probabilistic() {
+        "probability"
+    } else {
+        "score"
+    };
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for p in predictions {
+        match p.top {
+            Ok(top) => {
+                let ranked: Vec<String> = top
+                    .iter()
+                    .map(|(name, score)| format!("{name} {score:.3}"))
+                    .collect();
+                writeln!(
+                    out,
+                    "{}\t{}\t({what})",
+                    p.image.display(),
+                    ranked.join("\t")
+                )?;
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("error: {}: {e}", p.image.display());
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `tlearn report`: the comparison of every run.
+pub fn report(args: ReportArgs) -> Result<ExitCode> {
+    let rows = tlearn::report::compare(&args.reports, &mut |w| eprintln!("warning: {w}"))?;
+    let mut out = std::io::stdout().lock();
+    for row in &rows {
+        writeln!(out, "{}", row.cells().join("\t"))?;
+    }
+    eprintln!(
+        "compared {} run(s): {}",
+        rows.len(),
+        args.reports.join("index.html").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tlearn bench-classifiers`: fit and predict seconds of each kind on split 0 (JSON).
+pub fn bench(args: BenchClassifiersArgs) -> Result<ExitCode> {
+    let data = CacheData::load(&args.features)?;
+    let sel = data.select(0, true, false)?;
+    let dataset = linfa::dataset::DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train));
+    let test_rows: Vec<usize> = sel.test.iter().map(|i| i.rows[0]).collect();
+    let test = data.rows(&test_rows);
+    let mut results = Vec::new();
+    for kind in [Kind::Svm, Kind::Logistic, Kind::LogisticOvr] {
+        let cfg = TrainConfig::new(kind);
+        let start = Instant::now();
+        let model = cfg.fit(args.c, &dataset)?;
+        let fit = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let predicted = tlearn::classify::linear::argmax_rows(model.scores(test.view()).view());
+        let predict = start.elapsed().as_secs_f64();
+        let right = predicted
+            .iter()
+            .zip(&test_rows)
+            .filter(|(p, r)| **p == data.labels[**r])
+            .count();
+        eprintln!("{kind}: fit {fit:.2} s, predict {predict:.3} s");
+        results.push(serde_json::json!({
+            "classifier": kind.name(),
+            "c": args.c,
+            "fit_seconds": fit,
+            "predict_seconds": predict,
+            "test_accuracy": right as f64 / test_rows.len() as f64,
+        }));
+    }
+    let report = serde_json::json!({
+        "bench": "classifiers",
+        "features": args.features.display().to_string(),
+        "train_rows": sel.train.len(),
+        "test_images": test_rows.len(),
+        "dims": data.identity.dims,
+        "threads": rayon::current_num_threads(),
+        "results": results,
+    });
+    let json = serde_json::to_string_pretty(&report)?;
+    println!("{json}");
+    if let Some(path) = args.json {
+        std::fs::write(&path, json + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,199 @@
+//! The rows of a feature cache as classifier inputs: checks, and the train / validation / test
+//! rows of each split.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ndarray16::{Array2, Axis};
+
+use super::ClassifyError;
+use crate::cache::{FeatureCache, Identity, RowStatus};
+
+/// Converts a cache matrix (ndarray 0.17) into linfa's ndarray (0.16): the one border between them.
+pub fn to_linfa(a: ndarray::Array2<f32>) -> Array2<f32> {
+    let dim = a.dim();
+    let values = if a.is_standard_layout() {
+        let n = dim.0 * dim.1;
+        match a.into_raw_vec_and_offset() {
+            (values, Some(0)) if values.len() == n => values,
+            (values, Some(offset)) => values[offset..offset + n].to_vec(),
+            (values, None) => values,
+        }
+    } else {
+        a.iter().copied().collect()
+    };
+    Array2::from_shape_vec(dim, values).expect("a standard-layout matrix has rows x cols values")
+}
+
+/// Everything a classifier needs from a cache, checked.
+#[derive(Debug, Clone)]
+pub struct CacheData {
+    /// The cache file.
+    pub path: PathBuf,
+    /// What made the features.
+    pub identity: Identity,
+    /// Class names, index = label.
+    pub class_names: Vec<String>,
+    /// Every row's features (skipped rows are zeros and never selected).
+    pub features: Array2<f32>,
+    /// Class index of every row.
+    pub labels: Vec<usize>,
+    /// Copy index of every row (0 = original image).
+    pub copies: Vec<u16>,
+    /// Source image of every row, relative to the data root.
+    pub paths: Vec<String>,
+    /// Part (0 train, 1 val, 2 test) of every row in each split: `parts[row][split]`.
+    pub parts: Vec<Vec<u8>>,
+    /// False for rows whose image could not be used.
+    pub usable: Vec<bool>,
+}
+
+impl CacheData {
+    /// Reads and checks a cache: not empty, complete, finite, two classes or more.
+    pub fn load(path: &Path) -> Result<CacheData, ClassifyError> {
+        let cache = FeatureCache::open(path)?;
+        if cache.rows == 0 {
+            return Err(ClassifyError::EmptyCache(path.to_path_buf()));
+        }
+        let status = cache.status()?;
+        let missing = status.iter().filter(|s| **s == RowStatus::Missing).count();
+        if missing > 0 {
+            return Err(ClassifyError::Incomplete {
+                path: path.to_path_buf(),
+                missing,
+                rows: cache.rows,
+            });
+        }
+        let class_names = cache.class_names()?;
+        if class_names.len() < 2 {
+            return Err(ClassifyError::SingleClass(path.display().to_string()));
+        }
+        let paths = cache.paths()?;
+        let features = to_linfa(cache.features()?);
+        let usable: Vec<bool> = status.iter().map(|s| *s == RowStatus::Done).collect();
+        for (row, values) in features.axis_iter(Axis(0)).enumerate() {
+            if usable[row] && values.iter().any(|v| !v.is_finite()) {
+                return Err(ClassifyError::NonFinite {
+                    row,
+                    path: paths[row].clone(),
+                });
+            }
+        }
+        let splits = cache.splits()?;
+        let parts = splits.outer_iter().map(|r| r.to_vec()).collect();
+        Ok(CacheData {
+            path: path.to_path_buf(),
+            identity: cache.identity.clone(),
+            class_names,
+            features,
+            labels: cache.labels()?.iter().map(|l| *l as usize).collect(),
+            copies: cache.copies()?,
+            paths,
+            parts,
+            usable,
+        })
+    }
+
+    /// Number of seeded splits.
+    pub fn splits(&self) -> usize {
+        self.parts.first().map_or(0, |p| p.len())
+    }
+
+    /// The rows of `split`: training rows (with augmented copies if `train_copies`) and the
+    /// validation and test images, each with its rows (copy 0 first; all copies if `tta`).
+    pub fn select(
+        &self,
+        split: usize,
+        train_copies: bool,
+        tta: bool,
+    ) -> Result<Selection, ClassifyError> {
+        if split >= self.splits() {
+            return Err(ClassifyError::NoSuchSplit {
+                split,
+                available: self.splits(),
+            });
+        }
+        let mut train = Vec::new();
+        let mut images: [BTreeMap<&str, EvalImage>; 2] = Default::default();
+        for row in 0..self.labels.len() {
+            if !self.usable[row] {
+                continue;
+            }
+            let part = self.parts[row][split];
+            let copy = self.copies[row];
+            match part {
+                0 if copy == 0 || train_copies => train.push(row),
+                1 | 2 if copy == 0 || tta => {
+                    let image = images[part as usize - 1]
+                        .entry(&self.paths[row])
+                        .or_insert_with(|| EvalImage {
+                            path: self.paths[row].clone(),
+                            label: self.labels[row],
+                            rows: Vec::new(),
+                        });
+                    // Copy 0 first, so the first row is always the original image.
+                    if copy == 0 {
+                        image.rows.insert(0, row);
+                    } else {
+                        image.rows.push(row);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut counts = vec![0usize; self.class_names.len()];
+        train.iter().for_each(|&r| counts[self.labels[r]] += 1);
+        if let Some(class) = counts.iter().position(|c| *c == 0) {
+            return Err(ClassifyError::EmptyClass {
+                class: self.class_names[class].clone(),
+                split,
+            });
+        }
+        let [val, test] = images.map(|m| m.into_values().collect::<Vec<_>>());
+        if val.is_empty() {
+            return Err(ClassifyError::NoRows {
+                split,
+                part: "validation",
+            });
+        }
+        if test.is_empty() {
+            return Err(ClassifyError::NoRows {
+                split,
+                part: "test",
+            });
+        }
+        Ok(Selection { train, val, test })
+    }
+
+    /// The features of `rows`, in that order.
+    pub fn rows(&self, rows: &[usize]) -> Array2<f32> {
+        self.features.select(Axis(0), rows)
+    }
+
+    /// The class of each of `rows`.
+    pub fn targets(&self, rows: &[usize]) -> ndarray16::Array1<usize> {
+        rows.iter().map(|&r| self.labels[r]).collect()
+    }
+}
+
+/// One validation or test image with its rows (the original first, then any augmented copies).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalImage {
+    /// Source image, relative to the data root.
+    pub path: String,
+    /// True class.
+    pub label: usize,
+    /// Cache rows of the image.
+    pub rows: Vec<usize>,
+}
+
+/// The rows of one split.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Training rows (originals and, if asked, their augmented copies).
+    pub train: Vec<usize>,
+    /// Validation images.
+    pub val: Vec<EvalImage>,
+    /// Test images.
+    pub test: Vec<EvalImage>,
+}

@@ -1,0 +1,96 @@
+//! The fitted model every kind produces: a scaler, one weight row and bias per class, and the
+//! link that turns decision values into scores.
+
+use linfa::traits::PredictInplace;
+use ndarray16::{Array1, Array2, ArrayView2, Axis};
+
+use super::{Kind, Scaler};
+
+/// A fitted linear classifier: `scores = link(W · standardise(x) + b)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearClassifier {
+    /// Which kind made it (decides the link).
+    pub kind: Kind,
+    /// Standardisation fitted on the training rows.
+    pub scaler: Scaler,
+    /// Weights, classes x dims (on standardised features).
+    pub weights: Array2<f32>,
+    /// Bias per class.
+    pub bias: Array1<f32>,
+}
+
+impl LinearClassifier {
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.weights.nrows()
+    }
+
+    /// Length of a feature row.
+    pub fn dims(&self) -> usize {
+        self.weights.ncols()
+    }
+
+    /// Raw decision values (rows x classes).
+    pub fn decision(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let z = self.scaler.transform(x);
+        let mut out = z.dot(&self.weights.t());
+        out += &self.bias;
+        out
+    }
+
+    /// Scores (rows x classes): SVM decision values; softmax probabilities (multinomial); sigmoid
+    /// probabilities normalised to sum to one (one-vs-all logistic, as scikit-learn does).
+    pub fn scores(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let mut s = self.decision(x);
+        match self.kind {
+            Kind::Svm => {}
+            Kind::Logistic => {
+                for mut row in s.axis_iter_mut(Axis(0)) {
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    row.mapv_inplace(|v| (v - max).exp());
+                    let sum = row.sum();
+                    row.mapv_inplace(|v| v / sum);
+                }
+            }
+            Kind::LogisticOvr => {
+                for mut row in s.axis_iter_mut(Axis(0)) {
+                    row.mapv_inplace(|v| 1.0 / (1.0 + (-v).exp()));
+                    let sum = row.sum().max(f32::MIN_POSITIVE);
+                    row.mapv_inplace(|v| v / sum);
+                }
+            }
+        }
+        s
+    }
+}
+
+/// Index of the largest value of each row (ties: the first).
+pub fn argmax_rows(scores: ArrayView2<f32>) -> Vec<usize> {
+    scores
+        .axis_iter(Axis(0))
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
+                    if *v > best.1 {
+                        (i, *v)
+                    } else {
+                        best
+                    }
+                })
+                .0
+        })
+        .collect()
+}
+
+impl PredictInplace<Array2<f32>, Array1<usize>> for LinearClassifier {
+    fn predict_inplace(&self, x: &Array2<f32>, y: &mut Array1<usize>) {
+        assert_eq!(x.nrows(), y.len(), "one target per row");
+        let best = argmax_rows(self.decision(x.view()).view());
+        y.iter_mut().zip(best).for_each(|(t, b)| *t = b);
+    }
+
+    fn default_target(&self, x: &Array2<f32>) -> Array1<usize> {
+        Array1::zeros(x.nrows())
+    }
+}

@@ -1,0 +1,170 @@
+//! Saving and loading trained models: one JSON file with the classes, scaler, weights and the
+//! identity of the features they were trained on.
+
+use std::path::Path;
+
+use ndarray16::{Array1, Array2};
+use serde::{Deserialize, Serialize};
+
+use super::{ClassifyError, Kind, LinearClassifier, Scaler};
+use crate::cache::Identity;
+
+/// The `format` field of every model file.
+pub const MODEL_FORMAT: &str = "tlearn-linear-model";
+
+/// Version of the model file layout; bump when it changes incompatibly.
+pub const MODEL_VERSION: u32 = 1;
+
+/// A classifier together with what it needs to be used on new features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainedModel {
+    /// The fitted classifier.
+    pub classifier: LinearClassifier,
+    /// Class names, index = class.
+    pub class_names: Vec<String>,
+    /// Identity of the cache whose features it was trained on.
+    pub identity: Identity,
+    /// The regularisation chosen on the validation split.
+    pub c: f64,
+    /// Which cache and split it was trained on (free text, for people).
+    pub trained_on: String,
+}
+
+/// The file layout (flat vectors: small and fast to parse).
+#[derive(Serialize, Deserialize)]
+struct ModelFile {
+    format: String,
+    version: u32,
+    tlearn_version: String,
+    kind: Kind,
+    c: f64,
+    trained_on: String,
+    class_names: Vec<String>,
+    identity: Identity,
+    dims: usize,
+    mean: Vec<f32>,
+    scale: Vec<f32>,
+    /// Classes x dims, row-major.
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl TrainedModel {
+    /// Writes the model to `path` (through a temporary file, so a failure leaves any old file intact).
+    pub fn save(&self, path: &Path) -> Result<(), ClassifyError> {
+        let io = |source| ClassifyError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let c = &self.classifier;
+        let file = ModelFile {
+            format: MODEL_FORMAT.into(),
+            version: MODEL_VERSION,
+            tlearn_version: env!("CARGO_PKG_VERSION").into(),
+            kind: c.kind,
+            c: self.c,
+            trained_on: self.trained_on.clone(),
+            class_names: self.class_names.clone(),
+            identity: self.identity.clone(),
+            dims: c.dims(),
+            mean: c.scaler.mean.clone(),
+            scale: c.scaler.scale.clone(),
+            weights: c.weights.iter().copied().collect(),
+            bias: c.bias.to_vec(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = path.with_extension("json.partial");
+        let text = serde_json::to_string(&file).expect("model serialises");
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Reads a model written by [`Self::save`]; refuses other files and other layout versions.
+    pub fn load(path: &Path) -> Result<TrainedModel, ClassifyError> {
+        let bad = |reason: String| ClassifyError::ModelFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not complete JSON: {e}")))?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(MODEL_FORMAT) {
+            return Err(bad("no tlearn model format marker".into()));
+        }
+        let version = value.get("version").and_then(|v| v.as_u64());
+        if version != Some(MODEL_VERSION as u64) {
+            return Err(bad(format!(
+                "model layout version {}, this tlearn reads {MODEL_VERSION}",
+                version.map_or("unknown".into(), |v| v.to_string())
+            )));
+        }
+        let file: ModelFile = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        let classes = file.class_names.len();
+        let consistent = classes >= 2
+            && file.mean.len() == file.dims
+            && file.scale.len() == file.dims
+            && file.bias.len() == classes
+            && file.weights.len() == classes * file.dims
+            && file.identity.dims == file.dims;
+        if !consistent {
+            return Err(bad("its sizes do not agree with each other".into()));
+        }
+        Ok(TrainedModel {
+            classifier: LinearClassifier {
+                kind: file.kind,
+                scaler: Scaler {
+                    mean: file.mean,
+                    scale: file.scale,
+                },
+                weights: Array2::from_shape_vec((classes, file.dims), file.weights)
+                    .expect("checked sizes"),
+                bias: Array1::from(file.bias),
+            },
+            class_names: file.class_names,
+            identity: file.identity,
+            c: file.c,
+            trained_on: file.trained_on,
+        })
+    }
+
+    /// Refuses features made by another backbone, layers, pooling or preprocessing.
+    pub fn check_features(&self, features: &Identity) -> Result<(), ClassifyError> {
+        let model = &self.identity;
+        let mut diffs = Vec::new();
+        if model.model_sha256 != features.model_sha256 {
+            diffs.push(format!(
+                "backbone {} (sha256 {}) vs {} (sha256 {})",
+                model.model_name, model.model_sha256, features.model_name, features.model_sha256
+            ));
+        }
+        if model.layers != features.layers {
+            diffs.push(format!(
+                "layers {} vs {}",
+                model.layers.join(","),
+                features.layers.join(",")
+            ));
+        }
+        if model.pooling != features.pooling {
+            diffs.push(format!(
+                "pooling {:?} vs {:?}",
+                model.pooling, features.pooling
+            ));
+        }
+        if model.preprocessing != features.preprocessing {
+            diffs.push("another preprocessing".into());
+        }
+        if model.dims != features.dims {
+            diffs.push(format!("{} vs {} dimensions", model.dims, features.dims));
+        }
+        if diffs.is_empty() {
+            Ok(())
+        } else {
+            Err(ClassifyError::Incompatible(format!(
+                "model vs features: {}",
+                diffs.join("; ")
+            )))
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! One comparison of every run: reads `<reports>/*/report.json`, writes `index.md`,
+//! `index.html` and `comparison.json` beside them.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::run::{RunReport, REPORT_VERSION};
+use super::write::pct;
+use super::{html, ReportError};
+
+/// One line of the comparison.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// Run name (its folder).
+    pub run: String,
+    /// Classifier kind.
+    pub classifier: String,
+    /// Backbone layers.
+    pub layers: String,
+    /// Pooling.
+    pub pooling: String,
+    /// Feature length.
+    pub dims: usize,
+    /// Augmented copies used in training (copies per image of the cache, or 0).
+    pub train_copies: u32,
+    /// Test-time augmentation.
+    pub tta: bool,
+    /// Splits run.
+    pub splits: usize,
+    /// Mean test accuracy.
+    pub accuracy: f64,
+    /// Its sample standard deviation.
+    pub accuracy_std: f64,
+    /// Mean top-5 accuracy.
+    pub top5_accuracy: f64,
+    /// Mean macro F1.
+    pub macro_f1: f64,
+    /// C chosen in each split.
+    pub c: Vec<f64>,
+    /// Mean seconds of the chosen fit.
+    pub fit_seconds: f64,
+}
+
+impl Row {
+    /// Column titles, in the order of [`Row::cells`].
+    pub const HEADERS: [&'static str; 12] = [
+        "run",
+        "classifier",
+        "layers",
+        "pooling",
+        "dims",
+        "train copies",
+        "TTA",
+        "splits",
+        "test accuracy %",
+        "top-5 %",
+        "macro F1 %",
+        "C / fit s",
+    ];
+
+    fn of(r: &RunReport) -> Row {
+        let s = &r.summary;
+        Row {
+            run: r.run.clone(),
+            classifier: r.config.kind.to_string(),
+            layers: r.identity.layers.join("+"),
+            pooling: format!("{:?}", r.identity.pooling).to_lowercase(),
+            dims: r.identity.dims,
+            train_copies: if r.config.train_copies {
+                r.identity.copies
+            } else {
+                0
+            },
+            tta: r.config.tta,
+            splits: s.splits,
+            accuracy: s.accuracy.mean,
+            accuracy_std: s.accuracy.std,
+            top5_accuracy: s.top5_accuracy.mean,
+            macro_f1: s.macro_f1.mean,
+            c: r.splits.iter().map(|sp| sp.c).collect(),
+            fit_seconds: s.fit_seconds.mean,
+        }
+    }
+
+    /// The row as text cells.
+    pub fn cells(&self) -> Vec<String> {
+        let c: Vec<String> = self.c.iter().map(|c| format!("{c:e}")).collect();
+        vec![
+            self.run.clone(),
+            self.classifier.clone(),
+            self.layers.clone(),
+            self.pooling.clone(),
+            self.dims.to_string(),
+            self.train_copies.to_string(),
+            if self.tta { "yes" } else { "no" }.into(),
+            self.splits.to_string(),
+            format!("{} ± {}", pct(self.accuracy), pct(self.accuracy_std)),
+            pct(self.top5_accuracy),
+            pct(self.macro_f1),
+            format!("{} / {:.1}", c.join(","), self.fit_seconds),
+        ]
+    }
+}
+
+/// Reads every run report under `reports` (skipping, with a warning, those it cannot read) and
+/// writes the comparison there; returns the rows, best accuracy first.
+pub fn compare(reports: &Path, warn: &mut dyn FnMut(String)) -> Result<Vec<Row>, ReportError> {
+    let io = |source| ReportError::Io {
+        path: reports.to_path_buf(),
+        source,
+    };
+    let mut rows = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(reports)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("report.json").is_file())
+        .collect();
+    entries.sort();
+    for dir in entries {
+        let file = dir.join("report.json");
+        let parsed = std::fs::read_to_string(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<RunReport>(&t).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(r) if r.version == REPORT_VERSION => rows.push(Row::of(&r)),
+            Ok(r) => warn(format!(
+                "{}: report version {}, skipped; run its training again",
+                file.display(),
+                r.version
+            )),
+            Err(e) => warn(format!("{}: {e}; skipped", file.display())),
+        }
+    }
+    if rows.is_empty() {
+        return Err(ReportError::NoRuns(reports.to_path_buf()));
+    }
+    rows.sort_by(|a, b| b.accuracy.total_cmp(&a.accuracy).then(a.run.cmp(&b.run)));
+    let mut md = String::from("# tlearn: comparison of runs\n\nTest accuracy: mean ± sample std over the splits of each run; best first.\n\n|");
+    for h in Row::HEADERS {
+        let _ = write!(md, " {h} |");
+    }
+    md.push_str("\n|");
+    md.push_str(&"---|".repeat(Row::HEADERS.len()));
+    md.push('\n');
+    for row in &rows {
+        let mut cells = row.cells();
+        cells[0] = format!("[{0}]({0}/report.md)", cells[0]);
+        let _ = writeln!(md, "| {} |", cells.join(" | "));
+    }
+    let write = |name: &str, text: String| {
+        std::fs::write(reports.join(name), text).map_err(|source| ReportError::Io {
+            path: reports.join(name),
+            source,
+        })
+    };
+    write("index.md", md)?;
+    write("index.html", html::compare_page(&rows))?;
+    write(
+        "comparison.json",
+        serde_json::to_string_pretty(&rows).expect("rows serialise") + "\n",
+    )?;
+    Ok(rows)
+}

@@ -1,0 +1,35 @@
+//! Offline evaluation reports: metrics of a training run's test images, the confusion matrix
+//! as a PNG heat map, a gallery of misclassified images, written as report.json, report.md and
+//! a self-contained report.html per run; and one comparison of every run.
+
+pub mod compare;
+pub mod html;
+pub mod metrics;
+pub mod plot;
+pub mod run;
+pub mod write;
+
+use std::path::PathBuf;
+
+pub use compare::compare;
+pub use run::RunReport;
+pub use write::write_run;
+
+/// Errors of report writing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Filesystem error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// An image could not be encoded.
+    #[error("image encoding: {0}")]
+    Image(String),
+    /// No run reports to compare.
+    #[error("no run reports (*/report.json) in {0}: train a classifier first, e.g. `make svm`")]
+    NoRuns(PathBuf),
+}

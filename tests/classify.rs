@@ -1,0 +1,388 @@
+//! Classifiers: known answers on synthetic data, save / load, row selection, refusals.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+
+use common::fixtures::{config, image_folder, tiny_backbone};
+use common::lcg_values;
+use linfa::dataset::DatasetBase;
+use linfa::traits::{Fit, Predict};
+use tlearn::backbone::Pooling;
+use tlearn::cache::{FeatureCache, Identity, Plan};
+use tlearn::classify::data::CacheData;
+use tlearn::classify::nd::{Array1, Array2};
+use tlearn::classify::train::{run, TrainConfig};
+use tlearn::classify::{
+    ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, TrainedModel,
+};
+
+/// `classes` Gaussian-ish blobs in `dims` dimensions: class k is centred at 3 on axis k.
+fn blobs(classes: usize, per_class: usize, dims: usize, seed: u64) -> (Array2<f32>, Array1<usize>) {
+    let noise = lcg_values(seed, classes * per_class * dims, 1.0);
+    let x = Array2::from_shape_fn((classes * per_class, dims), |(i, j)| {
+        let class = i / per_class;
+        noise[i * dims + j] + if j == class { 3.0 } else { 0.0 }
+    });
+    let y = (0..classes * per_class).map(|i| i / per_class).collect();
+    (x, y)
+}
+
+fn fit(kind: Kind, x: Array2<f32>, y: Array1<usize>, c: f64) -> LinearClassifier {
+    let dataset = DatasetBase::new(x, y);
+    match kind {
+        Kind::Svm => LinearSvmParams::new().c(c).fit(&dataset),
+        Kind::Logistic => LogisticParams::multinomial().c(c).fit(&dataset),
+        Kind::LogisticOvr => LogisticParams::one_vs_all().c(c).fit(&dataset),
+    }
+    .unwrap()
+}
+
+const KINDS: [Kind; 3] = [Kind::Svm, Kind::Logistic, Kind::LogisticOvr];
+
+#[test]
+fn each_classifier_learns_separable_blobs() {
+    for kind in KINDS {
+        let (x, y) = blobs(4, 30, 12, 1);
+        let model = fit(kind, x, y, 1.0);
+        let (test_x, test_y) = blobs(4, 25, 12, 99);
+        let predicted: Array1<usize> = model.predict(&test_x);
+        let right = predicted
+            .iter()
+            .zip(&test_y)
+            .filter(|(p, t)| p == t)
+            .count();
+        assert!(right >= 98, "{kind}: {right}/100 held-out points right");
+        // The weight of class k on its own axis is the largest of its row.
+        for k in 0..4 {
+            let row = model.weights.row(k);
+            let top = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0;
+            assert_eq!(top, k, "{kind}: class {k} weights {row}");
+        }
+    }
+}
+
+#[test]
+fn probabilities_sum_to_one_and_svm_scores_are_margins() {
+    let (x, y) = blobs(3, 20, 5, 2);
+    for kind in KINDS {
+        let model = fit(kind, x.clone(), y.clone(), 1.0);
+        let scores = model.scores(x.view());
+        for row in scores.rows() {
+            let sum: f32 = row.sum();
+            if kind.probabilistic() {
+                assert!((sum - 1.0).abs() < 1e-4, "{kind}: {sum}");
+            }
+        }
+        if kind == Kind::Svm {
+            // Training points of a separable problem sit at margin >= ~1 on their own class.
+            let own = scores[(0, 0)];
+            assert!(own > 0.5, "svm margin of a training point: {own}");
+        }
+    }
+}
+
+#[test]
+fn stronger_regularisation_gives_smaller_weights() {
+    let (x, y) = blobs(3, 20, 6, 3);
+    for kind in KINDS {
+        let norm = |c| {
+            let m = fit(kind, x.clone(), y.clone(), c);
+            m.weights.iter().map(|w| w * w).sum::<f32>()
+        };
+        assert!(norm(0.001) < norm(1.0), "{kind}");
+    }
+}
+
+#[test]
+fn svm_refuses_bad_parameters_and_missing_classes() {
+    let (x, mut y) = blobs(3, 5, 4, 4);
+    let dataset = DatasetBase::new(x.clone(), y.clone());
+    assert!(matches!(
+        LinearSvmParams::new().c(-1.0).fit(&dataset),
+        Err(ClassifyError::InvalidParams(_))
+    ));
+    y.fill(0);
+    let single = DatasetBase::new(x.clone(), y.clone());
+    for result in [
+        LinearSvmParams::new().fit(&single),
+        LogisticParams::multinomial().fit(&single),
+    ] {
+        assert!(
+            matches!(result, Err(ClassifyError::SingleClass(_))),
+            "{result:?}"
+        );
+    }
+    // Class 1 of three has no rows.
+    y.iter_mut().skip(10).for_each(|c| *c = 2);
+    let gap = DatasetBase::new(x, y);
+    match LogisticParams::one_vs_all().fit(&gap) {
+        Err(ClassifyError::EmptyClass { class, .. }) => assert_eq!(class, "#1"),
+        other => panic!("expected EmptyClass, got {other:?}"),
+    }
+}
+
+/// A real cache on the tiny backbone: 3 classes of 8 generated images, 2 augmented copies.
+fn tiny_cache(dir: &std::path::Path, pooling: Pooling) -> std::path::PathBuf {
+    let model = tiny_backbone(dir);
+    let data = image_folder(dir, 3, 8);
+    let out = dir.join(format!("{pooling:?}.h5"));
+    let mut cfg = config(&data, &model, &out);
+    cfg.pooling = pooling;
+    cfg.recipe = "flip".parse().unwrap();
+    cfg.copies = 2;
+    cfg.splits = 2;
+    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    out
+}
+
+#[test]
+fn copies_of_validation_and_test_images_are_never_trained_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = CacheData::load(&tiny_cache(dir.path(), Pooling::Avg)).unwrap();
+    assert!(data.copies.iter().any(|c| *c > 0), "the cache has copies");
+    for split in 0..2 {
+        let sel = data.select(split, true, true).unwrap();
+        let held_out: Vec<&str> = sel
+            .val
+            .iter()
+            .chain(&sel.test)
+            .map(|i| i.path.as_str())
+            .collect();
+        for &row in &sel.train {
+            assert!(
+                !held_out.contains(&data.paths[row].as_str()),
+                "row {row} leaks"
+            );
+            assert_eq!(data.parts[row][split], 0);
+        }
+        assert!(
+            sel.train.iter().any(|&r| data.copies[r] > 0),
+            "copies are trained on"
+        );
+        let without = data.select(split, false, false).unwrap();
+        assert!(without.train.iter().all(|&r| data.copies[r] == 0));
+        assert!(
+            sel.test.iter().all(|i| data.copies[i.rows[0]] == 0),
+            "original first"
+        );
+    }
+}
+
+#[test]
+fn saved_models_predict_identically_and_refuse_other_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(dir.path(), Pooling::Avg);
+    let data = CacheData::load(&cache).unwrap();
+    for kind in KINDS {
+        let mut cfg = TrainConfig::new(kind);
+        cfg.grid = vec![0.1, 1.0];
+        cfg.splits = vec![1];
+        let (outcome, model) = run(&data, &cfg, &mut |_| {}).unwrap();
+        assert_eq!(outcome.splits.len(), 1);
+        assert_eq!(outcome.splits[0].grid.len(), 2);
+        let path = dir.path().join(format!("{kind}.json"));
+        model.save(&path).unwrap();
+        let loaded = TrainedModel::load(&path).unwrap();
+        assert_eq!(loaded, model);
+        let before = model.classifier.scores(data.features.view());
+        let after = loaded.classifier.scores(data.features.view());
+        assert_eq!(before, after, "{kind}: identical scores after a round trip");
+        loaded.check_features(&data.identity).unwrap();
+    }
+    let other = CacheData::load(&tiny_cache(dir.path(), Pooling::Max)).unwrap();
+    let model = TrainedModel::load(&dir.path().join("svm.json")).unwrap();
+    let err = model.check_features(&other.identity).unwrap_err();
+    assert!(err.to_string().contains("pooling"), "{err}");
+}
+
+#[test]
+fn model_files_of_other_versions_or_cut_short_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = CacheData::load(&tiny_cache(dir.path(), Pooling::Avg)).unwrap();
+    let mut cfg = TrainConfig::new(Kind::Svm);
+    cfg.grid = vec![1.0];
+    cfg.splits = vec![0];
+    let (_, model) = run(&data, &cfg, &mut |_| {}).unwrap();
+    let path = dir.path().join("m.json");
+    model.save(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cases = [
+        (
+            "version",
+            text.replace("\"version\":1", "\"version\":99"),
+            "version 99",
+        ),
+        (
+            "truncated",
+            text[..text.len() / 2].to_string(),
+            "not complete JSON",
+        ),
+        ("foreign", "{\"a\": 1}".to_string(), "format marker"),
+    ];
+    for (name, content, expected) in cases {
+        let bad = dir.path().join(format!("{name}.json"));
+        std::fs::write(&bad, content).unwrap();
+        let err = TrainedModel::load(&bad).unwrap_err();
+        assert!(err.to_string().contains(expected), "{name}: {err}");
+    }
+}
+
+/// Overwrites raw values of the cache with HDF5 directly (a damaged or interrupted file).
+fn poke(path: &std::path::Path, dataset: &str, row: usize, value: f64) {
+    let file = hdf5::File::open_rw(path).unwrap();
+    let ds = file.dataset(dataset).unwrap();
+    if dataset == "status" {
+        ds.write_slice(&ndarray::arr1(&[value as u8]), ndarray::s![row..row + 1])
+            .unwrap();
+    } else {
+        let cols = ds.shape()[1];
+        let mut values = ndarray::Array1::<f32>::zeros(cols);
+        values[0] = value as f32;
+        ds.write_slice(&values, ndarray::s![row, ..]).unwrap();
+    }
+}
+
+#[test]
+fn damaged_incomplete_empty_and_single_class_caches_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(dir.path(), Pooling::Avg);
+    let nan = dir.path().join("nan.h5");
+    std::fs::copy(&cache, &nan).unwrap();
+    poke(&nan, "features", 3, f64::NAN);
+    let err = CacheData::load(&nan).unwrap_err();
+    assert!(
+        matches!(err, ClassifyError::NonFinite { row: 3, .. }),
+        "{err}"
+    );
+
+    let partial = dir.path().join("partial.h5");
+    std::fs::copy(&cache, &partial).unwrap();
+    poke(&partial, "status", 5, 0.0);
+    let err = CacheData::load(&partial).unwrap_err();
+    assert!(
+        err.to_string().contains("`tlearn features` command again"),
+        "{err}"
+    );
+
+    let cut = dir.path().join("cut.h5");
+    let bytes = std::fs::read(&cache).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    assert!(matches!(
+        CacheData::load(&cut),
+        Err(ClassifyError::Cache(_))
+    ));
+
+    let identity: Identity = FeatureCache::open(&cache).unwrap().identity.clone();
+    let empty = dir.path().join("empty.h5");
+    let plan = Plan {
+        identity,
+        class_names: vec!["a".into(), "b".into()],
+        rows: vec![],
+    };
+    drop(FeatureCache::create_or_resume(&empty, &plan).unwrap());
+    assert!(matches!(
+        CacheData::load(&empty),
+        Err(ClassifyError::EmptyCache(_))
+    ));
+
+    // tlearn features refuses a single class itself; a cache made by other means is refused too.
+    let one = dir.path().join("one.h5");
+    let mut plan = plan;
+    plan.class_names.truncate(1);
+    plan.rows = (0..4)
+        .map(|i| tlearn::cache::RowPlan {
+            image: i,
+            path: format!("a/{i}.png"),
+            label: 0,
+            copy: 0,
+            augment: String::new(),
+            parts: vec![(i % 3) as u8; plan.identity.splits],
+        })
+        .collect();
+    let written = FeatureCache::create_or_resume(&one, &plan).unwrap();
+    let dims = plan.identity.dims;
+    written
+        .write_rows(
+            &[0, 1, 2, 3],
+            ndarray::Array2::<f32>::ones((4, dims)).view(),
+        )
+        .unwrap();
+    drop(written);
+    assert!(matches!(
+        CacheData::load(&one),
+        Err(ClassifyError::SingleClass(_))
+    ));
+}
+
+#[test]
+fn svm_gram_and_primal_solvers_agree() {
+    // 40 rows x 30 dims is solved in the primal; 20 constant columns more (standardised to 0,
+    // so the problem is the same) make it 40 x 50, solved through the Gram matrix.
+    let (x, y) = blobs(4, 10, 30, 5);
+    let padded = Array2::from_shape_fn((40, 50), |(i, j)| if j < 30 { x[(i, j)] } else { 1.0 });
+    let primal = fit(Kind::Svm, x, y.clone(), 0.1);
+    let dual = fit(Kind::Svm, padded, y, 0.1);
+    for k in 0..4 {
+        for j in 0..30 {
+            let (a, b) = (primal.weights[(k, j)], dual.weights[(k, j)]);
+            assert!(
+                (a - b).abs() < 1e-3 * (1.0 + a.abs()),
+                "class {k} dim {j}: {a} vs {b}"
+            );
+        }
+        assert!(dual.weights.row(k).iter().skip(30).all(|w| *w == 0.0));
+        assert!((primal.bias[k] - dual.bias[k]).abs() < 1e-3);
+    }
+}
+
+#[test]
+fn logistic_on_the_reduced_problem_matches_the_full_one() {
+    // 40 x 30 is fitted directly; padded to 40 x 50 it is fitted on its 40 x 40 reduction.
+    let (x, y) = blobs(4, 10, 30, 6);
+    let padded = Array2::from_shape_fn((40, 50), |(i, j)| if j < 30 { x[(i, j)] } else { 1.0 });
+    for kind in [Kind::Logistic, Kind::LogisticOvr] {
+        let full = fit(kind, x.clone(), y.clone(), 0.1);
+        let reduced = fit(kind, padded.clone(), y.clone(), 0.1);
+        let (a, b) = (full.scores(x.view()), reduced.scores(padded.view()));
+        let worst = (&a - &b).iter().fold(0f32, |m, d| m.max(d.abs()));
+        assert!(worst < 2e-3, "{kind}: probabilities differ by {worst}");
+    }
+}
+
+#[test]
+fn test_time_augmentation_averages_the_copies_of_an_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let images = image_folder(dir.path(), 3, 8);
+    let out = dir.path().join("all.h5");
+    let mut cfg = config(&images, &model, &out);
+    cfg.pooling = Pooling::Avg;
+    cfg.recipe = "flip,rotate".parse().unwrap();
+    cfg.copies = 2;
+    cfg.augment_all = true;
+    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    let data = CacheData::load(&out).unwrap();
+    let sel = data.select(0, true, true).unwrap();
+    assert!(
+        sel.test.iter().all(|i| i.rows.len() == 3),
+        "original + 2 copies"
+    );
+    let mut train_cfg = TrainConfig::new(Kind::Logistic);
+    train_cfg.grid = vec![1.0];
+    train_cfg.tta = true;
+    let (outcome, model) = run(&data, &train_cfg, &mut |_| {}).unwrap();
+    let image = &sel.test[0];
+    let rows = model.classifier.scores(data.rows(&image.rows).view());
+    let expected = rows.mean_axis(tlearn::classify::nd::Axis(0)).unwrap();
+    let got = &outcome.splits[0].test[0];
+    assert_eq!(got.path, image.path);
+    for (a, b) in got.scores.iter().zip(expected.iter()) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+}
