@@ -1,6 +1,6 @@
-# tlearn: every target installs what it needs. Main job: `make features`; tests: `make test`.
+# tlearn: every target installs what it needs. Main job: `make svm`; tests: `make test`.
 SHELL := /bin/bash
-.DEFAULT_GOAL := features
+.DEFAULT_GOAL := svm
 
 ORT_SPEC   := onnxruntime==1.31.1
 ORT_WHEEL  := onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl
@@ -111,11 +111,13 @@ cache-avg45: avg45
 
 svm: $(CLASSIFY_CACHES:data/%.h5=cache-%)
 	for f in $(CLASSIFY_CACHES); do $(TLEARN) train svm --features $$f $(TRAIN_ARGS) || exit 1; done
+	$(TLEARN) report --reports reports
 
 logistic: $(CLASSIFY_CACHES:data/%.h5=cache-%)
 	for f in $(CLASSIFY_CACHES); do \
 	  $(TLEARN) train logistic --features $$f $(TRAIN_ARGS) && \
 	  $(TLEARN) train logistic-ovr --features $$f $(TRAIN_ARGS) || exit 1; done
+	$(TLEARN) report --reports reports
 
 report: build
 	$(TLEARN) report --reports reports
