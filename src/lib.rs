@@ -13,6 +13,7 @@ pub mod cache;
 pub mod classify;
 pub mod dataset;
 pub mod extract;
+pub mod finetune;
 pub mod onnx;
 pub mod predict;
 pub mod preprocess;

@@ -42,6 +42,9 @@ pub enum Command {
     Report(crate::classify_cmd::ReportArgs),
     /// Fit and predict times of each classifier on a feature cache (JSON on stdout).
     BenchClassifiers(crate::classify_cmd::BenchClassifiersArgs),
+    /// Fine-tune VGG16 with an ONNX training graph on ONNX Runtime.
+    #[command(subcommand)]
+    Finetune(crate::finetune_cmd::FinetuneCommand),
 }
 
 /// Arguments of `tlearn features`.

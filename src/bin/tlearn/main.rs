@@ -2,6 +2,7 @@
 
 mod args;
 mod classify_cmd;
+mod finetune_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -111,6 +112,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Predict(args) => classify_cmd::predict(args),
         Command::Report(args) => classify_cmd::report(args),
         Command::BenchClassifiers(args) => classify_cmd::bench(args),
+        Command::Finetune(command) => finetune_cmd::dispatch(command),
         Command::Bench(args) => {
             let report = tlearn::bench::features(&config(&args.features))?;
             let json = serde_json::to_string_pretty(&report)?;

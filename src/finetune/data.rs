@@ -1,0 +1,159 @@
+//! Training data in memory: the frozen part's output per row, labels, and which rows train,
+//! validate and test.
+
+use std::path::Path;
+
+use ndarray::Array2;
+use serde::Serialize;
+
+use super::FinetuneError;
+use crate::cache::{FeatureCache, RowStatus};
+
+/// Rows of the frozen part's output with the parts of one split.
+#[derive(Debug, Clone)]
+pub struct Data {
+    /// One flattened input per row (rows x dims).
+    pub x: Array2<f32>,
+    /// Shape of one row as the network sees it (`[C, H, W]` or `[D]`).
+    pub shape: Vec<usize>,
+    /// Class index per row.
+    pub labels: Vec<i64>,
+    /// Training rows: originals and augmented copies.
+    pub train: Vec<usize>,
+    /// Validation rows (originals only).
+    pub val: Vec<usize>,
+    /// Test rows (originals only).
+    pub test: Vec<usize>,
+    /// Class names, index = label.
+    pub class_names: Vec<String>,
+}
+
+/// What identifies the data of a run, so a checkpoint is never resumed on other data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DataFingerprint {
+    rows: usize,
+    dims: usize,
+    classes: usize,
+    parts: [usize; 3],
+    /// FNV-1a of the labels and the three row lists.
+    hash: u64,
+}
+
+impl Data {
+    /// Reads a feature cache: split `split` decides the parts; augmented copies only train, and
+    /// rows that are missing or skipped are left out. `shape` reshapes a row (`None`: flat).
+    pub fn from_cache(
+        path: &Path,
+        split: usize,
+        shape: Option<Vec<usize>>,
+    ) -> Result<Data, FinetuneError> {
+        let cache = FeatureCache::open(path)?;
+        let splits = cache.splits()?;
+        if split >= splits.ncols() {
+            return Err(FinetuneError::Data(format!(
+                "{} holds {} split(s); --split {split} does not exist",
+                path.display(),
+                splits.ncols()
+            )));
+        }
+        let status = cache.status()?;
+        let copies = cache.copies()?;
+        let labels: Vec<i64> = cache.labels()?.into_iter().map(i64::from).collect();
+        let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
+        for row in 0..cache.rows {
+            if status[row] != RowStatus::Done {
+                continue;
+            }
+            match (splits[[row, split]], copies[row]) {
+                (0, _) => train.push(row),
+                (1, 0) => val.push(row),
+                (2, 0) => test.push(row),
+                _ => {}
+            }
+        }
+        let x = cache.features()?;
+        let shape = shape.unwrap_or_else(|| vec![x.ncols()]);
+        if shape.iter().product::<usize>() != x.ncols() {
+            return Err(FinetuneError::Data(format!(
+                "rows of {} have {} values, not a {shape:?} map",
+                path.display(),
+                x.ncols()
+            )));
+        }
+        let data = Data {
+            x,
+            shape,
+            labels,
+            train,
+            val,
+            test,
+            class_names: cache.class_names()?,
+        };
+        data.check()?;
+        Ok(data)
+    }
+
+    /// Refuses data a run cannot use: empty parts, labels out of range, ragged sizes.
+    pub fn check(&self) -> Result<(), FinetuneError> {
+        let bad = |m: String| Err(FinetuneError::Data(m));
+        if self.labels.len() != self.x.nrows() {
+            return bad(format!(
+                "{} labels for {} rows",
+                self.labels.len(),
+                self.x.nrows()
+            ));
+        }
+        if self.train.is_empty() || self.val.is_empty() {
+            return bad("training needs training and validation rows".into());
+        }
+        let k = self.class_names.len() as i64;
+        if let Some(l) = self.labels.iter().find(|l| !(0..k).contains(*l)) {
+            return bad(format!("label {l} outside the {k} classes"));
+        }
+        let rows = self.x.nrows();
+        if [&self.train, &self.val, &self.test]
+            .iter()
+            .any(|part| part.iter().any(|&r| r >= rows))
+        {
+            return bad(format!("a part names a row beyond the {rows} rows"));
+        }
+        Ok(())
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.class_names.len()
+    }
+
+    /// The fingerprint a checkpoint records.
+    pub fn fingerprint(&self) -> DataFingerprint {
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        let mut eat = |v: u64| {
+            for byte in v.to_le_bytes() {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        self.labels.iter().for_each(|&l| eat(l as u64));
+        for part in [&self.train, &self.val, &self.test] {
+            eat(u64::MAX);
+            part.iter().for_each(|&r| eat(r as u64));
+        }
+        DataFingerprint {
+            rows: self.x.nrows(),
+            dims: self.x.ncols(),
+            classes: self.classes(),
+            parts: [self.train.len(), self.val.len(), self.test.len()],
+            hash,
+        }
+    }
+
+    /// Copies `rows` into one batch buffer (row-major) and their labels.
+    pub fn batch(&self, rows: &[usize]) -> (Vec<f32>, Vec<i64>) {
+        let dims = self.x.ncols();
+        let mut x = Vec::with_capacity(rows.len() * dims);
+        for &r in rows {
+            x.extend_from_slice(self.x.row(r).as_slice().expect("features are contiguous"));
+        }
+        (x, rows.iter().map(|&r| self.labels[r]).collect())
+    }
+}

@@ -1,0 +1,388 @@
+//! The trainable network (unfrozen VGG convolutions, then the new head) and the ONNX graphs
+//! of one training step and of evaluation.
+//!
+//! Graph interface, shared by the training loop and anyone who runs the files by hand:
+//! inputs `x` (the frozen part's output), `labels` (i64), `dropout_mask` (`[N, hidden]`, values
+//! 0 or `1 / (1 - rate)`), `lr_pretrained` / `lr_new` (scalars, present when the group has
+//! parameters), then each parameter `P` and its momentum `P.momentum`; outputs `loss`,
+//! `correct`, then `P.new` and `P.momentum.new`. The evaluation graph takes `x` and the
+//! parameters and gives `logits` and `probabilities`.
+
+use serde::{Deserialize, Serialize};
+
+use super::grad::{self, ConvShape, Ops, OPSET};
+use super::FinetuneError;
+use crate::onnx::{DataType, Dim, Model};
+
+/// Which learning rate a parameter trains with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    /// Pretrained ConvNet weights: a small learning rate.
+    Pretrained,
+    /// Newly initialised layers (the head).
+    New,
+}
+
+impl Group {
+    /// Name of the graph input holding this group's learning rate.
+    pub fn lr_input(self) -> &'static str {
+        match self {
+            Group::Pretrained => "lr_pretrained",
+            Group::New => "lr_new",
+        }
+    }
+}
+
+/// One trainable tensor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    /// Graph input name, e.g. `block5_conv1.w` or `fc1.b`.
+    pub name: String,
+    /// Shape.
+    pub dims: Vec<usize>,
+    /// Learning-rate group.
+    pub group: Group,
+    /// Whether weight decay applies (weights yes, biases no).
+    pub decay: bool,
+}
+
+impl ParamSpec {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// Whether the tensor holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Name of its momentum input.
+    pub fn momentum(&self) -> String {
+        format!("{}.momentum", self.name)
+    }
+}
+
+/// An unfrozen 3x3 convolution (with its ReLU), optionally followed by 2x2 max pooling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvLayer {
+    /// Layer name, e.g. `block5_conv1`; parameters are `NAME.w` and `NAME.b`.
+    pub name: String,
+    /// Output channels.
+    pub out: usize,
+    /// A 2x2/2 max pooling after the ReLU.
+    pub pool: bool,
+}
+
+/// The trainable tail: convolutions on the frozen part's output, then
+/// flatten -> times `head_scale` -> dense `hidden` -> ReLU -> dropout -> dense `classes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Arch {
+    /// Shape of one input row without the batch: `[C, H, W]`, or `[D]` without convolutions.
+    pub input: Vec<usize>,
+    /// Unfrozen convolutions, shallow to deep (empty: head only).
+    pub convs: Vec<ConvLayer>,
+    /// Width of the hidden dense layer.
+    pub hidden: usize,
+    /// Number of classes.
+    pub classes: usize,
+    /// Constant factor on the head's input. VGG's maps are large (rows of `block5_pool` have
+    /// norms near 1000), which makes plain SGD on the head diverge at usual learning rates;
+    /// a factor bringing them to unit mean square keeps the pretrained convolutions exact
+    /// (it sits after them) and folds into `fc1.w` on export.
+    pub head_scale: f32,
+}
+
+impl Arch {
+    /// Checks that the layers fit together.
+    pub fn check(&self) -> Result<(), FinetuneError> {
+        let bad = |m: String| Err(FinetuneError::Arch(m));
+        if self.hidden == 0 || self.classes < 2 {
+            return bad(format!(
+                "the head needs a hidden width > 0 and at least 2 classes (got {} and {})",
+                self.hidden, self.classes
+            ));
+        }
+        if !(self.head_scale.is_finite() && self.head_scale > 0.0) {
+            return bad(format!(
+                "head scale {} must be finite and > 0",
+                self.head_scale
+            ));
+        }
+        if self.input.contains(&0) || self.input.is_empty() {
+            return bad(format!("input shape {:?} has an empty axis", self.input));
+        }
+        if !self.convs.is_empty() {
+            if self.input.len() != 3 {
+                return bad(format!(
+                    "convolutions need a [C, H, W] input, got {:?}",
+                    self.input
+                ));
+            }
+            let (mut h, mut w) = (self.input[1], self.input[2]);
+            for c in &self.convs {
+                if c.out == 0 {
+                    return bad(format!("{} has no output channels", c.name));
+                }
+                if c.pool {
+                    if h % 2 != 0 || w % 2 != 0 {
+                        return bad(format!("{} pools an odd {h}x{w} map", c.name));
+                    }
+                    (h, w) = (h / 2, w / 2);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Length of the flattened map that enters the head.
+    pub fn flat_dims(&self) -> usize {
+        match self.convs.last() {
+            None => self.input.iter().product(),
+            Some(last) => {
+                let pools = self.convs.iter().filter(|c| c.pool).count() as u32;
+                last.out * (self.input[1] >> pools) * (self.input[2] >> pools)
+            }
+        }
+    }
+
+    /// Every trainable tensor, in the order the graphs declare them.
+    pub fn params(&self) -> Vec<ParamSpec> {
+        let p = |name: String, dims: Vec<usize>, group, decay| ParamSpec {
+            name,
+            dims,
+            group,
+            decay,
+        };
+        let mut out = Vec::new();
+        let mut channels = self.input.first().copied().unwrap_or(0);
+        for c in &self.convs {
+            out.push(p(
+                format!("{}.w", c.name),
+                vec![c.out, channels, 3, 3],
+                Group::Pretrained,
+                true,
+            ));
+            out.push(p(
+                format!("{}.b", c.name),
+                vec![c.out],
+                Group::Pretrained,
+                false,
+            ));
+            channels = c.out;
+        }
+        let (flat, hidden) = (self.flat_dims(), self.hidden);
+        out.push(p("fc1.w".into(), vec![flat, hidden], Group::New, true));
+        out.push(p("fc1.b".into(), vec![hidden], Group::New, false));
+        out.push(p(
+            "fc2.w".into(),
+            vec![hidden, self.classes],
+            Group::New,
+            true,
+        ));
+        out.push(p("fc2.b".into(), vec![self.classes], Group::New, false));
+        out
+    }
+
+    fn x_dims(&self) -> Vec<Dim> {
+        std::iter::once(Dim::sym("batch"))
+            .chain(self.input.iter().map(|&d| Dim::Fixed(d as i64)))
+            .collect()
+    }
+}
+
+/// Optimizer constants written into the training graph.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepConfig {
+    /// Momentum of SGD.
+    pub momentum: f32,
+    /// L2 weight decay added to the weights' gradients (not to biases).
+    pub weight_decay: f32,
+}
+
+/// What the forward pass keeps of one conv layer for the backward pass.
+struct ConvTensors {
+    /// The layer's input.
+    x: String,
+    /// Its ReLU output.
+    y: String,
+    /// Pooled output and MaxPool indices, when it pools.
+    pool: Option<(String, String)>,
+}
+
+/// What the forward pass keeps for the backward pass.
+struct Forward {
+    convs: Vec<ConvTensors>,
+    /// Head input before flattening.
+    head_in: String,
+    flat: String,
+    hidden: String,
+    dropped: Option<String>,
+    logits: String,
+}
+
+fn forward(ops: &mut Ops, arch: &Arch, x: &str, mask: Option<&str>) -> Forward {
+    let mut convs = Vec::new();
+    let mut cur = x.to_string();
+    for c in &arch.convs {
+        let (w, b) = (format!("{}.w", c.name), format!("{}.b", c.name));
+        let z = grad::conv(ops, &cur, &w, &b, ConvShape::VGG);
+        let y = grad::relu(ops, &z);
+        let pool = c.pool.then(|| grad::max_pool(ops, &y));
+        let next = pool.as_ref().map_or(y.clone(), |(p, _)| p.clone());
+        convs.push(ConvTensors { x: cur, y, pool });
+        cur = next;
+    }
+    let flat = grad::flatten(ops, &cur);
+    let flat = if arch.head_scale == 1.0 {
+        flat
+    } else {
+        let scale = ops.scalar(arch.head_scale);
+        ops.op("Mul", &[&flat, &scale], vec![])
+    };
+    let z1 = grad::dense(ops, &flat, "fc1.w", "fc1.b");
+    let hidden = grad::relu(ops, &z1);
+    let dropped = mask.map(|m| grad::dropout(ops, &hidden, m));
+    let logits = grad::dense(ops, dropped.as_ref().unwrap_or(&hidden), "fc2.w", "fc2.b");
+    Forward {
+        convs,
+        head_in: cur,
+        flat,
+        hidden,
+        dropped,
+        logits,
+    }
+}
+
+fn declare_inputs(ops: &mut Ops, params: &[ParamSpec], momenta: bool) {
+    let dims = |d: &[usize]| d.iter().map(|&v| Dim::Fixed(v as i64)).collect::<Vec<_>>();
+    for p in params {
+        ops.g.input(&p.name, DataType::Float, &dims(&p.dims));
+        if momenta {
+            ops.g.input(&p.momentum(), DataType::Float, &dims(&p.dims));
+        }
+    }
+}
+
+/// Renames `tensor` to the graph output `name`.
+fn output(ops: &mut Ops, tensor: &str, name: &str, elem: DataType, dims: &[Dim]) {
+    ops.g.node("Identity", &[tensor], &[name], vec![]);
+    ops.g.output(name, elem, dims);
+}
+
+/// The graph of one training step: forward, softmax cross-entropy, backward, SGD update.
+pub fn train_graph(arch: &Arch, step: StepConfig) -> Result<Model, FinetuneError> {
+    arch.check()?;
+    let params = arch.params();
+    let mut ops = Ops::new("tlearn_finetune_step");
+    ops.g.input("x", DataType::Float, &arch.x_dims());
+    ops.g.input("labels", DataType::Int64, &[Dim::sym("batch")]);
+    ops.g.input(
+        "dropout_mask",
+        DataType::Float,
+        &[Dim::sym("batch"), Dim::Fixed(arch.hidden as i64)],
+    );
+    for group in [Group::Pretrained, Group::New] {
+        if params.iter().any(|p| p.group == group) {
+            ops.g.input(group.lr_input(), DataType::Float, &[]);
+        }
+    }
+    declare_inputs(&mut ops, &params, true);
+    ops.g.initializer_f32("momentum", &[step.momentum], &[]);
+    ops.g
+        .initializer_f32("weight_decay", &[step.weight_decay], &[]);
+
+    let f = forward(&mut ops, arch, "x", Some("dropout_mask"));
+    let loss = grad::softmax_cross_entropy(&mut ops, &f.logits, "labels", arch.classes);
+
+    // Backward, deep to shallow; `grads` collects (parameter, gradient).
+    let mut grads: Vec<(String, String)> = Vec::new();
+    let dropped = f.dropped.as_deref().unwrap_or(&f.hidden);
+    let (dh, dw2, db2) = grad::dense_backward(&mut ops, dropped, "fc2.w", &loss.dlogits, true);
+    grads.push(("fc2.w".into(), dw2));
+    grads.push(("fc2.b".into(), db2));
+    let dh = grad::dropout_backward(&mut ops, "dropout_mask", &dh.expect("asked for dx"));
+    let dz1 = grad::relu_backward(&mut ops, &f.hidden, &dh);
+    let need_flat = !arch.convs.is_empty();
+    let (dflat, dw1, db1) = grad::dense_backward(&mut ops, &f.flat, "fc1.w", &dz1, need_flat);
+    grads.push(("fc1.w".into(), dw1));
+    grads.push(("fc1.b".into(), db1));
+    if let Some(mut dflat) = dflat {
+        if arch.head_scale != 1.0 {
+            let scale = ops.scalar(arch.head_scale);
+            dflat = ops.op("Mul", &[&dflat, &scale], vec![]);
+        }
+        let mut d = grad::flatten_backward(&mut ops, &f.head_in, &dflat);
+        for (i, (c, ConvTensors { x, y, pool })) in
+            arch.convs.iter().zip(&f.convs).enumerate().rev()
+        {
+            if let Some((_, indices)) = pool {
+                d = grad::max_pool_backward(&mut ops, y, indices, &d);
+            }
+            let dz = grad::relu_backward(&mut ops, y, &d);
+            let w = format!("{}.w", c.name);
+            let (dx, dw, db) = grad::conv_backward(&mut ops, x, &w, &dz, ConvShape::VGG, i > 0);
+            grads.push((w, dw));
+            grads.push((format!("{}.b", c.name), db));
+            if let Some(dx) = dx {
+                d = dx;
+            }
+        }
+    }
+
+    let scalar: [Dim; 0] = [];
+    output(&mut ops, &loss.loss, "loss", DataType::Float, &scalar);
+    output(&mut ops, &loss.correct, "correct", DataType::Int64, &scalar);
+    for p in &params {
+        let g = &grads
+            .iter()
+            .find(|(n, _)| *n == p.name)
+            .expect("every param has a gradient")
+            .1;
+        let decay = p.decay.then_some("weight_decay");
+        let (w_new, v_new) = grad::sgd_momentum(
+            &mut ops,
+            &p.name,
+            &p.momentum(),
+            g,
+            p.group.lr_input(),
+            "momentum",
+            decay,
+        );
+        let dims: Vec<Dim> = p.dims.iter().map(|&d| Dim::Fixed(d as i64)).collect();
+        output(
+            &mut ops,
+            &w_new,
+            &format!("{}.new", p.name),
+            DataType::Float,
+            &dims,
+        );
+        output(
+            &mut ops,
+            &v_new,
+            &format!("{}.new", p.momentum()),
+            DataType::Float,
+            &dims,
+        );
+    }
+    Ok(ops.g.build(OPSET)?)
+}
+
+/// The evaluation graph: the forward pass without dropout, giving `logits` and `probabilities`.
+pub fn eval_graph(arch: &Arch) -> Result<Model, FinetuneError> {
+    arch.check()?;
+    let mut ops = Ops::new("tlearn_finetune_eval");
+    ops.g.input("x", DataType::Float, &arch.x_dims());
+    declare_inputs(&mut ops, &arch.params(), false);
+    let f = forward(&mut ops, arch, "x", None);
+    let p = ops.op(
+        "Softmax",
+        &[&f.logits],
+        vec![crate::onnx::attr_int("axis", 1)],
+    );
+    let dims = [Dim::sym("batch"), Dim::Fixed(arch.classes as i64)];
+    output(&mut ops, &f.logits, "logits", DataType::Float, &dims);
+    output(&mut ops, &p, "probabilities", DataType::Float, &dims);
+    Ok(ops.g.build(OPSET)?)
+}

@@ -1,0 +1,96 @@
+//! Fine-tuning: a training graph written with standard ONNX operators, run by ONNX Runtime.
+//!
+//! ONNX Runtime's training API is in no build we can reach, so [`graph::train_graph`] writes
+//! one training step (forward, softmax cross-entropy, backward from [`grad`]'s per-operator
+//! builders, SGD with momentum and weight decay) as an ordinary inference graph. The training
+//! loop ([`train`]) feeds it batches of the frozen part's cached output and keeps parameters and
+//! momenta in ONNX Runtime values between steps ([`runner`]); [`checkpoint`] makes runs
+//! resumable. [`mod@run`] is a whole run on a feature cache (network, pretrained weights, test
+//! accuracy, exported inference model), [`mod@bench`] times both stages, [`curves`] draws the PNG.
+//!
+//! Stage 1 trains the head on cached `block5_pool`; stage 2 trains block 5 with the stage-1
+//! head on cached `block4_pool` (`unfreeze = 3`). Unfreezing 1 or 2 convolutions would need
+//! their input (a `block5_conv*` output) cached, or frozen convolutions in the graph: not done.
+
+pub mod bench;
+pub mod checkpoint;
+pub mod curves;
+pub mod data;
+pub mod grad;
+pub mod graph;
+pub mod run;
+pub mod runner;
+pub mod train;
+
+use std::path::PathBuf;
+
+use ort::session::Session;
+
+pub use graph::{eval_graph, train_graph, Arch, ConvLayer, Group, ParamSpec, StepConfig};
+
+use crate::backbone::BackboneError;
+use crate::onnx::Model;
+
+/// Everything that can go wrong while building graphs, training or checkpointing.
+#[derive(Debug, thiserror::Error)]
+pub enum FinetuneError {
+    /// The layers do not fit together.
+    #[error("network: {0}")]
+    Arch(String),
+    /// A training setting is out of range.
+    #[error("invalid fine-tuning setting: {0}")]
+    Param(String),
+    /// Building or editing an ONNX graph failed.
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
+    /// ONNX Runtime could not be loaded or reported an error.
+    #[error(transparent)]
+    Backbone(#[from] BackboneError),
+    /// ONNX Runtime reported an error while running a graph.
+    #[error("ONNX Runtime: {0}")]
+    Ort(#[from] ort::Error),
+    /// The feature cache could not be read.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    /// The data cannot be used for training.
+    #[error("data: {0}")]
+    Data(String),
+    /// The loss became NaN or infinite, or grew far beyond its start.
+    #[error("training diverged at epoch {epoch}, step {step}: loss {loss}; the last good checkpoint (epoch {kept}) is kept. Lower the learning rates (--lr-new, --lr-pretrained) and resume, or start afresh in another --out")]
+    Diverged {
+        /// Epoch (1-based) of the bad step.
+        epoch: usize,
+        /// Step within the epoch (1-based).
+        step: usize,
+        /// The loss that stopped the run.
+        loss: f32,
+        /// Last completed epoch whose checkpoint is on disk (0: none).
+        kept: usize,
+    },
+    /// A checkpoint is missing, damaged, or from another run.
+    #[error("checkpoint {}: {reason}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Filesystem error.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// An ONNX Runtime CPU session on `model` with `threads` intra-op threads.
+pub fn session(model: &Model, threads: usize) -> Result<Session, FinetuneError> {
+    let env = crate::backbone::environment()?;
+    let session = Session::builder(env)?
+        .with_intra_threads(threads.max(1))
+        .map_err(ort::Error::from)?
+        .commit_from_memory(&model.to_bytes())?;
+    Ok(session)
+}

@@ -1,0 +1,201 @@
+//! ONNX Runtime sessions of the training and evaluation graphs, with parameters and momenta
+//! kept in runtime values between steps.
+//!
+//! Two sets of values alternate: step `2k` reads set A and writes set B through one I/O binding,
+//! step `2k + 1` reads B and writes A through another. Nothing is copied between steps (on CUDA
+//! nothing would cross the bus but the batch), and no step ever writes a buffer it also reads.
+
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{IoBinding, Session};
+use ort::value::Tensor;
+
+use super::checkpoint::Tensors;
+use super::data::Data;
+use super::graph::{eval_graph, train_graph, Arch, Group, ParamSpec, StepConfig};
+use super::{session, FinetuneError};
+
+/// The training and evaluation sessions and the parameter state.
+pub struct Runner {
+    specs: Vec<ParamSpec>,
+    hidden: usize,
+    train: Session,
+    eval: Session,
+    /// Per set: parameter then momentum, for each [`ParamSpec`].
+    sets: [Vec<Tensor<f32>>; 2],
+    train_bind: [IoBinding; 2],
+    eval_bind: [IoBinding; 2],
+    /// The set holding the current values.
+    cur: usize,
+    /// Where outputs of unknown shape go.
+    cpu: MemoryInfo<'static>,
+}
+
+fn shape(dims: &[usize]) -> Vec<i64> {
+    dims.iter().map(|&d| d as i64).collect()
+}
+
+fn scalar(v: f32) -> Result<Tensor<f32>, ort::Error> {
+    Tensor::from_array((Vec::<i64>::new(), vec![v]))
+}
+
+impl Runner {
+    /// Sessions for `arch` with the values of `state` (momenta included) and learning rates
+    /// `(pretrained, new)`.
+    pub fn new(
+        arch: &Arch,
+        step: StepConfig,
+        state: &Tensors,
+        lrs: (f32, f32),
+        threads: usize,
+    ) -> Result<Runner, FinetuneError> {
+        let specs = arch.params();
+        let train = session(&train_graph(arch, step)?, threads)?;
+        let eval = session(&eval_graph(arch)?, threads)?;
+        let alloc = Allocator::default();
+        let mut sets: [Vec<Tensor<f32>>; 2] = [Vec::new(), Vec::new()];
+        for set in &mut sets {
+            for (i, p) in specs.iter().enumerate() {
+                for values in [&state.params[i], &state.momenta[i]] {
+                    let mut t = Tensor::<f32>::new(&alloc, shape(&p.dims))?;
+                    t.extract_tensor_mut().1.copy_from_slice(values);
+                    set.push(t);
+                }
+            }
+        }
+        let cpu = MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Device,
+            MemoryType::CPUOutput,
+        )?;
+        let mut train_bind = [train.create_binding()?, train.create_binding()?];
+        let mut eval_bind = [eval.create_binding()?, eval.create_binding()?];
+        for k in 0..2 {
+            let (from, to) = (k, 1 - k);
+            let b = &mut train_bind[k];
+            for (i, p) in specs.iter().enumerate() {
+                b.bind_input(p.name.as_str(), &sets[from][2 * i])?;
+                b.bind_input(p.momentum(), &sets[from][2 * i + 1])?;
+                b.bind_output(format!("{}.new", p.name), &mut sets[to][2 * i])?;
+                b.bind_output(format!("{}.new", p.momentum()), &mut sets[to][2 * i + 1])?;
+                eval_bind[k].bind_input(p.name.as_str(), &sets[from][2 * i])?;
+            }
+            for (group, lr) in [(Group::Pretrained, lrs.0), (Group::New, lrs.1)] {
+                if specs.iter().any(|p| p.group == group) {
+                    b.bind_input(group.lr_input(), &scalar(lr)?)?;
+                }
+            }
+            b.bind_output_to_device("loss", &cpu)?;
+            b.bind_output_to_device("correct", &cpu)?;
+            eval_bind[k].bind_output_to_device("logits", &cpu)?;
+        }
+        Ok(Runner {
+            specs,
+            hidden: arch.hidden,
+            train,
+            eval,
+            sets,
+            train_bind,
+            eval_bind,
+            cur: 0,
+            cpu,
+        })
+    }
+
+    /// One training step on a batch; `mask` is `[n, hidden]`. Returns the loss and hits.
+    pub fn step(
+        &mut self,
+        x: Vec<f32>,
+        x_shape: &[usize],
+        labels: Vec<i64>,
+        mask: Vec<f32>,
+    ) -> Result<(f32, i64), FinetuneError> {
+        let n = labels.len();
+        let b = &mut self.train_bind[self.cur];
+        b.bind_input("x", &Tensor::from_array((batch_shape(n, x_shape), x))?)?;
+        b.bind_input("labels", &Tensor::from_array((vec![n as i64], labels))?)?;
+        let mask_shape = vec![n as i64, self.hidden as i64];
+        b.bind_input("dropout_mask", &Tensor::from_array((mask_shape, mask))?)?;
+        let out = self.train.run_binding(&self.train_bind[self.cur])?;
+        let loss = out["loss"].try_extract_scalar::<f32>()?;
+        let correct = out["correct"].try_extract_scalar::<i64>()?;
+        drop(out);
+        self.cur = 1 - self.cur;
+        Ok((loss, correct))
+    }
+
+    /// Logits of `rows`, in batches of `batch` (rows x classes, row-major).
+    pub fn logits(
+        &mut self,
+        data: &Data,
+        rows: &[usize],
+        batch: usize,
+    ) -> Result<Vec<f32>, FinetuneError> {
+        let mut all = Vec::new();
+        for chunk in rows.chunks(batch.max(1)) {
+            let (x, _) = data.batch(chunk);
+            let b = &mut self.eval_bind[self.cur];
+            let shape = batch_shape(chunk.len(), &data.shape);
+            b.bind_input("x", &Tensor::from_array((shape, x))?)?;
+            // A device-bound output keeps its first buffer; a last, smaller batch needs a new one.
+            b.bind_output_to_device("logits", &self.cpu)?;
+            let out = self.eval.run_binding(&self.eval_bind[self.cur])?;
+            all.extend_from_slice(out["logits"].try_extract_tensor::<f32>()?.1);
+        }
+        Ok(all)
+    }
+
+    /// Mean cross-entropy and accuracy of `rows`.
+    pub fn evaluate(
+        &mut self,
+        data: &Data,
+        rows: &[usize],
+        batch: usize,
+    ) -> Result<(f64, f64), FinetuneError> {
+        let logits = self.logits(data, rows, batch)?;
+        Ok(loss_and_accuracy(
+            &logits,
+            rows,
+            &data.labels,
+            data.classes(),
+        ))
+    }
+
+    /// The current parameters and momenta, copied to the host.
+    pub fn state(&self) -> Result<Tensors, FinetuneError> {
+        let set = &self.sets[self.cur];
+        let read = |k: usize| -> Result<Vec<f32>, FinetuneError> {
+            Ok(set[k].try_extract_tensor::<f32>()?.1.to_vec())
+        };
+        let mut t = Tensors {
+            params: Vec::new(),
+            momenta: Vec::new(),
+        };
+        for i in 0..self.specs.len() {
+            t.params.push(read(2 * i)?);
+            t.momenta.push(read(2 * i + 1)?);
+        }
+        Ok(t)
+    }
+}
+
+fn batch_shape(n: usize, row: &[usize]) -> Vec<i64> {
+    std::iter::once(n as i64)
+        .chain(row.iter().map(|&d| d as i64))
+        .collect()
+}
+
+/// Mean softmax cross-entropy (f64) and accuracy of row-major `logits` for `rows`.
+pub fn loss_and_accuracy(logits: &[f32], rows: &[usize], labels: &[i64], k: usize) -> (f64, f64) {
+    let (mut loss, mut hits) = (0.0, 0usize);
+    for (z, &row) in logits.chunks(k).zip(rows) {
+        let label = labels[row] as usize;
+        let max = z.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+        let lse = z.iter().map(|v| f64::from(v - max).exp()).sum::<f64>().ln() + f64::from(max);
+        loss += lse - f64::from(z[label]);
+        let arg = (0..k).fold(0, |best, j| if z[j] > z[best] { j } else { best });
+        hits += usize::from(arg == label);
+    }
+    let n = rows.len().max(1) as f64;
+    (loss / n, hits as f64 / n)
+}

@@ -1,0 +1,386 @@
+//! The training loop: seeded shuffled mini-batches, validation each epoch, early stopping,
+//! a checkpoint every epoch, resume, and a clear stop when the loss diverges.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{self, EpochStats, Meta, Tensors};
+use super::data::Data;
+use super::graph::{eval_graph, train_graph, Arch, StepConfig};
+use super::runner::Runner;
+use super::FinetuneError;
+
+/// Settings of a fine-tuning run; [`FinetuneParams::check`] turns them into [`CheckedParams`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinetuneParams {
+    /// Most epochs to train.
+    pub epochs: usize,
+    /// Rows per training step.
+    pub batch: usize,
+    /// Learning rate of the new layers (the head).
+    pub lr_new: f32,
+    /// Learning rate of the pretrained (unfrozen ConvNet) layers.
+    pub lr_pretrained: f32,
+    /// SGD momentum.
+    pub momentum: f32,
+    /// L2 weight decay of the weights.
+    pub weight_decay: f32,
+    /// Dropout rate after the hidden layer.
+    pub dropout: f32,
+    /// Stop after this many epochs without a lower validation loss (0: never stop early).
+    pub patience: usize,
+    /// Seed of initialisation, shuffling and dropout.
+    pub seed: u64,
+    /// A step loss above `diverge_factor * ln(classes)` (or NaN) stops the run.
+    pub diverge_factor: f32,
+    /// ONNX Runtime threads; not part of a run's identity.
+    #[serde(skip)]
+    pub threads: usize,
+}
+
+impl Default for FinetuneParams {
+    fn default() -> Self {
+        Self {
+            epochs: 25,
+            batch: 32,
+            lr_new: 3e-3,
+            lr_pretrained: 1e-3,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            dropout: 0.5,
+            patience: 5,
+            seed: 42,
+            diverge_factor: 20.0,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Settings that passed [`FinetuneParams::check`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedParams(FinetuneParams);
+
+impl std::ops::Deref for CheckedParams {
+    type Target = FinetuneParams;
+    fn deref(&self) -> &FinetuneParams {
+        &self.0
+    }
+}
+
+impl FinetuneParams {
+    /// Refuses settings that cannot train.
+    pub fn check(self) -> Result<CheckedParams, FinetuneError> {
+        let bad = |m: String| Err(FinetuneError::Param(m));
+        if self.epochs == 0 || self.batch == 0 {
+            return bad("epochs and batch must be at least 1".into());
+        }
+        let rates = [self.lr_new, self.lr_pretrained, self.weight_decay];
+        if rates.iter().any(|r| !r.is_finite() || *r < 0.0) {
+            return bad("learning rates and weight decay must be finite and >= 0".into());
+        }
+        if !(0.0..1.0).contains(&self.momentum) || !(0.0..1.0).contains(&self.dropout) {
+            return bad("momentum and dropout must be in [0, 1)".into());
+        }
+        if self.diverge_factor.is_nan() || self.diverge_factor <= 1.0 {
+            return bad("diverge_factor must be > 1".into());
+        }
+        Ok(CheckedParams(self))
+    }
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// All epochs ran.
+    Completed,
+    /// Validation loss stopped falling for `patience` epochs.
+    EarlyStopped,
+    /// The caller asked to stop; run again to resume.
+    Interrupted,
+}
+
+/// The result of [`fit`].
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Every completed epoch, including those of earlier interrupted runs.
+    pub history: Vec<EpochStats>,
+    /// Epoch of the kept parameters (lowest validation loss).
+    pub best_epoch: usize,
+    /// Parameters of the best epoch.
+    pub best: Vec<Vec<f32>>,
+    /// Why the run ended.
+    pub ending: Ending,
+}
+
+/// Files a run writes into its directory.
+pub struct RunFiles {
+    /// Last epoch's parameters and momenta (resume point).
+    pub checkpoint: PathBuf,
+    /// Parameters of the best epoch so far.
+    pub best: PathBuf,
+    /// History as JSON, rewritten each epoch.
+    pub history: PathBuf,
+    /// Loss and accuracy curves as PNG, redrawn each epoch.
+    pub curves: PathBuf,
+}
+
+impl RunFiles {
+    /// The files inside `dir`.
+    pub fn in_dir(dir: &Path) -> RunFiles {
+        RunFiles {
+            checkpoint: dir.join("checkpoint.onnx"),
+            best: dir.join("best.onnx"),
+            history: dir.join("history.json"),
+            curves: dir.join("curves.png"),
+        }
+    }
+}
+
+/// He-uniform weights (Glorot for the output layer) and zero biases for the new layers, from
+/// `seed`; pretrained layers take their values from `pretrained` by parameter name.
+pub fn initial_params(
+    arch: &Arch,
+    seed: u64,
+    pretrained: &dyn Fn(&str) -> Option<Vec<f32>>,
+) -> Result<Vec<Vec<f32>>, FinetuneError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1417_a11e);
+    let mut out = Vec::new();
+    for p in arch.params() {
+        if let Some(values) = pretrained(&p.name) {
+            if values.len() != p.len() {
+                return Err(FinetuneError::Arch(format!(
+                    "pretrained {} has {} values, the network needs {:?}",
+                    p.name,
+                    values.len(),
+                    p.dims
+                )));
+            }
+            out.push(values);
+        } else if p.dims.len() == 1 {
+            out.push(vec![0.0; p.len()]);
+        } else {
+            let (fan_in, fan_out) = (p.dims[0] as f32, p.dims[1] as f32);
+            let limit = if p.name == "fc2.w" {
+                (6.0 / (fan_in + fan_out)).sqrt()
+            } else {
+                (6.0 / fan_in).sqrt()
+            };
+            out.push(
+                (0..p.len())
+                    .map(|_| rng.random_range(-limit..limit))
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The RNG of one epoch: shuffling and dropout masks depend on (seed, epoch) only, so a resumed
+/// run draws exactly what an uninterrupted one would.
+fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch as u64);
+    rng
+}
+
+/// Trains `arch` from `init` on `data`, resuming from `dir`'s checkpoint when there is one.
+///
+/// After each epoch (its checkpoint written) `on_epoch` is called; returning `false` stops the
+/// run as interrupted.
+pub fn fit(
+    params: &CheckedParams,
+    arch: &Arch,
+    init: Vec<Vec<f32>>,
+    data: &Data,
+    dir: &Path,
+    on_epoch: &mut dyn FnMut(&EpochStats) -> bool,
+) -> Result<Outcome, FinetuneError> {
+    arch.check()?;
+    if arch.input != data.shape || arch.classes != data.classes() {
+        return Err(FinetuneError::Arch(format!(
+            "the network takes {:?} rows and {} classes, the data has {:?} and {}",
+            arch.input,
+            arch.classes,
+            data.shape,
+            data.classes()
+        )));
+    }
+    let specs = arch.params();
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| FinetuneError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let files = RunFiles::in_dir(dir);
+    // When to stop may change on resume (more epochs, more patience): nothing else may.
+    let settings = FinetuneParams {
+        epochs: 0,
+        patience: 0,
+        ..params.0.clone()
+    };
+    let fingerprint = serde_json::json!({
+        "params": settings, "arch": arch, "data": data.fingerprint()
+    })
+    .to_string();
+    let (mut meta, state) = if files.checkpoint.exists() {
+        let (meta, state) = checkpoint::load(&files.checkpoint, &specs, true)?;
+        if meta.fingerprint != fingerprint {
+            return Err(FinetuneError::Checkpoint {
+                path: files.checkpoint,
+                reason: format!("was made by a run with other settings, network or data ({}); use another output directory, or delete it to start afresh", meta.fingerprint),
+            });
+        }
+        (meta, state)
+    } else {
+        let momenta = init.iter().map(|p| vec![0.0; p.len()]).collect();
+        let meta = Meta {
+            epoch: 0,
+            fingerprint,
+            history: Vec::new(),
+            best_epoch: 0,
+        };
+        (
+            meta,
+            Tensors {
+                params: init,
+                momenta,
+            },
+        )
+    };
+    let step = StepConfig {
+        momentum: params.momentum,
+        weight_decay: params.weight_decay,
+    };
+    // The graphs themselves, for ONNX viewers and runs by hand (parameters are inputs).
+    train_graph(arch, step)?.save(dir.join("train_step.onnx"))?;
+    eval_graph(arch)?.save(dir.join("eval.onnx"))?;
+    let lrs = (params.lr_pretrained, params.lr_new);
+    let mut runner = Runner::new(arch, step, &state, lrs, params.threads)?;
+    let limit = params.diverge_factor * (arch.classes as f32).ln();
+    let keep = 1.0 / (1.0 - params.dropout);
+    let mut ending = Ending::Completed;
+    let patience_spent =
+        |m: &Meta| params.patience > 0 && m.epoch - m.best_epoch >= params.patience;
+    for epoch in meta.epoch + 1..=params.epochs {
+        if patience_spent(&meta) {
+            ending = Ending::EarlyStopped;
+            break;
+        }
+        let mut rng = epoch_rng(params.seed, epoch);
+        let mut order = data.train.clone();
+        order.shuffle(&mut rng);
+        let start = Instant::now();
+        let (mut loss_sum, mut hits) = (0.0f64, 0i64);
+        for (s, rows) in order.chunks(params.batch).enumerate() {
+            let (x, labels) = data.batch(rows);
+            let mask = (0..rows.len() * arch.hidden)
+                .map(|_| {
+                    if rng.random::<f32>() < params.dropout {
+                        0.0
+                    } else {
+                        keep
+                    }
+                })
+                .collect();
+            let (loss, correct) = runner.step(x, &data.shape, labels, mask)?;
+            if !loss.is_finite() || loss > limit {
+                return Err(FinetuneError::Diverged {
+                    epoch,
+                    step: s + 1,
+                    loss,
+                    kept: meta.epoch,
+                });
+            }
+            loss_sum += f64::from(loss) * rows.len() as f64;
+            hits += correct;
+        }
+        let train_seconds = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let (val_loss, val_accuracy) = runner.evaluate(data, &data.val, params.batch * 2)?;
+        if !val_loss.is_finite() {
+            return Err(FinetuneError::Diverged {
+                epoch,
+                step: order.len().div_ceil(params.batch),
+                loss: val_loss as f32,
+                kept: meta.epoch,
+            });
+        }
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / order.len() as f64,
+            train_accuracy: hits as f64 / order.len() as f64,
+            val_loss,
+            val_accuracy,
+            train_seconds,
+            val_seconds: start.elapsed().as_secs_f64(),
+        };
+        meta.history.push(stats.clone());
+        meta.epoch = epoch;
+        let state = runner.state()?;
+        let best_loss = meta
+            .history
+            .get(meta.best_epoch.wrapping_sub(1))
+            .map(|h| h.val_loss);
+        if best_loss.is_none_or(|b| val_loss < b) {
+            meta.best_epoch = epoch;
+            let params_only = Tensors {
+                params: state.params.clone(),
+                momenta: Vec::new(),
+            };
+            checkpoint::save(&files.best, &specs, &meta, &params_only)?;
+        }
+        checkpoint::save(&files.checkpoint, &specs, &meta, &state)?;
+        let history = serde_json::to_string_pretty(&meta.history).expect("history serialises");
+        std::fs::write(&files.history, history + "\n").map_err(io(&files.history))?;
+        write_curves(&files.curves, &meta.history)?;
+        if !on_epoch(&stats) {
+            ending = Ending::Interrupted;
+            break;
+        }
+    }
+    // Also for a finished run resumed with nothing left to do.
+    write_curves(&files.curves, &meta.history)?;
+    let (_, best) = checkpoint::load(&files.best, &specs, false)?;
+    Ok(Outcome {
+        history: meta.history,
+        best_epoch: meta.best_epoch,
+        best: best.params,
+        ending,
+    })
+}
+
+fn write_curves(path: &Path, history: &[EpochStats]) -> Result<(), FinetuneError> {
+    super::curves::curves_png(history)
+        .save(path)
+        .map_err(|e| FinetuneError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
+}
+
+/// Mean loss and accuracy of `params` on `rows` (e.g. the test rows after [`fit`]).
+pub fn evaluate(
+    arch: &Arch,
+    params: &[Vec<f32>],
+    data: &Data,
+    rows: &[usize],
+    threads: usize,
+) -> Result<(f64, f64), FinetuneError> {
+    let momenta = params.iter().map(|p| vec![0.0; p.len()]).collect();
+    let state = Tensors {
+        params: params.to_vec(),
+        momenta,
+    };
+    let step = StepConfig {
+        momentum: 0.0,
+        weight_decay: 0.0,
+    };
+    let mut runner = Runner::new(arch, step, &state, (0.0, 0.0), threads)?;
+    runner.evaluate(data, rows, 64)
+}

@@ -1,0 +1,80 @@
+//! Training data read from a real (tiny) feature cache.
+
+use std::sync::atomic::AtomicBool;
+
+use tlearn::finetune::data::Data;
+use tlearn::finetune::run::{run, RunConfig};
+use tlearn::finetune::train::FinetuneParams;
+use tlearn::finetune::FinetuneError;
+
+use super::common::fixtures::{config, image_folder, tiny_backbone};
+
+/// 3 classes of 8 generated images through the tiny backbone, 2 flipped copies, 2 splits.
+fn tiny_cache(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let model = tiny_backbone(dir);
+    let data = image_folder(dir, 3, 8);
+    let out = dir.join("tiny.h5");
+    let mut cfg = config(&data, &model, &out);
+    cfg.recipe = "flip".parse().unwrap();
+    cfg.copies = 2;
+    cfg.splits = 2;
+    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    (out, model)
+}
+
+#[test]
+fn cache_rows_split_into_parts_with_copies_only_in_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, _) = tiny_cache(dir.path());
+    let c = tlearn::cache::FeatureCache::open(&cache).unwrap();
+    let (copies, parts, paths) = (c.copies().unwrap(), c.splits().unwrap(), c.paths().unwrap());
+    drop(c);
+    for split in 0..2 {
+        let data = Data::from_cache(&cache, split, None).unwrap();
+        assert_eq!(data.classes(), 3);
+        assert!(data.train.iter().any(|&r| copies[r] > 0), "copies train");
+        for &r in &data.train {
+            assert_eq!(parts[[r, split]], 0);
+        }
+        for (part, rows) in [(1, &data.val), (2, &data.test)] {
+            assert!(!rows.is_empty());
+            for &r in rows.iter() {
+                assert_eq!((parts[[r, split]], copies[r]), (part, 0), "row {r}");
+                assert!(
+                    !data.train.iter().any(|&t| paths[t] == paths[r]),
+                    "{} leaks",
+                    paths[r]
+                );
+            }
+        }
+        // Every original image is in exactly one part.
+        let originals = copies.iter().filter(|c| **c == 0).count();
+        let held_out = data.val.len() + data.test.len();
+        let trained = data.train.iter().filter(|&&r| copies[r] == 0).count();
+        assert_eq!(trained + held_out, originals);
+    }
+    let e = Data::from_cache(&cache, 2, None).unwrap_err();
+    assert!(e.to_string().contains("--split 2"), "{e}");
+    let e = Data::from_cache(&cache, 0, Some(vec![7, 7])).unwrap_err();
+    assert!(matches!(e, FinetuneError::Data(_)), "{e}");
+}
+
+#[test]
+fn a_run_on_a_layer_it_cannot_train_from_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, model) = tiny_cache(dir.path());
+    let cfg = RunConfig {
+        features: cache,
+        split: 0,
+        backbone: model,
+        unfreeze: 0,
+        hidden: 4,
+        out: dir.path().join("run"),
+        init_from: None,
+    };
+    let params = FinetuneParams::default().check().unwrap();
+    let e = run(&cfg, &params, &mut |_| true).unwrap_err();
+    assert!(e.to_string().contains("block5_pool"), "{e}");
+    let e = run(&RunConfig { unfreeze: 2, ..cfg }, &params, &mut |_| true).unwrap_err();
+    assert!(e.to_string().contains("--unfreeze 2"), "{e}");
+}

@@ -1,0 +1,215 @@
+//! The training loop on tiny generated data: learning, resume, divergence, refusals.
+
+use std::path::Path;
+
+use ndarray::Array2;
+use tlearn::finetune::checkpoint;
+use tlearn::finetune::data::Data;
+use tlearn::finetune::train::{fit, initial_params, CheckedParams, Ending, FinetuneParams};
+use tlearn::finetune::FinetuneError;
+
+use super::fd::uniform;
+use super::step::tiny_arch;
+
+/// Three classes of 2x4x4 maps: each class lights up its own quadrant, plus noise.
+fn tiny_data() -> Data {
+    let (per_class, classes, dims) = (24, 3, 32);
+    let rows = per_class * classes;
+    let noise = uniform(5, rows * dims, 0.6);
+    let mut x = Array2::<f32>::zeros((rows, dims));
+    let mut labels = Vec::new();
+    for r in 0..rows {
+        let class = r % classes;
+        labels.push(class as i64);
+        for (j, v) in x.row_mut(r).iter_mut().enumerate() {
+            let (h, w) = ((j % 16) / 4, j % 4);
+            let quadrant = (h / 2) * 2 + w / 2;
+            *v = noise[r * dims + j] + if quadrant == class { 1.0 } else { 0.0 };
+        }
+    }
+    // Rows 0..48 train, 48..60 validate, 60..72 test; each part has every class.
+    Data {
+        x,
+        shape: vec![2, 4, 4],
+        labels,
+        train: (0..48).collect(),
+        val: (48..60).collect(),
+        test: (60..72).collect(),
+        class_names: vec!["a".into(), "b".into(), "c".into()],
+    }
+}
+
+fn params(epochs: usize) -> CheckedParams {
+    FinetuneParams {
+        epochs,
+        // Not a divisor of the 48 training or 12 validation rows: last batches are smaller.
+        batch: 5,
+        lr_new: 0.05,
+        lr_pretrained: 0.05,
+        patience: 0,
+        threads: 1,
+        ..FinetuneParams::default()
+    }
+    .check()
+    .unwrap()
+}
+
+fn init() -> Vec<Vec<f32>> {
+    // The "pretrained" convolutions get fixed random values here.
+    let arch = tiny_arch();
+    let convs = |name: &str| {
+        let p = arch.params().into_iter().find(|p| p.name == name)?;
+        (!p.name.starts_with("fc")).then(|| uniform(name.len() as u64, p.len(), 0.4))
+    };
+    initial_params(&arch, 7, &convs).unwrap()
+}
+
+fn run(
+    dir: &Path,
+    epochs: usize,
+    data: &Data,
+    stop_after: Option<usize>,
+) -> Result<tlearn::finetune::train::Outcome, FinetuneError> {
+    fit(&params(epochs), &tiny_arch(), init(), data, dir, &mut |s| {
+        stop_after != Some(s.epoch)
+    })
+}
+
+#[test]
+fn loss_falls_on_a_learnable_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data();
+    let out = run(dir.path(), 30, &data, None).unwrap();
+    assert_eq!(out.ending, Ending::Completed);
+    assert_eq!(out.history.len(), 30);
+    let (first, last) = (&out.history[0], out.history.last().unwrap());
+    assert!(
+        last.train_loss < 0.5 * first.train_loss,
+        "train loss {} -> {}",
+        first.train_loss,
+        last.train_loss
+    );
+    assert!(last.val_loss < first.val_loss);
+    let png = image::open(dir.path().join("curves.png")).unwrap();
+    assert!(png.width() > 600 && png.height() > 300);
+    let (_, test_acc) =
+        tlearn::finetune::train::evaluate(&tiny_arch(), &out.best, &data, &data.test, 1).unwrap();
+    assert!(test_acc >= 0.9, "test accuracy {test_acc}");
+}
+
+#[test]
+fn resume_gives_the_same_result_as_an_uninterrupted_run() {
+    let data = tiny_data();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let whole = run(a.path(), 4, &data, None).unwrap();
+    let first = run(b.path(), 4, &data, Some(2)).unwrap();
+    assert_eq!(first.ending, Ending::Interrupted);
+    assert_eq!(first.history.len(), 2);
+    let resumed = run(b.path(), 4, &data, None).unwrap();
+    assert_eq!(resumed.ending, Ending::Completed);
+    let losses = |o: &tlearn::finetune::train::Outcome| -> Vec<(f64, f64, f64, f64)> {
+        o.history
+            .iter()
+            .map(|h| (h.train_loss, h.train_accuracy, h.val_loss, h.val_accuracy))
+            .collect()
+    };
+    // The history of the first part comes back from the checkpoint's JSON: equal to ~1 ulp.
+    for (r, w) in losses(&resumed).iter().zip(losses(&whole)) {
+        let pairs = [(r.0, w.0), (r.1, w.1), (r.2, w.2), (r.3, w.3)];
+        assert!(
+            pairs
+                .iter()
+                .all(|(x, y)| (x - y).abs() <= 1e-12 * y.abs().max(1.0)),
+            "{r:?} vs {w:?}"
+        );
+    }
+    assert_eq!(resumed.history.len(), whole.history.len());
+    assert_eq!(resumed.best_epoch, whole.best_epoch);
+    assert_eq!(resumed.best, whole.best);
+    // A finished shorter run extended to more epochs is the same run too.
+    let c = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run(c.path(), 2, &data, None).unwrap().ending,
+        Ending::Completed
+    );
+    assert_eq!(run(c.path(), 4, &data, None).unwrap().best, whole.best);
+    let specs = tiny_arch().params();
+    let last = |dir: &Path| {
+        checkpoint::load(&dir.join("checkpoint.onnx"), &specs, true)
+            .unwrap()
+            .1
+    };
+    assert_eq!(last(a.path()), last(b.path()));
+}
+
+#[test]
+fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let mut data = tiny_data();
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), 3, &data, Some(1)).unwrap();
+    let specs = tiny_arch().params();
+    let path = dir.path().join("checkpoint.onnx");
+    let before = checkpoint::load(&path, &specs, true).unwrap();
+    // The same rows and labels, but one training value is now NaN.
+    data.x[[data.train[5], 3]] = f32::NAN;
+    let e = run(dir.path(), 3, &data, None).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            FinetuneError::Diverged {
+                epoch: 2,
+                kept: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("NaN") && e.to_string().contains("checkpoint (epoch 1)"),
+        "{e}"
+    );
+    assert_eq!(checkpoint::load(&path, &specs, true).unwrap(), before);
+}
+
+#[test]
+fn a_checkpoint_of_other_settings_is_refused() {
+    let data = tiny_data();
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), 2, &data, Some(1)).unwrap();
+    let other = FinetuneParams {
+        lr_new: 0.5,
+        ..(*params(2)).clone()
+    }
+    .check()
+    .unwrap();
+    let e = fit(&other, &tiny_arch(), init(), &data, dir.path(), &mut |_| {
+        true
+    })
+    .unwrap_err();
+    assert!(matches!(e, FinetuneError::Checkpoint { .. }), "{e}");
+    assert!(e.to_string().contains("other settings"), "{e}");
+}
+
+#[test]
+fn settings_out_of_range_are_refused() {
+    for bad in [
+        FinetuneParams {
+            epochs: 0,
+            ..FinetuneParams::default()
+        },
+        FinetuneParams {
+            lr_new: f32::NAN,
+            ..FinetuneParams::default()
+        },
+        FinetuneParams {
+            dropout: 1.0,
+            ..FinetuneParams::default()
+        },
+        FinetuneParams {
+            momentum: -0.1,
+            ..FinetuneParams::default()
+        },
+    ] {
+        assert!(matches!(bad.check(), Err(FinetuneError::Param(_))));
+    }
+}
