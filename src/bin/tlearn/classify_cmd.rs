@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use tlearn::backbone::ExecutionProvider;
 use tlearn::classify::data::CacheData;
@@ -263,11 +263,5 @@ pub fn bench(args: BenchClassifiersArgs) -> Result<ExitCode> {
         "threads": rayon::current_num_threads(),
         "results": results,
     });
-    let json = serde_json::to_string_pretty(&report)?;
-    println!("{json}");
-    if let Some(path) = args.json {
-        std::fs::write(&path, json + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(ExitCode::SUCCESS)
+    crate::print_json(&report, args.json.as_deref())
 }

@@ -2,8 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -168,27 +167,13 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
                 args.steps,
                 threads,
             )?;
-            let json = serde_json::to_string_pretty(&report)?;
-            println!("{json}");
-            if let Some(path) = args.json {
-                std::fs::write(&path, json + "\n")
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            Ok(ExitCode::SUCCESS)
+            crate::print_json(&report, args.json.as_deref())
         }
     }
 }
 
 fn train(args: TrainArgs) -> Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let handler_stop = stop.clone();
-    ctrlc::set_handler(move || {
-        if handler_stop.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\nstopping after this epoch's checkpoint (Ctrl-C again to quit at once; the last checkpoint stays)");
-    })
-    .context("installing the Ctrl-C handler")?;
+    let stop = crate::stop_on_ctrl_c("stopping after this epoch's checkpoint (Ctrl-C again to quit at once; the last checkpoint stays)")?;
     let params = FinetuneParams {
         epochs: args.epochs,
         batch: args.batch,

@@ -115,13 +115,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Finetune(command) => finetune_cmd::dispatch(command),
         Command::Bench(args) => {
             let report = tlearn::bench::features(&config(&args.features))?;
-            let json = serde_json::to_string_pretty(&report)?;
-            println!("{json}");
-            if let Some(path) = args.json {
-                std::fs::write(&path, json + "\n")
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            Ok(ExitCode::SUCCESS)
+            print_json(&report, args.json.as_deref())
         }
     }
 }
@@ -151,17 +145,36 @@ fn config(args: &FeaturesArgs) -> ExtractConfig {
     }
 }
 
-fn features(args: FeaturesArgs) -> Result<ExitCode> {
+/// A flag the first Ctrl-C raises (after saying `message`); a second Ctrl-C exits at once,
+/// which is safe because every long job here can be abandoned at any point and resumed.
+pub(crate) fn stop_on_ctrl_c(message: &'static str) -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let handler_stop = stop.clone();
     ctrlc::set_handler(move || {
         if handler_stop.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: the cache is safe to abandon at any point, so just go.
             std::process::exit(130);
         }
-        eprintln!("\nstopping after the batch in flight (Ctrl-C again to quit at once; the cache stays resumable)");
+        eprintln!("\n{message}");
     })
     .context("installing the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+/// Prints a benchmark's JSON on stdout and, when asked, writes it to a file too.
+pub(crate) fn print_json(
+    report: &impl serde::Serialize,
+    path: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    let json = serde_json::to_string_pretty(report)?;
+    println!("{json}");
+    if let Some(path) = path {
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn features(args: FeaturesArgs) -> Result<ExitCode> {
+    let stop = stop_on_ctrl_c("stopping after the batch in flight (Ctrl-C again to quit at once; the cache stays resumable)")?;
     let cfg = config(&args);
     let summary = extract::run(&cfg, &stop)?;
     print_summary(&cfg, &summary);
