@@ -59,11 +59,7 @@ pub(crate) fn run_page(r: &RunReport, png: &[u8], thumbs: &[Option<Thumb>]) -> S
     let _ = writeln!(b, "<h2>Splits</h2><table><tr><th>split</th><th>C</th><th>val acc %</th><th>train rows</th><th>test images</th><th>accuracy %</th><th>top-5 %</th><th>macro P %</th><th>macro R %</th><th>macro F1 %</th><th>fit s</th><th>predict s</th></tr>");
     for sp in &r.splits {
         let m = &sp.metrics;
-        let val = sp
-            .grid
-            .iter()
-            .find(|g| g.c == sp.c)
-            .map_or(0.0, |g| g.val_accuracy);
+        let val = sp.chosen_val_accuracy();
         let _ = writeln!(
             b,
             "<tr><td>{}</td><td>{:e}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.3}</td></tr>",

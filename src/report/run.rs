@@ -33,6 +33,16 @@ pub struct SplitReport {
     pub metrics: Metrics,
 }
 
+impl SplitReport {
+    /// Validation accuracy of the chosen C (0 if the grid does not hold it).
+    pub fn chosen_val_accuracy(&self) -> f64 {
+        self.grid
+            .iter()
+            .find(|g| g.c == self.c)
+            .map_or(0.0, |g| g.val_accuracy)
+    }
+}
+
 /// Mean and sample standard deviation over splits.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeanStd {

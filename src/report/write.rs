@@ -148,11 +148,7 @@ pub(crate) fn markdown(r: &RunReport, thumbs: &[Option<Thumb>]) -> String {
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for sp in &r.splits {
         let m = &sp.metrics;
-        let val = sp
-            .grid
-            .iter()
-            .find(|g| g.c == sp.c)
-            .map_or(0.0, |g| g.val_accuracy);
+        let val = sp.chosen_val_accuracy();
         let _ = writeln!(
             md,
             "| {} | {:e} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.3} |",
