@@ -131,22 +131,31 @@ bench-classifiers: features
 clean:
 	rm -rf target .ort .ort-cuda .cache $(VENV) models/vgg16.onnx data/features.h5
 
-## finetune: fine-tune VGG16, stage 1: the new head on cached block5_pool (runs/finetune/split-K)
-.PHONY: finetune features-block4 finetune-block5 bench-finetune
-finetune: features
-	$(TLEARN) finetune train --features data/features.h5 --out runs/finetune $(FINETUNE_ARGS)
+## finetune: fine-tune VGG16, both stages of the method, on every split; reports/finetune.
+## Stage 1 (finetune-head): the new head on cached block5_pool, the ConvNet frozen.
+## Stage 2: block5_conv3 and the stage-1 head on cached block4_pool (block5_conv1-2 frozen, run
+## once per row). Settings chosen on split 0's validation rows: an average-pooled head beat the
+## flattened one (stage 1: 93.2 vs 92.1 %), and in stage 2 the validation loss was lowest after
+## 4 epochs at learning rate 1e-3 (early stopping keeps that epoch).
+.PHONY: finetune finetune-head features-block4 bench-finetune
+FINETUNE_HEAD ?= avg
+FINETUNE_UNFREEZE ?= 1
+FINETUNE_ARGS ?= --lr-pretrained 1e-3 --lr-new 1e-3 --epochs 6 --patience 2
+finetune-head: features
+	$(TLEARN) finetune train --features data/features.h5 --head-pool $(FINETUNE_HEAD) \
+	  --out runs/finetune-head --data data/flowers17
+finetune: features-block4 finetune-head
+	$(TLEARN) finetune train --features data/block4.h5 --head-pool $(FINETUNE_HEAD) \
+	  --unfreeze $(FINETUNE_UNFREEZE) --init-from runs/finetune-head $(FINETUNE_ARGS) \
+	  --out runs/finetune --data data/flowers17
+	$(TLEARN) report --reports reports
 
 ## features-block4: block4_pool of every image and copy, flattened (~1.5 GB; resumes)
 features-block4: build models data
 	$(TLEARN) features --data data/flowers17 --model models/vgg16.onnx --layer block4_pool --pool flatten \
 	  --augment flip,rotate,scale,crop --copies 2 --quiet --out data/block4.h5
 
-## finetune-block5: stage 2: block 5 and the stage-1 head on cached block4_pool (runs/finetune-block5)
-# Learning rates 1e-4: on split 0's validation rows 1e-3 peaked after one epoch and then fell.
-finetune-block5: features-block4 finetune
-	$(TLEARN) finetune train --features data/block4.h5 --unfreeze 3 --init-from runs/finetune \
-	  --lr-pretrained 1e-4 --lr-new 1e-4 --epochs 5 --patience 2 --out runs/finetune-block5 $(FINETUNE_ARGS)
-
 ## bench-finetune: seconds per epoch of stage 1 (measured) and stage 2 (from a few steps), JSON
+bench: bench-finetune
 bench-finetune: features
-	mkdir -p runs && $(TLEARN) finetune bench --json runs/bench-finetune.json
+	mkdir -p reports && $(TLEARN) finetune bench --json reports/bench-finetune.json

@@ -101,6 +101,9 @@ pub struct Descriptor {
     /// Provenance, when the model is built by `make models`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// Class names, for a model that ends in class probabilities (a fine-tuned network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
 }
 
 impl Descriptor {
@@ -131,6 +134,16 @@ impl Descriptor {
                 message: e.to_string(),
             })?;
         Ok(descriptor)
+    }
+
+    /// Writes this descriptor next to `model`.
+    pub fn save_beside(&self, model: &Path) -> Result<(), BackboneError> {
+        let path = Self::path_for(model);
+        let text = toml::to_string(self).map_err(|e| BackboneError::Descriptor {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&path, text).map_err(|source| BackboneError::Io { path, source })
     }
 }
 
@@ -282,6 +295,24 @@ impl Backbone {
             layers: layers.to_vec(),
             session,
         })
+    }
+
+    /// Runs a batch (`n` images, as for [`Self::features`]) through a model whose first
+    /// requested layer is `N x K` (class probabilities) and returns it.
+    pub fn rows(&mut self, batch: &[f32], n: usize) -> Result<ndarray::Array2<f32>, BackboneError> {
+        let size = self.descriptor.preprocessing.size as usize;
+        let input = ort::value::TensorRef::from_array_view(([n, 3, size, size], batch))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.descriptor.input.as_str() => input])?;
+        let layer = self.layers[0].as_str();
+        let rows = outputs[layer].try_extract_array::<f32>()?;
+        Ok(rows
+            .into_dimensionality::<ndarray::Ix2>()
+            .map_err(|e| {
+                BackboneError::Ort(ort::Error::new(format!("layer {layer} is not N x K: {e}")))
+            })?
+            .to_owned())
     }
 
     /// Runs a batch (`n` images, CHW f32 at the descriptor's size) and pools each requested layer

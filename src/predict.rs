@@ -1,5 +1,6 @@
 //! Prediction on new images: the backbone, layers, pooling and preprocessing that made the
-//! model's training features, then the model. Glue between `backbone` and `classify`, which
+//! model's training features, then the model (a linear classifier); or a whole fine-tuned
+//! network that ends in class probabilities. Glue between `backbone` and `classify`, which
 //! know nothing of each other.
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,91 @@ pub struct Prediction {
     pub image: PathBuf,
     /// The best classes with their scores, best first; or why the image could not be read.
     pub top: Ranked,
+}
+
+/// What turns a batch of prepared images into class scores.
+pub enum Predictor {
+    /// A linear classifier on the features of its backbone.
+    Linear {
+        /// The classifier (boxed: it is large beside the other variant).
+        model: Box<TrainedModel>,
+        /// The backbone its features came from.
+        net: Backbone,
+    },
+    /// A network from image to class probabilities (an exported fine-tuned model).
+    Network {
+        /// The network.
+        net: Backbone,
+        /// Class names, index = output column.
+        class_names: Vec<String>,
+    },
+}
+
+impl Predictor {
+    /// A linear model with the backbone it needs (see [`open_backbone`]).
+    pub fn linear(
+        model: TrainedModel,
+        backbone: &Path,
+        ep: ExecutionProvider,
+        threads: usize,
+    ) -> Result<Predictor, PredictError> {
+        let net = open_backbone(&model, backbone, ep, threads)?;
+        Ok(Predictor::Linear {
+            model: Box::new(model),
+            net,
+        })
+    }
+
+    /// A network whose descriptor names its class names and its one output layer.
+    pub fn network(
+        model: &Path,
+        ep: ExecutionProvider,
+        threads: usize,
+    ) -> Result<Predictor, PredictError> {
+        let d = Descriptor::for_model(model)?;
+        let (Some(class_names), Some(layer)) = (d.classes.clone(), d.layers.first()) else {
+            return Err(ClassifyError::Incompatible(format!(
+                "the descriptor of {} names no classes and output layer: it is a backbone, not a classifier; give a trained model (model.json or an exported model.onnx)",
+                model.display()
+            ))
+            .into());
+        };
+        let net = Backbone::open(model, std::slice::from_ref(layer), ep, threads)?;
+        Ok(Predictor::Network { net, class_names })
+    }
+
+    /// Whether the scores are probabilities (else SVM decision values).
+    pub fn probabilistic(&self) -> bool {
+        match self {
+            Predictor::Linear { model, .. } => model.classifier.kind.probabilistic(),
+            Predictor::Network { .. } => true,
+        }
+    }
+
+    fn net(&mut self) -> &mut Backbone {
+        match self {
+            Predictor::Linear { net, .. } | Predictor::Network { net, .. } => net,
+        }
+    }
+
+    fn class_names(&self) -> &[String] {
+        match self {
+            Predictor::Linear { model, .. } => &model.class_names,
+            Predictor::Network { class_names, .. } => class_names,
+        }
+    }
+
+    /// Scores (`n` x classes, row-major) of `n` prepared images.
+    fn scores(&mut self, tensor: &[f32], n: usize) -> Result<Vec<f32>, PredictError> {
+        Ok(match self {
+            Predictor::Linear { model, net } => {
+                let features = net.features(tensor, n, model.identity.pooling)?;
+                let scores = model.classifier.scores(to_linfa(features).view());
+                scores.iter().copied().collect()
+            }
+            Predictor::Network { net, .. } => net.rows(tensor, n)?.iter().copied().collect(),
+        })
+    }
 }
 
 /// Opens the backbone the model needs; refuses one whose model, preprocessing or feature
@@ -78,13 +164,13 @@ pub fn open_backbone(
 
 /// Predicts the `top` best classes of each image (unreadable images get an error of their own).
 pub fn predict_images(
-    model: &TrainedModel,
-    net: &mut Backbone,
+    predictor: &mut Predictor,
     images: &[PathBuf],
     top: usize,
 ) -> Result<Vec<Prediction>, PredictError> {
-    let prep = net.descriptor.preprocessing.clone();
+    let prep = predictor.net().descriptor.preprocessing.clone();
     let chw = prep.chw_len();
+    let k = predictor.class_names().len();
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(BATCH) {
         let mut tensor = Vec::with_capacity(chunk.len() * chw);
@@ -104,16 +190,15 @@ pub fn predict_images(
             }
         }
         if !loaded.is_empty() {
-            let features = net.features(&tensor, loaded.len(), model.identity.pooling)?;
-            let scores = model.classifier.scores(to_linfa(features).view());
-            for (&slot, row) in loaded.iter().zip(scores.rows()) {
+            let scores = predictor.scores(&tensor, loaded.len())?;
+            for (&slot, row) in loaded.iter().zip(scores.chunks(k)) {
                 let mut ranked: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
                 // Stable: equal scores keep class order, as argmax does.
                 ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
                 let named = ranked
                     .into_iter()
                     .take(top.max(1))
-                    .map(|(c, s)| (model.class_names[c].clone(), s))
+                    .map(|(c, s)| (predictor.class_names()[c].clone(), s))
                     .collect();
                 results[slot] = Some(Ok(named));
             }

@@ -8,6 +8,8 @@ mod common;
 mod export;
 #[path = "finetune/fd.rs"]
 mod fd;
+#[path = "finetune/network.rs"]
+mod network;
 #[path = "finetune/step.rs"]
 mod step;
 #[path = "finetune/train.rs"]
@@ -67,6 +69,16 @@ fn dense_backward_matches_finite_differences() {
         let (dx, dw, db) = grad::dense_backward(ops, "x", "w", "dy", true);
         let grads = vec![("x", dx.unwrap()), ("w", dw), ("b", db)];
         (y, grads.into_iter().map(|(a, b)| (a.into(), b)).collect())
+    });
+}
+
+#[test]
+fn global_avg_pool_backward_matches_finite_differences() {
+    let inputs = [("x", Input::F32(vec![2, 3, 4, 5], uniform(3, 120, 1.0)))];
+    check_op(&inputs, &[2, 3], 1e-2, (1e-4, 1e-3), |ops| {
+        let y = grad::global_avg_pool(ops, "x");
+        let dx = grad::global_avg_pool_backward(ops, "x", "dy", 20);
+        (y, vec![("x".into(), dx)])
     });
 }
 

@@ -84,7 +84,7 @@ fn report_of_a_known_outcome_has_known_numbers_and_a_gallery() {
     let identity = CacheData::load(&cache).unwrap().identity;
     let root = dir.path().join("images");
     let root = Some(root.display().to_string());
-    let report = RunReport::new("known", &known_outcome(identity), root, None);
+    let report = RunReport::new("known", &(&known_outcome(identity)).into(), root, None);
     assert!((report.summary.accuracy.mean - 0.625).abs() < 1e-9);
     assert!((report.summary.accuracy.std - (2.0f64 * 0.125 * 0.125).sqrt()).abs() < 1e-9);
     assert_eq!(
@@ -130,7 +130,7 @@ fn runs_on_a_real_cache_are_reported_and_compared() {
         cfg.grid = vec![0.01, 1.0];
         let (outcome, _) = run(&data, &cfg, &mut |_| {}).unwrap();
         assert_eq!(outcome.splits.len(), 2);
-        let report = RunReport::new(kind.name(), &outcome, None, None);
+        let report = RunReport::new(kind.name(), &(&outcome).into(), None, None);
         let (mean, _) = tlearn::report::metrics::mean_std(
             &report
                 .splits

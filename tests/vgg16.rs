@@ -194,3 +194,141 @@ fn ctrl_c_stops_after_the_batch_in_flight() {
     assert!(done > 0 && done < 68, "done {done}");
     assert_eq!(done % 4, 0, "whole batches only");
 }
+
+#[test]
+fn frozen_block_5_run_before_fine_tuning_matches_the_backbones_own_block5_pool() {
+    use tlearn::finetune::run::{prepare, RunConfig};
+    use tlearn::finetune::{HeadPool, Unfreeze};
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = flowers_slice(dir.path(), 3, 5);
+    let cache = |layer: &str| {
+        let out = dir.path().join(format!("{layer}.h5"));
+        let mut cfg = config(&data, &vgg16(), &out);
+        cfg.layers = vec![layer.into()];
+        tlearn::extract::run(&cfg, &go()).unwrap();
+        out
+    };
+    let (block4, block5) = (cache("block4_pool"), cache("block5_pool"));
+    let run = |features: &Path, unfreeze| {
+        let cfg = RunConfig {
+            features: features.to_path_buf(),
+            split: 0,
+            backbone: vgg16(),
+            unfreeze,
+            pool: HeadPool::Flatten,
+            hidden: 8,
+            out: dir.path().join("unused"),
+            init_from: None,
+        };
+        prepare(&cfg, 2).unwrap()
+    };
+    let frozen = run(&block4, Unfreeze::Last(0));
+    let direct = run(&block5, Unfreeze::Last(0));
+    assert_eq!(frozen.data.shape, [512, 7, 7]);
+    assert_eq!(frozen.data.shape, direct.data.shape);
+    assert_eq!(frozen.data.x.nrows(), direct.data.x.nrows());
+    for (i, path) in frozen.data.paths.iter().enumerate() {
+        let j = direct.data.paths.iter().position(|p| p == path).unwrap();
+        let (ours, onnx) = (frozen.data.x.row(i), direct.data.x.row(j));
+        let scale = onnx.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = ours
+            .iter()
+            .zip(onnx)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 1e-4 * scale,
+            "{path}: differs by {worst} (max {scale})"
+        );
+    }
+    let same = |a: f32, b: f32| (a / b - 1.0).abs() < 1e-4;
+    assert!(same(frozen.arch.head_scale, direct.arch.head_scale));
+    let last = run(&block4, Unfreeze::Last(1));
+    assert_eq!(last.data.shape, [512, 14, 14]);
+    let trained: Vec<&str> = last.arch.convs.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(trained, ["block5_conv3"]);
+    // The head scale comes from the pretrained convolutions: the same block5_pool.
+    assert!(same(last.arch.head_scale, direct.arch.head_scale));
+}
+
+#[test]
+fn a_fine_tuned_run_is_reported_compared_and_predicts_like_any_model() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = flowers_slice(dir.path(), 3, 5);
+    let cache = dir.path().join("block5.h5");
+    let mut cfg = config(&data, &vgg16(), &cache);
+    cfg.layers = vec!["block5_pool".into()];
+    tlearn::extract::run(&cfg, &go()).unwrap();
+    let (runs, reports) = (dir.path().join("runs/ft"), dir.path().join("reports"));
+    let ok = |args: &[&std::ffi::OsStr]| {
+        let out = tlearn().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "tlearn {args:?}: {stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let os = |s: &str| std::ffi::OsStr::new(s).to_owned();
+    let train = [
+        os("finetune"),
+        os("train"),
+        os("--features"),
+        cache.clone().into(),
+        os("--model"),
+        vgg16().into(),
+        os("--head-pool"),
+        os("avg"),
+        os("--split"),
+        os("0"),
+        os("--epochs"),
+        os("3"),
+        os("--out"),
+        runs.clone().into(),
+        os("--reports"),
+        reports.clone().into(),
+        os("--data"),
+        data.clone().into(),
+    ];
+    let refs: Vec<&std::ffi::OsStr> = train.iter().map(|s| s.as_os_str()).collect();
+    ok(&refs);
+    let text = std::fs::read_to_string(reports.join("ft/report.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["method"]["method"], "finetune");
+    assert_eq!(report["method"]["pool"], "avg");
+    let summary = std::fs::read_to_string(runs.join("split-0/summary.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(report["splits"][0]["test_images"], summary["rows"][2]);
+    assert!(reports.join("ft/curves-0.png").is_file());
+
+    let listed = ok(&[
+        os("report").as_os_str(),
+        os("--reports").as_os_str(),
+        reports.as_os_str(),
+    ]);
+    assert!(
+        listed.starts_with("ft\tfine-tuned (0 convs + avg head)"),
+        "{listed}"
+    );
+
+    let image = data
+        .join(tlearn::dataset::FLOWERS17_CLASSES[1])
+        .join("image_0081.jpg");
+    let top = ok(&[
+        os("predict").as_os_str(),
+        os("--model").as_os_str(),
+        runs.join("split-0").as_os_str(),
+        os("--top").as_os_str(),
+        os("3").as_os_str(),
+        image.as_os_str(),
+    ]);
+    let fields: Vec<&str> = top.trim_end().split('\t').collect();
+    assert_eq!(fields.len(), 5, "{top}");
+    assert_eq!(fields[4], "(probability)");
+    let total: f32 = fields[1..4]
+        .iter()
+        .map(|f| f.rsplit(' ').next().unwrap().parse::<f32>().unwrap())
+        .sum();
+    assert!(
+        (total - 1.0).abs() < 2e-3,
+        "3 classes' probabilities sum to {total}"
+    );
+}

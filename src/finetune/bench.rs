@@ -13,12 +13,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::checkpoint::Tensors;
-use super::data::Data;
-use super::run::{arch_for, pretrained, unit_scale};
+use super::graph::{Arch, HeadPool};
+use super::network::{pretrained, tail, Unfreeze};
+use super::run::{prepare, Prepared, RunConfig};
 use super::runner::Runner;
 use super::train::initial_params;
 use super::{FinetuneError, StepConfig};
-use crate::onnx::Model;
 
 /// Timings, as written to JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -50,7 +50,22 @@ pub fn bench(
     stage2_steps: usize,
     threads: usize,
 ) -> Result<FinetuneBench, FinetuneError> {
-    let data = Data::from_cache(features, 0, None)?;
+    let cfg = RunConfig {
+        features: features.to_path_buf(),
+        split: 0,
+        backbone: backbone.to_path_buf(),
+        unfreeze: Unfreeze::Last(0),
+        pool: HeadPool::Flatten,
+        hidden: 256,
+        out: std::path::PathBuf::new(),
+        init_from: None,
+    };
+    let Prepared {
+        arch: arch1,
+        data,
+        backbone,
+        ..
+    } = prepare(&cfg, threads)?;
     let classes = data.classes();
     let step = StepConfig {
         momentum: 0.9,
@@ -64,7 +79,6 @@ pub fn bench(
     };
     let zeros = |p: &[Vec<f32>]| p.iter().map(|v| vec![0.0; v.len()]).collect();
 
-    let arch1 = arch_for(&data.shape, classes, 0, 256, unit_scale(&data));
     let params = initial_params(&arch1, 1, &|_| None)?;
     let state = Tensors {
         momenta: zeros(&params),
@@ -83,8 +97,13 @@ pub fn bench(
     drop(runner);
 
     let shape = [512, 14, 14];
-    let arch2 = arch_for(&shape, classes, 3, 256, 1.0);
-    let weights = pretrained(&Model::load(backbone)?, &arch2)?;
+    let block5 = tail("block4_pool", shape.iter().product(), Unfreeze::Last(3))?;
+    let arch2 = Arch {
+        input: shape.to_vec(),
+        convs: block5.trainable,
+        ..arch1
+    };
+    let weights = pretrained(&backbone, &arch2.convs)?;
     let params = initial_params(&arch2, 1, &|name| weights.get(name).cloned())?;
     let state = Tensors {
         momenta: zeros(&params),

@@ -1,91 +1,112 @@
-//! Training curves as a PNG: loss (left) and accuracy (right) per epoch, training in blue and
-//! validation in orange. Drawn with the `image` crate: no fonts needed, so no labels; the
-//! numbers themselves are in `history.json` and `summary.json`.
+//! Training curves as a PNG, drawn with plotters: loss (left) and accuracy (right) per epoch,
+//! training and validation, with axes, labels and a legend. The font is Noto Sans embedded in
+//! the binary, so machines without fonts draw the same picture.
 
-use image::{Rgb, RgbImage};
+use std::sync::Once;
+
+use image::RgbImage;
+use plotters::prelude::*;
 
 use super::checkpoint::EpochStats;
 
-const PANEL: u32 = 320;
-const MARGIN: u32 = 20;
-const TRAIN: Rgb<u8> = Rgb([31, 119, 180]);
-const VAL: Rgb<u8> = Rgb([255, 127, 14]);
-const AXIS: Rgb<u8> = Rgb([90, 90, 90]);
-const GRID: Rgb<u8> = Rgb([225, 225, 225]);
+const WIDTH: u32 = 960;
+const HEIGHT: u32 = 400;
+const FONT: &str = "noto-sans";
+const TRAIN: RGBColor = RGBColor(31, 119, 180);
+const VAL: RGBColor = RGBColor(255, 127, 14);
 
 /// Picks one value of an epoch (a curve's y).
 type Series = fn(&EpochStats) -> f64;
 
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, ttf_noto_sans::REGULAR)
+            .unwrap_or_else(|_| panic!("the embedded Noto Sans is a valid font"));
+    });
+}
+
 /// Two panels, loss then accuracy; accuracy spans 0..1, loss 0..its maximum.
-pub fn curves_png(history: &[EpochStats]) -> RgbImage {
-    let mut img = RgbImage::from_pixel(2 * PANEL + 3 * MARGIN, PANEL + 2 * MARGIN, Rgb([255; 3]));
-    let max_loss = history
-        .iter()
-        .flat_map(|h| [h.train_loss, h.val_loss])
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max)
-        .max(1e-9);
-    let panels: [(u32, f64, [Series; 2]); 2] = [
-        (MARGIN, max_loss, [|h| h.train_loss, |h| h.val_loss]),
-        (
-            2 * MARGIN + PANEL,
+pub fn curves_png(history: &[EpochStats]) -> Result<RgbImage, String> {
+    register_font();
+    let mut buf = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        let (left, right) = root.split_horizontally(WIDTH / 2);
+        let max_loss = history
+            .iter()
+            .flat_map(|h| [h.train_loss, h.val_loss])
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max)
+            .max(1e-9);
+        panel(
+            &left,
+            "loss",
+            max_loss * 1.05,
+            [|h| h.train_loss, |h| h.val_loss],
+            history,
+        )?;
+        panel(
+            &right,
+            "accuracy",
             1.0,
             [|h| h.train_accuracy, |h| h.val_accuracy],
-        ),
-    ];
-    for (x0, top, series) in panels {
-        frame(&mut img, x0);
-        for (pick, color) in series.iter().zip([TRAIN, VAL]) {
-            let points: Vec<(f64, f64)> = history
-                .iter()
-                .enumerate()
-                .map(|(i, h)| (i as f64, (pick(h) / top).clamp(0.0, 1.0)))
-                .collect();
-            let last = (history.len().max(2) - 1) as f64;
-            let to_px = |(i, v): (f64, f64)| {
-                (
-                    f64::from(x0) + i / last * f64::from(PANEL - 1),
-                    f64::from(MARGIN) + (1.0 - v) * f64::from(PANEL - 1),
-                )
-            };
-            for pair in points.windows(2) {
-                line(&mut img, to_px(pair[0]), to_px(pair[1]), color);
-            }
-            if let [only] = points[..] {
-                let (x, y) = to_px(only);
-                line(&mut img, (x - 2.0, y), (x + 2.0, y), color);
-            }
-        }
+            history,
+        )?;
+        root.present().map_err(|e| e.to_string())?;
     }
-    img
+    Ok(RgbImage::from_raw(WIDTH, HEIGHT, buf).expect("the buffer has the image's size"))
 }
 
-/// Axes and horizontal grid lines at tenths.
-fn frame(img: &mut RgbImage, x0: u32) {
-    for k in 0..=10 {
-        let y = MARGIN + k * (PANEL - 1) / 10;
-        for x in x0..x0 + PANEL {
-            img.put_pixel(x, y, if k == 10 { AXIS } else { GRID });
-        }
+fn panel(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    what: &str,
+    top: f64,
+    series: [Series; 2],
+    history: &[EpochStats],
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let last = history.last().map_or(1, |h| h.epoch).max(2) as u32;
+    let mut chart = ChartBuilder::on(area)
+        .caption(what, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(1..last, 0.0..top)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .x_labels(last.min(12) as usize)
+        .y_desc(what)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(err)?;
+    for (pick, (name, color)) in series
+        .iter()
+        .zip([("training", TRAIN), ("validation", VAL)])
+    {
+        let points = history.iter().map(|h| (h.epoch as u32, pick(h)));
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(2))
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
-    for y in MARGIN..MARGIN + PANEL {
-        img.put_pixel(x0, y, AXIS);
-    }
-}
-
-/// A two-pixel-thick line by dense sampling (curves have few, short segments).
-fn line(img: &mut RgbImage, a: (f64, f64), b: (f64, f64), color: Rgb<u8>) {
-    let steps = ((b.0 - a.0).abs().max((b.1 - a.1).abs()) * 2.0)
-        .ceil()
-        .max(1.0) as usize;
-    for s in 0..=steps {
-        let t = s as f64 / steps as f64;
-        let (x, y) = (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1));
-        for (dx, dy) in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)] {
-            let (px, py) = ((x + dx) as u32, (y + dy) as u32);
-            if px < img.width() && py < img.height() {
-                img.put_pixel(px, py, color);
-            }
-        }
-    }
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 13))
+        .position(if what == "loss" {
+            SeriesLabelPosition::UpperRight
+        } else {
+            SeriesLabelPosition::LowerRight
+        })
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(err)
 }

@@ -26,6 +26,8 @@ pub struct Data {
     pub test: Vec<usize>,
     /// Class names, index = label.
     pub class_names: Vec<String>,
+    /// Source image of each row, relative to the data root.
+    pub paths: Vec<String>,
 }
 
 /// What identifies the data of a run, so a checkpoint is never resumed on other data.
@@ -88,6 +90,7 @@ impl Data {
             val,
             test,
             class_names: cache.class_names()?,
+            paths: cache.paths()?,
         };
         data.check()?;
         Ok(data)
@@ -96,10 +99,11 @@ impl Data {
     /// Refuses data a run cannot use: empty parts, labels out of range, ragged sizes.
     pub fn check(&self) -> Result<(), FinetuneError> {
         let bad = |m: String| Err(FinetuneError::Data(m));
-        if self.labels.len() != self.x.nrows() {
+        if self.labels.len() != self.x.nrows() || self.paths.len() != self.x.nrows() {
             return bad(format!(
-                "{} labels for {} rows",
+                "{} labels and {} paths for {} rows",
                 self.labels.len(),
+                self.paths.len(),
                 self.x.nrows()
             ));
         }
@@ -118,6 +122,47 @@ impl Data {
             return bad(format!("a part names a row beyond the {rows} rows"));
         }
         Ok(())
+    }
+
+    /// The rows of the three parts only, each replaced by its row of `x` (row `i` of `x`
+    /// belongs to the `i`-th row of `self.rows()`), whose values have `shape`.
+    pub fn replaced(self, x: Array2<f32>, shape: Vec<usize>) -> Result<Data, FinetuneError> {
+        let kept = self.rows();
+        if x.nrows() != kept.len() || x.ncols() != shape.iter().product::<usize>() {
+            return Err(FinetuneError::Data(format!(
+                "{} new rows of {} values for {} rows of shape {shape:?}",
+                x.nrows(),
+                x.ncols(),
+                kept.len()
+            )));
+        }
+        let mut at = vec![usize::MAX; self.x.nrows()];
+        kept.iter().enumerate().for_each(|(i, &r)| at[r] = i);
+        let remap = |part: &[usize]| part.iter().map(|&r| at[r]).collect();
+        let data = Data {
+            x,
+            shape,
+            labels: kept.iter().map(|&r| self.labels[r]).collect(),
+            train: remap(&self.train),
+            val: remap(&self.val),
+            test: remap(&self.test),
+            class_names: self.class_names,
+            paths: kept.iter().map(|&r| self.paths[r].clone()).collect(),
+        };
+        data.check()?;
+        Ok(data)
+    }
+
+    /// Every row of the three parts, ascending.
+    pub fn rows(&self) -> Vec<usize> {
+        let mut rows: Vec<usize> = [&self.train, &self.val, &self.test]
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        rows
     }
 
     /// Number of classes.

@@ -190,6 +190,23 @@ pub fn flatten_backward(ops: &mut Ops, x: &str, dy: &str) -> String {
     ops.op("Reshape", &[dy, &shape], vec![])
 }
 
+/// Global average pooling of an `[N, C, H, W]` map to `[N, C]`.
+pub fn global_avg_pool(ops: &mut Ops, x: &str) -> String {
+    let pooled = ops.op("GlobalAveragePool", &[x], vec![]);
+    flatten(ops, &pooled)
+}
+
+/// Gradient of [`global_avg_pool`]: `dy / area` spread over every position of `x`, whose
+/// maps have `area` = H * W positions.
+pub fn global_avg_pool_backward(ops: &mut Ops, x: &str, dy: &str, area: usize) -> String {
+    let axes = ops.ints(&[2, 3]);
+    let dy4 = ops.op("Unsqueeze", &[dy, &axes], vec![]);
+    let shape = ops.op("Shape", &[x], vec![]);
+    let spread = ops.op("Expand", &[&dy4, &shape], vec![]);
+    let scale = ops.scalar(1.0 / area as f32);
+    ops.op("Mul", &[&spread, &scale], vec![])
+}
+
 /// Fully connected layer `x w + b`; `w` is `[in, out]`.
 pub fn dense(ops: &mut Ops, x: &str, w: &str, b: &str) -> String {
     ops.op("Gemm", &[x, w, b], vec![])

@@ -8,6 +8,8 @@
 //! `correct`, then `P.new` and `P.momentum.new`. The evaluation graph takes `x` and the
 //! parameters and gives `logits` and `probabilities`.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::grad::{self, ConvShape, Ops, OPSET};
@@ -64,7 +66,18 @@ impl ParamSpec {
     }
 }
 
-/// An unfrozen 3x3 convolution (with its ReLU), optionally followed by 2x2 max pooling.
+/// How the last map becomes the head's input vector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadPool {
+    /// Every value of the map (`block5_pool`: 25088), as the method's head.
+    #[default]
+    Flatten,
+    /// The mean of each channel (512): far fewer head weights, which small data sets favour.
+    Avg,
+}
+
+/// A 3x3 convolution (with its ReLU), optionally followed by 2x2 max pooling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvLayer {
     /// Layer name, e.g. `block5_conv1`; parameters are `NAME.w` and `NAME.b`.
@@ -75,14 +88,16 @@ pub struct ConvLayer {
     pub pool: bool,
 }
 
-/// The trainable tail: convolutions on the frozen part's output, then
-/// flatten -> times `head_scale` -> dense `hidden` -> ReLU -> dropout -> dense `classes`.
+/// The trainable tail: convolutions on the frozen part's output, then flatten (or global
+/// average pooling) -> times `head_scale` -> dense `hidden` -> ReLU -> dropout -> dense `classes`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Arch {
     /// Shape of one input row without the batch: `[C, H, W]`, or `[D]` without convolutions.
     pub input: Vec<usize>,
     /// Unfrozen convolutions, shallow to deep (empty: head only).
     pub convs: Vec<ConvLayer>,
+    /// How the last map enters the head.
+    pub pool: HeadPool,
     /// Width of the hidden dense layer.
     pub hidden: usize,
     /// Number of classes.
@@ -113,10 +128,10 @@ impl Arch {
         if self.input.contains(&0) || self.input.is_empty() {
             return bad(format!("input shape {:?} has an empty axis", self.input));
         }
-        if !self.convs.is_empty() {
+        if !self.convs.is_empty() || self.pool == HeadPool::Avg {
             if self.input.len() != 3 {
                 return bad(format!(
-                    "convolutions need a [C, H, W] input, got {:?}",
+                    "convolutions and average pooling need a [C, H, W] input, got {:?}",
                     self.input
                 ));
             }
@@ -136,14 +151,16 @@ impl Arch {
         Ok(())
     }
 
-    /// Length of the flattened map that enters the head.
+    /// Shape of the last map (the input when there are no convolutions).
+    pub fn map_dims(&self) -> Vec<usize> {
+        map_dims(&self.input, &self.convs)
+    }
+
+    /// Length of the vector that enters the head.
     pub fn flat_dims(&self) -> usize {
-        match self.convs.last() {
-            None => self.input.iter().product(),
-            Some(last) => {
-                let pools = self.convs.iter().filter(|c| c.pool).count() as u32;
-                last.out * (self.input[1] >> pools) * (self.input[2] >> pools)
-            }
+        match self.pool {
+            HeadPool::Flatten => self.map_dims().iter().product(),
+            HeadPool::Avg => self.map_dims()[0],
         }
     }
 
@@ -192,6 +209,17 @@ impl Arch {
     }
 }
 
+/// Shape of the map `convs` make of an `input` map (`input` itself when there are none).
+pub fn map_dims(input: &[usize], convs: &[ConvLayer]) -> Vec<usize> {
+    match convs.last() {
+        None => input.to_vec(),
+        Some(last) => {
+            let pools = convs.iter().filter(|c| c.pool).count() as u32;
+            vec![last.out, input[1] >> pools, input[2] >> pools]
+        }
+    }
+}
+
 /// Optimizer constants written into the training graph.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StepConfig {
@@ -234,7 +262,10 @@ fn forward(ops: &mut Ops, arch: &Arch, x: &str, mask: Option<&str>) -> Forward {
         convs.push(ConvTensors { x: cur, y, pool });
         cur = next;
     }
-    let flat = grad::flatten(ops, &cur);
+    let flat = match arch.pool {
+        HeadPool::Flatten => grad::flatten(ops, &cur),
+        HeadPool::Avg => grad::global_avg_pool(ops, &cur),
+    };
     let flat = if arch.head_scale == 1.0 {
         flat
     } else {
@@ -313,7 +344,13 @@ pub fn train_graph(arch: &Arch, step: StepConfig) -> Result<Model, FinetuneError
             let scale = ops.scalar(arch.head_scale);
             dflat = ops.op("Mul", &[&dflat, &scale], vec![]);
         }
-        let mut d = grad::flatten_backward(&mut ops, &f.head_in, &dflat);
+        let mut d = match arch.pool {
+            HeadPool::Flatten => grad::flatten_backward(&mut ops, &f.head_in, &dflat),
+            HeadPool::Avg => {
+                let area = arch.map_dims()[1..].iter().product();
+                grad::global_avg_pool_backward(&mut ops, &f.head_in, &dflat, area)
+            }
+        };
         for (i, (c, ConvTensors { x, y, pool })) in
             arch.convs.iter().zip(&f.convs).enumerate().rev()
         {
@@ -384,5 +421,52 @@ pub fn eval_graph(arch: &Arch) -> Result<Model, FinetuneError> {
     let dims = [Dim::sym("batch"), Dim::Fixed(arch.classes as i64)];
     output(&mut ops, &f.logits, "logits", DataType::Float, &dims);
     output(&mut ops, &p, "probabilities", DataType::Float, &dims);
+    Ok(ops.g.build(OPSET)?)
+}
+
+/// The forward pass of `convs` (weights and biases `NAME.w`, `NAME.b` from `weights`, as
+/// constants) on `x`, giving
+/// `y`: the map, or with `pool` the head's input vector (before the head scale). It runs the
+/// frozen layers once per row and measures the head's inputs.
+pub fn convs_graph(
+    input: &[usize],
+    convs: &[ConvLayer],
+    pool: Option<HeadPool>,
+    weights: &HashMap<String, Vec<f32>>,
+) -> Result<Model, FinetuneError> {
+    let arch = Arch {
+        input: input.to_vec(),
+        convs: convs.to_vec(),
+        pool: pool.unwrap_or_default(),
+        hidden: 1,
+        classes: 2,
+        head_scale: 1.0,
+    };
+    arch.check()?;
+    let mut ops = Ops::new("tlearn_convs");
+    ops.g.input("x", DataType::Float, &arch.x_dims());
+    for p in arch.params().iter().filter(|p| !p.name.starts_with("fc")) {
+        let values = weights
+            .get(&p.name)
+            .ok_or_else(|| FinetuneError::Arch(format!("no weights for {}", p.name)))?;
+        let dims: Vec<i64> = p.dims.iter().map(|&d| d as i64).collect();
+        ops.g.initializer_f32(&p.name, values, &dims);
+    }
+    let mut cur = "x".to_string();
+    for c in convs {
+        let (w, b) = (format!("{}.w", c.name), format!("{}.b", c.name));
+        let z = grad::conv(&mut ops, &cur, &w, &b, ConvShape::VGG);
+        cur = grad::relu(&mut ops, &z);
+        if c.pool {
+            cur = grad::max_pool(&mut ops, &cur).0;
+        }
+    }
+    let y = match pool {
+        None => cur,
+        Some(HeadPool::Flatten) => grad::flatten(&mut ops, &cur),
+        Some(HeadPool::Avg) => grad::global_avg_pool(&mut ops, &cur),
+    };
+    ops.g.node("Identity", &[&y], &["y"], vec![]);
+    ops.g.output_unshaped("y", DataType::Float);
     Ok(ops.g.build(OPSET)?)
 }

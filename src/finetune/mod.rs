@@ -8,9 +8,10 @@
 //! resumable. [`mod@run`] is a whole run on a feature cache (network, pretrained weights, test
 //! accuracy, exported inference model), [`mod@bench`] times both stages, [`curves`] draws the PNG.
 //!
-//! Stage 1 trains the head on cached `block5_pool`; stage 2 trains block 5 with the stage-1
-//! head on cached `block4_pool` (`unfreeze = 3`). Unfreezing 1 or 2 convolutions would need
-//! their input (a `block5_conv*` output) cached, or frozen convolutions in the graph: not done.
+//! Stage 1 trains the head on cached `block5_pool`; stage 2 trains the last convolutions with
+//! the stage-1 head on an earlier cached layer (`block4_pool` for block 5). [`network`] knows
+//! VGG16: the convolutions between the cached layer and the trainable ones are frozen and run
+//! once per row before training, so an epoch runs only what trains.
 
 pub mod bench;
 pub mod checkpoint;
@@ -18,6 +19,7 @@ pub mod curves;
 pub mod data;
 pub mod grad;
 pub mod graph;
+pub mod network;
 pub mod run;
 pub mod runner;
 pub mod train;
@@ -26,7 +28,8 @@ use std::path::PathBuf;
 
 use ort::session::Session;
 
-pub use graph::{eval_graph, train_graph, Arch, ConvLayer, Group, ParamSpec, StepConfig};
+pub use graph::{eval_graph, train_graph, Arch, ConvLayer, Group, HeadPool, ParamSpec, StepConfig};
+pub use network::Unfreeze;
 
 use crate::backbone::BackboneError;
 use crate::onnx::Model;

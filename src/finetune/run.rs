@@ -8,28 +8,31 @@ use serde::Serialize;
 
 use super::checkpoint::EpochStats;
 use super::data::Data;
-use super::graph::{Arch, ConvLayer};
-use super::train::{evaluate, fit, initial_params, CheckedParams, Ending};
+use super::graph::{convs_graph, Arch, HeadPool};
+use super::network::{forward_rows, inference_model, pretrained, tail, Tail, Unfreeze};
+use super::runner::loss_and_accuracy;
+use super::train::{fit, initial_params, logits, CheckedParams, Ending};
 use super::FinetuneError;
-use crate::backbone::Pooling;
+use crate::backbone::{Descriptor, Pooling};
 use crate::cache::FeatureCache;
 use crate::onnx::Model;
 
-/// VGG16's block 5: its convolutions work on `block4_pool` (512 x 14 x 14).
-const BLOCK5: [&str; 3] = ["block5_conv1", "block5_conv2", "block5_conv3"];
+/// Output of the exported inference model: class probabilities.
+pub const PROBABILITIES: &str = "probabilities";
 
 /// What to fine-tune, on which data, into which directory.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// Feature cache of the frozen part's output (`block5_pool` or `block4_pool`, flattened).
+    /// Feature cache of a VGG16 pooling layer, flattened (`block5_pool`, `block4_pool`, ...).
     pub features: PathBuf,
     /// Which of the cache's seeded splits.
     pub split: usize,
     /// The backbone ONNX: pretrained weights of unfrozen layers, base of the exported model.
     pub backbone: PathBuf,
-    /// Number of block-5 convolutions to train: 0 (head only, on `block5_pool`) or 3 (all of
-    /// block 5, on `block4_pool`).
-    pub unfreeze: usize,
+    /// Convolutions after the cached layer that train (the others run once, frozen).
+    pub unfreeze: Unfreeze,
+    /// How `block5_pool` enters the head.
+    pub pool: HeadPool,
     /// Width of the head's hidden layer.
     pub hidden: usize,
     /// Run directory (checkpoints, history, summary, exported model).
@@ -58,192 +61,48 @@ pub struct Summary {
     pub test_accuracy: f64,
     /// Mean seconds of training steps per epoch.
     pub seconds_per_epoch: f64,
+    /// Seconds to score the test rows.
+    pub test_seconds: f64,
     /// Training rows (with augmented copies), validation rows, test rows.
     pub rows: [usize; 3],
     /// The exported inference model (backbone with the trained weights, head, softmax).
     pub model: Option<PathBuf>,
+    /// Class probabilities of every test row (`rows[2]` x classes), in `test_paths` order.
+    pub test_probabilities: Vec<Vec<f32>>,
+    /// Source image and label of every test row.
+    pub test_images: Vec<(String, usize)>,
     /// Every epoch.
     pub history: Vec<EpochStats>,
 }
 
-/// Shape of one cached row as the network takes it, and the number of classes.
-pub fn cache_shape(features: &Path, unfreeze: usize) -> Result<(Vec<usize>, usize), FinetuneError> {
+/// The cached layer's tail of VGG16 for a run, and the number of classes.
+pub fn cache_tail(features: &Path, unfreeze: Unfreeze) -> Result<(Tail, usize), FinetuneError> {
     let cache = FeatureCache::open(features)?;
     let id = &cache.identity;
-    let classes = cache.class_names()?.len();
-    let bad = |what: &str| {
-        Err(FinetuneError::Data(format!(
-            "{} holds {} ({:?} pooling); {what}",
+    if id.pooling != Pooling::Flatten || id.layers.len() != 1 {
+        return Err(FinetuneError::Data(format!(
+            "{} holds {} ({:?} pooling); fine-tuning needs one layer, flattened (e.g. `tlearn features --layer block4_pool --pool flatten`)",
             features.display(),
             id.layers.join(","),
             id.pooling
-        )))
-    };
-    if id.pooling != Pooling::Flatten || id.layers.len() != 1 {
-        return bad("fine-tuning needs one layer, flattened");
+        )));
     }
-    match (id.layers[0].as_str(), unfreeze) {
-        ("block5_pool", 0) => Ok((vec![id.dims], classes)),
-        ("block4_pool", 3) if id.dims % (14 * 14) == 0 => {
-            Ok((vec![id.dims / (14 * 14), 14, 14], classes))
-        }
-        (_, 0) => bad("the head alone trains on block5_pool features"),
-        (_, 3) => bad("training block 5 needs block4_pool features"),
-        _ => Err(FinetuneError::Param(format!(
-            "--unfreeze {unfreeze}: 0 (head only) or 3 (all of block 5) are supported"
-        ))),
-    }
+    Ok((
+        tail(&id.layers[0], id.dims, unfreeze)?,
+        cache.class_names()?.len(),
+    ))
 }
 
-/// The network for rows of `shape`: block 5's convolutions when the rows are `block4_pool`.
-pub fn arch_for(
-    shape: &[usize],
-    classes: usize,
-    unfreeze: usize,
-    hidden: usize,
-    head_scale: f32,
-) -> Arch {
-    let convs = if unfreeze == 0 {
-        Vec::new()
-    } else {
-        BLOCK5[BLOCK5.len() - unfreeze..]
-            .iter()
-            .map(|name| ConvLayer {
-                name: name.to_string(),
-                out: 512,
-                pool: *name == "block5_conv3",
-            })
-            .collect()
-    };
-    Arch {
-        input: shape.to_vec(),
-        convs,
-        hidden,
-        classes,
-        head_scale,
-    }
-}
-
-/// `1 / sqrt(mean square)` of the training rows: the head scale that gives the head inputs of
-/// unit mean square when the rows are the head's input (`block5_pool`).
-pub fn unit_scale(data: &Data) -> f32 {
-    let (mut sum, mut count) = (0.0f64, 0usize);
-    for &r in &data.train {
-        sum += data
-            .x
-            .row(r)
-            .iter()
-            .map(|v| f64::from(*v).powi(2))
-            .sum::<f64>();
-        count += data.x.ncols();
-    }
-    let mean_square = sum / count.max(1) as f64;
+/// `1 / sqrt(mean square)` of `rows`: the head scale that gives head inputs like these unit
+/// mean square.
+pub fn unit_scale(rows: ndarray::ArrayView2<f32>) -> f32 {
+    let sum: f64 = rows.iter().map(|v| f64::from(*v).powi(2)).sum();
+    let mean_square = sum / rows.len().max(1) as f64;
     if mean_square > 0.0 {
         (1.0 / mean_square.sqrt()) as f32
     } else {
         1.0
     }
-}
-
-/// The Conv node of Keras layer `layer` (its output is named `.../LAYER_1/...` by tf2onnx).
-fn conv_node<'m>(model: &'m Model, layer: &str) -> Option<&'m crate::onnx::proto::NodeProto> {
-    let scoped = format!("/{layer}_1/");
-    model
-        .graph()
-        .node
-        .iter()
-        .find(|n| n.op_type() == "Conv" && n.output.iter().any(|o| o.contains(&scoped)))
-}
-
-/// Pretrained weights and biases of `arch`'s convolutions, by parameter name.
-pub fn pretrained(model: &Model, arch: &Arch) -> Result<HashMap<String, Vec<f32>>, FinetuneError> {
-    let mut out = HashMap::new();
-    for c in &arch.convs {
-        let node = conv_node(model, &c.name).ok_or_else(|| {
-            FinetuneError::Arch(format!("the backbone has no convolution {}", c.name))
-        })?;
-        out.insert(
-            format!("{}.w", c.name),
-            model.initializer_f32(&node.input[1])?,
-        );
-        out.insert(
-            format!("{}.b", c.name),
-            model.initializer_f32(&node.input[2])?,
-        );
-    }
-    Ok(out)
-}
-
-/// The backbone with `arch`'s trained convolutions written in, then flatten, the head and a
-/// softmax on `block5_pool`: one model from image to `probabilities`.
-pub fn inference_model(
-    backbone: &Model,
-    arch: &Arch,
-    params: &[Vec<f32>],
-) -> Result<Model, FinetuneError> {
-    let mut model = backbone.clone();
-    let specs = arch.params();
-    let value = |name: &str| &params[specs.iter().position(|p| p.name == name).expect("known")];
-    for c in &arch.convs {
-        let node = conv_node(&model, &c.name).ok_or_else(|| {
-            FinetuneError::Arch(format!("the backbone has no convolution {}", c.name))
-        })?;
-        let (w, b) = (node.input[1].clone(), node.input[2].clone());
-        model.set_initializer_f32(&w, value(&format!("{}.w", c.name)))?;
-        model.set_initializer_f32(&b, value(&format!("{}.b", c.name)))?;
-    }
-    let g = model.graph_mut();
-    g.output.clear();
-    for p in specs.iter().filter(|p| p.name.starts_with("fc")) {
-        let dims: Vec<i64> = p.dims.iter().map(|&d| d as i64).collect();
-        let mut values = value(&p.name).clone();
-        if p.name == "fc1.w" {
-            // The training graph's head scale, folded into the first dense layer.
-            values.iter_mut().for_each(|v| *v *= arch.head_scale);
-        }
-        g.initializer.push(crate::onnx::tensor_f32(
-            &format!("head/{}", p.name),
-            &values,
-            &dims,
-        ));
-    }
-    let node = |op: &str, inputs: &[&str], output: &str, attrs| crate::onnx::proto::NodeProto {
-        name: Some(format!("head/{output}")),
-        op_type: Some(op.into()),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        attribute: attrs,
-        ..Default::default()
-    };
-    let axis1 = || vec![crate::onnx::attr_int("axis", 1)];
-    g.node
-        .push(node("Flatten", &["block5_pool"], "head/flat", axis1()));
-    g.node.push(node(
-        "Gemm",
-        &["head/flat", "head/fc1.w", "head/fc1.b"],
-        "head/fc1",
-        vec![],
-    ));
-    g.node
-        .push(node("Relu", &["head/fc1"], "head/hidden", vec![]));
-    g.node.push(node(
-        "Gemm",
-        &["head/hidden", "head/fc2.w", "head/fc2.b"],
-        "head/logits",
-        vec![],
-    ));
-    g.node
-        .push(node("Softmax", &["head/logits"], "probabilities", axis1()));
-    let dims = [
-        crate::onnx::Dim::sym("batch"),
-        crate::onnx::Dim::Fixed(arch.classes as i64),
-    ];
-    g.output.push(crate::onnx::value_info(
-        "probabilities",
-        crate::onnx::DataType::Float,
-        Some(&dims),
-    ));
-    Ok(model)
 }
 
 /// The head scale and best head parameters of the finished run in `dir`, checked to fit `arch`.
@@ -272,20 +131,53 @@ pub fn trained_head(
     Ok((scale, names.zip(tensors.params).collect()))
 }
 
-/// The network of a run and its data (one split of the cache).
-pub fn prepare(cfg: &RunConfig) -> Result<(Arch, Data), FinetuneError> {
-    let (shape, classes) = cache_shape(&cfg.features, cfg.unfreeze)?;
-    let data = Data::from_cache(&cfg.features, cfg.split, Some(shape.clone()))?;
-    // Block 5's output is not in a block4_pool cache: its runs keep the head's inputs as they are.
-    let scale = if cfg.unfreeze == 0 {
-        unit_scale(&data)
-    } else {
-        1.0
+/// Training rows the head scale is measured on (evenly spread; all when fewer).
+const SCALE_ROWS: usize = 256;
+
+/// The network of a run and its data (one split of the cache, the frozen convolutions already
+/// applied), with the pretrained weights of the trainable convolutions.
+pub fn prepare(cfg: &RunConfig, threads: usize) -> Result<Prepared, FinetuneError> {
+    let (tail, classes) = cache_tail(&cfg.features, cfg.unfreeze)?;
+    let mut data = Data::from_cache(&cfg.features, cfg.split, Some(tail.input.clone()))?;
+    let backbone = Model::load(&cfg.backbone)?;
+    if !tail.frozen.is_empty() {
+        let weights = pretrained(&backbone, &tail.frozen)?;
+        let graph = convs_graph(&tail.input, &tail.frozen, None, &weights)?;
+        let x = forward_rows(&graph, &data, &data.rows(), threads)?;
+        data = data.replaced(x, tail.trainable_input())?;
+    }
+    let weights = pretrained(&backbone, &tail.trainable)?;
+    let mut arch = Arch {
+        input: data.shape.clone(),
+        convs: tail.trainable,
+        pool: cfg.pool,
+        hidden: cfg.hidden,
+        classes,
+        head_scale: 1.0,
     };
-    Ok((
-        arch_for(&shape, classes, cfg.unfreeze, cfg.hidden, scale),
+    // The pretrained head inputs set the scale; the trained convolutions then keep it.
+    let step = data.train.len().div_ceil(SCALE_ROWS).max(1);
+    let sample: Vec<usize> = data.train.iter().step_by(step).copied().collect();
+    let graph = convs_graph(&arch.input, &arch.convs, Some(arch.pool), &weights)?;
+    arch.head_scale = unit_scale(forward_rows(&graph, &data, &sample, threads)?.view());
+    Ok(Prepared {
+        arch,
         data,
-    ))
+        weights,
+        backbone,
+    })
+}
+
+/// What [`prepare`] gives.
+pub struct Prepared {
+    /// The trainable network.
+    pub arch: Arch,
+    /// Its input rows.
+    pub data: Data,
+    /// Pretrained weights of its convolutions.
+    pub weights: HashMap<String, Vec<f32>>,
+    /// The backbone: pretrained weights, base of the exported model.
+    pub backbone: Model,
 }
 
 /// Trains one split, evaluates the kept parameters on the test rows, exports the inference
@@ -295,24 +187,31 @@ pub fn run(
     params: &CheckedParams,
     on_epoch: &mut dyn FnMut(&EpochStats) -> bool,
 ) -> Result<Summary, FinetuneError> {
-    let (mut arch, data) = prepare(cfg)?;
+    let Prepared {
+        mut arch,
+        data,
+        weights,
+        backbone,
+    } = prepare(cfg, params.threads)?;
     let mut head = HashMap::new();
     if let Some(dir) = &cfg.init_from {
         (arch.head_scale, head) = trained_head(dir, &arch)?;
     }
-    let backbone = Model::load(&cfg.backbone)?;
-    let weights = pretrained(&backbone, &arch)?;
     let init = initial_params(&arch, params.seed, &|name| {
         weights.get(name).or_else(|| head.get(name)).cloned()
     })?;
     let outcome = fit(params, &arch, init, &data, &cfg.out, on_epoch)?;
+    let start = std::time::Instant::now();
+    let logits = logits(&arch, &outcome.best, &data, &data.test, params.threads)?;
+    let test_seconds = start.elapsed().as_secs_f64();
     let (test_loss, test_accuracy) =
-        evaluate(&arch, &outcome.best, &data, &data.test, params.threads)?;
+        loss_and_accuracy(&logits, &data.test, &data.labels, arch.classes);
     let model = if outcome.ending == Ending::Interrupted {
         None
     } else {
         let path = cfg.out.join("model.onnx");
         inference_model(&backbone, &arch, &outcome.best)?.save(&path)?;
+        write_descriptor(&cfg.backbone, &path, &data.class_names)?;
         Some(path)
     };
     let h = &outcome.history;
@@ -326,13 +225,47 @@ pub fn run(
             .map_or(0.0, |e| e.val_accuracy),
         test_loss,
         test_accuracy,
+        test_seconds,
         seconds_per_epoch: h.iter().map(|e| e.train_seconds).sum::<f64>() / h.len().max(1) as f64,
         rows: [data.train.len(), data.val.len(), data.test.len()],
         model,
+        test_probabilities: logits.chunks(arch.classes).map(softmax).collect(),
+        test_images: data
+            .test
+            .iter()
+            .map(|&r| (data.paths[r].clone(), data.labels[r] as usize))
+            .collect(),
         history: outcome.history,
     };
     let path = cfg.out.join("summary.json");
     let text = serde_json::to_string_pretty(&summary).expect("summary serialises") + "\n";
     std::fs::write(&path, text).map_err(|source| FinetuneError::Io { path, source })?;
     Ok(summary)
+}
+
+/// Softmax of one row of logits.
+fn softmax(z: &[f32]) -> Vec<f32> {
+    let max = z.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    let e: Vec<f32> = z.iter().map(|v| (v - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.into_iter().map(|v| v / sum).collect()
+}
+
+/// Writes the exported model's descriptor beside it (`model.toml`): the backbone's input and
+/// preprocessing, the model's sha256, `probabilities` as its one layer, and the class names, so
+/// `tlearn predict` can run it like any model.
+fn write_descriptor(
+    backbone: &Path,
+    model: &Path,
+    class_names: &[String],
+) -> Result<(), FinetuneError> {
+    let mut d = Descriptor::for_model(backbone)?;
+    d.name = format!("{} fine-tuned", d.name);
+    d.sha256 = crate::backbone::sha256_file(model)?;
+    d.layers = vec![PROBABILITIES.into()];
+    d.classes = Some(class_names.to_vec());
+    // Its provenance is the run (summary.json beside it), not the backbone's wheel.
+    d.source = None;
+    d.save_beside(model)?;
+    Ok(())
 }

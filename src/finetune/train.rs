@@ -357,21 +357,22 @@ pub fn fit(
 
 fn write_curves(path: &Path, history: &[EpochStats]) -> Result<(), FinetuneError> {
     super::curves::curves_png(history)
-        .save(path)
+        .and_then(|img| img.save(path).map_err(|e| e.to_string()))
         .map_err(|e| FinetuneError::Io {
             path: path.to_path_buf(),
             source: std::io::Error::other(e.to_string()),
         })
 }
 
-/// Mean loss and accuracy of `params` on `rows` (e.g. the test rows after [`fit`]).
-pub fn evaluate(
+/// Logits of `params` for `rows` (row-major, `rows.len()` x classes), e.g. the test rows
+/// after [`fit`].
+pub fn logits(
     arch: &Arch,
     params: &[Vec<f32>],
     data: &Data,
     rows: &[usize],
     threads: usize,
-) -> Result<(f64, f64), FinetuneError> {
+) -> Result<Vec<f32>, FinetuneError> {
     let momenta = params.iter().map(|p| vec![0.0; p.len()]).collect();
     let state = Tensors {
         params: params.to_vec(),
@@ -382,5 +383,5 @@ pub fn evaluate(
         weight_decay: 0.0,
     };
     let mut runner = Runner::new(arch, step, &state, (0.0, 0.0), threads)?;
-    runner.evaluate(data, rows, 64)
+    runner.logits(data, rows, 64)
 }

@@ -37,8 +37,8 @@ pub struct Row {
     pub top5_accuracy: f64,
     /// Mean macro F1.
     pub macro_f1: f64,
-    /// C chosen in each split.
-    pub c: Vec<f64>,
+    /// What validation chose in each split (C, or the kept epoch).
+    pub chosen: Vec<String>,
     /// Mean seconds of the chosen fit.
     pub fit_seconds: f64,
 }
@@ -57,36 +57,35 @@ impl Row {
         "test accuracy %",
         "top-5 %",
         "macro F1 %",
-        "C / fit s",
+        "chosen (C or epoch) / fit s",
     ];
 
     fn of(r: &RunReport) -> Row {
         let s = &r.summary;
         Row {
             run: r.run.clone(),
-            classifier: r.config.kind.to_string(),
+            classifier: r.method.label(),
             layers: r.identity.layers.join("+"),
             pooling: format!("{:?}", r.identity.pooling).to_lowercase(),
             dims: r.identity.dims,
-            train_copies: if r.config.train_copies {
+            train_copies: if r.method.train_copies() {
                 r.identity.copies
             } else {
                 0
             },
-            tta: r.config.tta,
+            tta: r.method.tta(),
             splits: s.splits,
             accuracy: s.accuracy.mean,
             accuracy_std: s.accuracy.std,
             top5_accuracy: s.top5_accuracy.mean,
             macro_f1: s.macro_f1.mean,
-            c: r.splits.iter().map(|sp| sp.c).collect(),
+            chosen: r.splits.iter().map(|sp| sp.chosen.clone()).collect(),
             fit_seconds: s.fit_seconds.mean,
         }
     }
 
     /// The row as text cells.
     pub fn cells(&self) -> Vec<String> {
-        let c: Vec<String> = self.c.iter().map(|c| format!("{c:e}")).collect();
         vec![
             self.run.clone(),
             self.classifier.clone(),
@@ -99,7 +98,7 @@ impl Row {
             format!("{} ± {}", pct(self.accuracy), pct(self.accuracy_std)),
             pct(self.top5_accuracy),
             pct(self.macro_f1),
-            format!("{} / {:.1}", c.join(","), self.fit_seconds),
+            format!("{} / {:.1}", self.chosen.join(","), self.fit_seconds),
         ]
     }
 }

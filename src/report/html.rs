@@ -38,10 +38,20 @@ fn page(title: &str, body: &str) -> String {
 }
 
 /// The report page of one run.
-pub(crate) fn run_page(r: &RunReport, png: &[u8], thumbs: &[Option<Thumb>]) -> String {
+pub(crate) fn run_page(
+    r: &RunReport,
+    png: &[u8],
+    curves: &[Vec<u8>],
+    thumbs: &[Option<Thumb>],
+) -> String {
     let s = &r.summary;
     let mut b = String::new();
-    let _ = writeln!(b, "<h1>{} — {}</h1>", escape(&r.run), r.config.kind);
+    let _ = writeln!(
+        b,
+        "<h1>{} — {}</h1>",
+        escape(&r.run),
+        escape(&r.method.label())
+    );
     let _ = writeln!(
         b,
         "<p><b>Test accuracy {}% ± {}</b> (mean ± sample std over {} split(s)); top-5 {}% ± {}; macro F1 {} ± {}.</p>",
@@ -50,20 +60,18 @@ pub(crate) fn run_page(r: &RunReport, png: &[u8], thumbs: &[Option<Thumb>]) -> S
     );
     let _ = writeln!(
         b,
-        "<p>Features: {} (<code>{}</code>). Augmented copies {} in training; test-time augmentation {}. Fit {:.2} s ± {:.2}, predict {:.3} s per split.</p>",
+        "<p>Features: {} (<code>{}</code>). Training: {}. Fit {:.2} s ± {:.2}, predict {:.3} s per split.</p>",
         escape(&features_line(r)), escape(&r.cache),
-        if r.config.train_copies { "used" } else { "not used" },
-        if r.config.tta { "on" } else { "off" },
+        escape(&r.method.training_line()),
         s.fit_seconds.mean, s.fit_seconds.std, s.predict_seconds.mean
     );
-    let _ = writeln!(b, "<h2>Splits</h2><table><tr><th>split</th><th>C</th><th>val acc %</th><th>train rows</th><th>test images</th><th>accuracy %</th><th>top-5 %</th><th>macro P %</th><th>macro R %</th><th>macro F1 %</th><th>fit s</th><th>predict s</th></tr>");
+    let _ = writeln!(b, "<h2>Splits</h2><table><tr><th>split</th><th>{}</th><th>val acc %</th><th>train rows</th><th>test images</th><th>accuracy %</th><th>top-5 %</th><th>macro P %</th><th>macro R %</th><th>macro F1 %</th><th>fit s</th><th>predict s</th></tr>", r.method.chosen_title());
     for sp in &r.splits {
         let m = &sp.metrics;
-        let val = sp.chosen_val_accuracy();
         let _ = writeln!(
             b,
-            "<tr><td>{}</td><td>{:e}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.3}</td></tr>",
-            sp.split, sp.c, pct(val), sp.train_rows, sp.test_images, pct(m.accuracy),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.3}</td></tr>",
+            sp.split, escape(&sp.chosen), pct(sp.val_accuracy), sp.train_rows, sp.test_images, pct(m.accuracy),
             pct(m.top5_accuracy), pct(m.macro_precision), pct(m.macro_recall), pct(m.macro_f1),
             sp.fit_seconds, sp.predict_seconds
         );
@@ -82,6 +90,16 @@ pub(crate) fn run_page(r: &RunReport, png: &[u8], thumbs: &[Option<Thumb>]) -> S
         "</table><h2>Confusion matrix</h2><p>Rows: true class, columns: predicted, by the index (#) above; counts summed over splits.</p><img alt=\"confusion matrix\" src=\"{}\">",
         data_uri("image/png", png)
     );
+    if !curves.is_empty() {
+        let _ = writeln!(b, "<h2>Training curves</h2>");
+        for png in curves {
+            let _ = writeln!(
+                b,
+                "<img alt=\"training curves\" src=\"{}\">",
+                data_uri("image/png", png)
+            );
+        }
+    }
     let _ = writeln!(
         b,
         "<h2>Misclassified test images ({} in all)</h2><div class=gallery>",

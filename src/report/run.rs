@@ -5,19 +5,195 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::{mean_std, metrics, Metrics};
 use crate::cache::Identity;
-use crate::classify::train::{GridPoint, TrainConfig, TrainOutcome};
+use crate::classify::train::{GridPoint, Scored, TrainConfig, TrainOutcome};
+use crate::finetune::train::FinetuneParams;
+use crate::finetune::HeadPool;
 
 /// Version of the report.json layout (the comparison reads it).
-pub const REPORT_VERSION: u32 = 1;
+pub const REPORT_VERSION: u32 = 2;
+
+/// How a run's classifier was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "lowercase")]
+pub enum Method {
+    /// A linear classifier on cached features, its C chosen on validation.
+    Linear(TrainConfig),
+    /// A fine-tuned network: the last convolutions and a new head, trained together.
+    Finetune(FinetuneMethod),
+}
+
+/// The settings of a fine-tuning run, as its report shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinetuneMethod {
+    /// Convolutions trained with the head (the earlier ones stay frozen).
+    pub trained_convs: Vec<String>,
+    /// How `block5_pool` enters the head.
+    pub pool: HeadPool,
+    /// Width of the head's hidden layer.
+    pub hidden: usize,
+    /// Optimiser, dropout and early-stopping settings.
+    pub params: FinetuneParams,
+    /// The head-only run whose head started this one (stage 2), if any.
+    pub init_from: Option<String>,
+}
+
+impl Method {
+    /// Short name of the classifier, as the comparison lists it.
+    pub fn label(&self) -> String {
+        match self {
+            Method::Linear(c) => c.kind.to_string(),
+            Method::Finetune(f) => format!(
+                "fine-tuned ({} conv{} + {} head)",
+                f.trained_convs.len(),
+                if f.trained_convs.len() == 1 { "" } else { "s" },
+                format!("{:?}", f.pool).to_lowercase()
+            ),
+        }
+    }
+
+    /// Whether augmented copies of training images were trained on.
+    pub fn train_copies(&self) -> bool {
+        match self {
+            Method::Linear(c) => c.train_copies,
+            Method::Finetune(_) => true,
+        }
+    }
+
+    /// Whether test scores were averaged over augmented copies.
+    pub fn tta(&self) -> bool {
+        match self {
+            Method::Linear(c) => c.tta,
+            Method::Finetune(_) => false,
+        }
+    }
+
+    /// What was chosen on validation in each split, as a column title.
+    pub fn chosen_title(&self) -> &'static str {
+        match self {
+            Method::Linear(_) => "C",
+            Method::Finetune(_) => "best epoch",
+        }
+    }
+
+    /// One sentence on how the classifier was trained.
+    pub fn training_line(&self) -> String {
+        let copies = if self.train_copies() {
+            "used"
+        } else {
+            "not used"
+        };
+        match self {
+            Method::Linear(c) => format!(
+                "augmented copies {copies}, test-time augmentation {}, C grid {:?} chosen on validation",
+                if c.tta { "on" } else { "off" },
+                c.grid
+            ),
+            Method::Finetune(f) => {
+                let p = &f.params;
+                let convs = if f.trained_convs.is_empty() {
+                    "none (head only)".to_string()
+                } else {
+                    f.trained_convs.join(", ")
+                };
+                format!(
+                    "augmented copies {copies}; trained convolutions: {convs}; head: {} pooling -> {} -> ReLU -> dropout {} -> classes; SGD momentum {}, learning rates {:e} (pretrained) / {:e} (new), weight decay {:e}, batch {}, up to {} epochs, the epoch of lowest validation loss kept{}",
+                    format!("{:?}", f.pool).to_lowercase(),
+                    f.hidden,
+                    p.dropout,
+                    p.momentum,
+                    p.lr_pretrained,
+                    p.lr_new,
+                    p.weight_decay,
+                    p.batch,
+                    p.epochs,
+                    f.init_from
+                        .as_ref()
+                        .map_or(String::new(), |d| format!("; head started from {d}"))
+                )
+            }
+        }
+    }
+}
+
+/// One split's result, whatever the method: an input of [`RunReport::new`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitResult {
+    /// Split index.
+    pub split: usize,
+    /// What validation chose (a C, an epoch).
+    pub chosen: String,
+    /// Validation accuracy of the chosen classifier.
+    pub val_accuracy: f64,
+    /// Validation accuracy of every C tried (linear methods).
+    pub grid: Vec<GridPoint>,
+    /// Training rows.
+    pub train_rows: usize,
+    /// Validation images.
+    pub val_images: usize,
+    /// Seconds of the kept fit (all epochs, for fine-tuning).
+    pub fit_seconds: f64,
+    /// Seconds to score the test images.
+    pub predict_seconds: f64,
+    /// Every test image.
+    pub test: Vec<Scored>,
+}
+
+/// What a training run gave, whatever the method: the input of [`RunReport::new`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// How the classifier was made.
+    pub method: Method,
+    /// The feature cache.
+    pub cache: String,
+    /// What made the features.
+    pub identity: Identity,
+    /// Class names.
+    pub class_names: Vec<String>,
+    /// One entry per split.
+    pub splits: Vec<SplitResult>,
+}
+
+impl From<&TrainOutcome> for RunOutcome {
+    fn from(o: &TrainOutcome) -> Self {
+        let splits = o
+            .splits
+            .iter()
+            .map(|s| SplitResult {
+                split: s.split,
+                chosen: format!("{:e}", s.c),
+                val_accuracy: s
+                    .grid
+                    .iter()
+                    .find(|g| g.c == s.c)
+                    .map_or(0.0, |g| g.val_accuracy),
+                grid: s.grid.clone(),
+                train_rows: s.train_rows,
+                val_images: s.val_images,
+                fit_seconds: s.fit_seconds,
+                predict_seconds: s.predict_seconds,
+                test: s.test.clone(),
+            })
+            .collect();
+        RunOutcome {
+            method: Method::Linear(o.config.clone()),
+            cache: o.cache.clone(),
+            identity: o.identity.clone(),
+            class_names: o.class_names.clone(),
+            splits,
+        }
+    }
+}
 
 /// One split's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitReport {
     /// Split index.
     pub split: usize,
-    /// C chosen on validation.
-    pub c: f64,
-    /// Validation accuracy of every C tried.
+    /// What validation chose (a C, an epoch).
+    pub chosen: String,
+    /// Validation accuracy of the chosen classifier.
+    pub val_accuracy: f64,
+    /// Validation accuracy of every C tried (linear methods).
     pub grid: Vec<GridPoint>,
     /// Training rows.
     pub train_rows: usize,
@@ -31,16 +207,6 @@ pub struct SplitReport {
     pub predict_seconds: f64,
     /// Test metrics.
     pub metrics: Metrics,
-}
-
-impl SplitReport {
-    /// Validation accuracy of the chosen C (0 if the grid does not hold it).
-    pub fn chosen_val_accuracy(&self) -> f64 {
-        self.grid
-            .iter()
-            .find(|g| g.c == self.c)
-            .map_or(0.0, |g| g.val_accuracy)
-    }
 }
 
 /// Mean and sample standard deviation over splits.
@@ -104,8 +270,8 @@ pub struct ModelInfo {
     pub path: String,
     /// What it was trained on.
     pub trained_on: String,
-    /// Its C.
-    pub c: f64,
+    /// What validation chose for it (a C, an epoch).
+    pub chosen: String,
 }
 
 /// Everything report.json holds.
@@ -119,8 +285,8 @@ pub struct RunReport {
     pub tlearn_version: String,
     /// Seconds since the Unix epoch.
     pub created_unix: u64,
-    /// Training configuration.
-    pub config: TrainConfig,
+    /// How the classifier was made.
+    pub method: Method,
     /// The feature cache.
     pub cache: String,
     /// What made the features.
@@ -139,13 +305,16 @@ pub struct RunReport {
     pub confusion: Vec<Vec<u32>>,
     /// Misclassified test images of every split.
     pub misclassified: Vec<Miss>,
+    /// Training-curve images (PNG) to show, e.g. one per split of a fine-tuning run.
+    #[serde(default)]
+    pub curves: Vec<String>,
 }
 
 impl RunReport {
     /// Builds the report of a training outcome.
     pub fn new(
         run: &str,
-        outcome: &TrainOutcome,
+        outcome: &RunOutcome,
         data_root: Option<String>,
         model: Option<ModelInfo>,
     ) -> RunReport {
@@ -155,7 +324,8 @@ impl RunReport {
             .iter()
             .map(|s| SplitReport {
                 split: s.split,
-                c: s.c,
+                chosen: s.chosen.clone(),
+                val_accuracy: s.val_accuracy,
                 grid: s.grid.clone(),
                 train_rows: s.train_rows,
                 val_images: s.val_images,
@@ -210,7 +380,7 @@ impl RunReport {
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
-            config: outcome.config.clone(),
+            method: outcome.method.clone(),
             cache: outcome.cache.clone(),
             identity: outcome.identity.clone(),
             data_root,
@@ -220,6 +390,7 @@ impl RunReport {
             splits,
             confusion,
             misclassified,
+            curves: Vec::new(),
         }
     }
 }

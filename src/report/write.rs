@@ -43,12 +43,18 @@ pub fn write_run(report: &RunReport, dir: &Path) -> Result<(), ReportError> {
         )
         .map_err(|e| ReportError::Image(e.to_string()))?;
         std::fs::write(tmp.join("confusion.png"), &png_bytes).map_err(io(&tmp))?;
+        let mut curves = Vec::new();
+        for (i, source) in report.curves.iter().enumerate() {
+            let png = std::fs::read(source).map_err(io(Path::new(source)))?;
+            std::fs::write(tmp.join(curve_file(i)), &png).map_err(io(&tmp))?;
+            curves.push(png);
+        }
         let thumbs = thumbnails(report);
         for t in thumbs.iter().flatten() {
             std::fs::write(tmp.join("gallery").join(&t.file), &t.jpeg).map_err(io(&tmp))?;
         }
         std::fs::write(tmp.join("report.md"), markdown(report, &thumbs)).map_err(io(&tmp))?;
-        let page = html::run_page(report, &png_bytes, &thumbs);
+        let page = html::run_page(report, &png_bytes, &curves, &thumbs);
         std::fs::write(tmp.join("report.html"), page).map_err(io(&tmp))
     })();
     if let Err(e) = result {
@@ -111,7 +117,7 @@ pub(crate) fn features_line(r: &RunReport) -> String {
 pub(crate) fn markdown(r: &RunReport, thumbs: &[Option<Thumb>]) -> String {
     let s = &r.summary;
     let mut md = String::new();
-    let _ = writeln!(md, "# {} — {}\n", r.run, r.config.kind);
+    let _ = writeln!(md, "# {} — {}\n", r.run, r.method.label());
     let _ = writeln!(
         md,
         "**Test accuracy {}% ± {}** (mean ± sample std over {} split(s)); top-5 {}% ± {}; macro F1 {} ± {}.\n",
@@ -124,37 +130,33 @@ pub(crate) fn markdown(r: &RunReport, thumbs: &[Option<Thumb>]) -> String {
         pct(s.macro_f1.std)
     );
     let _ = writeln!(md, "- features: {} (`{}`)", features_line(r), r.cache);
+    let _ = writeln!(md, "- training: {}", r.method.training_line());
     let _ = writeln!(
         md,
-        "- training: augmented copies {}, test-time augmentation {}, C grid {:?} chosen on validation",
-        if r.config.train_copies { "used" } else { "not used" },
-        if r.config.tta { "on" } else { "off" },
-        r.config.grid
-    );
-    let _ = writeln!(
-        md,
-        "- times: fit {:.2} s ± {:.2}, predict {:.3} s ± {:.3} (chosen C, per split)",
+        "- times: fit {:.2} s ± {:.2}, predict {:.3} s ± {:.3} (kept fit, per split)",
         s.fit_seconds.mean, s.fit_seconds.std, s.predict_seconds.mean, s.predict_seconds.std
     );
     if let Some(m) = &r.model {
         let _ = writeln!(
             md,
-            "- model: `{}` ({}, C = {:e})",
-            m.path, m.trained_on, m.c
+            "- model: `{}` ({}, {} {})",
+            m.path,
+            m.trained_on,
+            r.method.chosen_title(),
+            m.chosen
         );
     }
     let _ = writeln!(md, "\n## Splits\n");
-    let _ = writeln!(md, "| split | C | val acc % | train rows | test images | accuracy % | top-5 % | macro P % | macro R % | macro F1 % | fit s | predict s |");
+    let _ = writeln!(md, "| split | {} | val acc % | train rows | test images | accuracy % | top-5 % | macro P % | macro R % | macro F1 % | fit s | predict s |", r.method.chosen_title());
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for sp in &r.splits {
         let m = &sp.metrics;
-        let val = sp.chosen_val_accuracy();
         let _ = writeln!(
             md,
-            "| {} | {:e} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.3} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.3} |",
             sp.split,
-            sp.c,
-            pct(val),
+            sp.chosen,
+            pct(sp.val_accuracy),
             sp.train_rows,
             sp.test_images,
             pct(m.accuracy),
@@ -165,6 +167,12 @@ pub(crate) fn markdown(r: &RunReport, thumbs: &[Option<Thumb>]) -> String {
             sp.fit_seconds,
             sp.predict_seconds
         );
+    }
+    for (i, _) in r.curves.iter().enumerate() {
+        if i == 0 {
+            let _ = writeln!(md, "\n## Training curves\n");
+        }
+        let _ = writeln!(md, "![training curves {i}]({})", curve_file(i));
     }
     let _ = writeln!(md, "\n## Per class (test images of all splits)\n");
     let _ = writeln!(
@@ -218,7 +226,7 @@ pub(crate) fn markdown(r: &RunReport, thumbs: &[Option<Thumb>]) -> String {
 /// Configuration, cache identity and model, as pretty JSON.
 pub(crate) fn config_json(r: &RunReport) -> String {
     serde_json::to_string_pretty(&serde_json::json!({
-        "config": r.config,
+        "method": r.method,
         "cache": r.cache,
         "identity": r.identity,
         "data_root": r.data_root,
@@ -226,4 +234,9 @@ pub(crate) fn config_json(r: &RunReport) -> String {
         "tlearn_version": r.tlearn_version,
     }))
     .expect("serialises")
+}
+
+/// File name, in the report folder, of the `i`-th training-curve image.
+pub(crate) fn curve_file(i: usize) -> String {
+    format!("curves-{i}.png")
 }

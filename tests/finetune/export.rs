@@ -1,7 +1,7 @@
 //! The exported inference model: backbone with the trained convolutions, head and softmax.
 
-use tlearn::finetune::run::{inference_model, pretrained};
-use tlearn::finetune::{eval_graph, Arch, ConvLayer};
+use tlearn::finetune::network::{inference_model, pretrained};
+use tlearn::finetune::{eval_graph, Arch, ConvLayer, HeadPool};
 use tlearn::onnx::{attr_ints, DataType, Dim, GraphBuilder, Model};
 
 use super::fd::{open_model, run, uniform, Input};
@@ -46,6 +46,7 @@ fn arch(convs: Vec<ConvLayer>, input: Vec<usize>) -> Arch {
     Arch {
         input,
         convs,
+        pool: HeadPool::Flatten,
         hidden: 4,
         classes: 3,
         head_scale: 0.7,
@@ -93,7 +94,7 @@ fn pretrained_weights_come_from_the_backbone() {
         out: 3,
         pool: true,
     };
-    let weights = pretrained(&backbone, &arch(vec![conv], vec![2, 8, 8])).unwrap();
+    let weights = pretrained(&backbone, &arch(vec![conv], vec![2, 8, 8]).convs).unwrap();
     assert_eq!(
         weights["block5_conv3.w"],
         backbone.initializer_f32("w5").unwrap()
@@ -107,7 +108,7 @@ fn pretrained_weights_come_from_the_backbone() {
         out: 3,
         pool: false,
     };
-    assert!(pretrained(&backbone, &arch(vec![missing], vec![2, 8, 8])).is_err());
+    assert!(pretrained(&backbone, &arch(vec![missing], vec![2, 8, 8]).convs).is_err());
 }
 
 #[test]

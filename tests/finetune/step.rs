@@ -1,7 +1,7 @@
 //! A whole training step of a tiny conv tail + head against finite differences.
 
 use super::fd::{assert_close, open_model, run, slopes, uniform, Input};
-use tlearn::finetune::{train_graph, Arch, ConvLayer, Group, StepConfig};
+use tlearn::finetune::{train_graph, Arch, ConvLayer, Group, HeadPool, StepConfig};
 
 /// Two convolutions (the first pooled), then the head: every backward builder in one graph.
 pub fn tiny_arch() -> Arch {
@@ -13,6 +13,7 @@ pub fn tiny_arch() -> Arch {
     Arch {
         input: vec![2, 4, 4],
         convs: vec![conv("c1", 3, true), conv("c2", 2, false)],
+        pool: HeadPool::Flatten,
         hidden: 5,
         classes: 3,
         head_scale: 0.5,
@@ -83,7 +84,18 @@ impl Step {
 
 #[test]
 fn training_step_gradients_match_finite_differences() {
-    let arch = tiny_arch();
+    check_step_gradients(tiny_arch());
+}
+
+#[test]
+fn training_step_with_an_average_pooled_head_matches_finite_differences() {
+    check_step_gradients(Arch {
+        pool: HeadPool::Avg,
+        ..tiny_arch()
+    });
+}
+
+fn check_step_gradients(arch: Arch) {
     // lr 1, momenta 0, no decay: `p - p.new` is exactly the gradient.
     let plain = StepConfig {
         momentum: 0.9,

@@ -12,6 +12,7 @@ use tlearn::backbone::ExecutionProvider;
 use tlearn::classify::data::CacheData;
 use tlearn::classify::train::{self, TrainConfig};
 use tlearn::classify::{Kind, TrainedModel};
+use tlearn::predict::Predictor;
 use tlearn::report::run::ModelInfo;
 use tlearn::report::RunReport;
 
@@ -59,10 +60,11 @@ pub struct TrainArgs {
 /// Arguments of `tlearn predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// A model file, or a run folder holding model.json.
+    /// A model (model.json of a linear classifier, model.onnx of a fine-tuned network), or a
+    /// run folder holding one.
     #[arg(long)]
     pub model: PathBuf,
-    /// The backbone the model's features came from.
+    /// The backbone a linear model's features came from.
     #[arg(long, default_value = "models/vgg16.onnx")]
     pub backbone: PathBuf,
     /// Classes shown per image.
@@ -139,10 +141,10 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let info = ModelInfo {
         path: model_path.display().to_string(),
         trained_on: model.trained_on.clone(),
-        c: model.c,
+        chosen: format!("{:e}", model.c),
     };
     let root = args.data.as_ref().map(|d| d.display().to_string());
-    let report = RunReport::new(&run, &outcome, root, Some(info));
+    let report = RunReport::new(&run, &(&outcome).into(), root, Some(info));
     let dir = args.reports.join(&run);
     tlearn::report::write_run(&report, &dir)?;
     let s = &report.summary;
@@ -159,9 +161,15 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The model in a run folder: a linear model.json, or a fine-tuned model.onnx.
 fn model_file(path: &Path) -> PathBuf {
     if path.is_dir() {
-        path.join("model.json")
+        let json = path.join("model.json");
+        if json.exists() {
+            json
+        } else {
+            path.join("model.onnx")
+        }
     } else {
         path.to_path_buf()
     }
@@ -169,13 +177,17 @@ fn model_file(path: &Path) -> PathBuf {
 
 /// `tlearn predict`: one line per image with its best classes; exit 1 if an image failed.
 pub fn predict(args: PredictArgs) -> Result<ExitCode> {
-    let model = TrainedModel::load(&model_file(&args.model))?;
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let mut net = tlearn::predict::open_backbone(&model, &args.backbone, args.ep, threads)?;
-    let predictions = tlearn::predict::predict_images(&model, &mut net, &args.images, args.top)?;
-    let what = if model.classifier.kind.probabilistic() {
+    let file = model_file(&args.model);
+    let mut predictor = if file.extension().is_some_and(|e| e == "onnx") {
+        Predictor::network(&file, args.ep, threads)?
+    } else {
+        Predictor::linear(TrainedModel::load(&file)?, &args.backbone, args.ep, threads)?
+    };
+    let predictions = tlearn::predict::predict_images(&mut predictor, &args.images, args.top)?;
+    let what = if predictor.probabilistic() {
         "probability"
     } else {
         "score"

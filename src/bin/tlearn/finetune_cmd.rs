@@ -6,9 +6,12 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use tlearn::finetune::run::{prepare, run, RunConfig};
+use tlearn::classify::train::Scored;
+use tlearn::finetune::run::{cache_tail, prepare, run, RunConfig, Summary};
 use tlearn::finetune::train::FinetuneParams;
-use tlearn::finetune::{eval_graph, train_graph, StepConfig};
+use tlearn::finetune::{eval_graph, train_graph, HeadPool, StepConfig, Unfreeze};
+use tlearn::report::run::{FinetuneMethod, Method, ModelInfo, RunOutcome, SplitResult};
+use tlearn::report::RunReport;
 
 /// `tlearn finetune ...`
 #[derive(Debug, Subcommand)]
@@ -47,12 +50,20 @@ pub struct BenchArgs {
 /// What the network looks like.
 #[derive(Debug, Args)]
 pub struct NetArgs {
-    /// Feature cache of the frozen part: block5_pool (head only) or block4_pool (--unfreeze 3).
+    /// Feature cache of a VGG16 pooling layer, flattened: block5_pool (head only), block4_pool
+    /// (up to block 5's 3 convolutions), block3_pool (up to 6), ...
     #[arg(long, default_value = "data/features.h5")]
     pub features: PathBuf,
-    /// Block-5 convolutions to train: 0 (head only) or 3 (all of block 5).
-    #[arg(long, default_value_t = 0)]
-    pub unfreeze: usize,
+    /// Convolutions after the cached layer to train with the head: 0 (head only), a number
+    /// (the last ones; the others run once, frozen), or `all`.
+    #[arg(long, default_value = "0")]
+    pub unfreeze: Unfreeze,
+    /// How block5_pool enters the head: every value (flatten) or each channel's mean (avg).
+    #[arg(long, value_enum, default_value = "flatten")]
+    pub head_pool: HeadPool,
+    /// Backbone ONNX (pretrained weights; base of the exported model).
+    #[arg(long, default_value = "models/vgg16.onnx")]
+    pub model: PathBuf,
     /// Width of the head's hidden layer.
     #[arg(long, default_value_t = 256)]
     pub hidden: usize,
@@ -84,9 +95,6 @@ pub struct TrainArgs {
     /// The network.
     #[command(flatten)]
     pub net: NetArgs,
-    /// Backbone ONNX (pretrained weights; base of the exported model).
-    #[arg(long, default_value = "models/vgg16.onnx")]
-    pub model: PathBuf,
     /// Splits to run (comma-separated).
     #[arg(long = "split", value_delimiter = ',', default_value = "0,1,2")]
     pub splits: Vec<usize>,
@@ -121,6 +129,13 @@ pub struct TrainArgs {
     /// Run directory; split K goes to OUT/split-K.
     #[arg(long, default_value = "runs/finetune")]
     pub out: PathBuf,
+    /// Where the run's report goes (REPORTS/NAME, NAME = OUT's folder name), for the
+    /// comparison with the linear classifiers (`tlearn report`).
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    /// Image folder the cache was made from (pictures of misclassified images in the report).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 fn step(net: &NetArgs) -> StepConfig {
@@ -134,17 +149,9 @@ fn step(net: &NetArgs) -> StepConfig {
 pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
     match command {
         FinetuneCommand::ExportGraph(args) => {
-            let cfg = RunConfig {
-                features: args.net.features.clone(),
-                split: args.split,
-                backbone: PathBuf::new(),
-                unfreeze: args.net.unfreeze,
-                hidden: args.net.hidden,
-                out: args.out.clone(),
-                init_from: None,
-            };
+            let cfg = run_config(&args.net, args.split, args.out.clone(), None);
             // The graphs a training run on this split would use (the head scale is the data's).
-            let (arch, _) = prepare(&cfg)?;
+            let arch = prepare(&cfg, all_cores())?.arch;
             std::fs::create_dir_all(&args.out)
                 .with_context(|| format!("creating {}", args.out.display()))?;
             for (name, model) in [
@@ -188,20 +195,22 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         ..FinetuneParams::default()
     }
     .check()?;
-    let mut accuracies = Vec::new();
+    let (tail, _) = cache_tail(&args.net.features, args.net.unfreeze)?;
+    if !tail.frozen.is_empty() {
+        eprintln!(
+            "frozen {} run once per row before training; training {}",
+            names(&tail.frozen),
+            names(&tail.trainable)
+        );
+    }
+    let mut summaries = Vec::new();
     for &split in &args.splits {
-        let cfg = RunConfig {
-            features: args.net.features.clone(),
-            split,
-            backbone: args.model.clone(),
-            unfreeze: args.net.unfreeze,
-            hidden: args.net.hidden,
-            out: args.out.join(format!("split-{split}")),
-            init_from: args
-                .init_from
-                .as_ref()
-                .map(|dir| dir.join(format!("split-{split}"))),
-        };
+        let init_from = args
+            .init_from
+            .as_ref()
+            .map(|d| d.join(format!("split-{split}")));
+        let out = args.out.join(format!("split-{split}"));
+        let cfg = run_config(&args.net, split, out, init_from);
         let summary = run(&cfg, &params, &mut |e| {
             eprintln!(
                 "split {split} epoch {:>3}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | {:.1} s",
@@ -223,14 +232,121 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
             summary.seconds_per_epoch,
             cfg.out.join("summary.json").display()
         );
-        accuracies.push(summary.test_accuracy);
+        summaries.push(summary);
     }
-    let mean = accuracies.iter().sum::<f64>() / accuracies.len().max(1) as f64;
+    let method = Method::Finetune(FinetuneMethod {
+        trained_convs: tail.trainable.iter().map(|c| c.name.clone()).collect(),
+        pool: args.net.head_pool,
+        hidden: args.net.hidden,
+        params: (*params).clone(),
+        init_from: args.init_from.as_ref().map(|d| d.display().to_string()),
+    });
+    let name = args
+        .out
+        .file_name()
+        .map_or("finetune".into(), |n| n.to_string_lossy().to_string());
+    let report = finetune_report(&name, method, &args, &summaries)?;
+    let dir = args.reports.join(&name);
+    tlearn::report::write_run(&report, &dir)?;
+    let s = &report.summary;
     println!(
-        "mean test accuracy over {} split(s): {mean:.4}",
-        accuracies.len()
+        "{name}: test accuracy {:.2}% ± {:.2} over {} split(s); report {}",
+        100.0 * s.accuracy.mean,
+        100.0 * s.accuracy.std,
+        s.splits,
+        dir.join("report.html").display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn names(convs: &[tlearn::finetune::ConvLayer]) -> String {
+    if convs.is_empty() {
+        return "the head only".into();
+    }
+    convs
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn run_config(net: &NetArgs, split: usize, out: PathBuf, init_from: Option<PathBuf>) -> RunConfig {
+    RunConfig {
+        features: net.features.clone(),
+        split,
+        backbone: net.model.clone(),
+        unfreeze: net.unfreeze,
+        pool: net.head_pool,
+        hidden: net.hidden,
+        out,
+        init_from,
+    }
+}
+
+/// The evaluation report of the finished splits, like a linear classifier's.
+fn finetune_report(
+    name: &str,
+    method: Method,
+    args: &TrainArgs,
+    summaries: &[Summary],
+) -> Result<RunReport> {
+    let cache = tlearn::cache::FeatureCache::open(&args.net.features)?;
+    let splits = summaries
+        .iter()
+        .map(|s| SplitResult {
+            split: s.split,
+            chosen: format!("{} of {}", s.best_epoch, s.epochs),
+            val_accuracy: s.val_accuracy,
+            grid: Vec::new(),
+            train_rows: s.rows[0],
+            val_images: s.rows[1],
+            fit_seconds: s
+                .history
+                .iter()
+                .map(|e| e.train_seconds + e.val_seconds)
+                .sum(),
+            predict_seconds: s.test_seconds,
+            test: s
+                .test_images
+                .iter()
+                .zip(&s.test_probabilities)
+                .map(|((path, label), p)| Scored {
+                    path: path.clone(),
+                    label: *label,
+                    predicted: (0..p.len()).fold(0, |b, j| if p[j] > p[b] { j } else { b }),
+                    scores: p.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    let outcome = RunOutcome {
+        method,
+        cache: args.net.features.display().to_string(),
+        identity: cache.identity.clone(),
+        class_names: cache.class_names()?,
+        splits,
+    };
+    let model = summaries
+        .first()
+        .and_then(|s| s.model.as_ref())
+        .map(|m| ModelInfo {
+            path: m.display().to_string(),
+            trained_on: format!("split {}", summaries[0].split),
+            chosen: format!("epoch {}", summaries[0].best_epoch),
+        });
+    let root = args.data.as_ref().map(|d| d.display().to_string());
+    let mut report = RunReport::new(name, &outcome, root, model);
+    report.curves = summaries
+        .iter()
+        .map(|s| {
+            args.out
+                .join(format!("split-{}", s.split))
+                .join("curves.png")
+                .display()
+                .to_string()
+        })
+        .collect();
+    Ok(report)
 }
 
 fn all_cores() -> usize {
