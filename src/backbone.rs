@@ -169,6 +169,42 @@ pub enum ExecutionProvider {
     Cuda,
 }
 
+/// Where ONNX Runtime runs a session, and with how many CPU threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compute {
+    /// Execution provider.
+    pub ep: ExecutionProvider,
+    /// Intra-op threads.
+    pub threads: usize,
+}
+
+impl Compute {
+    /// The CPU with `threads` threads.
+    pub fn cpu(threads: usize) -> Compute {
+        Compute {
+            ep: ExecutionProvider::Cpu,
+            threads,
+        }
+    }
+
+    /// A session builder on this provider; CUDA that cannot start is an error, never a silent
+    /// fall-back to the CPU.
+    pub fn session_builder(self) -> Result<ort::session::builder::SessionBuilder, BackboneError> {
+        let env = environment()?;
+        let mut builder = Session::builder(env)?;
+        if self.ep == ExecutionProvider::Cuda {
+            builder = builder
+                .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                .map_err(|e| {
+                    BackboneError::CudaUnavailable(e.to_string().trim_end_matches('.').to_string())
+                })?;
+        }
+        Ok(builder
+            .with_intra_threads(self.threads.max(1))
+            .map_err(ort::Error::from)?)
+    }
+}
+
 /// How a layer's feature map (C x H x W) becomes a vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -263,18 +299,8 @@ impl Backbone {
                 actual,
             });
         }
-        let env = environment()?;
-        let mut builder = Session::builder(env)?;
-        if ep == ExecutionProvider::Cuda {
-            builder = builder
-                .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
-                .map_err(|e| {
-                    BackboneError::CudaUnavailable(e.to_string().trim_end_matches('.').to_string())
-                })?;
-        }
-        let session = builder
-            .with_intra_threads(threads.max(1))
-            .map_err(ort::Error::from)?
+        let session = Compute { ep, threads }
+            .session_builder()?
             .commit_from_file(model)?;
         let available: Vec<String> = session
             .outputs()

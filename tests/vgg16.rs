@@ -221,7 +221,7 @@ fn frozen_block_5_run_before_fine_tuning_matches_the_backbones_own_block5_pool()
             out: dir.path().join("unused"),
             init_from: None,
         };
-        prepare(&cfg, 2).unwrap()
+        prepare(&cfg, tlearn::backbone::Compute::cpu(2)).unwrap()
     };
     let frozen = run(&block4, Unfreeze::Last(0));
     let direct = run(&block5, Unfreeze::Last(0));

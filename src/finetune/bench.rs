@@ -19,12 +19,15 @@ use super::run::{prepare, Prepared, RunConfig};
 use super::runner::Runner;
 use super::train::initial_params;
 use super::{FinetuneError, StepConfig};
+use crate::backbone::{Compute, ExecutionProvider};
 
 /// Timings, as written to JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct FinetuneBench {
     /// ONNX Runtime threads.
     pub threads: usize,
+    /// Execution provider.
+    pub ep: ExecutionProvider,
     /// Rows per step.
     pub batch: usize,
     /// Training rows of one epoch (split 0 of the cache, with augmented copies).
@@ -48,7 +51,7 @@ pub fn bench(
     backbone: &Path,
     batch: usize,
     stage2_steps: usize,
-    threads: usize,
+    compute: Compute,
 ) -> Result<FinetuneBench, FinetuneError> {
     let cfg = RunConfig {
         features: features.to_path_buf(),
@@ -65,7 +68,7 @@ pub fn bench(
         data,
         backbone,
         ..
-    } = prepare(&cfg, threads)?;
+    } = prepare(&cfg, compute)?;
     let classes = data.classes();
     let step = StepConfig {
         momentum: 0.9,
@@ -84,7 +87,7 @@ pub fn bench(
         momenta: zeros(&params),
         params,
     };
-    let mut runner = Runner::new(&arch1, step, &state, (1e-3, 1e-3), threads)?;
+    let mut runner = Runner::new(&arch1, step, &state, (1e-3, 1e-3), compute)?;
     let start = Instant::now();
     for rows in data.train.chunks(batch) {
         let (x, labels) = data.batch(rows);
@@ -109,7 +112,7 @@ pub fn bench(
         momenta: zeros(&params),
         params,
     };
-    let mut runner = Runner::new(&arch2, step, &state, (1e-3, 1e-3), threads)?;
+    let mut runner = Runner::new(&arch2, step, &state, (1e-3, 1e-3), compute)?;
     let row: usize = shape.iter().product();
     let mut gen = ChaCha8Rng::seed_from_u64(8);
     let mut seconds = 0.0;
@@ -124,7 +127,8 @@ pub fn bench(
     }
     let per_step = seconds / stage2_steps.max(1) as f64;
     Ok(FinetuneBench {
-        threads,
+        threads: compute.threads,
+        ep: compute.ep,
         batch,
         train_rows: data.train.len(),
         stage1_seconds_per_epoch: stage1,

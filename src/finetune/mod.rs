@@ -31,7 +31,7 @@ use ort::session::Session;
 pub use graph::{eval_graph, train_graph, Arch, ConvLayer, Group, HeadPool, ParamSpec, StepConfig};
 pub use network::Unfreeze;
 
-use crate::backbone::BackboneError;
+use crate::backbone::{BackboneError, Compute};
 use crate::onnx::Model;
 
 /// Everything that can go wrong while building graphs, training or checkpointing.
@@ -88,12 +88,10 @@ pub enum FinetuneError {
     },
 }
 
-/// An ONNX Runtime CPU session on `model` with `threads` intra-op threads.
-pub fn session(model: &Model, threads: usize) -> Result<Session, FinetuneError> {
-    let env = crate::backbone::environment()?;
-    let session = Session::builder(env)?
-        .with_intra_threads(threads.max(1))
-        .map_err(ort::Error::from)?
+/// An ONNX Runtime session on `model`, where `compute` says.
+pub fn session(model: &Model, compute: Compute) -> Result<Session, FinetuneError> {
+    let session = compute
+        .session_builder()?
         .commit_from_memory(&model.to_bytes())?;
     Ok(session)
 }

@@ -9,6 +9,7 @@ use ndarray::Array2;
 use super::data::Data;
 use super::graph::{map_dims, Arch, ConvLayer, HeadPool};
 use super::FinetuneError;
+use crate::backbone::Compute;
 use crate::onnx::proto::NodeProto;
 use crate::onnx::Model;
 
@@ -164,10 +165,10 @@ pub fn forward_rows(
     graph: &Model,
     data: &Data,
     rows: &[usize],
-    threads: usize,
+    compute: Compute,
 ) -> Result<Array2<f32>, FinetuneError> {
     const BATCH: usize = 16;
-    let mut session = super::session(graph, threads)?;
+    let mut session = super::session(graph, compute)?;
     let mut out: Option<Array2<f32>> = None;
     for (b, chunk) in rows.chunks(BATCH).enumerate() {
         let (x, _) = data.batch(chunk);

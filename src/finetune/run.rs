@@ -13,7 +13,7 @@ use super::network::{forward_rows, inference_model, pretrained, tail, Tail, Unfr
 use super::runner::loss_and_accuracy;
 use super::train::{fit, initial_params, logits, CheckedParams, Ending};
 use super::FinetuneError;
-use crate::backbone::{Descriptor, Pooling};
+use crate::backbone::{Compute, Descriptor, Pooling};
 use crate::cache::FeatureCache;
 use crate::onnx::Model;
 
@@ -136,14 +136,14 @@ const SCALE_ROWS: usize = 256;
 
 /// The network of a run and its data (one split of the cache, the frozen convolutions already
 /// applied), with the pretrained weights of the trainable convolutions.
-pub fn prepare(cfg: &RunConfig, threads: usize) -> Result<Prepared, FinetuneError> {
+pub fn prepare(cfg: &RunConfig, compute: Compute) -> Result<Prepared, FinetuneError> {
     let (tail, classes) = cache_tail(&cfg.features, cfg.unfreeze)?;
     let mut data = Data::from_cache(&cfg.features, cfg.split, Some(tail.input.clone()))?;
     let backbone = Model::load(&cfg.backbone)?;
     if !tail.frozen.is_empty() {
         let weights = pretrained(&backbone, &tail.frozen)?;
         let graph = convs_graph(&tail.input, &tail.frozen, None, &weights)?;
-        let x = forward_rows(&graph, &data, &data.rows(), threads)?;
+        let x = forward_rows(&graph, &data, &data.rows(), compute)?;
         data = data.replaced(x, tail.trainable_input())?;
     }
     let weights = pretrained(&backbone, &tail.trainable)?;
@@ -159,7 +159,7 @@ pub fn prepare(cfg: &RunConfig, threads: usize) -> Result<Prepared, FinetuneErro
     let step = data.train.len().div_ceil(SCALE_ROWS).max(1);
     let sample: Vec<usize> = data.train.iter().step_by(step).copied().collect();
     let graph = convs_graph(&arch.input, &arch.convs, Some(arch.pool), &weights)?;
-    arch.head_scale = unit_scale(forward_rows(&graph, &data, &sample, threads)?.view());
+    arch.head_scale = unit_scale(forward_rows(&graph, &data, &sample, compute)?.view());
     Ok(Prepared {
         arch,
         data,
@@ -192,7 +192,7 @@ pub fn run(
         data,
         weights,
         backbone,
-    } = prepare(cfg, params.threads)?;
+    } = prepare(cfg, params.compute)?;
     let mut head = HashMap::new();
     if let Some(dir) = &cfg.init_from {
         (arch.head_scale, head) = trained_head(dir, &arch)?;
@@ -202,7 +202,7 @@ pub fn run(
     })?;
     let outcome = fit(params, &arch, init, &data, &cfg.out, on_epoch)?;
     let start = std::time::Instant::now();
-    let logits = logits(&arch, &outcome.best, &data, &data.test, params.threads)?;
+    let logits = logits(&arch, &outcome.best, &data, &data.test, params.compute)?;
     let test_seconds = start.elapsed().as_secs_f64();
     let (test_loss, test_accuracy) =
         loss_and_accuracy(&logits, &data.test, &data.labels, arch.classes);

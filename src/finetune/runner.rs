@@ -13,6 +13,7 @@ use super::checkpoint::Tensors;
 use super::data::Data;
 use super::graph::{eval_graph, train_graph, Arch, Group, ParamSpec, StepConfig};
 use super::{session, FinetuneError};
+use crate::backbone::Compute;
 
 /// The training and evaluation sessions and the parameter state.
 pub struct Runner {
@@ -46,11 +47,11 @@ impl Runner {
         step: StepConfig,
         state: &Tensors,
         lrs: (f32, f32),
-        threads: usize,
+        compute: Compute,
     ) -> Result<Runner, FinetuneError> {
         let specs = arch.params();
-        let train = session(&train_graph(arch, step)?, threads)?;
-        let eval = session(&eval_graph(arch)?, threads)?;
+        let train = session(&train_graph(arch, step)?, compute)?;
+        let eval = session(&eval_graph(arch)?, compute)?;
         let alloc = Allocator::default();
         let mut sets: [Vec<Tensor<f32>>; 2] = [Vec::new(), Vec::new()];
         for set in &mut sets {

@@ -14,6 +14,7 @@ use super::data::Data;
 use super::graph::{eval_graph, train_graph, Arch, StepConfig};
 use super::runner::Runner;
 use super::FinetuneError;
+use crate::backbone::Compute;
 
 /// Settings of a fine-tuning run; [`FinetuneParams::check`] turns them into [`CheckedParams`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,9 +39,9 @@ pub struct FinetuneParams {
     pub seed: u64,
     /// A step loss above `diverge_factor * ln(classes)` (or NaN) stops the run.
     pub diverge_factor: f32,
-    /// ONNX Runtime threads; not part of a run's identity.
-    #[serde(skip)]
-    pub threads: usize,
+    /// Where ONNX Runtime runs (provider, threads); not part of a run's identity.
+    #[serde(skip, default = "all_cores")]
+    pub compute: Compute,
 }
 
 impl Default for FinetuneParams {
@@ -56,9 +57,14 @@ impl Default for FinetuneParams {
             patience: 5,
             seed: 42,
             diverge_factor: 20.0,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            compute: all_cores(),
         }
     }
+}
+
+/// The CPU with all its cores.
+fn all_cores() -> Compute {
+    Compute::cpu(std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Settings that passed [`FinetuneParams::check`].
@@ -261,7 +267,7 @@ pub fn fit(
     train_graph(arch, step)?.save(dir.join("train_step.onnx"))?;
     eval_graph(arch)?.save(dir.join("eval.onnx"))?;
     let lrs = (params.lr_pretrained, params.lr_new);
-    let mut runner = Runner::new(arch, step, &state, lrs, params.threads)?;
+    let mut runner = Runner::new(arch, step, &state, lrs, params.compute)?;
     let limit = params.diverge_factor * (arch.classes as f32).ln();
     let keep = 1.0 / (1.0 - params.dropout);
     let mut ending = Ending::Completed;
@@ -371,7 +377,7 @@ pub fn logits(
     params: &[Vec<f32>],
     data: &Data,
     rows: &[usize],
-    threads: usize,
+    compute: Compute,
 ) -> Result<Vec<f32>, FinetuneError> {
     let momenta = params.iter().map(|p| vec![0.0; p.len()]).collect();
     let state = Tensors {
@@ -382,6 +388,6 @@ pub fn logits(
         momentum: 0.0,
         weight_decay: 0.0,
     };
-    let mut runner = Runner::new(arch, step, &state, (0.0, 0.0), threads)?;
+    let mut runner = Runner::new(arch, step, &state, (0.0, 0.0), compute)?;
     runner.logits(data, rows, 64)
 }

@@ -4,6 +4,7 @@ use ort::session::Session;
 use ort::value::{DynValue, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use tlearn::backbone::Compute;
 use tlearn::finetune::grad::{Ops, OPSET};
 use tlearn::onnx::{DataType, Dim};
 
@@ -58,7 +59,7 @@ pub fn distinct(seed: u64, n: usize, gap: f32) -> Vec<f32> {
 
 /// Opens a session on a graph finished by the caller.
 pub fn open(ops: Ops) -> Session {
-    tlearn::finetune::session(&ops.g.build(OPSET).unwrap(), 1).unwrap()
+    tlearn::finetune::session(&ops.g.build(OPSET).unwrap(), Compute::cpu(1)).unwrap()
 }
 
 /// Runs `session` on `inputs`, returning the named f32 outputs.
@@ -143,5 +144,5 @@ pub fn dot(y: &[f32], r: &[f32]) -> f64 {
 
 /// Opens a session on a built model.
 pub fn open_model(model: &tlearn::onnx::Model) -> Session {
-    tlearn::finetune::session(model, 1).unwrap()
+    tlearn::finetune::session(model, Compute::cpu(1)).unwrap()
 }

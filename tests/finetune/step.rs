@@ -1,6 +1,7 @@
 //! A whole training step of a tiny conv tail + head against finite differences.
 
 use super::fd::{assert_close, open_model, run, slopes, uniform, Input};
+use tlearn::backbone::Compute;
 use tlearn::finetune::{train_graph, Arch, ConvLayer, Group, HeadPool, StepConfig};
 
 /// Two convolutions (the first pooled), then the head: every backward builder in one graph.
@@ -190,7 +191,8 @@ fn io_bound_steps_equal_plain_runs_that_feed_outputs_back() {
             .map(|p| start.f32(&p.momentum()).to_vec())
             .collect(),
     };
-    let mut runner = tlearn::finetune::runner::Runner::new(&arch, config, &state, lrs, 1).unwrap();
+    let mut runner =
+        tlearn::finetune::runner::Runner::new(&arch, config, &state, lrs, Compute::cpu(1)).unwrap();
     let mut plain = open_model(&train_graph(&arch, config).unwrap());
     let mut inputs = start.inputs.clone();
     // Three steps: the ping-pong of value sets comes back to the first set once.

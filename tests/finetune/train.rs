@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use ndarray::Array2;
+use tlearn::backbone::Compute;
 use tlearn::finetune::checkpoint;
 use tlearn::finetune::data::Data;
 use tlearn::finetune::train::{fit, initial_params, CheckedParams, Ending, FinetuneParams};
@@ -48,7 +49,7 @@ fn params(epochs: usize) -> CheckedParams {
         lr_new: 0.05,
         lr_pretrained: 0.05,
         patience: 0,
-        threads: 1,
+        compute: Compute::cpu(1),
         ..FinetuneParams::default()
     }
     .check()
@@ -93,8 +94,14 @@ fn loss_falls_on_a_learnable_problem() {
     assert!(last.val_loss < first.val_loss);
     let png = image::open(dir.path().join("curves.png")).unwrap();
     assert!(png.width() > 600 && png.height() > 300);
-    let logits =
-        tlearn::finetune::train::logits(&tiny_arch(), &out.best, &data, &data.test, 1).unwrap();
+    let logits = tlearn::finetune::train::logits(
+        &tiny_arch(),
+        &out.best,
+        &data,
+        &data.test,
+        Compute::cpu(1),
+    )
+    .unwrap();
     let (_, test_acc) =
         tlearn::finetune::runner::loss_and_accuracy(&logits, &data.test, &data.labels, 3);
     assert!(test_acc >= 0.9, "test accuracy {test_acc}");
@@ -215,4 +222,35 @@ fn settings_out_of_range_are_refused() {
     ] {
         assert!(matches!(bad.check(), Err(FinetuneError::Param(_))));
     }
+}
+
+#[test]
+fn cuda_that_cannot_start_is_an_error_not_a_silent_cpu_run() {
+    // The CPU build of ONNX Runtime that the tests load has no CUDA provider.
+    let cuda = Compute {
+        ep: tlearn::backbone::ExecutionProvider::Cuda,
+        threads: 1,
+    };
+    let e = tlearn::finetune::runner::Runner::new(
+        &tiny_arch(),
+        tlearn::finetune::StepConfig {
+            momentum: 0.9,
+            weight_decay: 0.0,
+        },
+        &checkpoint::Tensors {
+            momenta: init().iter().map(|p| vec![0.0; p.len()]).collect(),
+            params: init(),
+        },
+        (0.1, 0.1),
+        cuda,
+    )
+    .err()
+    .expect("no CUDA here");
+    assert!(
+        matches!(
+            e,
+            FinetuneError::Backbone(tlearn::backbone::BackboneError::CudaUnavailable(_))
+        ),
+        "{e}"
+    );
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use tlearn::backbone::{Compute, ExecutionProvider};
 use tlearn::classify::train::Scored;
 use tlearn::finetune::run::{cache_tail, prepare, run, RunConfig, Summary};
 use tlearn::finetune::train::FinetuneParams;
@@ -39,12 +40,33 @@ pub struct BenchArgs {
     /// Stage-2 steps to time.
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
-    /// ONNX Runtime threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Where ONNX Runtime runs.
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     /// Also write the JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// Where ONNX Runtime runs.
+#[derive(Debug, Args)]
+pub struct ComputeArgs {
+    /// Execution provider (cuda needs `make ort-cuda` and ORT_DYLIB_PATH; never falls back to
+    /// the CPU).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub ep: ExecutionProvider,
+    /// ONNX Runtime threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl ComputeArgs {
+    fn compute(&self) -> Compute {
+        Compute {
+            ep: self.ep,
+            threads: self.threads.unwrap_or_else(all_cores),
+        }
+    }
 }
 
 /// What the network looks like.
@@ -81,6 +103,9 @@ pub struct ExportArgs {
     /// The network.
     #[command(flatten)]
     pub net: NetArgs,
+    /// Where ONNX Runtime runs.
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     /// Split whose training rows set the head scale.
     #[arg(long, default_value_t = 0)]
     pub split: usize,
@@ -120,9 +145,9 @@ pub struct TrainArgs {
     /// Seed of initialisation, shuffling and dropout.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// ONNX Runtime threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Where ONNX Runtime runs.
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     /// Start the head from a head-only run's OUT (its split-K/best.onnx), as stage 2 does.
     #[arg(long)]
     pub init_from: Option<PathBuf>,
@@ -151,7 +176,7 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
         FinetuneCommand::ExportGraph(args) => {
             let cfg = run_config(&args.net, args.split, args.out.clone(), None);
             // The graphs a training run on this split would use (the head scale is the data's).
-            let arch = prepare(&cfg, all_cores())?.arch;
+            let arch = prepare(&cfg, args.compute.compute())?.arch;
             std::fs::create_dir_all(&args.out)
                 .with_context(|| format!("creating {}", args.out.display()))?;
             for (name, model) in [
@@ -166,13 +191,12 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
         }
         FinetuneCommand::Train(args) => train(args),
         FinetuneCommand::Bench(args) => {
-            let threads = args.threads.unwrap_or_else(all_cores);
             let report = tlearn::finetune::bench::bench(
                 &args.features,
                 &args.model,
                 args.batch,
                 args.steps,
-                threads,
+                args.compute.compute(),
             )?;
             crate::print_json(&report, args.json.as_deref())
         }
@@ -191,7 +215,7 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         dropout: args.dropout,
         patience: args.patience,
         seed: args.seed,
-        threads: args.threads.unwrap_or_else(all_cores),
+        compute: args.compute.compute(),
         ..FinetuneParams::default()
     }
     .check()?;
