@@ -2,8 +2,9 @@
 //! kept in runtime values between steps.
 //!
 //! Two sets of values alternate: step `2k` reads set A and writes set B through one I/O binding,
-//! step `2k + 1` reads B and writes A through another. Nothing is copied between steps (on CUDA
-//! nothing would cross the bus but the batch), and no step ever writes a buffer it also reads.
+//! step `2k + 1` reads B and writes A through another. Nothing is copied between steps (with
+//! `--ep cuda` the values live in CUDA memory; only batches, loss and logits cross the bus),
+//! and no step ever writes a buffer it also reads.
 
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{IoBinding, Session};
@@ -13,7 +14,7 @@ use super::checkpoint::Tensors;
 use super::data::Data;
 use super::graph::{eval_graph, train_graph, Arch, Group, ParamSpec, StepConfig};
 use super::{session, FinetuneError};
-use crate::backbone::Compute;
+use crate::backbone::{Compute, ExecutionProvider};
 
 /// The training and evaluation sessions and the parameter state.
 pub struct Runner {
@@ -29,6 +30,8 @@ pub struct Runner {
     cur: usize,
     /// Where outputs of unknown shape go.
     cpu: MemoryInfo<'static>,
+    /// Whether parameters and momenta live in CUDA memory.
+    on_cuda: bool,
 }
 
 fn shape(dims: &[usize]) -> Vec<i64> {
@@ -53,13 +56,19 @@ impl Runner {
         let train = session(&train_graph(arch, step)?, compute)?;
         let eval = session(&eval_graph(arch)?, compute)?;
         let alloc = Allocator::default();
+        // On CUDA the values are copied to the device once; steps then read and write there.
+        let on_cuda = compute.ep == ExecutionProvider::Cuda;
         let mut sets: [Vec<Tensor<f32>>; 2] = [Vec::new(), Vec::new()];
         for set in &mut sets {
             for (i, p) in specs.iter().enumerate() {
                 for values in [&state.params[i], &state.momenta[i]] {
                     let mut t = Tensor::<f32>::new(&alloc, shape(&p.dims))?;
                     t.extract_tensor_mut().1.copy_from_slice(values);
-                    set.push(t);
+                    set.push(if on_cuda {
+                        t.to(AllocationDevice::CUDA, 0)?
+                    } else {
+                        t
+                    });
                 }
             }
         }
@@ -100,6 +109,7 @@ impl Runner {
             eval_bind,
             cur: 0,
             cpu,
+            on_cuda,
         })
     }
 
@@ -166,6 +176,10 @@ impl Runner {
     pub fn state(&self) -> Result<Tensors, FinetuneError> {
         let set = &self.sets[self.cur];
         let read = |k: usize| -> Result<Vec<f32>, FinetuneError> {
+            if self.on_cuda {
+                let host = set[k].to(AllocationDevice::CPU, 0)?;
+                return Ok(host.try_extract_tensor::<f32>()?.1.to_vec());
+            }
             Ok(set[k].try_extract_tensor::<f32>()?.1.to_vec())
         };
         let mut t = Tensors {
