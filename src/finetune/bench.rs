@@ -1,11 +1,12 @@
-//! Seconds per epoch of stage 1 (head on cached `block5_pool`) and stage 2 (block 5 + head on
-//! `block4_pool`) on this machine.
+//! Seconds per epoch of stage 1 (head on cached `block5_pool`) and stage 2 (the last block-5
+//! convolutions + head, the earlier ones frozen and run once) on this machine.
 //!
 //! Stage 1 runs one real epoch on the cache. A stage-2 epoch takes minutes on a small CPU, so
-//! it is timed over a few steps on generated `block4_pool`-shaped batches (convolution time
-//! does not depend on the values) and scaled to the cache's training rows; the JSON says so.
+//! it is timed over a few steps on generated batches of the trainable convolutions' input
+//! (convolution time does not depend on the values) and scaled to the cache's training rows;
+//! the JSON says so. The one-off pass of the frozen convolutions is not included.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
@@ -21,6 +22,25 @@ use super::train::initial_params;
 use super::{FinetuneError, StepConfig};
 use crate::backbone::{Compute, ExecutionProvider};
 
+/// What to time.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// A `block5_pool` feature cache (stage 1 runs one epoch on split 0).
+    pub features: PathBuf,
+    /// The backbone (pretrained weights of stage 2's convolutions).
+    pub backbone: PathBuf,
+    /// Rows per step.
+    pub batch: usize,
+    /// Stage-2 steps to time.
+    pub stage2_steps: usize,
+    /// Block-5 convolutions stage 2 trains (the last ones).
+    pub unfreeze: usize,
+    /// The head's pooling.
+    pub pool: HeadPool,
+    /// Where ONNX Runtime runs.
+    pub compute: Compute,
+}
+
 /// Timings, as written to JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct FinetuneBench {
@@ -30,6 +50,10 @@ pub struct FinetuneBench {
     pub ep: ExecutionProvider,
     /// Rows per step.
     pub batch: usize,
+    /// The head's pooling.
+    pub pool: HeadPool,
+    /// Stage 2's trained convolutions.
+    pub stage2_convs: Vec<String>,
     /// Training rows of one epoch (split 0 of the cache, with augmented copies).
     pub train_rows: usize,
     /// Stage 1: measured seconds of one epoch of training steps.
@@ -44,21 +68,16 @@ pub struct FinetuneBench {
     pub stage2_seconds_per_epoch_estimate: f64,
 }
 
-/// Times stage 1 on `features` (a `block5_pool` cache) and stage 2 on generated batches with
-/// `backbone`'s block-5 weights.
-pub fn bench(
-    features: &Path,
-    backbone: &Path,
-    batch: usize,
-    stage2_steps: usize,
-    compute: Compute,
-) -> Result<FinetuneBench, FinetuneError> {
+/// Times stage 1 on the `block5_pool` cache and stage 2 on generated batches with the
+/// backbone's block-5 weights.
+pub fn bench(b: &BenchConfig) -> Result<FinetuneBench, FinetuneError> {
+    let (batch, compute) = (b.batch, b.compute);
     let cfg = RunConfig {
-        features: features.to_path_buf(),
+        features: b.features.clone(),
         split: 0,
-        backbone: backbone.to_path_buf(),
+        backbone: b.backbone.clone(),
         unfreeze: Unfreeze::Last(0),
-        pool: HeadPool::Flatten,
+        pool: b.pool,
         hidden: 256,
         out: std::path::PathBuf::new(),
         init_from: None,
@@ -99,10 +118,11 @@ pub fn bench(
     let stage1_val = start.elapsed().as_secs_f64();
     drop(runner);
 
-    let shape = [512, 14, 14];
-    let block5 = tail("block4_pool", shape.iter().product(), Unfreeze::Last(3))?;
+    // Frozen convolutions run once per row before training: an epoch runs the trainable ones.
+    let block5 = tail("block4_pool", 512 * 14 * 14, Unfreeze::Last(b.unfreeze))?;
+    let shape = block5.trainable_input();
     let arch2 = Arch {
-        input: shape.to_vec(),
+        input: shape.clone(),
         convs: block5.trainable,
         ..arch1
     };
@@ -116,7 +136,7 @@ pub fn bench(
     let row: usize = shape.iter().product();
     let mut gen = ChaCha8Rng::seed_from_u64(8);
     let mut seconds = 0.0;
-    for s in 0..=stage2_steps.max(1) {
+    for s in 0..=b.stage2_steps.max(1) {
         let x: Vec<f32> = (0..batch * row).map(|_| gen.random::<f32>()).collect();
         let labels = (0..batch).map(|i| (i % classes) as i64).collect();
         let start = Instant::now();
@@ -125,15 +145,17 @@ pub fn bench(
             seconds += start.elapsed().as_secs_f64();
         }
     }
-    let per_step = seconds / stage2_steps.max(1) as f64;
+    let per_step = seconds / b.stage2_steps.max(1) as f64;
     Ok(FinetuneBench {
         threads: compute.threads,
         ep: compute.ep,
         batch,
+        pool: b.pool,
+        stage2_convs: arch2.convs.iter().map(|c| c.name.clone()).collect(),
         train_rows: data.train.len(),
         stage1_seconds_per_epoch: stage1,
         stage1_val_seconds: stage1_val,
-        stage2_steps_timed: stage2_steps.max(1),
+        stage2_steps_timed: b.stage2_steps.max(1),
         stage2_seconds_per_step: per_step,
         stage2_seconds_per_epoch_estimate: per_step * data.train.len().div_ceil(batch) as f64,
     })

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use tlearn::backbone::{Compute, ExecutionProvider};
 use tlearn::classify::train::Scored;
+use tlearn::finetune::bench::BenchConfig;
 use tlearn::finetune::run::{cache_tail, prepare, run, RunConfig, Summary};
 use tlearn::finetune::train::FinetuneParams;
 use tlearn::finetune::{eval_graph, train_graph, HeadPool, StepConfig, Unfreeze};
@@ -40,6 +41,12 @@ pub struct BenchArgs {
     /// Stage-2 steps to time.
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
+    /// Block-5 convolutions stage 2 trains (the last ones, as `make finetune`).
+    #[arg(long, default_value_t = 1)]
+    pub unfreeze: usize,
+    /// How block5_pool enters the head.
+    #[arg(long, value_enum, default_value = "avg")]
+    pub head_pool: HeadPool,
     /// Where ONNX Runtime runs.
     #[command(flatten)]
     pub compute: ComputeArgs,
@@ -191,13 +198,15 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
         }
         FinetuneCommand::Train(args) => train(args),
         FinetuneCommand::Bench(args) => {
-            let report = tlearn::finetune::bench::bench(
-                &args.features,
-                &args.model,
-                args.batch,
-                args.steps,
-                args.compute.compute(),
-            )?;
+            let report = tlearn::finetune::bench::bench(&BenchConfig {
+                features: args.features,
+                backbone: args.model,
+                batch: args.batch,
+                stage2_steps: args.steps,
+                unfreeze: args.unfreeze,
+                pool: args.head_pool,
+                compute: args.compute.compute(),
+            })?;
             crate::print_json(&report, args.json.as_deref())
         }
     }
