@@ -7,7 +7,7 @@ use tlearn::finetune::run::{run, RunConfig};
 use tlearn::finetune::train::FinetuneParams;
 use tlearn::finetune::{FinetuneError, HeadPool, Unfreeze};
 
-use super::common::fixtures::{config, image_folder, tiny_backbone};
+use super::common::fixtures::{config, image_folder, serial, tiny_backbone};
 
 /// 3 classes of 8 generated images through the tiny backbone, 2 flipped copies, 2 splits.
 fn tiny_cache(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -24,6 +24,7 @@ fn tiny_cache(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf)
 
 #[test]
 fn cache_rows_split_into_parts_with_copies_only_in_training() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (cache, _) = tiny_cache(dir.path());
     let c = tlearn::cache::FeatureCache::open(&cache).unwrap();
@@ -61,6 +62,7 @@ fn cache_rows_split_into_parts_with_copies_only_in_training() {
 
 #[test]
 fn a_run_on_a_layer_it_cannot_train_from_is_refused_with_the_reason() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (cache, model) = tiny_cache(dir.path());
     let cfg = RunConfig {

@@ -163,3 +163,38 @@ fn exported_model_carries_the_trained_convolution() {
     }
     assert_eq!(exported.output_names(), vec!["probabilities"]);
 }
+
+#[test]
+fn written_graphs_pass_the_onnx_checker() {
+    let _serial = super::common::fixtures::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let step = tlearn::finetune::StepConfig {
+        momentum: 0.9,
+        weight_decay: 5e-4,
+    };
+    let mut files = Vec::new();
+    for pool in [HeadPool::Flatten, HeadPool::Avg] {
+        let arch = Arch {
+            pool,
+            ..super::step::tiny_arch()
+        };
+        for (kind, model) in [
+            ("train", tlearn::finetune::train_graph(&arch, step).unwrap()),
+            ("eval", eval_graph(&arch).unwrap()),
+        ] {
+            let path = dir.path().join(format!("{kind}-{pool:?}.onnx"));
+            model.save(&path).unwrap();
+            files.push(path);
+        }
+    }
+    let script = "import onnx, sys\nfor p in sys.argv[1:]:\n    onnx.checker.check_model(onnx.load(p), full_check=True)\nprint('checked', len(sys.argv) - 1)";
+    let out = std::process::Command::new(super::common::fixtures::python())
+        .arg("-c")
+        .arg(script)
+        .args(&files)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "onnx.checker: {stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "checked 4");
+}
