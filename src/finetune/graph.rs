@@ -77,6 +77,16 @@ pub enum HeadPool {
     Avg,
 }
 
+impl HeadPool {
+    /// Length of the vector this pooling makes of a `[C, H, W]` map.
+    pub fn output_len(self, map: &[usize]) -> usize {
+        match self {
+            HeadPool::Flatten => map.iter().product(),
+            HeadPool::Avg => map[0],
+        }
+    }
+}
+
 /// A 3x3 convolution (with its ReLU), optionally followed by 2x2 max pooling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvLayer {
@@ -158,10 +168,7 @@ impl Arch {
 
     /// Length of the vector that enters the head.
     pub fn flat_dims(&self) -> usize {
-        match self.pool {
-            HeadPool::Flatten => self.map_dims().iter().product(),
-            HeadPool::Avg => self.map_dims()[0],
-        }
+        self.pool.output_len(&self.map_dims())
     }
 
     /// Every trainable tensor, in the order the graphs declare them.

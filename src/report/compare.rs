@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::run::{RunReport, REPORT_VERSION};
+use super::run::{Method, RunReport, REPORT_VERSION};
 use super::write::pct;
 use super::{html, ReportError};
 
@@ -62,12 +62,26 @@ impl Row {
 
     fn of(r: &RunReport) -> Row {
         let s = &r.summary;
+        let cached = r.identity.layers.join("+");
+        // What the classifier reads: the cached features, or the fine-tuned network's block5_pool.
+        let (layers, pooling, dims) = match &r.method {
+            Method::Linear(_) => (
+                cached,
+                format!("{:?}", r.identity.pooling).to_lowercase(),
+                r.identity.dims,
+            ),
+            Method::Finetune(f) => (
+                format!("block5_pool (cached {cached})"),
+                format!("{:?}", f.pool).to_lowercase(),
+                f.head_input,
+            ),
+        };
         Row {
             run: r.run.clone(),
             classifier: r.method.label(),
-            layers: r.identity.layers.join("+"),
-            pooling: format!("{:?}", r.identity.pooling).to_lowercase(),
-            dims: r.identity.dims,
+            layers,
+            pooling,
+            dims,
             train_copies: if r.method.train_copies() {
                 r.identity.copies
             } else {

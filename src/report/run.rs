@@ -29,6 +29,8 @@ pub struct FinetuneMethod {
     pub trained_convs: Vec<String>,
     /// How `block5_pool` enters the head.
     pub pool: HeadPool,
+    /// Length of the head's input vector.
+    pub head_input: usize,
     /// Width of the head's hidden layer.
     pub hidden: usize,
     /// Optimiser, dropout and early-stopping settings.

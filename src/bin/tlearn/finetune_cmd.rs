@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use tlearn::backbone::{Compute, ExecutionProvider};
 use tlearn::classify::train::Scored;
 use tlearn::finetune::bench::BenchConfig;
+use tlearn::finetune::graph::map_dims;
 use tlearn::finetune::run::{cache_tail, prepare, run, RunConfig, Summary};
 use tlearn::finetune::train::FinetuneParams;
 use tlearn::finetune::{eval_graph, train_graph, HeadPool, StepConfig, Unfreeze};
@@ -270,6 +271,10 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
     let method = Method::Finetune(FinetuneMethod {
         trained_convs: tail.trainable.iter().map(|c| c.name.clone()).collect(),
         pool: args.net.head_pool,
+        head_input: args
+            .net
+            .head_pool
+            .output_len(&map_dims(&tail.trainable_input(), &tail.trainable)),
         hidden: args.net.hidden,
         params: (*params).clone(),
         init_from: args.init_from.as_ref().map(|d| d.display().to_string()),
