@@ -26,7 +26,7 @@ fn register_font() {
     });
 }
 
-/// Two panels, loss then accuracy; accuracy spans 0..1, loss 0..its maximum.
+/// Two panels, loss then accuracy; loss spans 0..its maximum, accuracy its range (in tenths)..1.
 pub fn curves_png(history: &[EpochStats]) -> Result<RgbImage, String> {
     register_font();
     let mut buf = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
@@ -39,17 +39,22 @@ pub fn curves_png(history: &[EpochStats]) -> Result<RgbImage, String> {
             .filter(|v| v.is_finite())
             .fold(0.0f64, f64::max)
             .max(1e-9);
+        let min_accuracy = history
+            .iter()
+            .flat_map(|h| [h.train_accuracy, h.val_accuracy])
+            .fold(1.0f64, f64::min);
+        let low = ((min_accuracy - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
         panel(
             &left,
             "loss",
-            max_loss * 1.05,
+            0.0..max_loss * 1.05,
             [|h| h.train_loss, |h| h.val_loss],
             history,
         )?;
         panel(
             &right,
             "accuracy",
-            1.0,
+            low..1.0,
             [|h| h.train_accuracy, |h| h.val_accuracy],
             history,
         )?;
@@ -61,7 +66,7 @@ pub fn curves_png(history: &[EpochStats]) -> Result<RgbImage, String> {
 fn panel(
     area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
     what: &str,
-    top: f64,
+    range: std::ops::Range<f64>,
     series: [Series; 2],
     history: &[EpochStats],
 ) -> Result<(), String> {
@@ -72,7 +77,7 @@ fn panel(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(1..last, 0.0..top)
+        .build_cartesian_2d(1..last, range)
         .map_err(err)?;
     chart
         .configure_mesh()

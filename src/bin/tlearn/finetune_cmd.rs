@@ -370,7 +370,7 @@ fn finetune_report(
         .map(|m| ModelInfo {
             path: m.display().to_string(),
             trained_on: format!("split {}", summaries[0].split),
-            chosen: format!("epoch {}", summaries[0].best_epoch),
+            chosen: summaries[0].best_epoch.to_string(),
         });
     let root = args.data.as_ref().map(|d| d.display().to_string());
     let mut report = RunReport::new(name, &outcome, root, model);
