@@ -42,8 +42,8 @@ pub struct BenchArgs {
     /// Stage-2 steps to time.
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
-    /// Block-5 convolutions stage 2 trains (the last ones, as `make finetune`).
-    #[arg(long, default_value_t = 1)]
+    /// Block-5 convolutions stage 2 trains (the last ones; 3, all of block 5, as `make finetune`).
+    #[arg(long, default_value_t = 3)]
     pub unfreeze: usize,
     /// How block5_pool enters the head.
     #[arg(long, value_enum, default_value = "avg")]
