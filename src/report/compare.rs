@@ -96,7 +96,7 @@ impl Row {
             accuracy_std: s.accuracy.std,
             top5_accuracy: s.top5_accuracy.mean,
             macro_f1: s.macro_f1.mean,
-            chosen: r.splits.iter().map(|sp| sp.chosen.clone()).collect(),
+            chosen: r.splits.iter().map(|sp| sp.fit.chosen.clone()).collect(),
             fit_seconds: s.fit_seconds.mean,
         }
     }

@@ -67,13 +67,13 @@ pub(crate) fn run_page(
     );
     let _ = writeln!(b, "<h2>Splits</h2><table><tr><th>split</th><th>{}</th><th>val acc %</th><th>train rows</th><th>test images</th><th>accuracy %</th><th>top-5 %</th><th>macro P %</th><th>macro R %</th><th>macro F1 %</th><th>fit s</th><th>predict s</th></tr>", r.method.chosen_title());
     for sp in &r.splits {
-        let m = &sp.metrics;
+        let (f, m) = (&sp.fit, &sp.metrics);
         let _ = writeln!(
             b,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.3}</td></tr>",
-            sp.split, escape(&sp.chosen), pct(sp.val_accuracy), sp.train_rows, sp.test_images, pct(m.accuracy),
+            f.split, escape(&f.chosen), pct(f.val_accuracy), f.train_rows, sp.test_images, pct(m.accuracy),
             pct(m.top5_accuracy), pct(m.macro_precision), pct(m.macro_recall), pct(m.macro_f1),
-            sp.fit_seconds, sp.predict_seconds
+            f.fit_seconds, f.predict_seconds
         );
     }
     let _ = writeln!(b, "</table><h2>Per class (test images of all splits)</h2><table><tr><th>#</th><th class=l>class</th><th>precision %</th><th>recall %</th><th>F1 %</th><th>test images</th></tr>");

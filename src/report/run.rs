@@ -117,9 +117,9 @@ impl Method {
     }
 }
 
-/// One split's result, whatever the method: an input of [`RunReport::new`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct SplitResult {
+/// How one split was trained and what validation chose, whatever the method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitFit {
     /// Split index.
     pub split: usize,
     /// What validation chose (a C, an epoch).
@@ -136,6 +136,13 @@ pub struct SplitResult {
     pub fit_seconds: f64,
     /// Seconds to score the test images.
     pub predict_seconds: f64,
+}
+
+/// One split's result: an input of [`RunReport::new`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitResult {
+    /// How it was trained.
+    pub fit: SplitFit,
     /// Every test image.
     pub test: Vec<Scored>,
 }
@@ -161,18 +168,20 @@ impl From<&TrainOutcome> for RunOutcome {
             .splits
             .iter()
             .map(|s| SplitResult {
-                split: s.split,
-                chosen: format!("{:e}", s.c),
-                val_accuracy: s
-                    .grid
-                    .iter()
-                    .find(|g| g.c == s.c)
-                    .map_or(0.0, |g| g.val_accuracy),
-                grid: s.grid.clone(),
-                train_rows: s.train_rows,
-                val_images: s.val_images,
-                fit_seconds: s.fit_seconds,
-                predict_seconds: s.predict_seconds,
+                fit: SplitFit {
+                    split: s.split,
+                    chosen: format!("{:e}", s.c),
+                    val_accuracy: s
+                        .grid
+                        .iter()
+                        .find(|g| g.c == s.c)
+                        .map_or(0.0, |g| g.val_accuracy),
+                    grid: s.grid.clone(),
+                    train_rows: s.train_rows,
+                    val_images: s.val_images,
+                    fit_seconds: s.fit_seconds,
+                    predict_seconds: s.predict_seconds,
+                },
                 test: s.test.clone(),
             })
             .collect();
@@ -189,24 +198,11 @@ impl From<&TrainOutcome> for RunOutcome {
 /// One split's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitReport {
-    /// Split index.
-    pub split: usize,
-    /// What validation chose (a C, an epoch).
-    pub chosen: String,
-    /// Validation accuracy of the chosen classifier.
-    pub val_accuracy: f64,
-    /// Validation accuracy of every C tried (linear methods).
-    pub grid: Vec<GridPoint>,
-    /// Training rows.
-    pub train_rows: usize,
-    /// Validation images.
-    pub val_images: usize,
+    /// How it was trained (its fields sit at the top level of report.json).
+    #[serde(flatten)]
+    pub fit: SplitFit,
     /// Test images.
     pub test_images: usize,
-    /// Seconds of the chosen fit.
-    pub fit_seconds: f64,
-    /// Seconds to score the test images.
-    pub predict_seconds: f64,
     /// Test metrics.
     pub metrics: Metrics,
 }
@@ -325,15 +321,8 @@ impl RunReport {
             .splits
             .iter()
             .map(|s| SplitReport {
-                split: s.split,
-                chosen: s.chosen.clone(),
-                val_accuracy: s.val_accuracy,
-                grid: s.grid.clone(),
-                train_rows: s.train_rows,
-                val_images: s.val_images,
+                fit: s.fit.clone(),
                 test_images: s.test.len(),
-                fit_seconds: s.fit_seconds,
-                predict_seconds: s.predict_seconds,
                 metrics: metrics(names, &s.test),
             })
             .collect();
@@ -346,8 +335,8 @@ impl RunReport {
             macro_precision: over(|s| s.metrics.macro_precision),
             macro_recall: over(|s| s.metrics.macro_recall),
             macro_f1: over(|s| s.metrics.macro_f1),
-            fit_seconds: over(|s| s.fit_seconds),
-            predict_seconds: over(|s| s.predict_seconds),
+            fit_seconds: over(|s| s.fit.fit_seconds),
+            predict_seconds: over(|s| s.fit.predict_seconds),
         };
         let k = names.len();
         let mut confusion = vec![vec![0u32; k]; k];
@@ -366,7 +355,7 @@ impl RunReport {
                     .iter()
                     .filter(|t| t.label != t.predicted)
                     .map(move |t| Miss {
-                        split: s.split,
+                        split: s.fit.split,
                         path: t.path.clone(),
                         label: t.label,
                         predicted: t.predicted,

@@ -150,22 +150,22 @@ pub(crate) fn markdown(r: &RunReport, thumbs: &[Option<Thumb>]) -> String {
     let _ = writeln!(md, "| split | {} | val acc % | train rows | test images | accuracy % | top-5 % | macro P % | macro R % | macro F1 % | fit s | predict s |", r.method.chosen_title());
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for sp in &r.splits {
-        let m = &sp.metrics;
+        let (f, m) = (&sp.fit, &sp.metrics);
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.3} |",
-            sp.split,
-            sp.chosen,
-            pct(sp.val_accuracy),
-            sp.train_rows,
+            f.split,
+            f.chosen,
+            pct(f.val_accuracy),
+            f.train_rows,
             sp.test_images,
             pct(m.accuracy),
             pct(m.top5_accuracy),
             pct(m.macro_precision),
             pct(m.macro_recall),
             pct(m.macro_f1),
-            sp.fit_seconds,
-            sp.predict_seconds
+            f.fit_seconds,
+            f.predict_seconds
         );
     }
     for (i, _) in r.curves.iter().enumerate() {

@@ -13,7 +13,7 @@ use tlearn::finetune::graph::map_dims;
 use tlearn::finetune::run::{cache_tail, prepare, run, RunConfig, Summary};
 use tlearn::finetune::train::FinetuneParams;
 use tlearn::finetune::{eval_graph, train_graph, HeadPool, StepConfig, Unfreeze};
-use tlearn::report::run::{FinetuneMethod, Method, ModelInfo, RunOutcome, SplitResult};
+use tlearn::report::run::{FinetuneMethod, Method, ModelInfo, RunOutcome, SplitFit, SplitResult};
 use tlearn::report::RunReport;
 
 /// `tlearn finetune ...`
@@ -332,18 +332,20 @@ fn finetune_report(
     let splits = summaries
         .iter()
         .map(|s| SplitResult {
-            split: s.split,
-            chosen: format!("{} of {}", s.best_epoch, s.epochs),
-            val_accuracy: s.val_accuracy,
-            grid: Vec::new(),
-            train_rows: s.rows[0],
-            val_images: s.rows[1],
-            fit_seconds: s
-                .history
-                .iter()
-                .map(|e| e.train_seconds + e.val_seconds)
-                .sum(),
-            predict_seconds: s.test_seconds,
+            fit: SplitFit {
+                split: s.split,
+                chosen: format!("{} of {}", s.best_epoch, s.epochs),
+                val_accuracy: s.val_accuracy,
+                grid: Vec::new(),
+                train_rows: s.rows[0],
+                val_images: s.rows[1],
+                fit_seconds: s
+                    .history
+                    .iter()
+                    .map(|e| e.train_seconds + e.val_seconds)
+                    .sum(),
+                predict_seconds: s.test_seconds,
+            },
             test: s
                 .test_images
                 .iter()
