@@ -52,15 +52,6 @@ impl FromStr for Unfreeze {
     }
 }
 
-impl std::fmt::Display for Unfreeze {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Unfreeze::Last(k) => write!(f, "{k}"),
-            Unfreeze::All => f.write_str("all"),
-        }
-    }
-}
-
 /// The part of VGG16 after a cached layer, split into frozen and trainable convolutions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tail {
@@ -96,7 +87,7 @@ pub fn tail(layer: &str, dims: usize, unfreeze: Unfreeze) -> Result<Tail, Finetu
         .position(|(name, _, _)| name.starts_with(&format!("block{}_", block + 1)))
         .unwrap_or(VGG16.len());
     let channels = VGG16[start - 1].1;
-    let side = (1..=dims).find(|s| s * s * channels >= dims).unwrap_or(0);
+    let side = (dims / channels).isqrt();
     if side * side * channels != dims {
         return Err(FinetuneError::Data(format!(
             "{layer} rows have {dims} values: not {channels} square maps, as VGG16's {layer} makes"

@@ -67,7 +67,7 @@ pub struct Summary {
     pub rows: [usize; 3],
     /// The exported inference model (backbone with the trained weights, head, softmax).
     pub model: Option<PathBuf>,
-    /// Class probabilities of every test row (`rows[2]` x classes), in `test_paths` order.
+    /// Class probabilities of every test row (`rows[2]` x classes), in `test_images` order.
     pub test_probabilities: Vec<Vec<f32>>,
     /// Source image and label of every test row.
     pub test_images: Vec<(String, usize)>,
@@ -135,7 +135,8 @@ pub fn trained_head(
 const SCALE_ROWS: usize = 256;
 
 /// The network of a run and its data (one split of the cache, the frozen convolutions already
-/// applied), with the pretrained weights of the trainable convolutions.
+/// applied), with the values its parameters start from: the pretrained convolutions and, with
+/// `init_from`, the stage-1 head (whose head scale the network then keeps).
 pub fn prepare(cfg: &RunConfig, compute: Compute) -> Result<Prepared, FinetuneError> {
     let (tail, classes) = cache_tail(&cfg.features, cfg.unfreeze)?;
     let mut data = Data::from_cache(&cfg.features, cfg.split, Some(tail.input.clone()))?;
@@ -146,7 +147,7 @@ pub fn prepare(cfg: &RunConfig, compute: Compute) -> Result<Prepared, FinetuneEr
         let x = forward_rows(&graph, &data, &data.rows(), compute)?;
         data = data.replaced(x, tail.trainable_input())?;
     }
-    let weights = pretrained(&backbone, &tail.trainable)?;
+    let mut start = pretrained(&backbone, &tail.trainable)?;
     let mut arch = Arch {
         input: data.shape.clone(),
         convs: tail.trainable,
@@ -155,15 +156,21 @@ pub fn prepare(cfg: &RunConfig, compute: Compute) -> Result<Prepared, FinetuneEr
         classes,
         head_scale: 1.0,
     };
-    // The pretrained head inputs set the scale; the trained convolutions then keep it.
-    let step = data.train.len().div_ceil(SCALE_ROWS).max(1);
-    let sample: Vec<usize> = data.train.iter().step_by(step).copied().collect();
-    let graph = convs_graph(&arch.input, &arch.convs, Some(arch.pool), &weights)?;
-    arch.head_scale = unit_scale(forward_rows(&graph, &data, &sample, compute)?.view());
+    if let Some(dir) = &cfg.init_from {
+        let head;
+        (arch.head_scale, head) = trained_head(dir, &arch)?;
+        start.extend(head);
+    } else {
+        // The pretrained head inputs set the scale; the trained convolutions then keep it.
+        let step = data.train.len().div_ceil(SCALE_ROWS).max(1);
+        let sample: Vec<usize> = data.train.iter().step_by(step).copied().collect();
+        let graph = convs_graph(&arch.input, &arch.convs, Some(arch.pool), &start)?;
+        arch.head_scale = unit_scale(forward_rows(&graph, &data, &sample, compute)?.view());
+    }
     Ok(Prepared {
         arch,
         data,
-        weights,
+        start,
         backbone,
     })
 }
@@ -174,8 +181,8 @@ pub struct Prepared {
     pub arch: Arch,
     /// Its input rows.
     pub data: Data,
-    /// Pretrained weights of its convolutions.
-    pub weights: HashMap<String, Vec<f32>>,
+    /// Starting values by parameter name; the others are initialised afresh.
+    pub start: HashMap<String, Vec<f32>>,
     /// The backbone: pretrained weights, base of the exported model.
     pub backbone: Model,
 }
@@ -188,18 +195,12 @@ pub fn run(
     on_epoch: &mut dyn FnMut(&EpochStats) -> bool,
 ) -> Result<Summary, FinetuneError> {
     let Prepared {
-        mut arch,
+        arch,
         data,
-        weights,
+        start,
         backbone,
     } = prepare(cfg, params.compute)?;
-    let mut head = HashMap::new();
-    if let Some(dir) = &cfg.init_from {
-        (arch.head_scale, head) = trained_head(dir, &arch)?;
-    }
-    let init = initial_params(&arch, params.seed, &|name| {
-        weights.get(name).or_else(|| head.get(name)).cloned()
-    })?;
+    let init = initial_params(&arch, params.seed, &|name| start.get(name).cloned())?;
     let outcome = fit(params, &arch, init, &data, &cfg.out, on_epoch)?;
     let start = std::time::Instant::now();
     let logits = logits(&arch, &outcome.best, &data, &data.test, params.compute)?;

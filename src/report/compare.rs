@@ -70,11 +70,12 @@ impl Row {
                 format!("{:?}", r.identity.pooling).to_lowercase(),
                 r.identity.dims,
             ),
-            Method::Finetune(f) if cached == "block5_pool" => {
-                (cached, format!("{:?}", f.pool).to_lowercase(), f.head_input)
-            }
             Method::Finetune(f) => (
-                format!("block5_pool (cached {cached})"),
+                if cached == "block5_pool" {
+                    cached
+                } else {
+                    format!("block5_pool (cached {cached})")
+                },
                 format!("{:?}", f.pool).to_lowercase(),
                 f.head_input,
             ),
