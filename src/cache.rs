@@ -18,6 +18,9 @@ use crate::backbone::Pooling;
 use crate::dataset::SplitSpec;
 use crate::preprocess::Preprocessing;
 
+mod check;
+pub use check::Contents;
+
 /// Version of the layout below; bump when it changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -54,6 +57,18 @@ pub enum CacheError {
         /// What is wrong.
         reason: String,
     },
+    /// The file's datasets disagree with each other or with its identity (cut, widened,
+    /// relabelled or edited by hand).
+    #[error("{path} is damaged: {problem}. Make the cache again with `tlearn features` (into a new --out; this file is left as it is)")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// There is no file at the path.
+    #[error("no feature cache at {0}: make it with `tlearn features --out {0}`")]
+    Missing(PathBuf),
     /// Filesystem error.
     #[error("{path}: {source}")]
     Io {
@@ -164,6 +179,9 @@ impl FeatureCache {
 
     /// Opens an existing cache read-only.
     pub fn open(path: &Path) -> Result<FeatureCache, CacheError> {
+        if !path.exists() {
+            return Err(CacheError::Missing(path.to_path_buf()));
+        }
         Self::open_with(path, false)
     }
 
@@ -248,8 +266,16 @@ impl FeatureCache {
 
     /// The status of every row.
     pub fn status(&self) -> Result<Vec<RowStatus>, CacheError> {
-        let raw = self.hdf5(self.file.dataset("status").and_then(|d| d.read_raw::<u8>()))?;
-        Ok(raw.into_iter().map(RowStatus::from).collect())
+        Ok(self
+            .raw_status()?
+            .into_iter()
+            .map(RowStatus::from)
+            .collect())
+    }
+
+    /// The status bytes as stored.
+    fn raw_status(&self) -> Result<Vec<u8>, CacheError> {
+        self.hdf5(self.file.dataset("status").and_then(|d| d.read_raw::<u8>()))
     }
 
     /// Writes the features of `rows` (one matrix row each) and only then marks them done.

@@ -15,6 +15,7 @@ pub mod dataset;
 pub mod extract;
 pub mod finetune;
 pub mod onnx;
+pub mod output;
 pub mod predict;
 pub mod preprocess;
 pub mod report;

@@ -9,7 +9,7 @@ use common::lcg_values;
 use linfa::dataset::DatasetBase;
 use linfa::traits::{Fit, Predict};
 use tlearn::backbone::Pooling;
-use tlearn::cache::{FeatureCache, Identity, Plan};
+use tlearn::cache::{CacheError, FeatureCache, Identity, Plan};
 use tlearn::classify::data::CacheData;
 use tlearn::classify::nd::{Array1, Array2};
 use tlearn::classify::train::{run, TrainConfig};
@@ -257,7 +257,8 @@ fn damaged_incomplete_empty_and_single_class_caches_are_refused() {
     poke(&nan, "features", 3, f64::NAN);
     let err = CacheData::load(&nan).unwrap_err();
     assert!(
-        matches!(err, ClassifyError::NonFinite { row: 3, .. }),
+        matches!(err, ClassifyError::Cache(CacheError::Damaged { .. }))
+            && err.to_string().contains("row 3"),
         "{err}"
     );
 

@@ -49,14 +49,19 @@ pub struct CacheData {
 }
 
 impl CacheData {
-    /// Reads and checks a cache: not empty, complete, finite, two classes or more.
+    /// Reads and checks a cache: structurally sound ([`FeatureCache::contents`]), not empty,
+    /// complete, two classes or more.
     pub fn load(path: &Path) -> Result<CacheData, ClassifyError> {
         let cache = FeatureCache::open(path)?;
         if cache.rows == 0 {
             return Err(ClassifyError::EmptyCache(path.to_path_buf()));
         }
-        let status = cache.status()?;
-        let missing = status.iter().filter(|s| **s == RowStatus::Missing).count();
+        let contents = cache.contents()?;
+        let missing = contents
+            .status
+            .iter()
+            .filter(|s| **s == RowStatus::Missing)
+            .count();
         if missing > 0 {
             return Err(ClassifyError::Incomplete {
                 path: path.to_path_buf(),
@@ -64,33 +69,27 @@ impl CacheData {
                 rows: cache.rows,
             });
         }
-        let class_names = cache.class_names()?;
-        if class_names.len() < 2 {
+        if contents.class_names.len() < 2 {
             return Err(ClassifyError::SingleClass(path.display().to_string()));
         }
-        let paths = cache.paths()?;
-        let features = to_linfa(cache.features()?);
-        let usable: Vec<bool> = status.iter().map(|s| *s == RowStatus::Done).collect();
-        for (row, values) in features.axis_iter(Axis(0)).enumerate() {
-            if usable[row] && values.iter().any(|v| !v.is_finite()) {
-                return Err(ClassifyError::NonFinite {
-                    row,
-                    path: paths[row].clone(),
-                });
-            }
-        }
-        let splits = cache.splits()?;
-        let parts = splits.outer_iter().map(|r| r.to_vec()).collect();
         Ok(CacheData {
             path: path.to_path_buf(),
-            identity: cache.identity.clone(),
-            class_names,
-            features,
-            labels: cache.labels()?.iter().map(|l| *l as usize).collect(),
-            copies: cache.copies()?,
-            paths,
-            parts,
-            usable,
+            usable: contents
+                .status
+                .iter()
+                .map(|s| *s == RowStatus::Done)
+                .collect(),
+            parts: contents
+                .parts
+                .outer_iter()
+                .map(|r| r.iter().map(|p| *p as u8).collect())
+                .collect(),
+            features: to_linfa(contents.features),
+            identity: contents.identity,
+            class_names: contents.class_names,
+            labels: contents.labels,
+            copies: contents.copies,
+            paths: contents.paths,
         })
     }
 

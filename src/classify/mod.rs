@@ -58,14 +58,6 @@ pub enum ClassifyError {
         /// All rows.
         rows: usize,
     },
-    /// A feature value is NaN or infinite.
-    #[error("row {row} ({path}) of the features has a NaN or infinite value: the cache is damaged; delete it and run `tlearn features` again")]
-    NonFinite {
-        /// Row index.
-        row: usize,
-        /// Source image of the row.
-        path: String,
-    },
     /// Fewer than two classes: nothing to classify.
     #[error("{0}: a classifier needs at least two classes")]
     SingleClass(String),
@@ -110,14 +102,9 @@ pub enum ClassifyError {
     /// linfa (or linfa-logistic) reported an error.
     #[error("linfa: {0}")]
     Linfa(String),
-    /// Filesystem error.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    /// The model could not be written.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
 }
 
 impl From<linfa::Error> for ClassifyError {

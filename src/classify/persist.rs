@@ -49,13 +49,25 @@ struct ModelFile {
     bias: Vec<f32>,
 }
 
+/// What is wrong with a model file's numbers, if anything: NaN or infinite values, or a
+/// scale that is not positive (standardising would divide by it).
+fn value_problem(file: &ModelFile) -> Option<String> {
+    let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+    if !(finite(&file.mean) && finite(&file.weights) && finite(&file.bias)) {
+        return Some("it holds NaN or infinite values".into());
+    }
+    if !file.scale.iter().all(|s| s.is_finite() && *s > 0.0) {
+        return Some("its scale is not a positive finite number everywhere".into());
+    }
+    if !file.c.is_finite() || file.c <= 0.0 {
+        return Some(format!("its C ({}) is not a positive number", file.c));
+    }
+    None
+}
+
 impl TrainedModel {
-    /// Writes the model to `path` (through a temporary file, so a failure leaves any old file intact).
+    /// Writes the model to `path` atomically (a failure leaves any old file intact).
     pub fn save(&self, path: &Path) -> Result<(), ClassifyError> {
-        let io = |source| ClassifyError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
         let c = &self.classifier;
         let file = ModelFile {
             format: MODEL_FORMAT.into(),
@@ -72,13 +84,8 @@ impl TrainedModel {
             weights: c.weights.iter().copied().collect(),
             bias: c.bias.to_vec(),
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("json.partial");
         let text = serde_json::to_string(&file).expect("model serialises");
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        Ok(crate::output::write_atomic(path, text.as_bytes())?)
     }
 
     /// Reads a model written by [`Self::save`]; refuses other files and other layout versions.
@@ -110,6 +117,9 @@ impl TrainedModel {
             && file.identity.dims == file.dims;
         if !consistent {
             return Err(bad("its sizes do not agree with each other".into()));
+        }
+        if let Some(problem) = value_problem(&file) {
+            return Err(bad(problem));
         }
         Ok(TrainedModel {
             classifier: LinearClassifier {

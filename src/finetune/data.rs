@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::FinetuneError;
 use crate::cache::{FeatureCache, RowStatus};
+use crate::dataset::Part;
 
 /// Rows of the frozen part's output with the parts of one split.
 #[derive(Debug, Clone)]
@@ -49,31 +50,28 @@ impl Data {
         split: usize,
         shape: Option<Vec<usize>>,
     ) -> Result<Data, FinetuneError> {
-        let cache = FeatureCache::open(path)?;
-        let splits = cache.splits()?;
-        if split >= splits.ncols() {
+        let contents = FeatureCache::open(path)?.contents()?;
+        if split >= contents.parts.ncols() {
             return Err(FinetuneError::Data(format!(
                 "{} holds {} split(s); --split {split} does not exist",
                 path.display(),
-                splits.ncols()
+                contents.parts.ncols()
             )));
         }
-        let status = cache.status()?;
-        let copies = cache.copies()?;
-        let labels: Vec<i64> = cache.labels()?.into_iter().map(i64::from).collect();
+        let labels: Vec<i64> = contents.labels.iter().map(|&l| l as i64).collect();
         let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
-        for row in 0..cache.rows {
-            if status[row] != RowStatus::Done {
+        for (row, status) in contents.status.iter().enumerate() {
+            if *status != RowStatus::Done {
                 continue;
             }
-            match (splits[[row, split]], copies[row]) {
-                (0, _) => train.push(row),
-                (1, 0) => val.push(row),
-                (2, 0) => test.push(row),
+            match (contents.parts[[row, split]], contents.copies[row]) {
+                (Part::Train, _) => train.push(row),
+                (Part::Val, 0) => val.push(row),
+                (Part::Test, 0) => test.push(row),
                 _ => {}
             }
         }
-        let x = cache.features()?;
+        let x = contents.features;
         let shape = shape.unwrap_or_else(|| vec![x.ncols()]);
         if shape.iter().product::<usize>() != x.ncols() {
             return Err(FinetuneError::Data(format!(
@@ -89,8 +87,8 @@ impl Data {
             train,
             val,
             test,
-            class_names: cache.class_names()?,
-            paths: cache.paths()?,
+            class_names: contents.class_names,
+            paths: contents.paths,
         };
         data.check()?;
         Ok(data)

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::run::{Method, RunReport, REPORT_VERSION};
 use super::write::pct;
 use super::{html, ReportError};
+use crate::output;
 
 /// One line of the comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -132,6 +133,11 @@ pub fn compare(reports: &Path, warn: &mut dyn FnMut(String)) -> Result<Vec<Row>,
     let mut entries: Vec<_> = std::fs::read_dir(reports)
         .map_err(io)?
         .filter_map(|e| e.ok().map(|e| e.path()))
+        // Folders starting with '.' are tlearn's own work in progress (see `output`).
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .filter(|p| p.join("report.json").is_file())
         .collect();
     entries.sort();
@@ -166,12 +172,8 @@ pub fn compare(reports: &Path, warn: &mut dyn FnMut(String)) -> Result<Vec<Row>,
         cells[0] = format!("[{0}]({0}/report.md)", cells[0]);
         let _ = writeln!(md, "| {} |", cells.join(" | "));
     }
-    let write = |name: &str, text: String| {
-        std::fs::write(reports.join(name), text).map_err(|source| ReportError::Io {
-            path: reports.join(name),
-            source,
-        })
-    };
+    let write =
+        |name: &str, text: String| output::write_atomic(&reports.join(name), text.as_bytes());
     write("index.md", md)?;
     write("index.html", html::compare_page(&rows))?;
     write(

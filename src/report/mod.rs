@@ -19,13 +19,16 @@ pub use write::write_run;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// Filesystem error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", crate::output::describe_io(.source))]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The report folder could not be replaced safely.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
     /// An image could not be encoded.
     #[error("image encoding: {0}")]
     Image(String),

@@ -8,6 +8,7 @@ use super::metrics::per_class;
 use super::plot::confusion_png;
 use super::run::RunReport;
 use super::{html, ReportError};
+use crate::output;
 use crate::preprocess::{load_rgb, DecodeLimits};
 
 /// Misclassified images shown in the gallery (the rest are listed in report.json).
@@ -22,49 +23,58 @@ pub(crate) struct Thumb {
     pub(crate) jpeg: Vec<u8>,
 }
 
-/// Writes the report of `report` into `dir` (replacing an older report there only once the new
-/// one is complete).
+/// Writes the report of `report` into `dir`. An older report there is replaced only once the
+/// new one is complete, and only if the folder holds nothing but report files
+/// ([`is_report_file`]); a folder with anything else is refused and left as it is.
 pub fn write_run(report: &RunReport, dir: &Path) -> Result<(), ReportError> {
-    let tmp = dir.with_extension(format!("partial-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    output::replace_dir(dir, is_report_file, |staged| fill_run_dir(report, staged))
+}
+
+/// Whether `rel` (relative to a run's report folder) is a file or folder [`write_run`] writes.
+pub fn is_report_file(rel: &Path) -> bool {
+    let name = rel.file_name().map_or("".into(), |n| n.to_string_lossy());
+    let extension = rel.extension().map_or("".into(), |e| e.to_string_lossy());
+    match rel.parent().map(|p| p.as_os_str().to_string_lossy()) {
+        Some(parent) if parent.is_empty() => {
+            name == "gallery"
+                || matches!(name.as_ref(), "report.json" | "report.md" | "report.html")
+                || extension == "png"
+        }
+        Some(parent) => parent == "gallery" && extension == "jpg",
+        None => false,
+    }
+}
+
+/// Writes every file of the report into the empty folder `dir`.
+fn fill_run_dir(report: &RunReport, dir: &Path) -> Result<(), ReportError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ReportError::Io { path, source }
     };
-    std::fs::create_dir_all(tmp.join("gallery")).map_err(io(&tmp))?;
-    let result = (|| {
-        let json = serde_json::to_string_pretty(report).expect("report serialises");
-        std::fs::write(tmp.join("report.json"), json + "\n").map_err(io(&tmp))?;
-        let png = confusion_png(&report.confusion);
-        let mut png_bytes = Vec::new();
-        png.write_to(
-            &mut std::io::Cursor::new(&mut png_bytes),
-            image::ImageFormat::Png,
-        )
-        .map_err(|e| ReportError::Image(e.to_string()))?;
-        std::fs::write(tmp.join("confusion.png"), &png_bytes).map_err(io(&tmp))?;
-        let mut curves = Vec::new();
-        for (i, source) in report.curves.iter().enumerate() {
-            let png = std::fs::read(source).map_err(io(Path::new(source)))?;
-            std::fs::write(tmp.join(curve_file(i)), &png).map_err(io(&tmp))?;
-            curves.push(png);
-        }
-        let thumbs = thumbnails(report);
-        for t in thumbs.iter().flatten() {
-            std::fs::write(tmp.join("gallery").join(&t.file), &t.jpeg).map_err(io(&tmp))?;
-        }
-        std::fs::write(tmp.join("report.md"), markdown(report, &thumbs)).map_err(io(&tmp))?;
-        let page = html::run_page(report, &png_bytes, &curves, &thumbs);
-        std::fs::write(tmp.join("report.html"), page).map_err(io(&tmp))
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
+    std::fs::create_dir_all(dir.join("gallery")).map_err(io(dir))?;
+    let json = serde_json::to_string_pretty(report).expect("report serialises");
+    std::fs::write(dir.join("report.json"), json + "\n").map_err(io(dir))?;
+    let png = confusion_png(&report.confusion);
+    let mut png_bytes = Vec::new();
+    png.write_to(
+        &mut std::io::Cursor::new(&mut png_bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| ReportError::Image(e.to_string()))?;
+    std::fs::write(dir.join("confusion.png"), &png_bytes).map_err(io(dir))?;
+    let mut curves = Vec::new();
+    for (i, source) in report.curves.iter().enumerate() {
+        let png = std::fs::read(source).map_err(io(Path::new(source)))?;
+        std::fs::write(dir.join(curve_file(i)), &png).map_err(io(dir))?;
+        curves.push(png);
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(io(dir))?;
+    let thumbs = thumbnails(report);
+    for t in thumbs.iter().flatten() {
+        std::fs::write(dir.join("gallery").join(&t.file), &t.jpeg).map_err(io(dir))?;
     }
-    std::fs::rename(&tmp, dir).map_err(io(dir))
+    std::fs::write(dir.join("report.md"), markdown(report, &thumbs)).map_err(io(dir))?;
+    let page = html::run_page(report, &png_bytes, &curves, &thumbs);
+    std::fs::write(dir.join("report.html"), page).map_err(io(dir))
 }
 
 /// Thumbnails of the first misclassified images (None where the image cannot be read or the

@@ -12,6 +12,7 @@ use tlearn::backbone::ExecutionProvider;
 use tlearn::classify::data::CacheData;
 use tlearn::classify::train::{self, TrainConfig};
 use tlearn::classify::{Kind, TrainedModel};
+use tlearn::output::{self, RunName};
 use tlearn::predict::Predictor;
 use tlearn::report::run::ModelInfo;
 use tlearn::report::RunReport;
@@ -120,7 +121,13 @@ fn default_run_name(args: &TrainArgs) -> String {
 
 /// `tlearn train`: every check happens before anything is written.
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
-    let run = args.run.clone().unwrap_or_else(|| default_run_name(&args));
+    let run = RunName::new(&args.run.clone().unwrap_or_else(|| default_run_name(&args)))?;
+    let (model_dir, dir) = (
+        args.runs.join(run.as_str()),
+        args.reports.join(run.as_str()),
+    );
+    output::check_apart(&model_dir, &dir)?;
+    output::check_replaceable(&dir, tlearn::report::write::is_report_file)?;
     let data = CacheData::load(&args.features)?;
     let mut cfg = TrainConfig::new(args.kind);
     if let Some(grid) = &args.grid {
@@ -136,7 +143,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             eprintln!("{line}");
         }
     })?;
-    let model_path = args.runs.join(&run).join("model.json");
+    let model_path = model_dir.join("model.json");
     model.save(&model_path)?;
     let info = ModelInfo {
         path: model_path.display().to_string(),
@@ -144,8 +151,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         chosen: format!("{:e}", model.c),
     };
     let root = args.data.as_ref().map(|d| d.display().to_string());
-    let report = RunReport::new(&run, &(&outcome).into(), root, Some(info));
-    let dir = args.reports.join(&run);
+    let report = RunReport::new(run.as_str(), &(&outcome).into(), root, Some(info));
     tlearn::report::write_run(&report, &dir)?;
     let s = &report.summary;
     eprintln!(

@@ -13,6 +13,7 @@ use tlearn::finetune::graph::map_dims;
 use tlearn::finetune::run::{cache_tail, prepare, run, RunConfig, Summary};
 use tlearn::finetune::train::FinetuneParams;
 use tlearn::finetune::{eval_graph, train_graph, HeadPool, StepConfig, Unfreeze};
+use tlearn::output::{self, RunName};
 use tlearn::report::run::{FinetuneMethod, Method, ModelInfo, RunOutcome, SplitFit, SplitResult};
 use tlearn::report::RunReport;
 
@@ -229,6 +230,11 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         ..FinetuneParams::default()
     }
     .check()?;
+    // The run's name is OUT's last folder name; its report goes to REPORTS/NAME.
+    let name = RunName::of_folder(&args.out)?;
+    let dir = args.reports.join(name.as_str());
+    output::check_apart(&args.out, &dir)?;
+    output::check_replaceable(&dir, tlearn::report::write::is_report_file)?;
     let (tail, _) = cache_tail(&args.net.features, args.net.unfreeze)?;
     if !tail.frozen.is_empty() {
         eprintln!(
@@ -279,12 +285,7 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         params: (*params).clone(),
         init_from: args.init_from.as_ref().map(|d| d.display().to_string()),
     });
-    let name = args
-        .out
-        .file_name()
-        .map_or("finetune".into(), |n| n.to_string_lossy().to_string());
-    let report = finetune_report(&name, method, &args, &summaries)?;
-    let dir = args.reports.join(&name);
+    let report = finetune_report(name.as_str(), method, &args, &summaries)?;
     tlearn::report::write_run(&report, &dir)?;
     let s = &report.summary;
     println!(

@@ -1,0 +1,143 @@
+//! The one structural check of a cache, used by every reader (classifiers, fine-tuning,
+//! reports, predict): a file that was cut, widened, relabelled or edited by hand is refused
+//! with what is wrong, before anything is trained or written.
+
+use ndarray::Array2;
+
+use super::{CacheError, FeatureCache, Identity, RowStatus};
+use crate::dataset::Part;
+
+/// A cache read whole and checked: every dataset has one entry per row, the features are
+/// `rows x identity.dims`, labels name a class, split codes and statuses are valid, copy
+/// indices are within the identity's copies, and finished rows hold finite values.
+#[derive(Debug, Clone)]
+pub struct Contents {
+    /// What made the features.
+    pub identity: Identity,
+    /// Class names, index = label.
+    pub class_names: Vec<String>,
+    /// Every row's features (rows that are not done hold zeros).
+    pub features: Array2<f32>,
+    /// State of every row.
+    pub status: Vec<RowStatus>,
+    /// Class index of every row.
+    pub labels: Vec<usize>,
+    /// Augmented-copy index of every row (0 = the original image).
+    pub copies: Vec<u16>,
+    /// Source image of every row, relative to the data root.
+    pub paths: Vec<String>,
+    /// Part of every row's source image in each split (rows x splits).
+    pub parts: Array2<Part>,
+}
+
+impl FeatureCache {
+    /// Reads every dataset and checks that they agree with each other and with the identity.
+    pub fn contents(&self) -> Result<Contents, CacheError> {
+        let damaged = |problem: String| CacheError::Damaged {
+            path: self.path.clone(),
+            problem,
+        };
+        let rows = self.rows;
+        let features = self.features()?;
+        let dims = self.identity.dims;
+        if features.dim() != (rows, dims) {
+            return Err(damaged(format!(
+                "features are {} x {}, the identity says {rows} rows of {dims}",
+                features.nrows(),
+                features.ncols()
+            )));
+        }
+        let class_names = self.class_names()?;
+        let (labels, paths, copies) = (self.labels()?, self.paths()?, self.copies()?);
+        let raw_status = self.raw_status()?;
+        for (name, len) in [
+            ("label", labels.len()),
+            ("path", paths.len()),
+            ("copy", copies.len()),
+            ("status", raw_status.len()),
+        ] {
+            if len != rows {
+                return Err(damaged(format!("{name} has {len} entries for {rows} rows")));
+            }
+        }
+        let labels = checked_labels(&labels, class_names.len()).map_err(damaged)?;
+        let status = checked_status(&raw_status).map_err(damaged)?;
+        let parts = checked_parts(&self.splits()?, rows, self.identity.splits).map_err(damaged)?;
+        if let Some(row) = copies
+            .iter()
+            .position(|&c| u32::from(c) > self.identity.copies)
+        {
+            return Err(damaged(format!(
+                "row {row} is copy {} but the cache was made with {} copies",
+                copies[row], self.identity.copies
+            )));
+        }
+        let done = |row: usize| status[row] == RowStatus::Done;
+        if let Some(row) =
+            (0..rows).find(|&r| done(r) && !features.row(r).iter().all(|v| v.is_finite()))
+        {
+            return Err(damaged(format!(
+                "row {row} ({}) holds NaN or infinite values",
+                paths[row]
+            )));
+        }
+        Ok(Contents {
+            identity: self.identity.clone(),
+            class_names,
+            features,
+            status,
+            labels,
+            copies,
+            paths,
+            parts,
+        })
+    }
+}
+
+/// Labels as class indices, each below `classes`.
+fn checked_labels(labels: &[i32], classes: usize) -> Result<Vec<usize>, String> {
+    labels
+        .iter()
+        .enumerate()
+        .map(|(row, &label)| match usize::try_from(label) {
+            Ok(l) if l < classes => Ok(l),
+            _ => Err(format!(
+                "row {row} has label {label}, outside the {classes} class names"
+            )),
+        })
+        .collect()
+}
+
+/// Status bytes as [`RowStatus`], refusing codes tlearn never writes.
+fn checked_status(raw: &[u8]) -> Result<Vec<RowStatus>, String> {
+    raw.iter()
+        .enumerate()
+        .map(|(row, &code)| match code {
+            0 => Ok(RowStatus::Missing),
+            1 => Ok(RowStatus::Done),
+            2 => Ok(RowStatus::Skipped),
+            _ => Err(format!("row {row} has status code {code} (0, 1 or 2)")),
+        })
+        .collect()
+}
+
+/// Split codes as [`Part`]s: `rows x splits`, splits as the identity says (at least one).
+fn checked_parts(codes: &Array2<u8>, rows: usize, splits: usize) -> Result<Array2<Part>, String> {
+    if splits == 0 || codes.dim() != (rows, splits) {
+        return Err(format!(
+            "split is {} x {}, the identity says {rows} rows x {splits} splits (at least one)",
+            codes.nrows(),
+            codes.ncols()
+        ));
+    }
+    if let Some(((row, split), code)) = codes.indexed_iter().find(|(_, c)| **c > 2) {
+        return Err(format!(
+            "row {row} has part code {code} in split {split} (0 train, 1 val, 2 test)"
+        ));
+    }
+    Ok(codes.mapv(|c| match c {
+        0 => Part::Train,
+        1 => Part::Val,
+        _ => Part::Test,
+    }))
+}
