@@ -62,6 +62,9 @@ pub enum BackboneError {
     /// ONNX Runtime reported an error.
     #[error("ONNX Runtime: {0}")]
     Ort(#[from] ort::Error),
+    /// A file could not be written.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
     /// Reading a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -143,7 +146,7 @@ impl Descriptor {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        std::fs::write(&path, text).map_err(|source| BackboneError::Io { path, source })
+        Ok(crate::output::write_atomic(&path, text.as_bytes())?)
     }
 }
 

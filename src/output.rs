@@ -9,6 +9,7 @@
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Longest run name, in bytes (a file name on common file systems holds 255).
 const MAX_NAME_LEN: usize = 200;
@@ -117,12 +118,16 @@ impl fmt::Display for RunName {
     }
 }
 
-/// A sibling of `path` that tlearn owns while it works: `.NAME.TAG-PID`.
+/// A sibling of `path` that tlearn owns while it works: `.NAME.TAG-PID-N`. Same folder, so
+/// the final rename never crosses file systems; the process id and a counter keep concurrent
+/// writers of one path apart.
 fn sibling(path: &Path, tag: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let name = path
         .file_name()
         .map_or_else(|| "output".into(), |n| n.to_string_lossy());
-    path.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
+    path.with_file_name(format!(".{name}.{tag}-{}-{n}", std::process::id()))
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder, synced and renamed into

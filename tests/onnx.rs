@@ -68,12 +68,18 @@ fn load_errors_name_the_file() {
 }
 
 #[test]
-fn save_into_missing_directory_fails_cleanly() {
+fn save_where_a_file_blocks_the_folder_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("no/such/dir/m.onnx");
+    std::fs::write(dir.path().join("file"), "not a folder").unwrap();
+    let path = dir.path().join("file/m.onnx");
     let e = tiny_vgg().save(&path).unwrap_err();
-    assert!(matches!(e, OnnxError::Write { .. }));
+    assert!(matches!(e, OnnxError::Write(_)));
     assert!(e.to_string().contains("m.onnx"), "{e}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no partial file left"
+    );
 }
 
 #[test]

@@ -78,8 +78,11 @@ pub enum FinetuneError {
         /// What is wrong.
         reason: String,
     },
+    /// An output file could not be written.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
     /// Filesystem error.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}", path.display(), crate::output::describe_io(.source))]
     Io {
         /// The file.
         path: PathBuf,

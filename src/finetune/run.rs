@@ -240,7 +240,7 @@ pub fn run(
     };
     let path = cfg.out.join("summary.json");
     let text = serde_json::to_string_pretty(&summary).expect("summary serialises") + "\n";
-    std::fs::write(&path, text).map_err(|source| FinetuneError::Io { path, source })?;
+    crate::output::write_atomic(&path, text.as_bytes())?;
     Ok(summary)
 }
 

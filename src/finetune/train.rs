@@ -343,7 +343,7 @@ pub fn fit(
         }
         checkpoint::save(&files.checkpoint, &specs, &meta, &state)?;
         let history = serde_json::to_string_pretty(&meta.history).expect("history serialises");
-        std::fs::write(&files.history, history + "\n").map_err(io(&files.history))?;
+        crate::output::write_atomic(&files.history, (history + "\n").as_bytes())?;
         write_curves(&files.curves, &meta.history)?;
         if !on_epoch(&stats) {
             ending = Ending::Interrupted;

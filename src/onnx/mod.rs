@@ -50,13 +50,8 @@ pub enum OnnxError {
         source: prost::DecodeError,
     },
     /// The model file could not be written.
-    #[error("cannot write ONNX model {}: {source}; check that the directory exists, is writable and the disk is not full", path.display())]
-    Write {
-        /// File that was being written.
-        path: PathBuf,
-        /// Underlying I/O error.
-        source: std::io::Error,
-    },
+    #[error("cannot write the ONNX model: {0}")]
+    Write(#[from] crate::output::OutputError),
     /// The model has no graph, so there is nothing to run or edit.
     #[error("{origin} has no graph; re-export the model")]
     NoGraph {

@@ -2,9 +2,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use prost::Message;
 
@@ -63,24 +61,10 @@ impl Model {
 
     /// Writes the model to `path` atomically: a crash leaves either the old file or the new one.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), OnnxError> {
-        let path = path.as_ref();
-        let write_err = |source| OnnxError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let tmp = temp_path(path).ok_or_else(|| {
-            write_err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the path has no file name",
-            ))
-        })?;
-        let result = write_synced(&tmp, &self.to_bytes()).and_then(|()| fs::rename(&tmp, path));
-        if let Err(e) = result {
-            // Best effort: the temp file is garbage whatever went wrong.
-            let _ = fs::remove_file(&tmp);
-            return Err(write_err(e));
-        }
-        Ok(())
+        Ok(crate::output::write_atomic(
+            path.as_ref(),
+            &self.to_bytes(),
+        )?)
     }
 
     /// The underlying protobuf.
@@ -215,19 +199,4 @@ fn missing_initializer(name: &str) -> OnnxError {
         name: name.to_string(),
         reason: "no initializer has this name".to_string(),
     }
-}
-
-fn temp_path(path: &Path) -> Option<PathBuf> {
-    let name = path.file_name()?.to_string_lossy();
-    // Same directory, so the final rename never crosses file systems; pid and
-    // counter keep concurrent saves of the same path from sharing a temp file.
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    Some(path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id())))
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = fs::File::create(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }

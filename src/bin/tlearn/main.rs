@@ -168,7 +168,7 @@ pub(crate) fn print_json(
     let json = serde_json::to_string_pretty(report)?;
     println!("{json}");
     if let Some(path) = path {
-        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+        tlearn::output::write_atomic(path, (json + "\n").as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
 }
