@@ -135,7 +135,7 @@ fn sibling(path: &Path, tag: &str) -> PathBuf {
 /// the temporary file is removed when writing fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        std::fs::create_dir_all(dir).map_err(io(path))?;
     }
     let tmp = sibling(path, "partial");
     let written = std::fs::File::create(&tmp).and_then(|mut file| {
