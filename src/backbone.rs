@@ -14,8 +14,8 @@ use crate::preprocess::Preprocessing;
 /// Environment variable naming the ONNX Runtime shared library (ort's own convention).
 pub const ORT_LIB_ENV: &str = "ORT_DYLIB_PATH";
 
-/// Where `make ort` puts the library, used when `ORT_DYLIB_PATH` is not set.
-const DEFAULT_ORT_LIB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.ort/libonnxruntime.so");
+/// File name of the ONNX Runtime library (`make ort` puts it in the checkout's `.ort/`).
+const ORT_LIB_NAME: &str = "libonnxruntime.so";
 
 /// Errors of the backbone: descriptor, model file, ONNX Runtime.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,9 @@ pub enum BackboneError {
         /// The loader's message.
         message: String,
     },
+    /// No ONNX Runtime library in any of the places tlearn looks.
+    #[error("no ONNX Runtime library found; looked in: {}. Run `make ort` in the tlearn checkout, or set {ORT_LIB_ENV} to a libonnxruntime.so", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    RuntimeNotFound(Vec<PathBuf>),
     /// The CUDA execution provider was asked for but cannot be used.
     #[error("the CUDA execution provider is not available: {0}. Use `--ep cpu`, or install the CUDA build of ONNX Runtime with `make ort-cuda` and point {ORT_LIB_ENV} at it")]
     CudaUnavailable(String),
@@ -249,14 +252,11 @@ impl Pooling {
     }
 }
 
-/// Loads ONNX Runtime once per process, from `ORT_DYLIB_PATH` or the repository's `.ort/`.
+/// Loads ONNX Runtime once per process, from the first of [`ort_library_candidates`] that exists.
 pub fn environment() -> Result<&'static ort::environment::Environment, BackboneError> {
     static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
-    let path = ort_library_path();
+    let path = ort_library_path()?;
     let env = ENV.get_or_init(|| {
-        if !path.exists() {
-            return Err("file not found".to_string());
-        }
         ort::init_from(&path)
             .map_err(|e| e.to_string())?
             .with_name("tlearn")
@@ -269,11 +269,33 @@ pub fn environment() -> Result<&'static ort::environment::Environment, BackboneE
     })
 }
 
-/// The ONNX Runtime library that [`environment`] loads.
-pub fn ort_library_path() -> PathBuf {
-    std::env::var_os(ORT_LIB_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_ORT_LIB))
+/// The ONNX Runtime library that [`environment`] loads: the first candidate that exists.
+pub fn ort_library_path() -> Result<PathBuf, BackboneError> {
+    let candidates = ort_library_candidates();
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(path) => Ok(path.clone()),
+        None => Err(BackboneError::RuntimeNotFound(candidates)),
+    }
+}
+
+/// Where ONNX Runtime is looked for, in order: `ORT_DYLIB_PATH` alone when it is set; else
+/// next to the executable, then the `.ort/` of a checkout the executable was built in
+/// (`target/<profile>/` or `target/<profile>/deps/` below it), then `./.ort/`. Nothing is baked
+/// in at build time, so a copied binary finds a library beside it.
+pub fn ort_library_candidates() -> Vec<PathBuf> {
+    if let Some(path) = std::env::var_os(ORT_LIB_ENV) {
+        return vec![PathBuf::from(path)];
+    }
+    let mut candidates = Vec::new();
+    let exe = std::env::current_exe().and_then(|e| e.canonicalize());
+    if let Some(dir) = exe.as_ref().ok().and_then(|e| e.parent()) {
+        candidates.push(dir.join(ORT_LIB_NAME));
+        for checkout in dir.ancestors().skip(2).take(2) {
+            candidates.push(checkout.join(".ort").join(ORT_LIB_NAME));
+        }
+    }
+    candidates.push(Path::new(".ort").join(ORT_LIB_NAME));
+    candidates
 }
 
 /// A ConvNet ready to turn preprocessed image batches into feature maps.

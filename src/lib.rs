@@ -14,6 +14,7 @@ pub mod classify;
 pub mod dataset;
 pub mod extract;
 pub mod finetune;
+pub mod numeric;
 pub mod onnx;
 pub mod output;
 pub mod predict;

@@ -51,3 +51,48 @@ fn cli_features_then_cache_info() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("sum to 1"));
 }
+
+#[test]
+fn onnx_runtime_is_found_from_any_folder_and_a_missing_one_is_named() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = image_folder(dir.path(), 2, 2);
+    let features = |ort: Option<&str>| {
+        let mut command = tlearn();
+        command
+            .args([
+                "features",
+                "--quiet",
+                "--layer",
+                "block2_pool",
+                "--out",
+                "f.h5",
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--model")
+            .arg(&model)
+            // Another working directory: nothing may depend on running from the checkout.
+            .current_dir(dir.path());
+        match ort {
+            Some(path) => command.env("ORT_DYLIB_PATH", path),
+            None => command.env_remove("ORT_DYLIB_PATH"),
+        };
+        command.output().unwrap()
+    };
+    // The binary was built in the checkout: its .ort/ is found through the executable's path.
+    let found = features(None);
+    assert!(
+        found.status.success(),
+        "{}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    let missing = features(Some("/no/such/libonnxruntime.so"));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("looked in: /no/such/libonnxruntime.so"),
+        "{stderr}"
+    );
+}

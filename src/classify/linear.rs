@@ -46,10 +46,10 @@ impl LinearClassifier {
             Kind::Svm => {}
             Kind::Logistic => {
                 for mut row in s.axis_iter_mut(Axis(0)) {
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    row.mapv_inplace(|v| (v - max).exp());
-                    let sum = row.sum();
-                    row.mapv_inplace(|v| v / sum);
+                    crate::numeric::softmax_in_place(
+                        row.as_slice_mut()
+                            .expect("rows of a new matrix are contiguous"),
+                    );
                 }
             }
             Kind::LogisticOvr => {
@@ -68,18 +68,7 @@ impl LinearClassifier {
 pub fn argmax_rows(scores: ArrayView2<f32>) -> Vec<usize> {
     scores
         .axis_iter(Axis(0))
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
-                    if *v > best.1 {
-                        (i, *v)
-                    } else {
-                        best
-                    }
-                })
-                .0
-        })
+        .map(|row| crate::numeric::argmax(row.iter().copied()))
         .collect()
 }
 

@@ -230,7 +230,10 @@ pub fn run(
         seconds_per_epoch: h.iter().map(|e| e.train_seconds).sum::<f64>() / h.len().max(1) as f64,
         rows: [data.train.len(), data.val.len(), data.test.len()],
         model,
-        test_probabilities: logits.chunks(arch.classes).map(softmax).collect(),
+        test_probabilities: logits
+            .chunks(arch.classes)
+            .map(crate::numeric::softmax)
+            .collect(),
         test_images: data
             .test
             .iter()
@@ -242,14 +245,6 @@ pub fn run(
     let text = serde_json::to_string_pretty(&summary).expect("summary serialises") + "\n";
     crate::output::write_atomic(&path, text.as_bytes())?;
     Ok(summary)
-}
-
-/// Softmax of one row of logits.
-fn softmax(z: &[f32]) -> Vec<f32> {
-    let max = z.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-    let e: Vec<f32> = z.iter().map(|v| (v - max).exp()).collect();
-    let sum: f32 = e.iter().sum();
-    e.into_iter().map(|v| v / sum).collect()
 }
 
 /// Writes the exported model's descriptor beside it (`model.toml`): the backbone's input and

@@ -15,6 +15,7 @@ use super::data::Data;
 use super::graph::{eval_graph, train_graph, Arch, Group, ParamSpec, StepConfig};
 use super::{session, FinetuneError};
 use crate::backbone::{Compute, ExecutionProvider};
+use crate::numeric;
 
 /// The training and evaluation sessions and the parameter state.
 pub struct Runner {
@@ -205,11 +206,8 @@ pub fn loss_and_accuracy(logits: &[f32], rows: &[usize], labels: &[i64], k: usiz
     let (mut loss, mut hits) = (0.0, 0usize);
     for (z, &row) in logits.chunks(k).zip(rows) {
         let label = labels[row] as usize;
-        let max = z.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-        let lse = z.iter().map(|v| f64::from(v - max).exp()).sum::<f64>().ln() + f64::from(max);
-        loss += lse - f64::from(z[label]);
-        let arg = (0..k).fold(0, |best, j| if z[j] > z[best] { j } else { best });
-        hits += usize::from(arg == label);
+        loss += numeric::log_sum_exp(z) - f64::from(z[label]);
+        hits += usize::from(numeric::argmax(z.iter().copied()) == label);
     }
     let n = rows.len().max(1) as f64;
     (loss / n, hits as f64 / n)

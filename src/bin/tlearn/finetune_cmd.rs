@@ -354,7 +354,7 @@ fn finetune_report(
                 .map(|((path, label), p)| Scored {
                     path: path.clone(),
                     label: *label,
-                    predicted: (0..p.len()).fold(0, |b, j| if p[j] > p[b] { j } else { b }),
+                    predicted: tlearn::numeric::argmax(p.iter().copied()),
                     scores: p.clone(),
                 })
                 .collect(),
