@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::cache::CacheError;
 use crate::extract::{self, prepare_batch, ExtractConfig, ExtractError};
 
 /// Result of [`features`], printed as JSON by `make bench`.
@@ -35,13 +36,19 @@ pub struct FeatureBench {
 
 /// Runs the pipeline into a temporary cache, then bare inference on the same rows.
 pub fn features(cfg: &ExtractConfig) -> Result<FeatureBench, ExtractError> {
-    let dir = std::env::temp_dir().join(format!("tlearn-bench-{}", std::process::id()));
+    // A fresh folder of its own, removed (with only what the run wrote in it) when dropped.
+    let dir = tempfile::Builder::new()
+        .prefix("tlearn-bench-")
+        .tempdir()
+        .map_err(|source| CacheError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
     let mut cfg = cfg.clone();
-    cfg.out = dir.join("features.h5");
+    cfg.out = dir.path().join("features.h5");
     cfg.progress = false;
-    let _ = std::fs::remove_dir_all(&dir);
     let summary = extract::run(&cfg, &AtomicBool::new(false));
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let summary = summary?;
     let peak_rss_mib_pipeline = peak_rss_mib();
 

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fixtures::{
-    config, feature_bytes, flowers, flowers_slice, python, repo, serial, tlearn, vgg16,
+    config, feature_bytes, flowers, flowers_slice, python, repo, serial, tlearn, tlearn_ok, vgg16,
 };
 use tlearn::backbone::Pooling;
 use tlearn::cache::{FeatureCache, RowStatus};
@@ -290,6 +290,40 @@ fn a_fine_tuned_run_is_reported_compared_and_predicts_like_any_model() {
     ];
     let refs: Vec<&std::ffi::OsStr> = train.iter().map(|s| s.as_os_str()).collect();
     ok(&refs);
+
+    // The graphs a run trains with, and the benchmark of both stages, on the same cache.
+    let graphs = dir.path().join("graphs");
+    let common = [
+        os("--features"),
+        cache.clone().into(),
+        os("--model"),
+        vgg16().into(),
+    ];
+    let mut export = vec![
+        os("finetune"),
+        os("export-graph"),
+        os("--out"),
+        graphs.clone().into(),
+    ];
+    export.extend(common.iter().cloned());
+    tlearn_ok(&export);
+    for graph in ["train_step.onnx", "eval.onnx"] {
+        tlearn::onnx::Model::load(graphs.join(graph)).unwrap();
+    }
+    let mut bench = vec![
+        os("finetune"),
+        os("bench"),
+        os("--batch"),
+        os("4"),
+        os("--steps"),
+        os("1"),
+    ];
+    bench.extend(common.iter().cloned());
+    let bench: serde_json::Value = serde_json::from_str(&tlearn_ok(&bench)).unwrap();
+    assert!(
+        bench["stage2_seconds_per_step"].as_f64().unwrap() > 0.0,
+        "{bench}"
+    );
     let text = std::fs::read_to_string(reports.join("ft/report.json")).unwrap();
     let report: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(report["method"]["method"], "finetune");

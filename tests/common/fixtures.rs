@@ -83,6 +83,18 @@ pub fn tlearn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tlearn"))
 }
 
+/// Runs `tlearn ARGS` and asserts that it succeeds (showing its stderr if not); its stdout.
+pub fn tlearn_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let out = tlearn().args(args).output().expect("tlearn runs");
+    let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+    assert!(
+        out.status.success(),
+        "tlearn {shown:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
