@@ -28,7 +28,7 @@ VENV := .venv
 ## features: VGG16 block5_pool features of every flower image (+2 augmented copies of training images)
 # Always runs tlearn: it resumes an interrupted cache and does nothing when the cache is complete.
 features: build models data
-	$(TLEARN) features --data data/flowers17 --model models/vgg16.onnx $(FEATURES_ARGS) --out data/features.h5
+	$(TLEARN) features --data data/flowers17 --backbone models/vgg16.onnx $(FEATURES_ARGS) --cache data/features.h5
 
 system:
 	@scripts/setup-system.sh
@@ -88,7 +88,7 @@ test: build models data venv lint
 
 ## bench: JSON of pipeline vs bare inference speed and peak memory (bench.json)
 bench: build models data
-	$(TLEARN) bench --data data/flowers17 --model models/vgg16.onnx --per-class 4 --batch 16 \
+	$(TLEARN) bench --data data/flowers17 --backbone models/vgg16.onnx --per-class 4 --batch 16 \
 	  --layer block5_pool --pool flatten --augment flip,rotate,scale,crop --copies 1 --quiet --json bench.json
 
 ## Classifiers: `make svm` / `make logistic` train on every cache in CLASSIFY_CACHES (all seeded
@@ -102,21 +102,21 @@ TRAIN_ARGS ?= --data data/flowers17
 .PHONY: avg5 avg45 svm logistic report bench-classifiers cache-features cache-avg5 cache-avg45
 
 avg5: build models data
-	$(TLEARN) features --data data/flowers17 --model models/vgg16.onnx --layer block5_pool $(POOLED_ARGS) --quiet --out data/avg5.h5
+	$(TLEARN) features --data data/flowers17 --backbone models/vgg16.onnx --layer block5_pool $(POOLED_ARGS) --quiet --cache data/avg5.h5
 avg45: build models data
-	$(TLEARN) features --data data/flowers17 --model models/vgg16.onnx --layer block4_pool,block5_pool $(POOLED_ARGS) --quiet --out data/avg45.h5
+	$(TLEARN) features --data data/flowers17 --backbone models/vgg16.onnx --layer block4_pool,block5_pool $(POOLED_ARGS) --quiet --cache data/avg45.h5
 cache-features: features
 cache-avg5: avg5
 cache-avg45: avg45
 
 svm: $(CLASSIFY_CACHES:data/%.h5=cache-%)
-	for f in $(CLASSIFY_CACHES); do $(TLEARN) train svm --features $$f $(TRAIN_ARGS) || exit 1; done
+	for f in $(CLASSIFY_CACHES); do $(TLEARN) train svm --cache $$f $(TRAIN_ARGS) || exit 1; done
 	$(TLEARN) report --reports reports
 
 logistic: $(CLASSIFY_CACHES:data/%.h5=cache-%)
 	for f in $(CLASSIFY_CACHES); do \
-	  $(TLEARN) train logistic --features $$f $(TRAIN_ARGS) && \
-	  $(TLEARN) train logistic-ovr --features $$f $(TRAIN_ARGS) || exit 1; done
+	  $(TLEARN) train logistic --cache $$f $(TRAIN_ARGS) && \
+	  $(TLEARN) train logistic-ovr --cache $$f $(TRAIN_ARGS) || exit 1; done
 	$(TLEARN) report --reports reports
 
 report: build
@@ -126,7 +126,7 @@ report: build
 bench: bench-classifiers
 bench-classifiers: features
 	mkdir -p reports
-	$(TLEARN) bench-classifiers --features data/features.h5 --json reports/bench-classifiers.json
+	$(TLEARN) bench-classifiers --cache data/features.h5 --json reports/bench-classifiers.json
 
 clean:
 	rm -rf target .ort .ort-cuda .cache $(VENV) models/vgg16.onnx data/features.h5
@@ -143,18 +143,18 @@ FINETUNE_HEAD ?= avg
 FINETUNE_UNFREEZE ?= 3
 FINETUNE_ARGS ?= --lr-pretrained 1e-3 --lr-new 1e-3 --epochs 6 --patience 2
 finetune-head: features
-	$(TLEARN) finetune train --features data/features.h5 --head-pool $(FINETUNE_HEAD) \
-	  --out runs/finetune-head --data data/flowers17
+	$(TLEARN) finetune train --cache data/features.h5 --head-pool $(FINETUNE_HEAD) \
+	  --run finetune-head --data data/flowers17
 finetune: features-block4 finetune-head
-	$(TLEARN) finetune train --features data/block4.h5 --head-pool $(FINETUNE_HEAD) \
+	$(TLEARN) finetune train --cache data/block4.h5 --head-pool $(FINETUNE_HEAD) \
 	  --unfreeze $(FINETUNE_UNFREEZE) --init-from runs/finetune-head $(FINETUNE_ARGS) \
-	  --out runs/finetune --data data/flowers17
+	  --run finetune --data data/flowers17
 	$(TLEARN) report --reports reports
 
 ## features-block4: block4_pool of every image and copy, flattened (~1.5 GB; resumes)
 features-block4: build models data
-	$(TLEARN) features --data data/flowers17 --model models/vgg16.onnx --layer block4_pool --pool flatten \
-	  --augment flip,rotate,scale,crop --copies 2 --quiet --out data/block4.h5
+	$(TLEARN) features --data data/flowers17 --backbone models/vgg16.onnx --layer block4_pool --pool flatten \
+	  --augment flip,rotate,scale,crop --copies 2 --quiet --cache data/block4.h5
 
 ## bench-finetune: seconds per epoch of stage 1 (measured) and stage 2 (from a few steps), JSON
 bench: bench-finetune

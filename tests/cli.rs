@@ -96,3 +96,64 @@ fn onnx_runtime_is_found_from_any_folder_and_a_missing_one_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn old_flag_spellings_still_work_for_one_release_with_a_warning() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = image_folder(dir.path(), 2, 4);
+    let cache = dir.path().join("f.h5");
+    let stderr = |out: std::process::Output| {
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let old = stderr(
+        tlearn()
+            .args([
+                "features",
+                "--quiet",
+                "--layer",
+                "block2_pool",
+                "--pool",
+                "avg",
+            ])
+            .arg("--data")
+            .arg(&data)
+            .arg("--model")
+            .arg(&model)
+            .arg("--out")
+            .arg(&cache)
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        old.contains("--model is deprecated here") && old.contains("use --backbone"),
+        "{old}"
+    );
+    assert!(
+        old.contains("--out is deprecated here") && old.contains("use --cache"),
+        "{old}"
+    );
+    assert!(cache.is_file());
+    let train = |flags: [&str; 2]| {
+        tlearn()
+            .args(["train", "svm", "--quiet", "--c", "1"])
+            .arg(flags[0])
+            .arg(&cache)
+            .arg(flags[1])
+            .arg("0")
+            .arg("--runs")
+            .arg(dir.path().join("runs"))
+            .arg("--reports")
+            .arg(dir.path().join("reports"))
+            .output()
+            .unwrap()
+    };
+    let old = stderr(train(["--features", "--split"]));
+    assert!(old.contains("--features is deprecated here"), "{old}");
+    assert!(old.contains("--split is deprecated here"), "{old}");
+    let new = stderr(train(["--cache", "--splits-used"]));
+    assert!(!new.contains("deprecated"), "{new}");
+}

@@ -27,7 +27,7 @@ fn tiny_cache(dir: &Path) -> PathBuf {
 fn train(cache: &Path, runs: &Path, reports: &Path, extra: &[&str]) -> Output {
     tlearn()
         .args(["train", "svm", "--quiet", "--c", "0.1"])
-        .arg("--features")
+        .arg("--cache")
         .arg(cache)
         .arg("--runs")
         .arg(runs)
@@ -83,24 +83,24 @@ fn run_names_that_leave_their_folder_are_refused_and_nothing_is_deleted() {
         assert_refused(&out, "run name", name);
         assert_eq!(snapshot(dir.path()), before, "{name:?} changed files");
     }
-    // Fine-tuning names its run after --out's last folder: the same rules.
-    for out_dir in [".", "..", "runs/.."] {
+    // Fine-tuning's runs follow the same rules, also through the deprecated --out folder.
+    for (flag, value) in [
+        ("--run", "."),
+        ("--run", "../x"),
+        ("--out", ".."),
+        ("--out", "runs/.."),
+    ] {
         let out = tlearn()
-            .args(["finetune", "train", "--features"])
+            .args(["finetune", "train", "--cache"])
             .arg(&cache)
-            .arg("--out")
-            .arg(out_dir)
+            .args([flag, value])
             .arg("--reports")
             .arg(&reports)
             .current_dir(&proj)
             .output()
             .unwrap();
-        assert_refused(&out, "run name", out_dir);
-        assert_eq!(
-            snapshot(dir.path()),
-            before,
-            "--out {out_dir} changed files"
-        );
+        assert_refused(&out, "run name", value);
+        assert_eq!(snapshot(dir.path()), before, "{flag} {value} changed files");
     }
 }
 

@@ -54,7 +54,11 @@ pub struct FeaturesArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// Backbone ONNX model; its descriptor `<model>.toml` must sit beside it.
-    #[arg(long, default_value = "models/vgg16.onnx")]
+    #[arg(
+        long = "backbone",
+        alias = "model",
+        default_value = "models/vgg16.onnx"
+    )]
     pub model: PathBuf,
     /// Layer(s) whose pooled outputs are concatenated (repeat or comma-separate).
     #[arg(long = "layer", value_delimiter = ',', default_value = "block5_pool")]
@@ -98,8 +102,8 @@ pub struct FeaturesArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
-    /// The HDF5 cache to create or resume.
-    #[arg(long, default_value = "data/features.h5")]
+    /// The HDF5 feature cache to create or resume.
+    #[arg(long = "cache", alias = "out", default_value = "data/features.h5")]
     pub out: PathBuf,
 }
 

@@ -24,7 +24,7 @@ pub struct TrainArgs {
     #[arg(value_enum)]
     pub kind: Kind,
     /// The HDF5 feature cache.
-    #[arg(long, default_value = "data/features.h5")]
+    #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
     pub features: PathBuf,
     /// Run name (default: KIND-CACHE[-nocopies][-tta]); the model goes to runs/NAME, the report to reports/NAME.
     #[arg(long)]
@@ -42,7 +42,7 @@ pub struct TrainArgs {
     #[arg(long = "c", value_delimiter = ',')]
     pub grid: Option<Vec<f64>>,
     /// Splits to run (default: all of the cache's).
-    #[arg(long = "split", value_delimiter = ',')]
+    #[arg(long = "splits-used", alias = "split", value_delimiter = ',')]
     pub splits: Vec<usize>,
     /// Train on original images only, not their augmented copies.
     #[arg(long)]
@@ -77,6 +77,9 @@ pub struct PredictArgs {
     /// ONNX Runtime threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// No messages but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// The images.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -88,13 +91,16 @@ pub struct ReportArgs {
     /// Folder of run reports (each NAME/report.json); the comparison is written there.
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,
+    /// No messages but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Arguments of `tlearn bench-classifiers`.
 #[derive(Debug, Args)]
 pub struct BenchClassifiersArgs {
     /// The HDF5 feature cache (all training rows of split 0 are used).
-    #[arg(long, default_value = "data/features.h5")]
+    #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
     pub features: PathBuf,
     /// C of every fit.
     #[arg(long, default_value_t = 0.01)]
@@ -233,6 +239,9 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     for row in &rows {
         writeln!(out, "{}", row.cells().join("\t"))?;
+    }
+    if args.quiet {
+        return Ok(ExitCode::SUCCESS);
     }
     eprintln!(
         "compared {} run(s): {}",

@@ -1,6 +1,6 @@
 //! `tlearn finetune export-graph | train`: arguments and thin glue over `tlearn::finetune`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
@@ -32,10 +32,14 @@ pub enum FinetuneCommand {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// A block5_pool feature cache (stage 1 runs one epoch on split 0).
-    #[arg(long, default_value = "data/features.h5")]
+    #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
     pub features: PathBuf,
     /// Backbone ONNX (block-5 weights for stage 2).
-    #[arg(long, default_value = "models/vgg16.onnx")]
+    #[arg(
+        long = "backbone",
+        alias = "model",
+        default_value = "models/vgg16.onnx"
+    )]
     pub model: PathBuf,
     /// Rows per step.
     #[arg(long, default_value_t = 32)]
@@ -83,7 +87,7 @@ impl ComputeArgs {
 pub struct NetArgs {
     /// Feature cache of a VGG16 pooling layer, flattened: block5_pool (head only), block4_pool
     /// (up to block 5's 3 convolutions), block3_pool (up to 6), ...
-    #[arg(long, default_value = "data/features.h5")]
+    #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
     pub features: PathBuf,
     /// Convolutions after the cached layer to train with the head: 0 (head only), a number
     /// (the last ones; the others run once, frozen), or `all`.
@@ -93,7 +97,11 @@ pub struct NetArgs {
     #[arg(long, value_enum, default_value = "flatten")]
     pub head_pool: HeadPool,
     /// Backbone ONNX (pretrained weights; base of the exported model).
-    #[arg(long, default_value = "models/vgg16.onnx")]
+    #[arg(
+        long = "backbone",
+        alias = "model",
+        default_value = "models/vgg16.onnx"
+    )]
     pub model: PathBuf,
     /// Width of the head's hidden layer.
     #[arg(long, default_value_t = 256)]
@@ -116,7 +124,7 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub compute: ComputeArgs,
     /// Split whose training rows set the head scale.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long = "split-used", alias = "split", default_value_t = 0)]
     pub split: usize,
     /// Directory for train_step.onnx and eval.onnx.
     #[arg(long, default_value = "runs/finetune-graph")]
@@ -130,7 +138,12 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub net: NetArgs,
     /// Splits to run (comma-separated).
-    #[arg(long = "split", value_delimiter = ',', default_value = "0,1,2")]
+    #[arg(
+        long = "splits-used",
+        alias = "split",
+        value_delimiter = ',',
+        default_value = "0,1,2"
+    )]
     pub splits: Vec<usize>,
     /// Most epochs.
     #[arg(long, default_value_t = 25)]
@@ -157,16 +170,24 @@ pub struct TrainArgs {
     /// Where ONNX Runtime runs.
     #[command(flatten)]
     pub compute: ComputeArgs,
-    /// Start the head from a head-only run's OUT (its split-K/best.onnx), as stage 2 does.
+    /// Start the head from a head-only run's folder (its split-K/best.onnx), as stage 2 does.
     #[arg(long)]
     pub init_from: Option<PathBuf>,
-    /// Run directory; split K goes to OUT/split-K.
-    #[arg(long, default_value = "runs/finetune")]
-    pub out: PathBuf,
-    /// Where the run's report goes (REPORTS/NAME, NAME = OUT's folder name), for the
-    /// comparison with the linear classifiers (`tlearn report`).
+    /// Run name: split K goes to RUNS/NAME/split-K, the report to REPORTS/NAME.
+    #[arg(long, default_value = "finetune")]
+    pub run: String,
+    /// Folder of runs.
+    #[arg(long, default_value = "runs")]
+    pub runs: PathBuf,
+    /// Deprecated: the run's folder (RUNS/NAME); use --runs and --run.
+    #[arg(long, hide = true)]
+    pub out: Option<PathBuf>,
+    /// Folder of reports, for the comparison with the linear classifiers (`tlearn report`).
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,
+    /// No per-epoch lines.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Image folder the cache was made from (pictures of misclassified images in the report).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -230,13 +251,12 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         ..FinetuneParams::default()
     }
     .check()?;
-    // The run's name is OUT's last folder name; its report goes to REPORTS/NAME.
-    let name = RunName::of_folder(&args.out)?;
+    let (name, run_dir) = run_folder(&args)?;
     let dir = args.reports.join(name.as_str());
-    output::check_apart(&args.out, &dir)?;
+    output::check_apart(&run_dir, &dir)?;
     output::check_replaceable(&dir, tlearn::report::write::is_report_file)?;
     let (tail, _) = cache_tail(&args.net.features, args.net.unfreeze)?;
-    if !tail.frozen.is_empty() {
+    if !tail.frozen.is_empty() && !args.quiet {
         eprintln!(
             "frozen {} run once per row before training; training {}",
             names(&tail.frozen),
@@ -249,13 +269,15 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
             .init_from
             .as_ref()
             .map(|d| d.join(format!("split-{split}")));
-        let out = args.out.join(format!("split-{split}"));
+        let out = run_dir.join(format!("split-{split}"));
         let cfg = run_config(&args.net, split, out, init_from);
         let summary = run(&cfg, &params, &mut |e| {
-            eprintln!(
-                "split {split} epoch {:>3}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | {:.1} s",
-                e.epoch, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.train_seconds
-            );
+            if !args.quiet {
+                eprintln!(
+                    "split {split} epoch {:>3}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | {:.1} s",
+                    e.epoch, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.train_seconds
+                );
+            }
             !stop.load(Ordering::SeqCst)
         })?;
         if stop.load(Ordering::SeqCst) {
@@ -285,7 +307,7 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         params: (*params).clone(),
         init_from: args.init_from.as_ref().map(|d| d.display().to_string()),
     });
-    let report = finetune_report(name.as_str(), method, &args, &summaries)?;
+    let report = finetune_report(name.as_str(), method, &args, &run_dir, &summaries)?;
     tlearn::report::write_run(&report, &dir)?;
     let s = &report.summary;
     println!(
@@ -296,6 +318,18 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         dir.join("report.html").display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run's name and folder: RUNS/NAME, or the deprecated --out folder (NAME its last part).
+fn run_folder(args: &TrainArgs) -> Result<(RunName, PathBuf)> {
+    Ok(match &args.out {
+        Some(out) => (RunName::of_folder(out)?, out.clone()),
+        None => {
+            let name = RunName::new(&args.run)?;
+            let dir = args.runs.join(name.as_str());
+            (name, dir)
+        }
+    })
 }
 
 fn names(convs: &[tlearn::finetune::ConvLayer]) -> String {
@@ -327,6 +361,7 @@ fn finetune_report(
     name: &str,
     method: Method,
     args: &TrainArgs,
+    run_dir: &Path,
     summaries: &[Summary],
 ) -> Result<RunReport> {
     let cache = tlearn::cache::FeatureCache::open(&args.net.features)?;
@@ -380,7 +415,7 @@ fn finetune_report(
     report.curves = summaries
         .iter()
         .map(|s| {
-            args.out
+            run_dir
                 .join(format!("split-{}", s.split))
                 .join("curves.png")
                 .display()

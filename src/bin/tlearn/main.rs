@@ -19,7 +19,13 @@ use tlearn::preprocess::{load_rgb, DecodeLimits};
 use args::{AugmentCommand, Cli, Command, FeaturesArgs, ModelCommand};
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
     let cli = Cli::parse();
+    for (old, new) in deprecated_flags(&argv) {
+        eprintln!(
+            "warning: {old} is deprecated here and will be removed in the next release; use {new}"
+        );
+    }
     match dispatch(cli.command) {
         Ok(code) => code,
         // `tlearn model inspect x.onnx | head` closes the pipe early: not an error.
@@ -29,6 +35,51 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Old spellings still accepted for one release, by command: (command, old flag, new flag).
+const DEPRECATED: &[(&str, &str, &str)] = &[
+    ("features", "--model", "--backbone"),
+    ("features", "--out", "--cache"),
+    ("bench", "--model", "--backbone"),
+    ("bench", "--out", "--cache"),
+    ("train", "--features", "--cache"),
+    ("train", "--split", "--splits-used"),
+    ("bench-classifiers", "--features", "--cache"),
+    ("finetune train", "--features", "--cache"),
+    ("finetune train", "--model", "--backbone"),
+    ("finetune train", "--split", "--splits-used"),
+    ("finetune train", "--out", "--runs and --run"),
+    ("finetune export-graph", "--features", "--cache"),
+    ("finetune export-graph", "--model", "--backbone"),
+    ("finetune export-graph", "--split", "--split-used"),
+    ("finetune bench", "--features", "--cache"),
+    ("finetune bench", "--model", "--backbone"),
+];
+
+/// The deprecated flags `argv` uses, with their new spelling.
+fn deprecated_flags(argv: &[String]) -> Vec<(&'static str, &'static str)> {
+    let words: Vec<&str> = argv
+        .iter()
+        .skip(1)
+        .take(2)
+        .map(String::as_str)
+        .take_while(|w| !w.starts_with('-'))
+        .collect();
+    let command = match words.as_slice() {
+        ["finetune", sub, ..] => format!("finetune {sub}"),
+        [first, ..] => first.to_string(),
+        [] => return Vec::new(),
+    };
+    let used = |flag: &str| {
+        argv.iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    DEPRECATED
+        .iter()
+        .filter(|(c, old, _)| *c == command && used(old))
+        .map(|(_, old, new)| (*old, *new))
+        .collect()
 }
 
 /// The error and its causes, skipping causes that an outer message already quotes.
