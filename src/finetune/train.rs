@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, EpochStats, Meta, Tensors};
 use super::data::Data;
-use super::graph::{eval_graph, train_graph, Arch, StepConfig};
+use super::graph::{eval_graph, train_graph, Arch, ParamSpec, StepConfig};
 use super::runner::Runner;
 use super::FinetuneError;
 use crate::backbone::Compute;
@@ -207,58 +207,15 @@ pub fn fit(
     dir: &Path,
     on_epoch: &mut dyn FnMut(&EpochStats) -> bool,
 ) -> Result<Outcome, FinetuneError> {
-    arch.check()?;
-    if arch.input != data.shape || arch.classes != data.classes() {
-        return Err(FinetuneError::Arch(format!(
-            "the network takes {:?} rows and {} classes, the data has {:?} and {}",
-            arch.input,
-            arch.classes,
-            data.shape,
-            data.classes()
-        )));
-    }
-    let specs = arch.params();
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| FinetuneError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    check_network_fits(arch, data)?;
+    std::fs::create_dir_all(dir).map_err(|source| FinetuneError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let files = RunFiles::in_dir(dir);
-    // When to stop may change on resume (more epochs, more patience): nothing else may.
-    let settings = FinetuneParams {
-        epochs: 0,
-        patience: 0,
-        ..params.0.clone()
-    };
-    let fingerprint = serde_json::json!({
-        "params": settings, "arch": arch, "data": data.fingerprint()
-    })
-    .to_string();
-    let (mut meta, state) = if files.checkpoint.exists() {
-        let (meta, state) = checkpoint::load(&files.checkpoint, &specs, true)?;
-        if meta.fingerprint != fingerprint {
-            return Err(FinetuneError::Checkpoint {
-                path: files.checkpoint,
-                reason: format!("was made by a run with other settings, network or data ({}); use another output directory, or delete it to start afresh", meta.fingerprint),
-            });
-        }
-        (meta, state)
-    } else {
-        let momenta = init.iter().map(|p| vec![0.0; p.len()]).collect();
-        let meta = Meta {
-            epoch: 0,
-            fingerprint,
-            history: Vec::new(),
-            best_epoch: 0,
-        };
-        (
-            meta,
-            Tensors {
-                params: init,
-                momenta,
-            },
-        )
-    };
+    let specs = arch.params();
+    let fingerprint = run_fingerprint(params, arch, data);
+    let (mut meta, state) = start_or_resume(&files, &specs, fingerprint, init)?;
     let step = StepConfig {
         momentum: params.momentum,
         weight_decay: params.weight_decay,
@@ -268,83 +225,14 @@ pub fn fit(
     eval_graph(arch)?.save(dir.join("eval.onnx"))?;
     let lrs = (params.lr_pretrained, params.lr_new);
     let mut runner = Runner::new(arch, step, &state, lrs, params.compute)?;
-    let limit = params.diverge_factor * (arch.classes as f32).ln();
-    let keep = 1.0 / (1.0 - params.dropout);
     let mut ending = Ending::Completed;
-    let patience_spent =
-        |m: &Meta| params.patience > 0 && m.epoch - m.best_epoch >= params.patience;
     for epoch in meta.epoch + 1..=params.epochs {
-        if patience_spent(&meta) {
+        if params.patience > 0 && meta.epoch - meta.best_epoch >= params.patience {
             ending = Ending::EarlyStopped;
             break;
         }
-        let mut rng = epoch_rng(params.seed, epoch);
-        let mut order = data.train.clone();
-        order.shuffle(&mut rng);
-        let start = Instant::now();
-        let (mut loss_sum, mut hits) = (0.0f64, 0i64);
-        for (s, rows) in order.chunks(params.batch).enumerate() {
-            let (x, labels) = data.batch(rows);
-            let mask = (0..rows.len() * arch.hidden)
-                .map(|_| {
-                    if rng.random::<f32>() < params.dropout {
-                        0.0
-                    } else {
-                        keep
-                    }
-                })
-                .collect();
-            let (loss, correct) = runner.step(x, &data.shape, labels, mask)?;
-            if !loss.is_finite() || loss > limit {
-                return Err(FinetuneError::Diverged {
-                    epoch,
-                    step: s + 1,
-                    loss,
-                    kept: meta.epoch,
-                });
-            }
-            loss_sum += f64::from(loss) * rows.len() as f64;
-            hits += correct;
-        }
-        let train_seconds = start.elapsed().as_secs_f64();
-        let start = Instant::now();
-        let (val_loss, val_accuracy) = runner.evaluate(data, &data.val, params.batch * 2)?;
-        if !val_loss.is_finite() {
-            return Err(FinetuneError::Diverged {
-                epoch,
-                step: order.len().div_ceil(params.batch),
-                loss: val_loss as f32,
-                kept: meta.epoch,
-            });
-        }
-        let stats = EpochStats {
-            epoch,
-            train_loss: loss_sum / order.len() as f64,
-            train_accuracy: hits as f64 / order.len() as f64,
-            val_loss,
-            val_accuracy,
-            train_seconds,
-            val_seconds: start.elapsed().as_secs_f64(),
-        };
-        meta.history.push(stats.clone());
-        meta.epoch = epoch;
-        let state = runner.state()?;
-        let best_loss = meta
-            .history
-            .get(meta.best_epoch.wrapping_sub(1))
-            .map(|h| h.val_loss);
-        if best_loss.is_none_or(|b| val_loss < b) {
-            meta.best_epoch = epoch;
-            let params_only = Tensors {
-                params: state.params.clone(),
-                momenta: Vec::new(),
-            };
-            checkpoint::save(&files.best, &specs, &meta, &params_only)?;
-        }
-        checkpoint::save(&files.checkpoint, &specs, &meta, &state)?;
-        let history = serde_json::to_string_pretty(&meta.history).expect("history serialises");
-        crate::output::write_atomic(&files.history, (history + "\n").as_bytes())?;
-        write_curves(&files.curves, &meta.history)?;
+        let stats = train_epoch(params, arch, data, &mut runner, epoch, meta.epoch)?;
+        record_epoch(&files, &specs, &mut meta, &stats, &runner)?;
         if !on_epoch(&stats) {
             ending = Ending::Interrupted;
             break;
@@ -361,13 +249,173 @@ pub fn fit(
     })
 }
 
+/// Refuses a network whose input or classes differ from the data's.
+fn check_network_fits(arch: &Arch, data: &Data) -> Result<(), FinetuneError> {
+    arch.check()?;
+    if arch.input != data.shape || arch.classes != data.classes() {
+        return Err(FinetuneError::Arch(format!(
+            "the network takes {:?} rows and {} classes, the data has {:?} and {}",
+            arch.input,
+            arch.classes,
+            data.shape,
+            data.classes()
+        )));
+    }
+    Ok(())
+}
+
+/// What a checkpoint must match to be resumed: every setting but when to stop (more epochs or
+/// patience on resume is fine), the network and the data.
+fn run_fingerprint(params: &CheckedParams, arch: &Arch, data: &Data) -> String {
+    let settings = FinetuneParams {
+        epochs: 0,
+        patience: 0,
+        ..params.0.clone()
+    };
+    serde_json::json!({ "params": settings, "arch": arch, "data": data.fingerprint() }).to_string()
+}
+
+/// The checkpoint in `files` when there is one (refused if made by another run), else a fresh
+/// start from `init` with zero momenta.
+fn start_or_resume(
+    files: &RunFiles,
+    specs: &[ParamSpec],
+    fingerprint: String,
+    init: Vec<Vec<f32>>,
+) -> Result<(Meta, Tensors), FinetuneError> {
+    if files.checkpoint.exists() {
+        let (meta, state) = checkpoint::load(&files.checkpoint, specs, true)?;
+        if meta.fingerprint != fingerprint {
+            return Err(FinetuneError::Checkpoint {
+                path: files.checkpoint.clone(),
+                reason: format!("was made by a run with other settings, network or data ({}); use another run name, or move that folder away to start afresh", meta.fingerprint),
+            });
+        }
+        return Ok((meta, state));
+    }
+    let momenta = init.iter().map(|p| vec![0.0; p.len()]).collect();
+    let meta = Meta {
+        epoch: 0,
+        fingerprint,
+        history: Vec::new(),
+        best_epoch: 0,
+    };
+    Ok((
+        meta,
+        Tensors {
+            params: init,
+            momenta,
+        },
+    ))
+}
+
+/// One epoch: seeded shuffled steps with dropout masks, then validation. A NaN or diverging
+/// loss stops the run (`kept`: the last checkpointed epoch).
+fn train_epoch(
+    params: &CheckedParams,
+    arch: &Arch,
+    data: &Data,
+    runner: &mut Runner,
+    epoch: usize,
+    kept: usize,
+) -> Result<EpochStats, FinetuneError> {
+    let limit = params.diverge_factor * (arch.classes as f32).ln();
+    let keep = 1.0 / (1.0 - params.dropout);
+    let mut rng = epoch_rng(params.seed, epoch);
+    let mut order = data.train.clone();
+    order.shuffle(&mut rng);
+    let start = Instant::now();
+    let (mut loss_sum, mut hits) = (0.0f64, 0i64);
+    for (s, rows) in order.chunks(params.batch).enumerate() {
+        let (x, labels) = data.batch(rows);
+        let mask = (0..rows.len() * arch.hidden)
+            .map(|_| {
+                if rng.random::<f32>() < params.dropout {
+                    0.0
+                } else {
+                    keep
+                }
+            })
+            .collect();
+        let (loss, correct) = runner.step(x, &data.shape, labels, mask)?;
+        if !loss.is_finite() || loss > limit {
+            let step = s + 1;
+            return Err(FinetuneError::Diverged {
+                epoch,
+                step,
+                loss,
+                kept,
+            });
+        }
+        loss_sum += f64::from(loss) * rows.len() as f64;
+        hits += correct;
+    }
+    let train_seconds = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let (val_loss, val_accuracy) = runner.evaluate(data, &data.val, params.batch * 2)?;
+    if !val_loss.is_finite() {
+        let (step, loss) = (order.len().div_ceil(params.batch), val_loss as f32);
+        return Err(FinetuneError::Diverged {
+            epoch,
+            step,
+            loss,
+            kept,
+        });
+    }
+    Ok(EpochStats {
+        epoch,
+        train_loss: loss_sum / order.len() as f64,
+        train_accuracy: hits as f64 / order.len() as f64,
+        val_loss,
+        val_accuracy,
+        train_seconds,
+        val_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Adds `stats` to the history and writes the checkpoint, the best parameters (when the
+/// validation loss is the lowest so far), the history and the curves.
+fn record_epoch(
+    files: &RunFiles,
+    specs: &[ParamSpec],
+    meta: &mut Meta,
+    stats: &EpochStats,
+    runner: &Runner,
+) -> Result<(), FinetuneError> {
+    meta.history.push(stats.clone());
+    meta.epoch = stats.epoch;
+    let state = runner.state()?;
+    let best_loss = meta
+        .history
+        .get(meta.best_epoch.wrapping_sub(1))
+        .map(|h| h.val_loss);
+    if best_loss.is_none_or(|b| stats.val_loss < b) {
+        meta.best_epoch = stats.epoch;
+        let params_only = Tensors {
+            params: state.params.clone(),
+            momenta: Vec::new(),
+        };
+        checkpoint::save(&files.best, specs, meta, &params_only)?;
+    }
+    checkpoint::save(&files.checkpoint, specs, meta, &state)?;
+    let history = serde_json::to_string_pretty(&meta.history).expect("history serialises");
+    crate::output::write_atomic(&files.history, (history + "\n").as_bytes())?;
+    write_curves(&files.curves, &meta.history)
+}
+
+/// Draws the curves and writes them atomically as PNG.
 fn write_curves(path: &Path, history: &[EpochStats]) -> Result<(), FinetuneError> {
-    super::curves::curves_png(history)
-        .and_then(|img| img.save(path).map_err(|e| e.to_string()))
+    let img = super::curves::curves_png(history).map_err(|e| FinetuneError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| FinetuneError::Io {
             path: path.to_path_buf(),
             source: std::io::Error::other(e.to_string()),
-        })
+        })?;
+    Ok(crate::output::write_atomic(path, &png)?)
 }
 
 /// Logits of `params` for `rows` (row-major, `rows.len()` x classes), e.g. the test rows
