@@ -314,6 +314,20 @@ pub fn train_graph(arch: &Arch, step: StepConfig) -> Result<Model, FinetuneError
     arch.check()?;
     let params = arch.params();
     let mut ops = Ops::new("tlearn_finetune_step");
+    declare_step_inputs(&mut ops, arch, &params, step);
+    let f = forward(&mut ops, arch, "x", Some("dropout_mask"));
+    let loss = grad::softmax_cross_entropy(&mut ops, &f.logits, "labels", arch.classes);
+    let grads = backward(&mut ops, arch, &f, &loss.dlogits);
+    let scalar: [Dim; 0] = [];
+    output(&mut ops, &loss.loss, "loss", DataType::Float, &scalar);
+    output(&mut ops, &loss.correct, "correct", DataType::Int64, &scalar);
+    sgd_outputs(&mut ops, &params, &grads);
+    Ok(ops.g.build(OPSET)?)
+}
+
+/// The step's inputs: rows, labels, dropout mask, a learning rate per group in use, every
+/// parameter and its momentum; momentum and weight decay as constants.
+fn declare_step_inputs(ops: &mut Ops, arch: &Arch, params: &[ParamSpec], step: StepConfig) {
     ops.g.input("x", DataType::Float, &arch.x_dims());
     ops.g.input("labels", DataType::Int64, &[Dim::sym("batch")]);
     ops.g.input(
@@ -326,59 +340,59 @@ pub fn train_graph(arch: &Arch, step: StepConfig) -> Result<Model, FinetuneError
             ops.g.input(group.lr_input(), DataType::Float, &[]);
         }
     }
-    declare_inputs(&mut ops, &params, true);
+    declare_inputs(ops, params, true);
     ops.g.initializer_f32("momentum", &[step.momentum], &[]);
     ops.g
         .initializer_f32("weight_decay", &[step.weight_decay], &[]);
+}
 
-    let f = forward(&mut ops, arch, "x", Some("dropout_mask"));
-    let loss = grad::softmax_cross_entropy(&mut ops, &f.logits, "labels", arch.classes);
-
-    // Backward, deep to shallow; `grads` collects (parameter, gradient).
+/// The backward pass from the logits' gradient, deep to shallow: (parameter, gradient) pairs.
+fn backward(ops: &mut Ops, arch: &Arch, f: &Forward, dlogits: &str) -> Vec<(String, String)> {
     let mut grads: Vec<(String, String)> = Vec::new();
     let dropped = f.dropped.as_deref().unwrap_or(&f.hidden);
-    let (dh, dw2, db2) = grad::dense_backward(&mut ops, dropped, "fc2.w", &loss.dlogits, true);
+    let (dh, dw2, db2) = grad::dense_backward(ops, dropped, "fc2.w", dlogits, true);
     grads.push(("fc2.w".into(), dw2));
     grads.push(("fc2.b".into(), db2));
-    let dh = grad::dropout_backward(&mut ops, "dropout_mask", &dh.expect("asked for dx"));
-    let dz1 = grad::relu_backward(&mut ops, &f.hidden, &dh);
+    let dh = grad::dropout_backward(ops, "dropout_mask", &dh.expect("asked for dx"));
+    let dz1 = grad::relu_backward(ops, &f.hidden, &dh);
     let need_flat = !arch.convs.is_empty();
-    let (dflat, dw1, db1) = grad::dense_backward(&mut ops, &f.flat, "fc1.w", &dz1, need_flat);
+    let (dflat, dw1, db1) = grad::dense_backward(ops, &f.flat, "fc1.w", &dz1, need_flat);
     grads.push(("fc1.w".into(), dw1));
     grads.push(("fc1.b".into(), db1));
-    if let Some(mut dflat) = dflat {
-        if arch.head_scale != 1.0 {
-            let scale = ops.scalar(arch.head_scale);
-            dflat = ops.op("Mul", &[&dflat, &scale], vec![]);
+    let Some(mut dflat) = dflat else {
+        return grads;
+    };
+    if arch.head_scale != 1.0 {
+        let scale = ops.scalar(arch.head_scale);
+        dflat = ops.op("Mul", &[&dflat, &scale], vec![]);
+    }
+    let mut d = match arch.pool {
+        HeadPool::Flatten => grad::flatten_backward(ops, &f.head_in, &dflat),
+        HeadPool::Avg => {
+            let area = arch.map_dims()[1..].iter().product();
+            grad::global_avg_pool_backward(ops, &f.head_in, &dflat, area)
         }
-        let mut d = match arch.pool {
-            HeadPool::Flatten => grad::flatten_backward(&mut ops, &f.head_in, &dflat),
-            HeadPool::Avg => {
-                let area = arch.map_dims()[1..].iter().product();
-                grad::global_avg_pool_backward(&mut ops, &f.head_in, &dflat, area)
-            }
-        };
-        for (i, (c, ConvTensors { x, y, pool })) in
-            arch.convs.iter().zip(&f.convs).enumerate().rev()
-        {
-            if let Some((_, indices)) = pool {
-                d = grad::max_pool_backward(&mut ops, y, indices, &d);
-            }
-            let dz = grad::relu_backward(&mut ops, y, &d);
-            let w = format!("{}.w", c.name);
-            let (dx, dw, db) = grad::conv_backward(&mut ops, x, &w, &dz, ConvShape::VGG, i > 0);
-            grads.push((w, dw));
-            grads.push((format!("{}.b", c.name), db));
-            if let Some(dx) = dx {
-                d = dx;
-            }
+    };
+    for (i, (c, ConvTensors { x, y, pool })) in arch.convs.iter().zip(&f.convs).enumerate().rev() {
+        if let Some((_, indices)) = pool {
+            d = grad::max_pool_backward(ops, y, indices, &d);
+        }
+        let dz = grad::relu_backward(ops, y, &d);
+        let w = format!("{}.w", c.name);
+        let (dx, dw, db) = grad::conv_backward(ops, x, &w, &dz, ConvShape::VGG, i > 0);
+        grads.push((w, dw));
+        grads.push((format!("{}.b", c.name), db));
+        if let Some(dx) = dx {
+            d = dx;
         }
     }
+    grads
+}
 
-    let scalar: [Dim; 0] = [];
-    output(&mut ops, &loss.loss, "loss", DataType::Float, &scalar);
-    output(&mut ops, &loss.correct, "correct", DataType::Int64, &scalar);
-    for p in &params {
+/// SGD with momentum (and decay where the parameter has it) for every parameter, as the
+/// outputs `<name>.new` and `<name>.momentum.new`.
+fn sgd_outputs(ops: &mut Ops, params: &[ParamSpec], grads: &[(String, String)]) {
+    for p in params {
         let g = &grads
             .iter()
             .find(|(n, _)| *n == p.name)
@@ -386,7 +400,7 @@ pub fn train_graph(arch: &Arch, step: StepConfig) -> Result<Model, FinetuneError
             .1;
         let decay = p.decay.then_some("weight_decay");
         let (w_new, v_new) = grad::sgd_momentum(
-            &mut ops,
+            ops,
             &p.name,
             &p.momentum(),
             g,
@@ -395,22 +409,11 @@ pub fn train_graph(arch: &Arch, step: StepConfig) -> Result<Model, FinetuneError
             decay,
         );
         let dims: Vec<Dim> = p.dims.iter().map(|&d| Dim::Fixed(d as i64)).collect();
-        output(
-            &mut ops,
-            &w_new,
-            &format!("{}.new", p.name),
-            DataType::Float,
-            &dims,
-        );
-        output(
-            &mut ops,
-            &v_new,
-            &format!("{}.new", p.momentum()),
-            DataType::Float,
-            &dims,
-        );
+        let new = format!("{}.new", p.name);
+        output(ops, &w_new, &new, DataType::Float, &dims);
+        let new = format!("{}.new", p.momentum());
+        output(ops, &v_new, &new, DataType::Float, &dims);
     }
-    Ok(ops.g.build(OPSET)?)
 }
 
 /// The evaluation graph: the forward pass without dropout, giving `logits` and `probabilities`.
