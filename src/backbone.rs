@@ -184,6 +184,11 @@ pub struct Compute {
     pub threads: usize,
 }
 
+/// ONNX Runtime threads when none are asked for: every core this process may use.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl Compute {
     /// The CPU with `threads` threads.
     pub fn cpu(threads: usize) -> Compute {

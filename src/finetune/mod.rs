@@ -20,6 +20,7 @@ pub mod data;
 pub mod grad;
 pub mod graph;
 pub mod network;
+pub mod report;
 pub mod run;
 pub mod runner;
 pub mod train;

@@ -64,7 +64,7 @@ impl Default for FinetuneParams {
 
 /// The CPU with all its cores.
 fn all_cores() -> Compute {
-    Compute::cpu(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    Compute::cpu(crate::backbone::default_threads())
 }
 
 /// Settings that passed [`FinetuneParams::check`].

@@ -191,7 +191,7 @@ fn model_file(path: &Path) -> PathBuf {
 pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     let threads = args
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        .unwrap_or_else(tlearn::backbone::default_threads);
     let file = model_file(&args.model);
     let mut predictor = if file.extension().is_some_and(|e| e == "onnx") {
         Predictor::network(&file, args.ep, threads)?

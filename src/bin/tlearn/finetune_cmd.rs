@@ -1,21 +1,24 @@
 //! `tlearn finetune export-graph | train`: arguments and thin glue over `tlearn::finetune`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use tlearn::backbone::{Compute, ExecutionProvider};
-use tlearn::classify::train::Scored;
 use tlearn::finetune::bench::BenchConfig;
-use tlearn::finetune::graph::map_dims;
-use tlearn::finetune::run::{cache_tail, prepare, run, RunConfig, Summary};
+use tlearn::finetune::report;
+use tlearn::finetune::run::{cache_tail, prepare, run, RunConfig};
 use tlearn::finetune::train::FinetuneParams;
 use tlearn::finetune::{eval_graph, train_graph, HeadPool, StepConfig, Unfreeze};
 use tlearn::output::{self, RunName};
-use tlearn::report::run::{FinetuneMethod, Method, ModelInfo, RunOutcome, SplitFit, SplitResult};
-use tlearn::report::RunReport;
+
+/// The library's defaults, shown by `--help` and used when a flag is not given: set in one
+/// place, `FinetuneParams::default`.
+fn defaults() -> FinetuneParams {
+    FinetuneParams::default()
+}
 
 /// `tlearn finetune ...`
 #[derive(Debug, Subcommand)]
@@ -77,7 +80,9 @@ impl ComputeArgs {
     fn compute(&self) -> Compute {
         Compute {
             ep: self.ep,
-            threads: self.threads.unwrap_or_else(all_cores),
+            threads: self
+                .threads
+                .unwrap_or_else(tlearn::backbone::default_threads),
         }
     }
 }
@@ -107,10 +112,10 @@ pub struct NetArgs {
     #[arg(long, default_value_t = 256)]
     pub hidden: usize,
     /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = defaults().momentum)]
     pub momentum: f32,
     /// L2 weight decay of the weights (not biases).
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = defaults().weight_decay)]
     pub weight_decay: f32,
 }
 
@@ -146,26 +151,26 @@ pub struct TrainArgs {
     )]
     pub splits: Vec<usize>,
     /// Most epochs.
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = defaults().epochs)]
     pub epochs: usize,
     /// Rows per step.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = defaults().batch)]
     pub batch: usize,
     /// Learning rate of the new layers (3e-3: best validation accuracy of 1e-3, 3e-3, 3e-4 on
     /// split 0 of the flowers).
-    #[arg(long, default_value_t = 3e-3)]
+    #[arg(long, default_value_t = defaults().lr_new)]
     pub lr_new: f32,
     /// Learning rate of the pretrained layers.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = defaults().lr_pretrained)]
     pub lr_pretrained: f32,
     /// Dropout rate of the head.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = defaults().dropout)]
     pub dropout: f32,
     /// Early stopping: epochs without a lower validation loss (0: off).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults().patience)]
     pub patience: usize,
     /// Seed of initialisation, shuffling and dropout.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = defaults().seed)]
     pub seed: u64,
     /// Where ONNX Runtime runs.
     #[command(flatten)]
@@ -296,18 +301,21 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         );
         summaries.push(summary);
     }
-    let method = Method::Finetune(FinetuneMethod {
-        trained_convs: tail.trainable.iter().map(|c| c.name.clone()).collect(),
-        pool: args.net.head_pool,
-        head_input: args
-            .net
-            .head_pool
-            .output_len(&map_dims(&tail.trainable_input(), &tail.trainable)),
-        hidden: args.net.hidden,
-        params: (*params).clone(),
-        init_from: args.init_from.as_ref().map(|d| d.display().to_string()),
-    });
-    let report = finetune_report(name.as_str(), method, &args, &run_dir, &summaries)?;
+    let method = report::method(
+        &tail,
+        args.net.head_pool,
+        args.net.hidden,
+        &params,
+        args.init_from.as_deref(),
+    );
+    let report = report::run_report(
+        name.as_str(),
+        method,
+        &args.net.features,
+        args.data.as_deref(),
+        &run_dir,
+        &summaries,
+    )?;
     tlearn::report::write_run(&report, &dir)?;
     let s = &report.summary;
     println!(
@@ -354,77 +362,4 @@ fn run_config(net: &NetArgs, split: usize, out: PathBuf, init_from: Option<PathB
         out,
         init_from,
     }
-}
-
-/// The evaluation report of the finished splits, like a linear classifier's.
-fn finetune_report(
-    name: &str,
-    method: Method,
-    args: &TrainArgs,
-    run_dir: &Path,
-    summaries: &[Summary],
-) -> Result<RunReport> {
-    let cache = tlearn::cache::FeatureCache::open(&args.net.features)?;
-    let splits = summaries
-        .iter()
-        .map(|s| SplitResult {
-            fit: SplitFit {
-                split: s.split,
-                chosen: format!("{} of {}", s.best_epoch, s.epochs),
-                val_accuracy: s.val_accuracy,
-                grid: Vec::new(),
-                train_rows: s.rows[0],
-                val_images: s.rows[1],
-                fit_seconds: s
-                    .history
-                    .iter()
-                    .map(|e| e.train_seconds + e.val_seconds)
-                    .sum(),
-                predict_seconds: s.test_seconds,
-            },
-            test: s
-                .test_images
-                .iter()
-                .zip(&s.test_probabilities)
-                .map(|((path, label), p)| Scored {
-                    path: path.clone(),
-                    label: *label,
-                    predicted: tlearn::numeric::argmax(p.iter().copied()),
-                    scores: p.clone(),
-                })
-                .collect(),
-        })
-        .collect();
-    let outcome = RunOutcome {
-        method,
-        cache: args.net.features.display().to_string(),
-        identity: cache.identity.clone(),
-        class_names: cache.class_names()?,
-        splits,
-    };
-    let model = summaries
-        .first()
-        .and_then(|s| s.model.as_ref())
-        .map(|m| ModelInfo {
-            path: m.display().to_string(),
-            trained_on: format!("split {}", summaries[0].split),
-            chosen: summaries[0].best_epoch.to_string(),
-        });
-    let root = args.data.as_ref().map(|d| d.display().to_string());
-    let mut report = RunReport::new(name, &outcome, root, model);
-    report.curves = summaries
-        .iter()
-        .map(|s| {
-            run_dir
-                .join(format!("split-{}", s.split))
-                .join("curves.png")
-                .display()
-                .to_string()
-        })
-        .collect();
-    Ok(report)
-}
-
-fn all_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -187,7 +187,7 @@ fn config(args: &FeaturesArgs) -> ExtractConfig {
         ep: args.ep,
         threads: args
             .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            .unwrap_or_else(tlearn::backbone::default_threads),
         strict: args.strict,
         limits: DecodeLimits::default(),
         per_class: args.per_class,
