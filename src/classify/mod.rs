@@ -7,6 +7,7 @@
 //! [`linfa::traits::PredictInplace`]. linfa 0.8 is built on ndarray 0.16 while the cache uses
 //! ndarray 0.17: the two meet in one place only, [`data::to_linfa`].
 
+pub mod bench;
 pub mod data;
 pub mod gram;
 pub mod linear;

@@ -16,6 +16,27 @@ use super::{
 };
 use crate::cache::Identity;
 
+/// The run name `train` uses when none is given: KIND-CACHE[-nocopies][-tta] (the cache's file
+/// stem), checked like any run name.
+pub fn default_run_name(
+    kind: Kind,
+    cache: &std::path::Path,
+    train_copies: bool,
+    tta: bool,
+) -> Result<crate::output::RunName, crate::output::OutputError> {
+    let stem = cache
+        .file_stem()
+        .map_or("features".into(), |s| s.to_string_lossy().to_string());
+    let mut name = format!("{kind}-{stem}");
+    if !train_copies {
+        name.push_str("-nocopies");
+    }
+    if tta {
+        name.push_str("-tta");
+    }
+    crate::output::RunName::new(&name)
+}
+
 /// How to train and evaluate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {

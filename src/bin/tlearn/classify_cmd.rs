@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
@@ -110,24 +109,12 @@ pub struct BenchClassifiersArgs {
     pub json: Option<PathBuf>,
 }
 
-fn default_run_name(args: &TrainArgs) -> String {
-    let stem = args
-        .features
-        .file_stem()
-        .map_or("features".into(), |s| s.to_string_lossy().to_string());
-    let mut name = format!("{}-{stem}", args.kind);
-    if args.no_copies {
-        name.push_str("-nocopies");
-    }
-    if args.tta {
-        name.push_str("-tta");
-    }
-    name
-}
-
 /// `tlearn train`: every check happens before anything is written.
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
-    let run = RunName::new(&args.run.clone().unwrap_or_else(|| default_run_name(&args)))?;
+    let run = match &args.run {
+        Some(name) => RunName::new(name)?,
+        None => train::default_run_name(args.kind, &args.features, !args.no_copies, args.tta)?,
+    };
     let (model_dir, dir) = (
         args.runs.join(run.as_str()),
         args.reports.join(run.as_str()),
@@ -254,41 +241,11 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
 /// `tlearn bench-classifiers`: fit and predict seconds of each kind on split 0 (JSON).
 pub fn bench(args: BenchClassifiersArgs) -> Result<ExitCode> {
     let data = CacheData::load(&args.features)?;
-    let sel = data.select(0, true, false)?;
-    let dataset = linfa::dataset::DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train));
-    let test_rows: Vec<usize> = sel.test.iter().map(|i| i.rows[0]).collect();
-    let test = data.rows(&test_rows);
-    let mut results = Vec::new();
-    for kind in [Kind::Svm, Kind::Logistic, Kind::LogisticOvr] {
-        let cfg = TrainConfig::new(kind);
-        let start = Instant::now();
-        let model = cfg.fit(args.c, &dataset)?;
-        let fit = start.elapsed().as_secs_f64();
-        let start = Instant::now();
-        let predicted = tlearn::classify::linear::argmax_rows(model.scores(test.view()).view());
-        let predict = start.elapsed().as_secs_f64();
-        let right = predicted
-            .iter()
-            .zip(&test_rows)
-            .filter(|(p, r)| **p == data.labels[**r])
-            .count();
-        eprintln!("{kind}: fit {fit:.2} s, predict {predict:.3} s");
-        results.push(serde_json::json!({
-            "classifier": kind.name(),
-            "c": args.c,
-            "fit_seconds": fit,
-            "predict_seconds": predict,
-            "test_accuracy": right as f64 / test_rows.len() as f64,
-        }));
-    }
-    let report = serde_json::json!({
-        "bench": "classifiers",
-        "features": args.features.display().to_string(),
-        "train_rows": sel.train.len(),
-        "test_images": test_rows.len(),
-        "dims": data.identity.dims,
-        "threads": rayon::current_num_threads(),
-        "results": results,
-    });
+    let report = tlearn::classify::bench::bench(&data, args.c, &mut |r| {
+        eprintln!(
+            "{}: fit {:.2} s, predict {:.3} s",
+            r.classifier, r.fit_seconds, r.predict_seconds
+        )
+    })?;
     crate::print_json(&report, args.json.as_deref())
 }
