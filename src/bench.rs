@@ -35,6 +35,7 @@ pub struct FeatureBench {
 
 /// Runs the pipeline into a temporary cache, then bare inference on the same rows.
 pub fn features(cfg: &ExtractConfig) -> Result<FeatureBench, ExtractError> {
+    cfg.check()?;
     let dir = std::env::temp_dir().join(format!("tlearn-bench-{}", std::process::id()));
     let mut cfg = cfg.clone();
     cfg.out = dir.join("features.h5");
@@ -45,12 +46,12 @@ pub fn features(cfg: &ExtractConfig) -> Result<FeatureBench, ExtractError> {
     let summary = summary?;
     let peak_rss_mib_pipeline = peak_rss_mib();
 
-    let mut setup = extract::setup(&cfg)?;
+    let mut setup = extract::setup(&cfg.check()?)?;
     let preprocessing = setup.plan.identity.preprocessing.clone();
     let rows: Vec<usize> = (0..setup.plan.rows.len()).collect();
     let mut inference = 0.0;
     let mut measured = 0;
-    for batch in rows.chunks(cfg.batch.max(1)) {
+    for batch in rows.chunks(cfg.batch) {
         let prepared = prepare_batch(batch, &setup.plan, &setup.data, &preprocessing, &cfg.limits);
         let n = prepared.rows.len();
         if n == 0 {
