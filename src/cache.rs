@@ -462,7 +462,7 @@ fn create(path: &Path, plan: &Plan) -> Result<(), CacheError> {
     let _ = std::fs::remove_file(&partial);
     if let Err(source) = write_layout(&partial, plan) {
         // Judged before the removal frees the space.
-        let error = hdf5_error(&partial, source);
+        let error = hdf5_error(path, source);
         let _ = std::fs::remove_file(&partial);
         return Err(error);
     }

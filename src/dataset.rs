@@ -583,7 +583,10 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn stored_paths_are_lossless_and_keep_utf8_as_it_is() {
-        assert_eq!(path_to_stored(Path::new("cats/été 1.jpg")), "cats/été 1.jpg");
+        assert_eq!(
+            path_to_stored(Path::new("cats/été 1.jpg")),
+            "cats/été 1.jpg"
+        );
         let tricky = [
             &b"caf\xe9/img.jpg"[..],
             b"a%25b/100%.png",

@@ -13,7 +13,9 @@ use serde::Serialize;
 use crate::augment::{AugmentParams, Recipe};
 use crate::backbone::{Backbone, BackboneError, ExecutionProvider, Pooling};
 use crate::cache::{CacheError, FeatureCache, Fingerprint, Identity, Plan, RowPlan, RowStatus};
-use crate::dataset::{stored_to_path, stratified_splits, DataSet, DatasetError, Ignored, Part, SplitSpec};
+use crate::dataset::{
+    stored_to_path, stratified_splits, DataSet, DatasetError, Ignored, Part, SplitSpec,
+};
 use crate::preprocess::{decode_rgb, load_rgb, read_image_file, DecodeLimits, Preprocessing};
 
 /// Batches decoded ahead of the one the backbone is running: enough to hide decoding.
@@ -94,9 +96,7 @@ impl ExtractConfig {
     /// Checks every numeric option once, before anything is read or written (linfa's
     /// `ParamGuard` style): [`run`] and the benchmark take only what this returns.
     pub fn check(&self) -> Result<CheckedConfig, ExtractError> {
-        let bad = |flag, value: String, why| {
-            Err(ExtractError::BadOption { flag, value, why })
-        };
+        let bad = |flag, value: String, why| Err(ExtractError::BadOption { flag, value, why });
         if self.splits == 0 {
             return bad("splits", "0".into(), "at least one split is needed");
         }
@@ -423,8 +423,7 @@ fn rows_tensor(
         if params.is_empty() {
             prep.write_chw(&prep.resize(image), out);
         } else {
-            let params: AugmentParams =
-                serde_json::from_str(params).expect("planned params parse");
+            let params: AugmentParams = serde_json::from_str(params).expect("planned params parse");
             prep.write_chw(&prep.resize(&params.apply(image)), out);
         }
     }

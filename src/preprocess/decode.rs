@@ -73,12 +73,14 @@ pub fn read_image_file(path: &Path, limits: &DecodeLimits) -> Result<Vec<u8>, Pr
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let max = limits.max_file_bytes();
-    let too_large = |size: u64| PreprocessError::TooLarge {
+    let too_large = |size: u64| {
+        PreprocessError::TooLarge {
         path: path.to_path_buf(),
         detail: format!(
             "the file holds {size} bytes, more than the {max} bytes any image within the limit of {:.1} megapixels needs",
             limits.max_pixels as f64 / 1e6
         ),
+    }
     };
     let size = file.metadata().map_err(io)?.len();
     if size > max {

@@ -395,7 +395,10 @@ fn a_truncated_jpeg_with_an_end_marker_appended_is_refused() {
     let jpeg = encode(&noisy(64, 48).into(), ImageFormat::Jpeg);
     let mut cut = jpeg[..jpeg.len() / 2].to_vec();
     cut.extend_from_slice(&[0xFF, 0xD9]);
-    assert!(decode::jpeg_is_complete(&cut), "the marker walk sees an end");
+    assert!(
+        decode::jpeg_is_complete(&cut),
+        "the marker walk sees an end"
+    );
     let e = load(&write(dir.path(), "cut.jpg", &cut)).unwrap_err();
     assert!(matches!(e, PreprocessError::Corrupt { .. }), "{e}");
     // The whole file still decodes, to exactly what `image` makes of it.

@@ -246,7 +246,11 @@ fn print_ignored(ignored: &[tlearn::dataset::Ignored], verbose: bool) {
         ignored.len(),
         if ignored.len() == 1 { "y" } else { "ies" },
         counts.join(", "),
-        if verbose { "" } else { " (--verbose names them)" }
+        if verbose {
+            ""
+        } else {
+            " (--verbose names them)"
+        }
     );
     if verbose {
         for entry in ignored {
