@@ -26,6 +26,10 @@ use crate::preprocess::Preprocessing;
 /// Version of the layout below; bump when it changes incompatibly.
 pub const FORMAT_VERSION: u32 = 2;
 
+/// The oldest layout still read (version 1 lacks only the `fingerprint` dataset, which reading
+/// does not need); resuming needs [`FORMAT_VERSION`].
+const OLDEST_READABLE_VERSION: u32 = 1;
+
 /// Longest skip reason kept per row (fixed-length, so writing it never touches metadata).
 const REASON_LEN: usize = 200;
 
@@ -233,10 +237,16 @@ impl FeatureCache {
             Ok(value.as_str().to_string())
         };
         let format: u32 = read_attr("format_version")?.parse().unwrap_or(0);
-        if format != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&format) {
             return Err(not_cache(format!(
-                "layout version {format}, this tlearn reads {FORMAT_VERSION}"
+                "layout version {format}, this tlearn reads {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}"
             )));
+        }
+        if write && format != FORMAT_VERSION {
+            return Err(CacheError::Mismatch {
+                path: path.to_path_buf(),
+                what: format!("layout version {format}, which records no file fingerprints (this run: {FORMAT_VERSION}); it can still be read (train, report, finetune) but not resumed"),
+            });
         }
         let identity: Identity = serde_json::from_str(&read_attr("identity")?)
             .map_err(|e| not_cache(format!("identity: {e}")))?;

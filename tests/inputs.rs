@@ -251,3 +251,32 @@ fn every_flower_decodes_as_the_lenient_decoder_decodes_it() {
         assert!(ours == reference, "{}", path.display());
     }
 }
+
+#[test]
+fn a_cache_of_the_layout_before_fingerprints_is_read_but_not_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = image_folder(dir.path(), 2, 2);
+    let cfg = config(&data, &model, &dir.path().join("f.h5"));
+    run(&cfg, &go()).unwrap();
+    let rows = row_bytes(&cfg.out);
+    {
+        // What tlearn wrote before the fingerprints: layout 1, no `fingerprint` dataset.
+        let file = hdf5::File::open_rw(&cfg.out).unwrap();
+        file.unlink("fingerprint").unwrap();
+        let one: hdf5::types::VarLenUnicode = "1".parse().unwrap();
+        file.attr("format_version")
+            .unwrap()
+            .write_scalar(&one)
+            .unwrap();
+    }
+    assert_eq!(row_bytes(&cfg.out), rows, "still read");
+    let before = std::fs::read(&cfg.out).unwrap();
+    let err = run(&cfg, &go()).unwrap_err();
+    assert!(
+        matches!(err, ExtractError::Cache(CacheError::Mismatch { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("layout version 1"), "{err}");
+    assert_eq!(std::fs::read(&cfg.out).unwrap(), before);
+}
