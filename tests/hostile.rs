@@ -407,3 +407,25 @@ fn a_full_disk_is_said_plainly_and_leaves_no_partial_file() {
         );
     }
 }
+
+#[test]
+fn the_summary_names_images_recomputed_because_their_file_changed() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = image_folder(dir.path(), 2, 3);
+    let out = dir.path().join("f.h5");
+    assert!(features(&data, &model, &out, &[]).status.success());
+    std::fs::copy(
+        data.join("class_1/img_00.png"),
+        data.join("class_0/img_02.png"),
+    )
+    .unwrap();
+    let again = features(&data, &model, &out, &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let message = stderr(&again);
+    assert!(
+        message.contains("recomputed 1 image(s) whose file changed since it was cached (all their rows):\n  class_0/img_02.png"),
+        "{message}"
+    );
+}

@@ -31,7 +31,8 @@ fn numeric_options_out_of_range_are_refused_naming_the_flag() {
     let model = tiny_backbone(dir.path());
     let data = image_folder(dir.path(), 2, 2);
     let base = config(&data, &model, &dir.path().join("f.h5"));
-    let cases: Vec<(&str, Box<dyn Fn(&mut tlearn::extract::ExtractConfig)>)> = vec![
+    type Edit = Box<dyn Fn(&mut tlearn::extract::ExtractConfig)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("--splits 0", Box::new(|c| c.splits = 0)),
         (
             "--copies 65536",
