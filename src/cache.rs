@@ -466,7 +466,9 @@ fn create(path: &Path, plan: &Plan) -> Result<(), CacheError> {
     // A partial file another process holds open is that process's creation, never removed.
     if let Err(e) = hdf5::File::open_rw(&partial) {
         if is_lock_error(&e) {
-            return Err(CacheError::Busy { path: partial });
+            return Err(CacheError::Busy {
+                path: path.to_path_buf(),
+            });
         }
     }
     let _ = std::fs::remove_file(&partial);

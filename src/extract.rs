@@ -172,7 +172,7 @@ pub(crate) struct Prepared {
 }
 
 /// Lists the data set and plans every row, without touching the model or the cache.
-pub fn plan_rows(cfg: &ExtractConfig, data: &DataSet) -> Vec<RowPlan> {
+pub fn plan_rows(cfg: &CheckedConfig, data: &DataSet) -> Vec<RowPlan> {
     let labels = data.labels();
     let splits = stratified_splits(&labels, cfg.split, cfg.splits, cfg.seed);
     let augmenting = !cfg.recipe.is_none() && cfg.copies > 0;
@@ -196,7 +196,7 @@ pub fn plan_rows(cfg: &ExtractConfig, data: &DataSet) -> Vec<RowPlan> {
                 image: i as u32,
                 path: sample.path.clone(),
                 label: sample.label as i32,
-                copy: copy as u16,
+                copy: u16::try_from(copy).expect("checked: at most 65535 copies"),
                 augment,
                 parts: parts.clone(),
             });
