@@ -98,7 +98,7 @@ pub struct DataSet {
     pub samples: Vec<Sample>,
     /// Human-readable notes about what was left out (empty classes, unreadable sub-folders).
     pub warnings: Vec<String>,
-    /// Entries of the class folders that are not images, in listing order.
+    /// Entries of the data folder that are not images (in class folders or beside them), by path.
     pub ignored: Vec<Ignored>,
 }
 
