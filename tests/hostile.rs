@@ -171,7 +171,7 @@ fn crc32(data: &[u8]) -> u32 {
 /// CMYK, progressive and palette images, written by PIL (the `image` crate writes none of them).
 fn pil_files(dir: &Path) -> Vec<&'static str> {
     let script = "import sys\nfrom PIL import Image\nd = sys.argv[1]\n\
-        rgb = Image.effect_noise((40, 32), 60).convert('RGB')\n\
+        rgb = Image.effect_noise((120, 96), 60).convert('RGB')\n\
         rgb.convert('CMYK').save(d + '/cmyk.jpg')\n\
         rgb.save(d + '/progressive.jpg', progressive=True)\n\
         rgb.convert('P').save(d + '/palette.png')\n\
@@ -199,6 +199,11 @@ fn a_hostile_corpus_never_panics_nor_loses_a_good_image() {
         good.push(name);
     }
     good.extend(pil_files(&hostile).into_iter().map(PathBuf::from));
+    // A progressive JPEG cut inside a scan, then given an end marker.
+    let progressive = std::fs::read(hostile.join("progressive.jpg")).unwrap();
+    let mut cut = progressive[..progressive.len() * 3 / 4].to_vec();
+    cut.extend_from_slice(&[0xFF, 0xD9]);
+    std::fs::write(hostile.join("progressive-cut.jpg"), cut).unwrap();
     let bad = bad_files();
     for (name, bytes) in &bad {
         std::fs::write(hostile.join(name), bytes).unwrap();
@@ -229,14 +234,16 @@ fn a_hostile_corpus_never_panics_nor_loses_a_good_image() {
     for (name, _) in &bad {
         assert_eq!(status_of(Path::new(name)), RowStatus::Skipped, "{name}");
     }
-    assert_eq!(status_of(Path::new("huge.jpg")), RowStatus::Skipped);
+    for name in ["huge.jpg", "progressive-cut.jpg"] {
+        assert_eq!(status_of(Path::new(name)), RowStatus::Skipped, "{name}");
+    }
     assert_eq!(
         status.iter().filter(|s| **s == RowStatus::Done).count(),
         good.len() + 4,
         "every good image, and the 4 plain ones"
     );
     let skipped = cache.skipped().unwrap();
-    assert_eq!(skipped.len(), bad.len() + 1);
+    assert_eq!(skipped.len(), bad.len() + 2);
     drop(cache);
     let info = tlearn().arg("cache").arg(&out).output().unwrap();
     assert_no_panic(&info);

@@ -174,41 +174,60 @@ pub fn decode_rgb(
     Ok(to_rgb8_over_white(img))
 }
 
+/// Bytes put before a progressive JPEG's end marker to tell whether its last scan is complete.
+const PROBE_BYTES: [u8; 256] = [0xAA; 256];
+
 /// Decodes a JPEG to RGB with the decoder `image` uses (zune-jpeg), in strict mode: `image`
 /// runs it leniently, and a JPEG cut short and then given an end marker decodes "fine" with
 /// its missing part made up. Even strict, zune-jpeg decodes on from zeros when it meets the
-/// end marker early; only running out of data is an error. So a baseline JPEG is decoded
-/// without its end marker: one whose entropy-coded data stops before the last row of blocks
-/// then fails. (Progressive JPEGs need the marker between scans and are decoded with it.)
+/// end marker early; only running out of data is an error. So:
+/// - a baseline JPEG is decoded without its end marker: one whose entropy-coded data stops
+///   before the last row of blocks then fails;
+/// - a progressive JPEG (which needs the markers between its scans) is decoded a second time
+///   with bytes put before its end marker: a complete last scan never reads them, a cut one
+///   does, and its pixels change.
 fn decode_jpeg_strict(
     path: &Path,
     bytes: &[u8],
     end: JpegEnd,
 ) -> Result<DynamicImage, PreprocessError> {
-    use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
     let corrupt = |detail: String| PreprocessError::Corrupt {
         path: path.to_path_buf(),
         detail,
     };
-    // The size limits were checked on the header already.
-    let options = DecoderOptions::default()
-        .set_strict_mode(true)
-        .set_max_width(usize::MAX)
-        .set_max_height(usize::MAX)
-        .jpeg_set_out_colorspace(ColorSpace::RGB);
     let data = if end.progressive {
         &bytes[..end.eoi + 2]
     } else {
         &bytes[..end.eoi]
     };
-    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(data), options);
-    let pixels = decoder.decode().map_err(|e| corrupt(e.to_string()))?;
-    let (width, height) = decoder
-        .dimensions()
-        .ok_or_else(|| corrupt("no frame header".into()))?;
+    let (pixels, (width, height)) = zune_rgb(data, true).map_err(corrupt)?;
+    if end.progressive {
+        let mut probed = bytes[..end.eoi].to_vec();
+        probed.extend_from_slice(&PROBE_BYTES);
+        probed.extend_from_slice(&[0xFF, 0xD9]);
+        if !zune_rgb(&probed, false).is_ok_and(|(probed, _)| probed == pixels) {
+            return Err(corrupt(
+                "the last scan of this progressive JPEG stops before its end".into(),
+            ));
+        }
+    }
     let rgb = RgbImage::from_raw(width as u32, height as u32, pixels)
         .ok_or_else(|| corrupt("the decoder returned fewer pixels than the header says".into()))?;
     Ok(DynamicImage::ImageRgb8(rgb))
+}
+
+/// zune-jpeg's RGB pixels and size of a JPEG (size limits were checked on the header already).
+fn zune_rgb(data: &[u8], strict: bool) -> Result<(Vec<u8>, (usize, usize)), String> {
+    use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    let options = DecoderOptions::default()
+        .set_strict_mode(strict)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX)
+        .jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(data), options);
+    let pixels = decoder.decode().map_err(|e| e.to_string())?;
+    let size = decoder.dimensions().ok_or("no frame header")?;
+    Ok((pixels, size))
 }
 
 /// Converts any pixel layout to 8-bit RGB, compositing alpha over white.
