@@ -244,6 +244,16 @@ fn a_hostile_corpus_never_panics_nor_loses_a_good_image() {
     );
     let skipped = cache.skipped().unwrap();
     assert_eq!(skipped.len(), bad.len() + 2);
+    // Bombs are refused from their header, before their pixels are allocated.
+    for (row, reason) in &skipped {
+        let name = paths[*row].rsplit('/').next().unwrap();
+        if name.starts_with("bomb") || name == "huge.jpg" {
+            assert!(
+                reason.to_lowercase().contains("too large"),
+                "{name}: {reason}"
+            );
+        }
+    }
     drop(cache);
     let info = tlearn().arg("cache").arg(&out).output().unwrap();
     assert_no_panic(&info);
