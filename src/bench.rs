@@ -36,6 +36,7 @@ pub struct FeatureBench {
 
 /// Runs the pipeline into a temporary cache, then bare inference on the same rows.
 pub fn features(cfg: &ExtractConfig) -> Result<FeatureBench, ExtractError> {
+    cfg.check()?;
     // A fresh folder of its own, removed (with only what the run wrote in it) when dropped.
     let dir = tempfile::Builder::new()
         .prefix("tlearn-bench-")
@@ -52,12 +53,12 @@ pub fn features(cfg: &ExtractConfig) -> Result<FeatureBench, ExtractError> {
     let summary = summary?;
     let peak_rss_mib_pipeline = peak_rss_mib();
 
-    let mut setup = extract::setup(&cfg)?;
+    let mut setup = extract::setup(&cfg.check()?)?;
     let preprocessing = setup.plan.identity.preprocessing.clone();
     let rows: Vec<usize> = (0..setup.plan.rows.len()).collect();
     let mut inference = 0.0;
     let mut measured = 0;
-    for batch in rows.chunks(cfg.batch.max(1)) {
+    for batch in rows.chunks(cfg.batch) {
         let prepared = prepare_batch(batch, &setup.plan, &setup.data, &preprocessing, &cfg.limits);
         let n = prepared.rows.len();
         if n == 0 {

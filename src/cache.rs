@@ -6,7 +6,12 @@
 //! the row's `status` byte, so HDF5's metadata never changes again and a killed process leaves
 //! a file that opens, with at most the rows in flight marked as still missing.
 
+mod fingerprint;
+mod space;
+
 use std::path::{Path, PathBuf};
+
+pub use fingerprint::Fingerprint;
 
 use hdf5::plist::dataset_create::AllocTime;
 use hdf5::plist::file_access::FileCloseDegree;
@@ -22,7 +27,11 @@ mod check;
 pub use check::Contents;
 
 /// Version of the layout below; bump when it changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest layout still read (version 1 lacks only the `fingerprint` dataset, which reading
+/// does not need); resuming needs [`FORMAT_VERSION`].
+const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// Longest skip reason kept per row (fixed-length, so writing it never touches metadata).
 const REASON_LEN: usize = 200;
@@ -59,7 +68,7 @@ pub enum CacheError {
     },
     /// The file's datasets disagree with each other or with its identity (cut, widened,
     /// relabelled or edited by hand).
-    #[error("{path} is damaged: {problem}. Make the cache again with `tlearn features` (into a new --out; this file is left as it is)")]
+    #[error("{path} is damaged: {problem}. Make the cache again with `tlearn features` (into a new --cache; this file is left as it is)")]
     Damaged {
         /// The file.
         path: PathBuf,
@@ -67,8 +76,24 @@ pub enum CacheError {
         problem: String,
     },
     /// There is no file at the path.
-    #[error("no feature cache at {0}: make it with `tlearn features --out {0}`")]
+    #[error("no feature cache at {0}: make it with `tlearn features --cache {0}`")]
     Missing(PathBuf),
+    /// Another process (another `tlearn features` run) has the file open for writing.
+    #[error("cache {} is being written by another process (another `tlearn features` run?): wait for it to finish or stop it; `tlearn cache {}` shows its progress", path.display(), path.display())]
+    Busy {
+        /// The cache file.
+        path: PathBuf,
+    },
+    /// The disk holding the file is full.
+    #[error("the disk holding {} is full ({free} bytes free{}): free some space or choose another --cache", path.display(), needed.map(|n| format!(", the cache needs at least {n}")).unwrap_or_default())]
+    DiskFull {
+        /// The cache file.
+        path: PathBuf,
+        /// Bytes left on its disk.
+        free: u64,
+        /// Bytes the cache needs, when known.
+        needed: Option<u64>,
+    },
     /// Filesystem error.
     #[error("{path}: {source}")]
     Io {
@@ -185,7 +210,18 @@ impl FeatureCache {
         Self::open_with(path, false)
     }
 
+    /// Opens a cache read-only without taking HDF5's file lock, to watch the progress of a
+    /// cache another process is writing. Safe because a cache's metadata never changes
+    /// after creation: only row data and status bytes are written.
+    pub fn open_unlocked(path: &Path) -> Result<FeatureCache, CacheError> {
+        Self::open_as(path, false, false)
+    }
+
     fn open_with(path: &Path, write: bool) -> Result<FeatureCache, CacheError> {
+        Self::open_as(path, write, true)
+    }
+
+    fn open_as(path: &Path, write: bool, lock: bool) -> Result<FeatureCache, CacheError> {
         let not_cache = |reason: String| CacheError::NotACache {
             path: path.to_path_buf(),
             reason,
@@ -194,12 +230,23 @@ impl FeatureCache {
         // last dataset handle goes, so a following open never meets a stale lock.
         let mut builder = hdf5::File::with_options();
         builder.with_fapl(|fapl| fapl.fclose_degree(FileCloseDegree::Strong));
+        if !lock {
+            builder.with_fapl(|fapl| fapl.file_locking(false));
+        }
         let file = if write {
             builder.open_rw(path)
         } else {
             builder.open(path)
         }
-        .map_err(|e| not_cache(e.to_string()))?;
+        .map_err(|e| {
+            if is_lock_error(&e) {
+                CacheError::Busy {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                not_cache(e.to_string())
+            }
+        })?;
         let read_attr = |name: &str| -> Result<String, CacheError> {
             let value: VarLenUnicode = file
                 .attr(name)
@@ -208,10 +255,16 @@ impl FeatureCache {
             Ok(value.as_str().to_string())
         };
         let format: u32 = read_attr("format_version")?.parse().unwrap_or(0);
-        if format != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&format) {
             return Err(not_cache(format!(
-                "layout version {format}, this tlearn reads {FORMAT_VERSION}"
+                "layout version {format}, this tlearn reads {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}"
             )));
+        }
+        if write && format != FORMAT_VERSION {
+            return Err(CacheError::Mismatch {
+                path: path.to_path_buf(),
+                what: format!("layout version {format}, which records no file fingerprints (this run: {FORMAT_VERSION}); it can still be read (train, report, finetune) but not resumed"),
+            });
         }
         let identity: Identity = serde_json::from_str(&read_attr("identity")?)
             .map_err(|e| not_cache(format!("identity: {e}")))?;
@@ -228,10 +281,7 @@ impl FeatureCache {
     }
 
     fn hdf5<T>(&self, r: hdf5::Result<T>) -> Result<T, CacheError> {
-        r.map_err(|source| CacheError::Hdf5 {
-            path: self.path.clone(),
-            source,
-        })
+        r.map_err(|source| hdf5_error(&self.path, source))
     }
 
     /// Refuses (with the differing settings named) a cache whose identity or rows differ from `plan`.
@@ -248,9 +298,10 @@ impl FeatureCache {
                     .all(|(row, (path, copy))| row.path == *path && row.copy == *copy);
             if !same_rows {
                 diffs.push(format!(
-                    "another list of images ({} rows there, {} planned now)",
+                    "another list of images ({} rows there, {} planned now{})",
                     paths.len(),
-                    plan.rows.len()
+                    plan.rows.len(),
+                    fingerprint::list_changes(&paths, &plan.rows)
                 ));
             }
         }
@@ -279,6 +330,7 @@ impl FeatureCache {
     }
 
     /// Writes the features of `rows` (one matrix row each) and only then marks them done.
+    /// (Extraction records the rows' [`Fingerprint`]s first, with `write_fingerprints`.)
     pub fn write_rows(&self, rows: &[usize], features: ArrayView2<f32>) -> Result<(), CacheError> {
         let dataset = self.hdf5(self.file.dataset("features"))?;
         for (&row, values) in rows.iter().zip(features.outer_iter()) {
@@ -397,7 +449,29 @@ fn identity_diffs(old: &Identity, new: &Identity) -> Vec<String> {
         .collect()
 }
 
-/// Builds the complete file under a temporary name, then renames it into place.
+/// Whether HDF5 refused to open a file because another process holds its lock.
+fn is_lock_error(e: &hdf5::Error) -> bool {
+    e.to_string().contains("unable to lock file")
+}
+
+/// An HDF5 error on `path`, said plainly when the disk is full.
+fn hdf5_error(path: &Path, source: hdf5::Error) -> CacheError {
+    if space::is_full(path) {
+        CacheError::DiskFull {
+            path: path.to_path_buf(),
+            free: space::available_bytes(path).unwrap_or(0),
+            needed: None,
+        }
+    } else {
+        CacheError::Hdf5 {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Builds the complete file under a temporary name, then renames it into place; on failure
+/// the temporary file is removed.
 fn create(path: &Path, plan: &Plan) -> Result<(), CacheError> {
     let io = |source| CacheError::Io {
         path: path.to_path_buf(),
@@ -406,12 +480,30 @@ fn create(path: &Path, plan: &Plan) -> Result<(), CacheError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
+    let needed = space::cache_bytes(plan.rows.len(), plan.identity.dims);
+    if let Some(free) = space::available_bytes(path).filter(|free| *free < needed) {
+        return Err(CacheError::DiskFull {
+            path: path.to_path_buf(),
+            free,
+            needed: Some(needed),
+        });
+    }
     let partial = path.with_extension("h5.partial");
+    // A partial file another process holds open is that process's creation, never removed.
+    if let Err(e) = hdf5::File::open_rw(&partial) {
+        if is_lock_error(&e) {
+            return Err(CacheError::Busy {
+                path: path.to_path_buf(),
+            });
+        }
+    }
     let _ = std::fs::remove_file(&partial);
-    write_layout(&partial, plan).map_err(|source| CacheError::Hdf5 {
-        path: partial.clone(),
-        source,
-    })?;
+    if let Err(source) = write_layout(&partial, plan) {
+        // Judged before the removal frees the space.
+        let error = hdf5_error(path, source);
+        let _ = std::fs::remove_file(&partial);
+        return Err(error);
+    }
     std::fs::rename(&partial, path).map_err(io)
 }
 
@@ -466,6 +558,7 @@ fn write_layout(path: &Path, plan: &Plan) -> hdf5::Result<()> {
     file.new_dataset_builder()
         .with_data(&Array1::from_elem(rows, Reason::new()))
         .create("skip_reason")?;
+    fingerprint::create_dataset(&file, rows)?;
     let attr = |name: &str, value: String| -> hdf5::Result<()> {
         file.new_attr::<VarLenUnicode>()
             .create(name)?

@@ -3,6 +3,7 @@
 //! Two layouts are understood: one sub-folder per class (any image data set), and the
 //! Oxford 17 flowers archive (`jpg/image_NNNN.jpg`, 80 images per class in file order).
 
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -60,7 +61,7 @@ pub enum DatasetError {
     )]
     SingleClass(String),
     /// The split fractions are not usable.
-    #[error("bad split {0}: give three fractions train,val,test that are >= 0 and sum to 1, e.g. 0.5,0.25,0.25")]
+    #[error("bad --split {0}: give three fractions train,val,test, each above 0, that sum to 1, e.g. 0.5,0.25,0.25")]
     BadSplit(String),
 }
 
@@ -77,7 +78,8 @@ pub enum Layout {
 /// One image of the data set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
-    /// Path relative to the data set root, with `/` separators (stable across machines).
+    /// Path relative to the data set root, with `/` separators, in the lossless text form of
+    /// [`path_to_stored`] (stable across machines; [`stored_to_path`] gives the file back).
     pub path: String,
     /// Class index into [`DataSet::class_names`].
     pub label: usize,
@@ -96,6 +98,120 @@ pub struct DataSet {
     pub samples: Vec<Sample>,
     /// Human-readable notes about what was left out (empty classes, unreadable sub-folders).
     pub warnings: Vec<String>,
+    /// Entries of the data folder that are not images (in class folders or beside them), by path.
+    pub ignored: Vec<Ignored>,
+}
+
+/// Why an entry found while listing was not taken as an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IgnoredKind {
+    /// A file whose extension is not an image extension (`.txt`, `.csv`, no extension, ...).
+    NotAnImage,
+    /// A folder inside a class folder: classes are not nested, its images are not used.
+    SubFolder,
+    /// A symbolic link whose target does not exist.
+    DanglingLink,
+    /// Something that is neither a file nor a folder (FIFO, socket, device), or unreadable.
+    Other,
+    /// A file directly in the data root, outside every class folder.
+    OutsideClasses,
+}
+
+impl fmt::Display for IgnoredKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IgnoredKind::NotAnImage => "not an image by its extension",
+            IgnoredKind::SubFolder => "nested folder",
+            IgnoredKind::DanglingLink => "dangling symbolic link",
+            IgnoredKind::Other => "not a regular file",
+            IgnoredKind::OutsideClasses => "file outside the class folders",
+        })
+    }
+}
+
+/// An entry of the data folder left out of the data set, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ignored {
+    /// Path relative to the data root, in the form of [`path_to_stored`].
+    pub path: String,
+    /// Why it was left out.
+    pub kind: IgnoredKind,
+}
+
+/// The lossless text form of a relative path kept in caches and reports: components joined by
+/// `/`; valid UTF-8 is kept as it is, except `%`, written `%25`; every byte that is not part of
+/// valid UTF-8 (Linux file names are any bytes) is written `%XX` (two upper-case hex digits).
+/// [`stored_to_path`] is its inverse.
+pub fn path_to_stored(relative: &Path) -> String {
+    let mut out = String::new();
+    for (i, part) in relative.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        escape_component(part, &mut out);
+    }
+    out
+}
+
+/// The path a [`path_to_stored`] text stands for (relative; join it to the data root).
+/// A `%` not followed by two hex digits is kept as it is.
+pub fn stored_to_path(stored: &str) -> PathBuf {
+    let bytes = stored.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(os_string_from_bytes(out))
+}
+
+/// Appends one path component in the stored form.
+fn escape_component(part: &OsStr, out: &mut String) {
+    for chunk in os_bytes(part).utf8_chunks() {
+        out.push_str(&chunk.valid().replace('%', "%25"));
+        for byte in chunk.invalid() {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+}
+
+#[cfg(unix)]
+fn os_bytes(s: &OsStr) -> std::borrow::Cow<'_, [u8]> {
+    use std::os::unix::ffi::OsStrExt;
+    std::borrow::Cow::Borrowed(s.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn os_bytes(s: &OsStr) -> std::borrow::Cow<'_, [u8]> {
+    match s.to_string_lossy() {
+        std::borrow::Cow::Borrowed(t) => std::borrow::Cow::Borrowed(t.as_bytes()),
+        std::borrow::Cow::Owned(t) => std::borrow::Cow::Owned(t.into_bytes()),
+    }
+}
+
+#[cfg(unix)]
+fn os_string_from_bytes(bytes: Vec<u8>) -> OsString {
+    use std::os::unix::ffi::OsStringExt;
+    OsString::from_vec(bytes)
+}
+
+#[cfg(not(unix))]
+fn os_string_from_bytes(bytes: Vec<u8>) -> OsString {
+    OsString::from(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 impl DataSet {
@@ -113,6 +229,7 @@ impl DataSet {
                 class_names: FLOWERS17_CLASSES.iter().map(|s| s.to_string()).collect(),
                 samples,
                 warnings: Vec::new(),
+                ignored: Vec::new(),
             },
             None => folder_per_class(root)?,
         };
@@ -127,7 +244,7 @@ impl DataSet {
 
     /// Absolute (root-joined) path of a sample.
     pub fn full_path(&self, sample: &Sample) -> PathBuf {
-        self.root.join(&sample.path)
+        self.root.join(stored_to_path(&sample.path))
     }
 
     /// Labels of all samples, in order.
@@ -164,25 +281,39 @@ fn flowers17_samples(root: &Path) -> Option<Vec<Sample>> {
     Some(samples)
 }
 
-/// Folder-per-class: every sub-folder with at least one image file is a class, named after the folder.
+/// Folder-per-class: every sub-folder with at least one image file is a class, named after the
+/// folder (in the form of [`path_to_stored`]).
 fn folder_per_class(root: &Path) -> Result<DataSet, DatasetError> {
     let mut warnings = Vec::new();
-    let mut class_dirs: Vec<String> = std::fs::read_dir(root)
-        .map_err(|source| DatasetError::Unreadable {
-            path: root.to_path_buf(),
-            source,
-        })?
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with('.'))
-        .collect();
+    let mut ignored = Vec::new();
+    let mut class_dirs: Vec<OsString> = Vec::new();
+    let entries = std::fs::read_dir(root).map_err(|source| DatasetError::Unreadable {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if os_bytes(&name).starts_with(b".") {
+            continue;
+        }
+        match entry_kind(&entry) {
+            EntryKind::Folder => class_dirs.push(name),
+            kind => ignored.push(Ignored {
+                path: path_to_stored(Path::new(&name)),
+                kind: match kind {
+                    EntryKind::File => IgnoredKind::OutsideClasses,
+                    other => other.ignored_kind(),
+                },
+            }),
+        }
+    }
     class_dirs.sort();
     let mut class_names = Vec::new();
     let mut samples = Vec::new();
     for class in class_dirs {
         let dir = root.join(&class);
-        let mut files = match list_images(&dir, &class) {
+        let class = path_to_stored(Path::new(&class));
+        let mut files = match list_images(&dir, &class, &mut ignored) {
             Ok(files) => files,
             Err(e) => {
                 warnings.push(format!(
@@ -201,27 +332,72 @@ fn folder_per_class(root: &Path) -> Result<DataSet, DatasetError> {
         class_names.push(class);
         samples.extend(files.into_iter().map(|path| Sample { path, label }));
     }
+    ignored.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(DataSet {
         root: root.to_path_buf(),
         layout: Layout::FolderPerClass,
         class_names,
         samples,
         warnings,
+        ignored,
     })
 }
 
-/// Image files (by extension) directly in `dir`, as `prefix/name` paths.
-fn list_images(dir: &Path, prefix: &str) -> std::io::Result<Vec<String>> {
+/// What a folder entry is, following symbolic links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryKind {
+    File,
+    Folder,
+    DanglingLink,
+    Other,
+}
+
+impl EntryKind {
+    /// The reason an entry of this kind is not an image.
+    fn ignored_kind(self) -> IgnoredKind {
+        match self {
+            EntryKind::File => IgnoredKind::NotAnImage,
+            EntryKind::Folder => IgnoredKind::SubFolder,
+            EntryKind::DanglingLink => IgnoredKind::DanglingLink,
+            EntryKind::Other => IgnoredKind::Other,
+        }
+    }
+}
+
+fn entry_kind(entry: &std::fs::DirEntry) -> EntryKind {
+    match std::fs::metadata(entry.path()) {
+        Ok(meta) if meta.is_file() => EntryKind::File,
+        Ok(meta) if meta.is_dir() => EntryKind::Folder,
+        Ok(_) => EntryKind::Other,
+        Err(_) if std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_symlink()) => {
+            EntryKind::DanglingLink
+        }
+        Err(_) => EntryKind::Other,
+    }
+}
+
+/// Image files (by extension) directly in `dir`, as `prefix/name` stored paths; every other
+/// entry goes to `ignored`.
+fn list_images(
+    dir: &Path,
+    prefix: &str,
+    ignored: &mut Vec<Ignored>,
+) -> std::io::Result<Vec<String>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let name = entry.file_name();
+        let path = format!("{prefix}/{}", path_to_stored(Path::new(&name)));
         let is_image = Path::new(&name)
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()));
-        if is_image && entry.path().is_file() {
-            files.push(format!("{prefix}/{name}"));
+        match entry_kind(&entry) {
+            EntryKind::File if is_image => files.push(path),
+            kind => ignored.push(Ignored {
+                path,
+                kind: kind.ignored_kind(),
+            }),
         }
     }
     Ok(files)
@@ -273,13 +449,24 @@ impl std::str::FromStr for SplitSpec {
         let [train, val, test] = parts[..] else {
             return Err(DatasetError::BadSplit(s.to_string()));
         };
-        let ok = [train, val, test].iter().all(|f| (0.0..=1.0).contains(f))
-            && ((train + val + test) - 1.0).abs() < 1e-6
-            && train > 0.0;
-        if !ok {
-            return Err(DatasetError::BadSplit(s.to_string()));
+        let spec = SplitSpec { train, val, test };
+        spec.check()?;
+        Ok(spec)
+    }
+}
+
+impl SplitSpec {
+    /// Refuses fractions that are not each above 0 (every part needs images: training fits,
+    /// validation chooses C, test scores) or that do not sum to 1.
+    pub fn check(&self) -> Result<(), DatasetError> {
+        let parts = [self.train, self.val, self.test];
+        let ok = parts.iter().all(|f| *f > 0.0 && *f < 1.0)
+            && (parts.iter().sum::<f64>() - 1.0).abs() < 1e-6;
+        if ok {
+            Ok(())
+        } else {
+            Err(DatasetError::BadSplit(self.to_string()))
         }
-        Ok(SplitSpec { train, val, test })
     }
 }
 
@@ -365,7 +552,17 @@ mod tests {
         let spec: SplitSpec = "0.6,0.2,0.2".parse().unwrap();
         assert_eq!(spec.train, 0.6);
         assert_eq!(spec.to_string().parse::<SplitSpec>().unwrap(), spec);
-        for bad in ["0.5,0.5", "0.5,0.4,0.4", "a,b,c", "0,0.5,0.5", "-0.5,1,0.5"] {
+        for bad in [
+            "0.5,0.5",
+            "0.5,0.4,0.4",
+            "a,b,c",
+            "0,0.5,0.5",
+            "-0.5,1,0.5",
+            "1,0,0",
+            "0,0,1",
+            "0.5,0.5,0",
+            "NaN,0.5,0.5",
+        ] {
             assert!(bad.parse::<SplitSpec>().is_err(), "{bad}");
         }
     }
@@ -376,5 +573,69 @@ mod tests {
         let split = &stratified_splits(&labels, SplitSpec::default(), 1, 1)[0];
         assert_eq!(split[0], Part::Train);
         assert_eq!(split.iter().filter(|p| **p == Part::Train).count(), 2);
+    }
+
+    #[cfg(unix)]
+    fn os(bytes: &[u8]) -> OsString {
+        os_string_from_bytes(bytes.to_vec())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn stored_paths_are_lossless_and_keep_utf8_as_it_is() {
+        assert_eq!(
+            path_to_stored(Path::new("cats/été 1.jpg")),
+            "cats/été 1.jpg"
+        );
+        let tricky = [
+            &b"caf\xe9/img.jpg"[..],
+            b"a%25b/100%.png",
+            b"\xff\xfe%41/\x80x.jpg",
+            b"plain/ok.jpg",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for bytes in tricky {
+            let path = PathBuf::from(os(bytes));
+            let stored = path_to_stored(&path);
+            assert_eq!(stored_to_path(&stored), path, "{stored}");
+            assert!(seen.insert(stored), "distinct paths, distinct texts");
+        }
+        assert_eq!(path_to_stored(Path::new(&os(b"caf\xe9"))), "caf%E9");
+        assert_eq!(path_to_stored(Path::new("100%")), "100%25");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn listing_keeps_non_utf8_names_and_lists_what_it_ignores() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let odd_class = root.join(os(b"caf\xe9"));
+        let plain = root.join("plain");
+        std::fs::create_dir_all(&odd_class).unwrap();
+        std::fs::create_dir_all(plain.join("nested")).unwrap();
+        std::fs::write(odd_class.join(os(b"\xff.jpg")), b"x").unwrap();
+        std::fs::write(plain.join("a.png"), b"x").unwrap();
+        std::fs::write(plain.join("notes.txt"), b"x").unwrap();
+        std::os::unix::fs::symlink(root.join("gone.jpg"), plain.join("dangling.jpg")).unwrap();
+        std::fs::write(root.join("README"), b"x").unwrap();
+        let data = DataSet::open(root).unwrap();
+        assert_eq!(data.class_names, ["caf%E9", "plain"]);
+        let paths: Vec<&str> = data.samples.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(paths, ["caf%E9/%FF.jpg", "plain/a.png"]);
+        assert!(data.full_path(&data.samples[0]).is_file());
+        let ignored: Vec<(&str, IgnoredKind)> = data
+            .ignored
+            .iter()
+            .map(|i| (i.path.as_str(), i.kind))
+            .collect();
+        assert_eq!(
+            ignored,
+            [
+                ("README", IgnoredKind::OutsideClasses),
+                ("plain/dangling.jpg", IgnoredKind::DanglingLink),
+                ("plain/nested", IgnoredKind::SubFolder),
+                ("plain/notes.txt", IgnoredKind::NotAnImage),
+            ]
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The feature-extraction run: plan the rows, then decode / augment / preprocess on rayon
 //! threads while the backbone runs the previous batch, and write each batch to the cache.
 
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -11,9 +12,11 @@ use serde::Serialize;
 
 use crate::augment::{AugmentParams, Recipe};
 use crate::backbone::{Backbone, BackboneError, ExecutionProvider, Pooling};
-use crate::cache::{CacheError, FeatureCache, Identity, Plan, RowPlan, RowStatus};
-use crate::dataset::{stratified_splits, DataSet, DatasetError, Part, SplitSpec};
-use crate::preprocess::{load_rgb, DecodeLimits, Preprocessing};
+use crate::cache::{CacheError, FeatureCache, Fingerprint, Identity, Plan, RowPlan, RowStatus};
+use crate::dataset::{
+    stored_to_path, stratified_splits, DataSet, DatasetError, Ignored, Part, SplitSpec,
+};
+use crate::preprocess::{decode_rgb, load_rgb, read_image_file, DecodeLimits, Preprocessing};
 
 /// Batches decoded ahead of the one the backbone is running: enough to hide decoding.
 const PREFETCH_BATCHES: usize = 2;
@@ -33,6 +36,16 @@ pub enum ExtractError {
     /// `--strict` and some images cannot be used; nothing was written.
     #[error("--strict: {} image(s) cannot be used, nothing was written:\n  {}", .0.len(), .0.join("\n  "))]
     Strict(Vec<String>),
+    /// A numeric option is out of its range; nothing was read or written.
+    #[error("--{flag} {value}: {why}")]
+    BadOption {
+        /// The option, as the command line names it.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What it must be.
+        why: &'static str,
+    },
     /// The backbone produced NaN or infinite features: the model (or its preprocessing) is broken.
     #[error("the backbone produced non-finite features for {0}: check the model file and its descriptor's preprocessing (rows written so far are kept)")]
     NonFinite(String),
@@ -79,6 +92,47 @@ pub struct ExtractConfig {
     pub progress: bool,
 }
 
+impl ExtractConfig {
+    /// Checks every numeric option once, before anything is read or written (linfa's
+    /// `ParamGuard` style): [`run`] and the benchmark take only what this returns.
+    pub fn check(&self) -> Result<CheckedConfig, ExtractError> {
+        let bad = |flag, value: String, why| Err(ExtractError::BadOption { flag, value, why });
+        if self.splits == 0 {
+            return bad("splits", "0".into(), "at least one split is needed");
+        }
+        if self.copies > u32::from(u16::MAX) {
+            return bad(
+                "copies",
+                self.copies.to_string(),
+                "at most 65535 copies per image (the cache stores the copy index in 16 bits)",
+            );
+        }
+        if self.per_class == Some(0) {
+            return bad("per-class", "0".into(), "keep at least one image per class");
+        }
+        if self.batch == 0 {
+            return bad("batch", "0".into(), "a batch holds at least one image");
+        }
+        if self.threads == 0 {
+            return bad("threads", "0".into(), "at least one thread is needed");
+        }
+        self.split.check()?;
+        Ok(CheckedConfig(self.clone()))
+    }
+}
+
+/// An [`ExtractConfig`] whose options passed [`ExtractConfig::check`]; read-only.
+#[derive(Debug, Clone)]
+pub struct CheckedConfig(ExtractConfig);
+
+impl Deref for CheckedConfig {
+    type Target = ExtractConfig;
+
+    fn deref(&self) -> &ExtractConfig {
+        &self.0
+    }
+}
+
 /// What a run did, printed at its end and returned to callers.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -100,17 +154,25 @@ pub struct Summary {
     pub rows_per_second: f64,
     /// True if the run stopped early on request; re-running resumes.
     pub interrupted: bool,
+    /// Images whose file changed since their rows were cached: all their rows were recomputed.
+    pub recomputed: Vec<String>,
+    /// Entries of the data folder that are not images (text files, nested folders, dangling links).
+    pub ignored: Vec<Ignored>,
+    /// Notes about the data set (class folders left out).
+    pub warnings: Vec<String>,
 }
 
 /// One batch ready for the backbone.
 pub(crate) struct Prepared {
     pub(crate) rows: Vec<usize>,
     pub(crate) tensor: Vec<f32>,
-    pub(crate) failed: Vec<(Vec<usize>, String)>,
+    /// The fingerprint of each row's source file, as read for this batch.
+    pub(crate) fingerprints: Vec<Fingerprint>,
+    pub(crate) failed: Vec<(Vec<usize>, String, Fingerprint)>,
 }
 
 /// Lists the data set and plans every row, without touching the model or the cache.
-pub fn plan_rows(cfg: &ExtractConfig, data: &DataSet) -> Vec<RowPlan> {
+pub fn plan_rows(cfg: &CheckedConfig, data: &DataSet) -> Vec<RowPlan> {
     let labels = data.labels();
     let splits = stratified_splits(&labels, cfg.split, cfg.splits, cfg.seed);
     let augmenting = !cfg.recipe.is_none() && cfg.copies > 0;
@@ -134,7 +196,7 @@ pub fn plan_rows(cfg: &ExtractConfig, data: &DataSet) -> Vec<RowPlan> {
                 image: i as u32,
                 path: sample.path.clone(),
                 label: sample.label as i32,
-                copy: copy as u16,
+                copy: u16::try_from(copy).expect("checked: at most 65535 copies"),
                 augment,
                 parts: parts.clone(),
             });
@@ -151,7 +213,7 @@ pub(crate) struct Setup {
 }
 
 /// Lists the data, plans the rows and opens the backbone (probing its feature length).
-pub(crate) fn setup(cfg: &ExtractConfig) -> Result<Setup, ExtractError> {
+pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
     let mut data = DataSet::open(&cfg.data)?;
     if let Some(n) = cfg.per_class {
         let mut kept = vec![0usize; data.class_names.len()];
@@ -159,9 +221,6 @@ pub(crate) fn setup(cfg: &ExtractConfig) -> Result<Setup, ExtractError> {
             kept[s.label] += 1;
             kept[s.label] <= n
         });
-    }
-    for warning in &data.warnings {
-        eprintln!("warning: {warning}");
     }
     let rows = plan_rows(cfg, &data);
     if cfg.strict {
@@ -196,7 +255,11 @@ pub(crate) fn setup(cfg: &ExtractConfig) -> Result<Setup, ExtractError> {
 }
 
 /// Runs (or resumes) an extraction; `stop` ends it cleanly after the batch in flight.
+///
+/// On resume, every cached image whose file changed since (size and content hash) has all
+/// its rows recomputed, and is named in [`Summary::recomputed`].
 pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractError> {
+    let cfg = &cfg.check()?;
     let Setup {
         data,
         plan,
@@ -205,6 +268,7 @@ pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractErr
     let preprocessing = plan.identity.preprocessing.clone();
     let dims = plan.identity.dims;
     let cache = FeatureCache::create_or_resume(&cfg.out, &plan)?;
+    let recomputed = cache.forget_changed_images(&plan.rows, &data.root, &cfg.limits)?;
     let status = cache.status()?;
     let pending: Vec<usize> = (0..status.len())
         .filter(|&r| status[r] == RowStatus::Missing)
@@ -221,7 +285,7 @@ pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractErr
         let data = &data;
         let prep = &preprocessing;
         scope.spawn(move || {
-            for batch in pending.chunks(cfg.batch.max(1)) {
+            for batch in pending.chunks(cfg.batch) {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
@@ -243,10 +307,12 @@ pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractErr
                         plan.rows[prepared.rows[bad]].path.clone(),
                     ));
                 }
+                cache.write_fingerprints(&prepared.rows, &prepared.fingerprints)?;
                 cache.write_rows(&prepared.rows, features.view())?;
                 computed += prepared.rows.len();
             }
-            for (rows, reason) in &prepared.failed {
+            for (rows, reason, fingerprint) in &prepared.failed {
+                cache.write_fingerprints(rows, &vec![*fingerprint; rows.len()])?;
                 cache.mark_skipped(rows, reason)?;
             }
             bar.inc(
@@ -285,6 +351,9 @@ pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractErr
             0.0
         },
         interrupted,
+        recomputed,
+        ignored: data.ignored.clone(),
+        warnings: data.warnings.clone(),
     })
 }
 
@@ -304,41 +373,61 @@ pub(crate) fn prepare_batch(
         }
     }
     let chw = prep.chw_len();
-    // Each group: the CHW tensors of its rows back to back, or why its image is unusable.
-    let tensors: Vec<Result<Vec<f32>, String>> = groups
+    // Each group: the fingerprint of its file and the CHW tensors of its rows back to back,
+    // or why its image is unusable.
+    let tensors: Vec<(Fingerprint, Result<Vec<f32>, String>)> = groups
         .par_iter()
         .map(|group| {
-            let image = load_rgb(&data.root.join(&plan.rows[group[0]].path), limits)
-                .map_err(|e| e.to_string())?;
-            let mut tensor = vec![0f32; chw * group.len()];
-            for (&row, out) in group.iter().zip(tensor.chunks_mut(chw)) {
-                let params = &plan.rows[row].augment;
-                if params.is_empty() {
-                    prep.write_chw(&prep.resize(&image), out);
-                } else {
-                    let params: AugmentParams =
-                        serde_json::from_str(params).expect("planned params parse");
-                    prep.write_chw(&prep.resize(&params.apply(&image)), out);
-                }
+            let path = data.root.join(stored_to_path(&plan.rows[group[0]].path));
+            match read_image_file(&path, limits) {
+                Ok(bytes) => (
+                    Fingerprint::of(&bytes),
+                    decode_rgb(&path, &bytes, limits)
+                        .map_err(|e| e.to_string())
+                        .map(|image| rows_tensor(group, &image, plan, prep)),
+                ),
+                Err(e) => (Fingerprint::UNREAD, Err(e.to_string())),
             }
-            Ok(tensor)
         })
         .collect();
     let mut prepared = Prepared {
         rows: Vec::with_capacity(batch.len()),
         tensor: Vec::with_capacity(batch.len() * chw),
+        fingerprints: Vec::with_capacity(batch.len()),
         failed: Vec::new(),
     };
-    for (group, tensor) in groups.into_iter().zip(tensors) {
+    for (group, (fingerprint, tensor)) in groups.into_iter().zip(tensors) {
         match tensor {
             Ok(tensor) => {
+                prepared.fingerprints.extend(vec![fingerprint; group.len()]);
                 prepared.rows.extend(&group);
                 prepared.tensor.extend(tensor);
             }
-            Err(reason) => prepared.failed.push((group, reason)),
+            Err(reason) => prepared.failed.push((group, reason, fingerprint)),
         }
     }
     prepared
+}
+
+/// The CHW tensors of one image's rows (original and augmented copies), back to back.
+fn rows_tensor(
+    group: &[usize],
+    image: &image::RgbImage,
+    plan: &Plan,
+    prep: &Preprocessing,
+) -> Vec<f32> {
+    let chw = prep.chw_len();
+    let mut tensor = vec![0f32; chw * group.len()];
+    for (&row, out) in group.iter().zip(tensor.chunks_mut(chw)) {
+        let params = &plan.rows[row].augment;
+        if params.is_empty() {
+            prep.write_chw(&prep.resize(image), out);
+        } else {
+            let params: AugmentParams = serde_json::from_str(params).expect("planned params parse");
+            prep.write_chw(&prep.resize(&params.apply(image)), out);
+        }
+    }
+    tensor
 }
 
 /// Decodes every image once; lists all that fail.

@@ -12,7 +12,7 @@ use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-pub use decode::{load_rgb, DecodeLimits};
+pub use decode::{decode_rgb, load_rgb, read_image_file, DecodeLimits};
 
 /// Errors of this module: an invalid [`Preprocessing`] or an image [`load_rgb`] refuses.
 #[derive(Debug, thiserror::Error)]

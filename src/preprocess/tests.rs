@@ -388,3 +388,44 @@ fn jpeg_marker_walk() {
         assert!(!decode::jpeg_is_complete(&jpeg[..cut]), "cut at {cut}");
     }
 }
+
+#[test]
+fn a_truncated_jpeg_with_an_end_marker_appended_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = encode(&noisy(64, 48).into(), ImageFormat::Jpeg);
+    let mut cut = jpeg[..jpeg.len() / 2].to_vec();
+    cut.extend_from_slice(&[0xFF, 0xD9]);
+    assert!(
+        decode::jpeg_is_complete(&cut),
+        "the marker walk sees an end"
+    );
+    let e = load(&write(dir.path(), "cut.jpg", &cut)).unwrap_err();
+    assert!(matches!(e, PreprocessError::Corrupt { .. }), "{e}");
+    // The whole file still decodes, to exactly what `image` makes of it.
+    let whole = load(&write(dir.path(), "whole.jpg", &jpeg)).unwrap();
+    let reference = image::load_from_memory(&jpeg).unwrap().into_rgb8();
+    assert_eq!(whole, reference);
+}
+
+#[test]
+fn a_file_larger_than_any_accepted_image_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = DecodeLimits::default();
+    let path = dir.path().join("x.jpg");
+    // Sparse: no disk space, but reading it would allocate gigabytes.
+    let file = std::fs::File::create(&path).unwrap();
+    let size = limits.max_file_bytes() + 1;
+    file.set_len(size).unwrap();
+    drop(file);
+    let e = read_image_file(&path, &limits).unwrap_err();
+    assert!(matches!(e, PreprocessError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains(&format!("{size} bytes")), "{e}");
+    let e = load(&path).unwrap_err();
+    assert!(matches!(e, PreprocessError::TooLarge { .. }), "{e}");
+    // A file just within the bound is read (and then refused for its content, not its size).
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    assert_eq!(read_image_file(&path, &limits).unwrap().len(), 1 << 20);
+}

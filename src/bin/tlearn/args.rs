@@ -102,6 +102,9 @@ pub struct FeaturesArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Name every entry of the data folder that was ignored (the summary counts them by kind).
+    #[arg(long, short)]
+    pub verbose: bool,
     /// The HDF5 feature cache to create or resume.
     #[arg(long = "cache", alias = "out", default_value = "data/features.h5")]
     pub out: PathBuf,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use tlearn::cache::{FeatureCache, RowStatus};
+use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::extract::{self, ExtractConfig, Summary};
 use tlearn::onnx::{CutSpec, Model};
 use tlearn::preprocess::{load_rgb, DecodeLimits};
@@ -228,7 +228,7 @@ fn features(args: FeaturesArgs) -> Result<ExitCode> {
     let stop = stop_on_ctrl_c("stopping after the batch in flight (Ctrl-C again to quit at once; the cache stays resumable)")?;
     let cfg = config(&args);
     let summary = extract::run(&cfg, &stop)?;
-    print_summary(&cfg, &summary);
+    print_summary(&cfg, &summary, args.verbose);
     Ok(if summary.interrupted {
         ExitCode::from(130)
     } else {
@@ -236,7 +236,10 @@ fn features(args: FeaturesArgs) -> Result<ExitCode> {
     })
 }
 
-fn print_summary(cfg: &ExtractConfig, s: &Summary) {
+fn print_summary(cfg: &ExtractConfig, s: &Summary, verbose: bool) {
+    for warning in &s.warnings {
+        eprintln!("warning: {warning}");
+    }
     let work = if s.computed == 0 {
         "nothing left to compute".to_string()
     } else {
@@ -261,13 +264,58 @@ fn print_summary(cfg: &ExtractConfig, s: &Summary) {
             eprintln!("  {path}: {reason}");
         }
     }
+    if !s.recomputed.is_empty() {
+        eprintln!(
+            "recomputed {} image(s) whose file changed since it was cached (all their rows):",
+            s.recomputed.len()
+        );
+        for path in &s.recomputed {
+            eprintln!("  {path}");
+        }
+    }
+    print_ignored(&s.ignored, verbose);
     if s.interrupted {
         eprintln!("interrupted: run the same command again to compute the remaining rows");
     }
 }
 
+/// Counts of what the listing left out, by kind; the names too with `--verbose`.
+fn print_ignored(ignored: &[tlearn::dataset::Ignored], verbose: bool) {
+    if ignored.is_empty() {
+        return;
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for entry in ignored {
+        *counts.entry(entry.kind).or_insert(0usize) += 1;
+    }
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
+    eprintln!(
+        "ignored {} entr{} of the data folder: {}{}",
+        ignored.len(),
+        if ignored.len() == 1 { "y" } else { "ies" },
+        counts.join(", "),
+        if verbose {
+            ""
+        } else {
+            " (--verbose names them)"
+        }
+    );
+    if verbose {
+        for entry in ignored {
+            eprintln!("  {}: {}", entry.path, entry.kind);
+        }
+    }
+}
+
 fn cache_info(path: &std::path::Path) -> Result<()> {
-    let cache = FeatureCache::open(path)?;
+    // A cache another process is writing is read without the lock, to show its progress.
+    let (cache, busy) = match FeatureCache::open(path) {
+        Err(CacheError::Busy { .. }) => (FeatureCache::open_unlocked(path)?, true),
+        other => (other?, false),
+    };
     let mut out = std::io::stdout().lock();
     let status = cache.status()?;
     let count = |s| status.iter().filter(|x| **x == s).count();
@@ -281,6 +329,14 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
         count(RowStatus::Missing),
         count(RowStatus::Skipped)
     )?;
+    if busy {
+        writeln!(
+            out,
+            "  being written by another process: {} of {} rows finished",
+            count(RowStatus::Done) + count(RowStatus::Skipped),
+            cache.rows
+        )?;
+    }
     writeln!(out, "  classes: {}", cache.class_names()?.join(", "))?;
     writeln!(
         out,
