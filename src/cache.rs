@@ -18,6 +18,8 @@ use crate::backbone::Pooling;
 use crate::dataset::SplitSpec;
 use crate::preprocess::Preprocessing;
 
+pub mod merge;
+
 /// Version of the layout below; bump when it changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -89,10 +91,13 @@ pub struct Identity {
     pub splits: usize,
     /// Length of a feature row.
     pub dims: usize,
+    /// The part of a sharded plan this cache holds; absent (and not written) for a whole plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<merge::ShardId>,
 }
 
 /// One planned row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RowPlan {
     /// Index of the source image in the data set.
     pub image: u32,
@@ -373,6 +378,15 @@ fn identity_diffs(old: &Identity, new: &Identity) -> Vec<String> {
 
 /// Builds the complete file under a temporary name, then renames it into place.
 fn create(path: &Path, plan: &Plan) -> Result<(), CacheError> {
+    create_filled(path, plan, |_| Ok(()))
+}
+
+/// [`create`], with `fill` writing row data into the temporary file before the rename.
+fn create_filled(
+    path: &Path,
+    plan: &Plan,
+    fill: impl FnOnce(&Path) -> Result<(), CacheError>,
+) -> Result<(), CacheError> {
     let io = |source| CacheError::Io {
         path: path.to_path_buf(),
         source,
@@ -386,6 +400,7 @@ fn create(path: &Path, plan: &Plan) -> Result<(), CacheError> {
         path: partial.clone(),
         source,
     })?;
+    fill(&partial)?;
     std::fs::rename(&partial, path).map_err(io)
 }
 

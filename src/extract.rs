@@ -184,6 +184,7 @@ pub(crate) fn setup(cfg: &ExtractConfig) -> Result<Setup, ExtractError> {
             split: cfg.split,
             splits: cfg.splits,
             dims,
+            shard: None,
         },
         class_names: data.class_names.clone(),
         rows,
@@ -197,11 +198,20 @@ pub(crate) fn setup(cfg: &ExtractConfig) -> Result<Setup, ExtractError> {
 
 /// Runs (or resumes) an extraction; `stop` ends it cleanly after the batch in flight.
 pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractError> {
+    run_setup(cfg, setup(cfg)?, stop)
+}
+
+/// Runs (or resumes) the extraction of an already planned `setup` (all rows, or a shard's).
+pub(crate) fn run_setup(
+    cfg: &ExtractConfig,
+    setup: Setup,
+    stop: &AtomicBool,
+) -> Result<Summary, ExtractError> {
     let Setup {
         data,
         plan,
         mut backbone,
-    } = setup(cfg)?;
+    } = setup;
     let preprocessing = plan.identity.preprocessing.clone();
     let dims = plan.identity.dims;
     let cache = FeatureCache::create_or_resume(&cfg.out, &plan)?;

@@ -18,3 +18,4 @@ pub mod onnx;
 pub mod predict;
 pub mod preprocess;
 pub mod report;
+pub mod shard;

@@ -3,6 +3,7 @@
 mod args;
 mod classify_cmd;
 mod finetune_cmd;
+mod shard_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -52,7 +53,10 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
         Command::Features(args) => features(args),
-        Command::Cache { file } => cache_info(&file).map(|_| ExitCode::SUCCESS),
+        Command::Cache(args) => match args.command {
+            Some(command) => shard_cmd::cache(command),
+            None => cache_info(&args.file.context("give a cache file")?).map(|_| ExitCode::SUCCESS),
+        },
         Command::Model(ModelCommand::Cut {
             input,
             outputs,
@@ -175,8 +179,11 @@ pub(crate) fn print_json(
 
 fn features(args: FeaturesArgs) -> Result<ExitCode> {
     let stop = stop_on_ctrl_c("stopping after the batch in flight (Ctrl-C again to quit at once; the cache stays resumable)")?;
-    let cfg = config(&args);
-    let summary = extract::run(&cfg, &stop)?;
+    let mut cfg = config(&args);
+    let summary = match &args.shard {
+        None => extract::run(&cfg, &stop)?,
+        Some(request) => shard_cmd::features(request, &mut cfg, &stop)?,
+    };
     print_summary(&cfg, &summary);
     Ok(if summary.interrupted {
         ExitCode::from(130)
