@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hdf5::plist::dataset_create::AllocTime;
+use hdf5::plist::dataset_create::{AllocTime, FillTime};
 use hdf5::plist::file_access::FileCloseDegree;
 use hdf5::types::{FixedAscii, VarLenUnicode};
 use ndarray::{s, Array1, Array2, ArrayView2};
@@ -378,14 +378,15 @@ fn identity_diffs(old: &Identity, new: &Identity) -> Vec<String> {
 
 /// Builds the complete file under a temporary name, then renames it into place.
 fn create(path: &Path, plan: &Plan) -> Result<(), CacheError> {
-    create_filled(path, plan, |_| Ok(()))
+    create_filled(path, plan, None)
 }
 
-/// [`create`], with `fill` writing row data into the temporary file before the rename.
+/// [`create`]; with `fill`, which writes every row's data into the temporary file before the
+/// rename, the features are not zeroed first (they would be written twice).
 fn create_filled(
     path: &Path,
     plan: &Plan,
-    fill: impl FnOnce(&Path) -> Result<(), CacheError>,
+    fill: Option<&mut dyn FnMut(&Path) -> Result<(), CacheError>>,
 ) -> Result<(), CacheError> {
     let io = |source| CacheError::Io {
         path: path.to_path_buf(),
@@ -396,11 +397,13 @@ fn create_filled(
     }
     let partial = path.with_extension("h5.partial");
     let _ = std::fs::remove_file(&partial);
-    write_layout(&partial, plan).map_err(|source| CacheError::Hdf5 {
+    write_layout(&partial, plan, fill.is_none()).map_err(|source| CacheError::Hdf5 {
         path: partial.clone(),
         source,
     })?;
-    fill(&partial)?;
+    if let Some(fill) = fill {
+        fill(&partial)?;
+    }
     std::fs::rename(&partial, path).map_err(io)
 }
 
@@ -409,7 +412,7 @@ fn text(value: &str) -> VarLenUnicode {
     value.replace('\0', "").parse().expect("text without NUL")
 }
 
-fn write_layout(path: &Path, plan: &Plan) -> hdf5::Result<()> {
+fn write_layout(path: &Path, plan: &Plan, zero_features: bool) -> hdf5::Result<()> {
     let file = hdf5::File::create(path)?;
     let rows = plan.rows.len();
     let dims = plan.identity.dims;
@@ -419,6 +422,11 @@ fn write_layout(path: &Path, plan: &Plan) -> hdf5::Result<()> {
         .shape((rows, dims))
         .chunk((chunk_rows, dims))
         .alloc_time(Some(AllocTime::Early))
+        .fill_time(if zero_features {
+            FillTime::Alloc
+        } else {
+            FillTime::Never
+        })
         .create("features")?;
     let strings = |values: Vec<VarLenUnicode>, name: &str| -> hdf5::Result<()> {
         file.new_dataset_builder()

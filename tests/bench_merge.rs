@@ -74,7 +74,7 @@ fn bench_merge() {
     cfg.threads = 2;
     // Each shard's fixed cost: its whole run less the extraction loop (listing the images,
     // planning, loading the model, creating the file at its full size).
-    let mut fixed_s = Vec::new();
+    let (mut fixed_s, mut rows_per_s) = (Vec::new(), Vec::new());
     let shards: Vec<PathBuf> = (0..4)
         .map(|index| {
             let spec = ShardSpec { index, count: 4 };
@@ -83,6 +83,7 @@ fn bench_merge() {
             let start = Instant::now();
             let summary = shard::run(&cfg, spec, &AtomicBool::new(false)).unwrap();
             fixed_s.push(start.elapsed().as_secs_f64() - summary.seconds);
+            rows_per_s.push(summary.rows_per_second);
             cfg.out
         })
         .collect();
@@ -91,18 +92,30 @@ fn bench_merge() {
         .map(|s| std::fs::metadata(s).unwrap().len())
         .sum();
 
+    // Median of three runs each (the page cache holds the shards after the first).
     let copies = dir.path().join("copies");
     std::fs::create_dir_all(&copies).unwrap();
-    let mut cp = Command::new("cp");
-    cp.args(&shards).arg(&copies);
-    let (cp_s, _) = timed(cp);
     let merged = dir.path().join("merged.h5");
-    let mut merge = tlearn();
-    merge
-        .args(["cache", "merge", "--out"])
-        .arg(&merged)
-        .args(&shards);
-    let (merge_s, merge_peak_rss_mib) = timed(merge);
+    let (mut cp_s, mut merge_s, mut merge_peak_rss_mib) = (Vec::new(), Vec::new(), 0f64);
+    for _ in 0..3 {
+        let mut cp = Command::new("cp");
+        cp.args(&shards).arg(&copies);
+        cp_s.push(timed(cp).0);
+        let _ = std::fs::remove_file(&merged);
+        let mut merge = tlearn();
+        merge
+            .args(["cache", "merge", "--out"])
+            .arg(&merged)
+            .args(&shards);
+        let (seconds, peak) = timed(merge);
+        merge_s.push(seconds);
+        merge_peak_rss_mib = merge_peak_rss_mib.max(peak);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (cp_s, merge_s) = (median(&mut cp_s), median(&mut merge_s));
     let cache = tlearn::cache::FeatureCache::open(&merged).unwrap();
     let report = serde_json::json!({
         "bench": "merge",
@@ -111,6 +124,7 @@ fn bench_merge() {
         "dims": cache.identity.dims,
         "shard_bytes": bytes,
         "shard_fixed_s": fixed_s,
+        "shard_rows_per_s": rows_per_s,
         "cp_s": cp_s,
         "merge_s": merge_s,
         "merge_over_cp": merge_s / cp_s,

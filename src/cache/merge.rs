@@ -20,7 +20,7 @@ use super::{
 };
 
 /// Feature bytes copied per block: bounds the merge's memory whatever the cache's size.
-const BLOCK_BYTES: usize = 32 << 20;
+const BLOCK_BYTES: usize = 8 << 20;
 
 /// Most row ranges named per incomplete shard in an error message.
 const RANGES_SHOWN: usize = 10;
@@ -167,12 +167,16 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, MergeError>
             .flat_map(|s| std::mem::take(&mut s.planned))
             .collect(),
     };
-    create_filled(out, &plan, |partial| {
-        copy_rows(&shards, partial).map_err(|source| CacheError::Hdf5 {
-            path: partial.to_path_buf(),
-            source,
-        })
-    })?;
+    create_filled(
+        out,
+        &plan,
+        Some(&mut |partial: &Path| {
+            copy_rows(&shards, partial).map_err(|source| CacheError::Hdf5 {
+                path: partial.to_path_buf(),
+                source,
+            })
+        }),
+    )?;
     let merged = FeatureCache::open(out)?;
     Ok(MergeSummary {
         shards: shards.len(),
@@ -376,25 +380,29 @@ fn copy_rows(shards: &[ShardFile], partial: &Path) -> hdf5::Result<()> {
     let file = hdf5::File::open_rw(partial)?;
     let features = file.dataset("features")?;
     let dims = features.shape()[1].max(1);
-    let block = (BLOCK_BYTES / (4 * dims)).max(1);
+    // Blocks end on the merged file's chunk boundaries: no chunk is written in two halves
+    // (except where one shard ends and the next begins).
+    let chunk = features.chunk().map_or(1, |c| c[0].max(1));
+    let block = (BLOCK_BYTES / (4 * dims) / chunk).max(1) * chunk;
     for s in shards {
         let input = hdf5::File::open(&s.path)?;
-        let (offset, rows) = (s.shard.first_row, s.rows);
-        if rows == 0 {
-            continue;
-        }
         let source = input.dataset("features")?;
-        for start in (0..rows).step_by(block) {
-            let end = (start + block).min(rows);
-            let values: Array2<f32> = source.read_slice_2d(s![start..end, ..])?;
-            features.write_slice(&values, s![offset + start..offset + end, ..])?;
+        let (offset, rows) = (s.shard.first_row, s.rows);
+        let mut start = offset;
+        while start < offset + rows {
+            let end = ((start / block + 1) * block).min(offset + rows);
+            let values: Array2<f32> = source.read_slice_2d(s![start - offset..end - offset, ..])?;
+            features.write_slice(&values, s![start..end, ..])?;
+            start = end;
         }
-        let status: Array1<u8> = input.dataset("status")?.read_1d()?;
-        let reasons: Array1<Reason> = input.dataset("skip_reason")?.read_1d()?;
-        file.dataset("skip_reason")?
-            .write_slice(&reasons, s![offset..offset + rows])?;
-        file.dataset("status")?
-            .write_slice(&status, s![offset..offset + rows])?;
+        if rows > 0 {
+            let status: Array1<u8> = input.dataset("status")?.read_1d()?;
+            let reasons: Array1<Reason> = input.dataset("skip_reason")?.read_1d()?;
+            file.dataset("skip_reason")?
+                .write_slice(&reasons, s![offset..offset + rows])?;
+            file.dataset("status")?
+                .write_slice(&status, s![offset..offset + rows])?;
+        }
         input.close()?;
     }
     file.flush()?;
