@@ -1,5 +1,6 @@
 //! Sharded extraction and `tlearn cache merge`: the merged cache equals a single-machine run's,
-//! and every bad merge is refused before anything is written.
+//! and every bad merge is refused before anything is written. Serialised: the CLI test's child
+//! processes would inherit (and lock) HDF5 files the other tests have open.
 
 mod common;
 
@@ -63,6 +64,7 @@ fn tiny_setup(dir: &Path) -> ExtractConfig {
 
 #[test]
 fn merged_shards_equal_a_single_machine_run() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let cfg = tiny_setup(dir.path());
     let single = run(&cfg, &go()).unwrap();
@@ -100,6 +102,7 @@ fn merged_shards_equal_a_single_machine_run() {
 
 #[test]
 fn an_interrupted_shard_resumes_and_a_shard_of_another_plan_is_refused() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let cfg = tiny_setup(dir.path());
     let spec = ShardSpec { index: 1, count: 3 };
@@ -137,6 +140,7 @@ fn an_interrupted_shard_resumes_and_a_shard_of_another_plan_is_refused() {
 
 #[test]
 fn bad_merges_are_refused_and_write_nothing() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = tiny_setup(dir.path());
     let a = run_shards(&cfg, &dir.path().join("a"), 3);
@@ -306,6 +310,7 @@ fn cli_shard_auto_from_slurm_then_cache_merge() {
 /// The real VGG16 on a small slice of the flowers: merged shards equal one run, byte for byte.
 #[test]
 fn flowers_slice_merged_equals_single_machine() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let data = common::fixtures::flowers_slice(dir.path(), 2, 3);
     let mut cfg = config(
