@@ -376,6 +376,9 @@ fn identity_diffs(old: &Identity, new: &Identity) -> Vec<String> {
         .collect()
 }
 
+/// Writes every row's data into a newly laid out (temporary) cache file.
+type FillRows<'a> = &'a mut dyn FnMut(&Path) -> Result<(), CacheError>;
+
 /// Builds the complete file under a temporary name, then renames it into place.
 fn create(path: &Path, plan: &Plan) -> Result<(), CacheError> {
     create_filled(path, plan, None)
@@ -383,11 +386,7 @@ fn create(path: &Path, plan: &Plan) -> Result<(), CacheError> {
 
 /// [`create`]; with `fill`, which writes every row's data into the temporary file before the
 /// rename, the features are not zeroed first (they would be written twice).
-fn create_filled(
-    path: &Path,
-    plan: &Plan,
-    fill: Option<&mut dyn FnMut(&Path) -> Result<(), CacheError>>,
-) -> Result<(), CacheError> {
+fn create_filled(path: &Path, plan: &Plan, fill: Option<FillRows>) -> Result<(), CacheError> {
     let io = |source| CacheError::Io {
         path: path.to_path_buf(),
         source,

@@ -336,7 +336,7 @@ mod tests {
             ("SLURM_ARRAY_TASK_COUNT", "4"),
         ]);
         assert_eq!(
-            auto.resolve(&slurm).unwrap(),
+            auto.resolve(slurm).unwrap(),
             ShardSpec { index: 3, count: 4 }
         );
         // A resubmitted single task sees a count of 1: the explicit count wins.
@@ -344,24 +344,24 @@ mod tests {
             ("SLURM_ARRAY_TASK_ID", "3"),
             ("SLURM_ARRAY_TASK_COUNT", "1"),
         ]);
-        let err = auto.resolve(&resubmitted).unwrap_err().to_string();
+        let err = auto.resolve(resubmitted).unwrap_err().to_string();
         assert!(err.contains("--shard auto/N"), "{err}");
         assert_eq!(
             ShardRequest::Auto { count: Some(4) }
-                .resolve(&resubmitted)
+                .resolve(resubmitted)
                 .unwrap(),
             ShardSpec { index: 3, count: 4 }
         );
         let k8s = env(&[("JOB_COMPLETION_INDEX", "1")]);
-        assert!(matches!(auto.resolve(&k8s), Err(ShardError::NoCount(_))));
+        assert!(matches!(auto.resolve(k8s), Err(ShardError::NoCount(_))));
         assert_eq!(
-            ShardRequest::Auto { count: Some(2) }.resolve(&k8s).unwrap(),
+            ShardRequest::Auto { count: Some(2) }.resolve(k8s).unwrap(),
             ShardSpec { index: 1, count: 2 }
         );
         assert!(matches!(auto.resolve(|_| None), Err(ShardError::NoIndex)));
         let bad = env(&[("SLURM_ARRAY_TASK_ID", "x")]);
         assert!(matches!(
-            auto.resolve(&bad),
+            auto.resolve(bad),
             Err(ShardError::BadVariable { .. })
         ));
     }
