@@ -285,6 +285,12 @@ fn cli_shard_auto_from_slurm_then_cache_merge() {
                 .join(format!("out/features.shard-0000{i}-of-00002.h5"))
         })
         .collect();
+    let info = tlearn().arg("cache").arg(&shards[1]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        stdout.contains("shard: 1 of 2 (0-based), rows 3..6 of 6"),
+        "{stdout}"
+    );
     let merged = tlearn()
         .args(["cache", "merge", "--out"])
         .arg(&out)

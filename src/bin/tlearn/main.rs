@@ -118,6 +118,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::BenchClassifiers(args) => classify_cmd::bench(args),
         Command::Finetune(command) => finetune_cmd::dispatch(command),
         Command::Bench(args) => {
+            if args.features.shard.is_some() {
+                bail!("tlearn bench measures a whole run: leave out --shard");
+            }
             let report = tlearn::bench::features(&config(&args.features))?;
             print_json(&report, args.json.as_deref())
         }
@@ -255,6 +258,9 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
         "  augment: {} x{}  seed: {}  splits: {} x {}",
         id.augment, id.copies, id.seed, id.splits, id.split
     )?;
+    if let Some(shard) = &id.shard {
+        writeln!(out, "  {}", shard_cmd::describe(shard, cache.rows))?;
+    }
     for (row, reason) in cache.skipped()? {
         writeln!(out, "  skipped row {row}: {reason}")?;
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use tlearn::cache::merge;
+use tlearn::cache::merge::{self, ShardId};
 use tlearn::extract::{ExtractConfig, Summary};
 use tlearn::shard::{self, ShardRequest};
 
@@ -71,4 +71,17 @@ pub fn features(
         cfg.out.display()
     );
     Ok(shard::run(cfg, spec, stop)?)
+}
+
+/// One line saying which part of which plan a shard cache holds.
+pub fn describe(shard: &ShardId, rows: usize) -> String {
+    format!(
+        "shard: {} of {} (0-based), rows {}..{} of {} (plan sha256 {}); merge with `tlearn cache merge`",
+        shard.index,
+        shard.count,
+        shard.first_row,
+        shard.first_row + rows,
+        shard.plan_rows,
+        shard.plan_sha256
+    )
 }
