@@ -160,3 +160,10 @@ features-block4: build models data
 bench: bench-finetune
 bench-finetune: features
 	mkdir -p reports && $(TLEARN) finetune bench --json reports/bench-finetune.json
+
+## bench-merge (part of `make bench`): `tlearn cache merge` of 4 shards the size of the full flowers
+## cache (made with a tiny generated backbone) vs `cp` of the same files, and its peak memory
+.PHONY: bench-merge
+bench: bench-merge
+bench-merge: build data
+	mkdir -p reports && FLOWERS17_DIR=$(CURDIR)/data/flowers17 cargo test --release --locked --test bench_merge -- --ignored --nocapture

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub use fingerprint::Fingerprint;
 
-use hdf5::plist::dataset_create::AllocTime;
+use hdf5::plist::dataset_create::{AllocTime, FillTime};
 use hdf5::plist::file_access::FileCloseDegree;
 use hdf5::types::{FixedAscii, VarLenUnicode};
 use ndarray::{s, Array1, Array2, ArrayView2};
@@ -25,6 +25,7 @@ use crate::preprocess::Preprocessing;
 
 mod check;
 pub use check::Contents;
+pub mod merge;
 
 /// Version of the layout below; bump when it changes incompatibly.
 pub const FORMAT_VERSION: u32 = 2;
@@ -129,10 +130,13 @@ pub struct Identity {
     pub splits: usize,
     /// Length of a feature row.
     pub dims: usize,
+    /// The part of a sharded plan this cache holds; absent (and not written) for a whole plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<merge::ShardId>,
 }
 
 /// One planned row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RowPlan {
     /// Index of the source image in the data set.
     pub image: u32,
@@ -470,9 +474,18 @@ fn hdf5_error(path: &Path, source: hdf5::Error) -> CacheError {
     }
 }
 
+/// Writes every row's data into a newly laid out (temporary) cache file.
+type FillRows<'a> = &'a mut dyn FnMut(&Path) -> Result<(), CacheError>;
+
 /// Builds the complete file under a temporary name, then renames it into place; on failure
 /// the temporary file is removed.
 fn create(path: &Path, plan: &Plan) -> Result<(), CacheError> {
+    create_filled(path, plan, None)
+}
+
+/// [`create`]; with `fill`, which writes every row's data into the temporary file before the
+/// rename, the features are not zeroed first (they would be written twice).
+fn create_filled(path: &Path, plan: &Plan, fill: Option<FillRows>) -> Result<(), CacheError> {
     let io = |source| CacheError::Io {
         path: path.to_path_buf(),
         source,
@@ -498,9 +511,11 @@ fn create(path: &Path, plan: &Plan) -> Result<(), CacheError> {
         }
     }
     let _ = std::fs::remove_file(&partial);
-    if let Err(source) = write_layout(&partial, plan) {
-        // Judged before the removal frees the space.
-        let error = hdf5_error(path, source);
+    let filled = write_layout(&partial, plan, fill.is_none())
+        .map_err(|source| hdf5_error(path, source))
+        .and_then(|()| fill.map_or(Ok(()), |fill| fill(&partial)));
+    if let Err(error) = filled {
+        // Judged (in hdf5_error) before the removal frees the space.
         let _ = std::fs::remove_file(&partial);
         return Err(error);
     }
@@ -512,7 +527,7 @@ fn text(value: &str) -> VarLenUnicode {
     value.replace('\0', "").parse().expect("text without NUL")
 }
 
-fn write_layout(path: &Path, plan: &Plan) -> hdf5::Result<()> {
+fn write_layout(path: &Path, plan: &Plan, zero_features: bool) -> hdf5::Result<()> {
     let file = hdf5::File::create(path)?;
     let rows = plan.rows.len();
     let dims = plan.identity.dims;
@@ -522,6 +537,11 @@ fn write_layout(path: &Path, plan: &Plan) -> hdf5::Result<()> {
         .shape((rows, dims))
         .chunk((chunk_rows, dims))
         .alloc_time(Some(AllocTime::Early))
+        .fill_time(if zero_features {
+            FillTime::Alloc
+        } else {
+            FillTime::Never
+        })
         .create("features")?;
     let strings = |values: Vec<VarLenUnicode>, name: &str| -> hdf5::Result<()> {
         file.new_dataset_builder()

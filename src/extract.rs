@@ -243,6 +243,7 @@ pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
             split: cfg.split,
             splits: cfg.splits,
             dims,
+            shard: None,
         },
         class_names: data.class_names.clone(),
         rows,
@@ -260,11 +261,20 @@ pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
 /// its rows recomputed, and is named in [`Summary::recomputed`].
 pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractError> {
     let cfg = &cfg.check()?;
+    run_setup(cfg, setup(cfg)?, stop)
+}
+
+/// Runs (or resumes) the extraction of an already planned `setup` (all rows, or a shard's).
+pub(crate) fn run_setup(
+    cfg: &CheckedConfig,
+    setup: Setup,
+    stop: &AtomicBool,
+) -> Result<Summary, ExtractError> {
     let Setup {
         data,
         plan,
         mut backbone,
-    } = setup(cfg)?;
+    } = setup;
     let preprocessing = plan.identity.preprocessing.clone();
     let dims = plan.identity.dims;
     let cache = FeatureCache::create_or_resume(&cfg.out, &plan)?;

@@ -20,3 +20,4 @@ pub mod output;
 pub mod predict;
 pub mod preprocess;
 pub mod report;
+pub mod shard;

@@ -158,4 +158,5 @@ pub fn tiny_nhwc_model() -> Model {
     b.build(13).expect("tiny_nhwc_model is a valid graph")
 }
 
+pub mod contents;
 pub mod fixtures;

@@ -21,11 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Compute backbone features of every image (and augmented copies) into an HDF5 cache; resumable.
     Features(FeaturesArgs),
-    /// Inspect an HDF5 feature cache: rows, progress, skipped files, identity.
-    Cache {
-        /// The cache file.
-        file: PathBuf,
-    },
+    /// Inspect an HDF5 feature cache: rows, progress, skipped files, identity; or merge shards.
+    Cache(crate::shard_cmd::CacheArgs),
     /// Inspect and edit ONNX models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -99,6 +96,10 @@ pub struct FeaturesArgs {
     /// Keep only the first N images of each class.
     #[arg(long)]
     pub per_class: Option<usize>,
+    /// Extract only shard I of N (I/N), or the one a Slurm array task or Kubernetes Indexed Job
+    /// pod is given (auto; auto/N when the scheduler does not tell N), into OUT.shard-IIIII-of-NNNNN.h5.
+    #[arg(long)]
+    pub shard: Option<tlearn::shard::ShardRequest>,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,

@@ -3,6 +3,7 @@
 mod args;
 mod classify_cmd;
 mod finetune_cmd;
+mod shard_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -103,7 +104,10 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
         Command::Features(args) => features(args),
-        Command::Cache { file } => cache_info(&file).map(|_| ExitCode::SUCCESS),
+        Command::Cache(args) => match args.command {
+            Some(command) => shard_cmd::cache(command),
+            None => cache_info(&args.file.context("give a cache file")?).map(|_| ExitCode::SUCCESS),
+        },
         Command::Model(ModelCommand::Cut {
             input,
             outputs,
@@ -165,6 +169,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::BenchClassifiers(args) => classify_cmd::bench(args),
         Command::Finetune(command) => finetune_cmd::dispatch(command),
         Command::Bench(args) => {
+            if args.features.shard.is_some() {
+                bail!("tlearn bench measures a whole run: leave out --shard");
+            }
             let report = tlearn::bench::features(&config(&args.features))?;
             print_json(&report, args.json.as_deref())
         }
@@ -226,8 +233,11 @@ pub(crate) fn print_json(
 
 fn features(args: FeaturesArgs) -> Result<ExitCode> {
     let stop = stop_on_ctrl_c("stopping after the batch in flight (Ctrl-C again to quit at once; the cache stays resumable)")?;
-    let cfg = config(&args);
-    let summary = extract::run(&cfg, &stop)?;
+    let mut cfg = config(&args);
+    let summary = match &args.shard {
+        None => extract::run(&cfg, &stop)?,
+        Some(request) => shard_cmd::features(request, &mut cfg, &stop)?,
+    };
     print_summary(&cfg, &summary, args.verbose);
     Ok(if summary.interrupted {
         ExitCode::from(130)
@@ -355,6 +365,9 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
         "  augment: {} x{}  seed: {}  splits: {} x {}",
         id.augment, id.copies, id.seed, id.splits, id.split
     )?;
+    if let Some(shard) = &id.shard {
+        writeln!(out, "  {}", shard_cmd::describe(shard, cache.rows))?;
+    }
     for (row, reason) in cache.skipped()? {
         writeln!(out, "  skipped row {row}: {reason}")?;
     }
