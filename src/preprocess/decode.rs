@@ -25,7 +25,8 @@ const FILE_SLACK_BYTES: u64 = 64 << 20;
 
 impl DecodeLimits {
     /// The largest file an accepted image can come from: its pixels uncompressed at 8 bytes
-    /// (16-bit RGBA) plus [`FILE_SLACK_BYTES`]; larger files are refused before being read.
+    /// (16-bit RGBA) plus 64 MiB for headers, profiles and thumbnails; larger files are
+    /// refused before being read.
     pub fn max_file_bytes(&self) -> u64 {
         self.max_pixels
             .saturating_mul(8)
