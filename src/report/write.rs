@@ -87,7 +87,7 @@ pub(crate) fn thumbnails(report: &RunReport) -> Vec<Option<Thumb>> {
         .take(GALLERY_MAX)
         .enumerate()
         .map(|(i, miss)| {
-            let path = root.as_ref()?.join(&miss.path);
+            let path = root.as_ref()?.join(crate::dataset::stored_to_path(&miss.path));
             let img = load_rgb(&path, &DecodeLimits::default()).ok()?;
             let thumb =
                 image::imageops::thumbnail(&img, THUMB, THUMB * img.height() / img.width().max(1));
