@@ -15,8 +15,12 @@ use ndarray::{s, Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::Pooling;
+
+pub mod columns;
+
 use crate::dataset::SplitSpec;
 use crate::preprocess::Preprocessing;
+pub use columns::{ColumnBlock, ReprColumns, SelectError};
 
 /// Version of the layout below; bump when it changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
@@ -71,9 +75,9 @@ pub struct Identity {
     pub model_name: String,
     /// sha256 of the backbone ONNX file.
     pub model_sha256: String,
-    /// Layers whose pooled outputs are concatenated.
+    /// Layers whose pooled outputs are concatenated (with `reprs`: the layers they read).
     pub layers: Vec<String>,
-    /// Pooling applied to each layer.
+    /// Pooling applied to each layer (with `reprs`: the first representation's).
     pub pooling: Pooling,
     /// Image preprocessing.
     pub preprocessing: Preprocessing,
@@ -89,6 +93,10 @@ pub struct Identity {
     pub splits: usize,
     /// Length of a feature row.
     pub dims: usize,
+    /// The representations side by side (`--repr`), in column order; empty when every layer
+    /// has `pooling` (`--layer/--pool`), so those identities stay as they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reprs: Vec<ReprColumns>,
 }
 
 /// One planned row.
@@ -464,6 +472,13 @@ fn write_layout(path: &Path, plan: &Plan) -> hdf5::Result<()> {
     )?;
     attr("augment", identity.augment.clone())?;
     attr("seed", identity.seed.to_string())?;
+    // Which columns hold which layer:pooling, for h5py users (absent when not recorded).
+    if let Some(columns) = identity.columns() {
+        attr(
+            "columns",
+            serde_json::to_string(&columns).expect("serialises"),
+        )?;
+    }
     file.flush()?;
     file.close()
 }

@@ -10,8 +10,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::augment::{AugmentParams, Recipe};
-use crate::backbone::{Backbone, BackboneError, ExecutionProvider, Pooling};
-use crate::cache::{CacheError, FeatureCache, Identity, Plan, RowPlan, RowStatus};
+use crate::backbone::{Backbone, BackboneError, ExecutionProvider, Pooling, Repr};
+use crate::cache::{CacheError, FeatureCache, Identity, Plan, ReprColumns, RowPlan, RowStatus};
 use crate::dataset::{stratified_splits, DataSet, DatasetError, Part, SplitSpec};
 use crate::preprocess::{load_rgb, DecodeLimits, Preprocessing};
 
@@ -49,6 +49,9 @@ pub struct ExtractConfig {
     pub layers: Vec<String>,
     /// Pooling of each layer.
     pub pooling: Pooling,
+    /// Representations stored side by side (`--repr`); when given, `layers` and `pooling` are
+    /// not used.
+    pub reprs: Vec<Repr>,
     /// Augmentation recipe for the copies.
     pub recipe: Recipe,
     /// Augmented copies per augmented image.
@@ -77,6 +80,17 @@ pub struct ExtractConfig {
     pub out: PathBuf,
     /// Show a progress bar on stderr.
     pub progress: bool,
+}
+
+impl ExtractConfig {
+    /// The representations of a row, in column order: `reprs`, else every layer with `pooling`.
+    pub fn representations(&self) -> Vec<Repr> {
+        if self.reprs.is_empty() {
+            Repr::each_layer(&self.layers, self.pooling)
+        } else {
+            self.reprs.clone()
+        }
+    }
 }
 
 /// What a run did, printed at its end and returned to callers.
@@ -167,23 +181,42 @@ pub(crate) fn setup(cfg: &ExtractConfig) -> Result<Setup, ExtractError> {
     if cfg.strict {
         check_all_images(&data, &cfg.limits)?;
     }
-    let mut backbone = Backbone::open(&cfg.model, &cfg.layers, cfg.ep, cfg.threads)?;
+    let reprs = cfg.representations();
+    let layers = if cfg.reprs.is_empty() {
+        cfg.layers.clone()
+    } else {
+        Repr::layers(&reprs)
+    };
+    let mut backbone = Backbone::open(&cfg.model, &layers, cfg.ep, cfg.threads)?;
     let preprocessing = backbone.descriptor.preprocessing.clone();
-    let probe = vec![0f32; preprocessing.chw_len()];
-    let dims = backbone.features(&probe, 1, cfg.pooling)?.ncols();
+    let widths = backbone.repr_dims(&reprs)?;
+    let side_by_side = if cfg.reprs.is_empty() {
+        Vec::new()
+    } else {
+        reprs
+            .iter()
+            .zip(&widths)
+            .map(|(r, &dims)| ReprColumns {
+                layer: r.layer.clone(),
+                pooling: r.pooling,
+                dims,
+            })
+            .collect()
+    };
     let plan = Plan {
         identity: Identity {
             model_name: backbone.descriptor.name.clone(),
             model_sha256: backbone.descriptor.sha256.clone(),
-            layers: cfg.layers.clone(),
-            pooling: cfg.pooling,
+            layers,
+            pooling: reprs.first().map_or(cfg.pooling, |r| r.pooling),
             preprocessing,
             augment: cfg.recipe.to_string(),
             copies: cfg.copies,
             seed: cfg.seed,
             split: cfg.split,
             splits: cfg.splits,
-            dims,
+            dims: widths.iter().sum(),
+            reprs: side_by_side,
         },
         class_names: data.class_names.clone(),
         rows,
@@ -204,6 +237,7 @@ pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractErr
     } = setup(cfg)?;
     let preprocessing = plan.identity.preprocessing.clone();
     let dims = plan.identity.dims;
+    let reprs = plan.identity.representations();
     let cache = FeatureCache::create_or_resume(&cfg.out, &plan)?;
     let status = cache.status()?;
     let pending: Vec<usize> = (0..status.len())
@@ -234,7 +268,7 @@ pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractErr
         for prepared in receiver.iter() {
             if !prepared.rows.is_empty() {
                 let features =
-                    backbone.features(&prepared.tensor, prepared.rows.len(), cfg.pooling)?;
+                    backbone.representations(&prepared.tensor, prepared.rows.len(), &reprs)?;
                 if let Some(bad) = features
                     .outer_iter()
                     .position(|r| r.iter().any(|v| !v.is_finite()))

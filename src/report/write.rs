@@ -102,10 +102,9 @@ pub(crate) fn pct(v: f64) -> String {
 pub(crate) fn features_line(r: &RunReport) -> String {
     let id = &r.identity;
     format!(
-        "{} {} pooling {:?}, {} dims; augment {} x{}",
+        "{} {}, {} dims; augment {} x{}",
         id.model_name,
-        id.layers.join("+"),
-        id.pooling,
+        id.features_label(),
         id.dims,
         id.augment,
         id.copies

@@ -126,6 +126,7 @@ fn config(args: &FeaturesArgs) -> ExtractConfig {
         model: args.model.clone(),
         layers: args.layers.clone(),
         pooling: args.pooling,
+        reprs: args.reprs.clone(),
         recipe: args.augment.clone(),
         copies: args.copies,
         augment_all: args.augment_all,
@@ -243,6 +244,14 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
         id.pooling,
         id.dims
     )?;
+    if !id.reprs.is_empty() {
+        let blocks = id.columns().unwrap_or_default();
+        let listed: Vec<String> = blocks
+            .iter()
+            .map(|b| format!("{} [{}..{})", b.repr, b.start, b.end))
+            .collect();
+        writeln!(out, "  representations: {}", listed.join(", "))?;
+    }
     writeln!(
         out,
         "  augment: {} x{}  seed: {}  splits: {} x {}",
