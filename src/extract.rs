@@ -157,6 +157,19 @@ pub fn plan_rows(cfg: &ExtractConfig, data: &DataSet) -> Vec<RowPlan> {
     rows
 }
 
+/// The data set a run reads: `cfg.data`, cut to `cfg.per_class` images per class.
+pub fn open_data(cfg: &ExtractConfig) -> Result<DataSet, ExtractError> {
+    let mut data = DataSet::open(&cfg.data)?;
+    if let Some(n) = cfg.per_class {
+        let mut kept = vec![0usize; data.class_names.len()];
+        data.samples.retain(|s| {
+            kept[s.label] += 1;
+            kept[s.label] <= n
+        });
+    }
+    Ok(data)
+}
+
 /// The data set, the planned rows and the loaded backbone of one run.
 pub(crate) struct Setup {
     pub(crate) data: DataSet,
@@ -166,14 +179,7 @@ pub(crate) struct Setup {
 
 /// Lists the data, plans the rows and opens the backbone (probing its feature length).
 pub(crate) fn setup(cfg: &ExtractConfig) -> Result<Setup, ExtractError> {
-    let mut data = DataSet::open(&cfg.data)?;
-    if let Some(n) = cfg.per_class {
-        let mut kept = vec![0usize; data.class_names.len()];
-        data.samples.retain(|s| {
-            kept[s.label] += 1;
-            kept[s.label] <= n
-        });
-    }
+    let data = open_data(cfg)?;
     for warning in &data.warnings {
         eprintln!("warning: {warning}");
     }

@@ -34,6 +34,8 @@ pub enum Command {
     Augment(AugmentCommand),
     /// Measure the feature pipeline against bare ONNX Runtime inference (JSON on stdout).
     Bench(BenchArgs),
+    /// Choose layers, pooling and classifier on validation images, train the winner, explain why.
+    Auto(crate::auto_cmd::AutoArgs),
     /// Train a linear classifier on a feature cache (every split), save it and write its report.
     Train(crate::classify_cmd::TrainArgs),
     /// Predict the classes of new images with a trained model.

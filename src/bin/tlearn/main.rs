@@ -1,6 +1,7 @@
 //! `tlearn`: a thin command line over the tlearn library.
 
 mod args;
+mod auto_cmd;
 mod classify_cmd;
 mod finetune_cmd;
 
@@ -108,6 +109,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Auto(args) => auto_cmd::auto(args),
         Command::Train(args) => classify_cmd::train(args),
         Command::Predict(args) => classify_cmd::predict(args),
         Command::Report(args) => classify_cmd::report(args),
