@@ -13,9 +13,9 @@ use crate::dataset::{stratified_splits, DataSet, Part, SplitSpec};
 /// Why 1000: fine-tuning even VGG16's last block trains 7 M weights, while a linear classifier
 /// on pooled features trains a few thousand per class. On the flowers (80 images per class) the
 /// fine-tuned block 5 measured 95.20 ± 1.11 % against 94.80 ± 2.13 % for the linear SVM: no
-/// significant gain at that size. Chollet's Keras example of training "with very little data"
-/// uses 1000 images per class and still relies on a frozen ConvNet, so below that count the
-/// feature extractor is the method's choice.
+/// significant gain at that size. Chollet's Keras example of learning "from very little data"
+/// calls 1000 training images per class little; below that count the feature extractor is the
+/// method's choice.
 pub const LARGE_PER_CLASS: usize = 1000;
 
 /// Fewest images a class needs: one each for training, validation and test, and one more so a

@@ -3,6 +3,7 @@
 //! score feature sets x classifiers x C on validation images only, train the winner as a
 //! normal run, and explain the decision next to its report.
 
+pub mod bench;
 pub mod choose;
 pub mod decision;
 pub mod measure;
@@ -13,7 +14,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backbone::{BackboneError, Descriptor, Repr};
+use crate::backbone::{BackboneError, Descriptor};
 use crate::classify::data::CacheData;
 use crate::classify::train::{self, TrainConfig};
 use crate::classify::{ClassifyError, Kind, DEFAULT_C_GRID};
@@ -147,6 +148,8 @@ pub struct Decision {
     pub warnings: Vec<String>,
     /// Images the extraction could not use, with the reason.
     pub skipped: Vec<(String, String)>,
+    /// Rows this run extracted (fewer when it resumed or reused its cache).
+    pub rows_computed: usize,
     /// Candidate layers, shallow to deep.
     pub layers: Vec<String>,
     /// Every representation the one extraction stored.
@@ -274,6 +277,7 @@ pub fn run(
         stats,
         warnings,
         skipped: summary.skipped.clone(),
+        rows_computed: summary.computed,
         similarity: if chosen.layers.split('+').any(|l| l == deepest) {
             Similarity::Similar
         } else {
@@ -382,13 +386,4 @@ fn commands(cfg: &AutoConfig, ex: &ExtractConfig, chosen: &Candidate) -> Vec<Str
             train(&alone, false)
         ),
     ]
-}
-
-/// Representations as `layer:pooling`, joined by `,` (for messages).
-pub fn repr_list(reprs: &[Repr]) -> String {
-    reprs
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }

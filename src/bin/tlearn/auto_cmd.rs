@@ -78,6 +78,10 @@ pub struct AutoArgs {
     /// Also write the seconds of each phase here (JSON).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Then time one flattened extraction of the deepest layer plus one SVM grid on the same
+    /// data (in a temporary folder) and add it to the JSON: `make bench`'s comparison.
+    #[arg(long, requires = "json")]
+    pub baseline: bool,
     /// No progress bar or progress lines.
     #[arg(long, short)]
     pub quiet: bool,
@@ -208,14 +212,21 @@ pub fn auto(args: AutoArgs) -> Result<ExitCode> {
         outcome.report_dir.join("report.html").display()
     );
     if let Some(path) = &args.json {
-        let total: f64 = d.phases.iter().map(|p| p.seconds).sum();
-        let json = serde_json::json!({
-            "bench": "auto",
-            "phases": d.phases,
-            "total_seconds": total,
-            "chosen": d.chosen,
-        });
-        std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")?;
+        if args.baseline {
+            eprintln!("== timing the baseline: one flattened extraction and one SVM grid");
+            let bench = auto::bench::against_baseline(&cfg, d, &stop)?;
+            crate::print_json(&bench, Some(path))?;
+        } else {
+            let total: f64 = d.phases.iter().map(|p| p.seconds).sum();
+            let json = serde_json::json!({
+                "bench": "auto",
+                "phases": d.phases,
+                "total_seconds": total,
+                "rows_computed": d.rows_computed,
+                "chosen": d.chosen,
+            });
+            std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
