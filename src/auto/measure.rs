@@ -202,3 +202,69 @@ pub fn measure(
     };
     Ok((stats, warnings))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{Layout, Sample};
+
+    /// A data set (files need not exist: unreadable headers are only listed) with `counts[c]`
+    /// images of class c.
+    fn data(counts: &[usize]) -> DataSet {
+        let samples = counts
+            .iter()
+            .enumerate()
+            .flat_map(|(c, n)| {
+                (0..*n).map(move |i| Sample {
+                    path: format!("c{c}/{i}.png"),
+                    label: c,
+                })
+            })
+            .collect();
+        DataSet {
+            root: "/nonexistent".into(),
+            layout: Layout::FolderPerClass,
+            class_names: (0..counts.len()).map(|c| format!("c{c}")).collect(),
+            samples,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn classes_too_small_to_split_are_refused_with_their_names() {
+        let err = measure(&data(&[3, 40, 2]), SplitSpec::default(), 3, 1).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.to_string().contains("class c0 has 3 image(s)"), "{err}");
+        assert!(err.to_string().contains("class c2 has 2 image(s)"), "{err}");
+    }
+
+    #[test]
+    fn parts_without_a_class_and_few_test_images_are_warned_about() {
+        let spec: SplitSpec = "0.8,0.1,0.1".parse().unwrap();
+        let (stats, warnings) = measure(&data(&[4, 40]), spec, 2, 1).unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("class c0 no validation image")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings.iter().any(|w| w.contains("unreliable")),
+            "{warnings:?}"
+        );
+        assert_eq!(stats.min_test_images(), 5);
+        assert_eq!(
+            stats.per_class_spread,
+            Spread {
+                min: 4,
+                median: 40,
+                max: 40
+            }
+        );
+        assert_eq!(stats.size, Size::Small);
+        assert_eq!(stats.unreadable.len(), 44);
+        let (big, warnings) = measure(&data(&[1200, 1000]), SplitSpec::default(), 1, 1).unwrap();
+        assert_eq!(big.size, Size::Large);
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+}
