@@ -2,7 +2,10 @@
 //! classifier x C, each scored by its mean validation accuracy over the seeded splits. The
 //! choice reads validation scores only; test accuracies are kept for an appendix.
 
+use std::sync::Mutex;
 use std::time::Instant;
+
+use rayon::prelude::*;
 
 use serde::Serialize;
 
@@ -133,13 +136,14 @@ pub struct SearchProgress {
 }
 
 /// Trains every feature set with every classifier over the C grid (`base` gives the rest of
-/// the protocol) and collects the validation scores per C.
+/// the protocol) and collects the validation scores per C. Pairs run in parallel (the
+/// multinomial logistic fit is single-threaded); results keep the order of the pairs.
 pub fn search(
     data: &CacheData,
     sets: &[Vec<Repr>],
     kinds: &[Kind],
     base: &TrainConfig,
-    progress: &mut dyn FnMut(SearchProgress),
+    progress: &mut (dyn FnMut(SearchProgress) + Send),
 ) -> Result<Search, ClassifyError> {
     let mut jobs = Vec::new();
     for set in sets {
@@ -151,36 +155,42 @@ pub fn search(
     // Fit time grows with the columns; a constant covers the per-fit overhead.
     let cost = |dims: usize| dims as f64 + 512.0;
     let total_cost: f64 = jobs.iter().map(|j| cost(j.2)).sum();
-    let (mut done_cost, start) = (0.0, Instant::now());
-    let mut result = Search {
-        candidates: Vec::new(),
-        test_only: Vec::new(),
-    };
-    for (i, (set, kind, dims)) in jobs.iter().enumerate() {
-        let sub = data.using(set)?;
-        let cfg = TrainConfig {
-            kind: *kind,
-            ..base.clone()
-        };
-        let (outcome, _) = train::run(&sub, &cfg, &mut |_| {})?;
-        let found = candidates_of(&outcome, set);
-        let best_here = found.iter().map(|c| c.val_accuracy).fold(0.0f64, f64::max);
-        result.candidates.extend(found);
-        result.test_only.push(test_only(&outcome, set));
-        done_cost += cost(*dims);
-        let elapsed = start.elapsed().as_secs_f64();
-        progress(SearchProgress {
-            done: i + 1,
-            total: jobs.len(),
-            eta_seconds: elapsed / done_cost * (total_cost - done_cost),
-            line: format!(
-                "{kind} on {} ({dims} dims): best validation accuracy {:.2}%",
-                label(set),
-                100.0 * best_here
-            ),
-        });
-    }
-    Ok(result)
+    let start = Instant::now();
+    let shared = Mutex::new((0usize, 0.0f64, progress));
+    let results: Vec<(Vec<Candidate>, TestOnly)> = jobs
+        .par_iter()
+        .map(|(set, kind, dims)| {
+            let sub = data.using(set)?;
+            let cfg = TrainConfig {
+                kind: *kind,
+                ..base.clone()
+            };
+            let (outcome, _) = train::run(&sub, &cfg, &mut |_| {})?;
+            let found = candidates_of(&outcome, set);
+            let best_here = found.iter().map(|c| c.val_accuracy).fold(0.0f64, f64::max);
+            let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
+            let (done, done_cost, progress) = &mut *guard;
+            *done += 1;
+            *done_cost += cost(*dims);
+            let elapsed = start.elapsed().as_secs_f64();
+            progress(SearchProgress {
+                done: *done,
+                total: jobs.len(),
+                eta_seconds: elapsed / *done_cost * (total_cost - *done_cost),
+                line: format!(
+                    "{kind} on {} ({dims} dims): best validation accuracy {:.2}%",
+                    label(set),
+                    100.0 * best_here
+                ),
+            });
+            Ok((found, test_only(&outcome, set)))
+        })
+        .collect::<Result<_, ClassifyError>>()?;
+    let (candidates, test_only): (Vec<Vec<Candidate>>, Vec<TestOnly>) = results.into_iter().unzip();
+    Ok(Search {
+        candidates: candidates.into_iter().flatten().collect(),
+        test_only,
+    })
 }
 
 /// `layer:pooling` of a feature set, joined by `+`.

@@ -187,7 +187,7 @@ pub struct AutoOutcome {
 pub fn run(
     cfg: &AutoConfig,
     stop: &AtomicBool,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<AutoOutcome, AutoError> {
     if cfg.kinds.is_empty() || cfg.grid.is_empty() {
         return Err(AutoError::InvalidParams(
