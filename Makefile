@@ -23,7 +23,7 @@ export ORT_DYLIB_PATH := $(CURDIR)/.ort/libonnxruntime.so
 TLEARN := target/release/tlearn
 VENV := .venv
 
-.PHONY: features models data ort ort-cuda system build test lint bench venv clean
+.PHONY: features models data ort ort-cuda system build test lint bench venv clean auto bench-auto
 
 ## features: VGG16 block5_pool features of every flower image (+2 augmented copies of training images)
 # Always runs tlearn: it resumes an interrupted cache and does nothing when the cache is complete.
@@ -167,3 +167,20 @@ bench-finetune: features
 bench: bench-merge
 bench-merge: build data
 	mkdir -p reports && FLOWERS17_DIR=$(CURDIR)/data/flowers17 cargo test --release --locked --test bench_merge -- --ignored --nocapture
+
+## auto: the method's decision from the data itself (tlearn auto): one extraction of avg / max
+## pooled block3-5 and flattened block5, feature sets x svm, logistic x C scored on validation
+## images, the winner trained as run `auto`; everything under AUTO_OUT, the decision in
+## AUTO_OUT/reports/auto/report.html. Any folder of class sub-folders: `make auto DATA=photos`.
+DATA ?= data/flowers17
+AUTO_OUT ?= data/auto
+auto: build models $(if $(filter data/flowers17,$(DATA)),data)
+	$(TLEARN) auto --data $(DATA) --out $(AUTO_OUT)
+
+## bench-auto (part of `make bench`): seconds per phase of auto on a slice of the flowers (12
+## images per class) against one flattened block5 extraction plus one SVM grid on the same slice.
+bench: bench-auto
+bench-auto: build models data
+	rm -rf data/bench-auto && mkdir -p reports
+	$(TLEARN) auto --data data/flowers17 --per-class 12 --out data/bench-auto --quiet \
+	  --baseline --json reports/bench-auto.json

@@ -257,6 +257,86 @@ impl Pooling {
     }
 }
 
+/// One candidate representation of an image: a layer's feature map and how it is pooled,
+/// written `layer:pooling` (e.g. `block4_pool:avg`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repr {
+    /// The model output (e.g. `block5_pool`).
+    pub layer: String,
+    /// How its map becomes a vector.
+    pub pooling: Pooling,
+}
+
+impl Repr {
+    /// Every layer of `layers` with the same pooling: what `--layer ... --pool P` extracts.
+    pub fn each_layer(layers: &[String], pooling: Pooling) -> Vec<Repr> {
+        layers
+            .iter()
+            .map(|layer| Repr {
+                layer: layer.clone(),
+                pooling,
+            })
+            .collect()
+    }
+
+    /// The distinct layers of `reprs`, in order of first use: what the backbone must compute.
+    pub fn layers(reprs: &[Repr]) -> Vec<String> {
+        let mut layers: Vec<String> = Vec::new();
+        for r in reprs {
+            if !layers.contains(&r.layer) {
+                layers.push(r.layer.clone());
+            }
+        }
+        layers
+    }
+}
+
+impl Pooling {
+    /// The name used on the command line and in `layer:pooling`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Flatten => "flatten",
+            Pooling::Avg => "avg",
+            Pooling::Max => "max",
+        }
+    }
+}
+
+impl std::fmt::Display for Repr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.layer, self.pooling.name())
+    }
+}
+
+impl std::str::FromStr for Repr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Repr, String> {
+        let (layer, pooling) = s.trim().split_once(':').ok_or_else(|| {
+            format!(
+                "{s:?} is not LAYER:POOLING (e.g. block4_pool:avg; pooling flatten, avg or max)"
+            )
+        })?;
+        let pooling = match pooling {
+            "flatten" => Pooling::Flatten,
+            "avg" => Pooling::Avg,
+            "max" => Pooling::Max,
+            other => {
+                return Err(format!(
+                    "{s:?}: unknown pooling {other:?}; use flatten, avg or max"
+                ))
+            }
+        };
+        if layer.is_empty() {
+            return Err(format!("{s:?}: the layer name is empty"));
+        }
+        Ok(Repr {
+            layer: layer.to_string(),
+            pooling,
+        })
+    }
+}
+
 /// Loads ONNX Runtime once per process, from the first of [`ort_library_candidates`] that exists.
 pub fn environment() -> Result<&'static ort::environment::Environment, BackboneError> {
     static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
@@ -379,14 +459,33 @@ impl Backbone {
         n: usize,
         pooling: Pooling,
     ) -> Result<ndarray::Array2<f32>, BackboneError> {
+        let reprs = Repr::each_layer(&self.layers, pooling);
+        self.representations(batch, n, &reprs)
+    }
+
+    /// Runs a batch once and writes each representation (a layer and its pooling; layers may
+    /// repeat with other poolings) into consecutive columns of the returned N x dims matrix.
+    pub fn representations(
+        &mut self,
+        batch: &[f32],
+        n: usize,
+        reprs: &[Repr],
+    ) -> Result<ndarray::Array2<f32>, BackboneError> {
         let size = self.descriptor.preprocessing.size as usize;
         let input = ort::value::TensorRef::from_array_view(([n, 3, size, size], batch))?;
         let outputs = self
             .session
             .run(ort::inputs![self.descriptor.input.as_str() => input])?;
-        let mut maps = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
-            let map = outputs[layer.as_str()].try_extract_array::<f32>()?;
+        let mut maps = Vec::with_capacity(reprs.len());
+        for repr in reprs {
+            let layer = repr.layer.as_str();
+            if !self.layers.iter().any(|l| l == layer) {
+                return Err(BackboneError::Ort(ort::Error::new(format!(
+                    "layer {layer} was not opened with this backbone (opened: {})",
+                    self.layers.join(", ")
+                ))));
+            }
+            let map = outputs[layer].try_extract_array::<f32>()?;
             let map = map.into_dimensionality::<ndarray::Ix4>().map_err(|e| {
                 BackboneError::Ort(ort::Error::new(format!(
                     "layer {layer} is not N x C x H x W: {e}"
@@ -394,18 +493,32 @@ impl Backbone {
             })?;
             maps.push(map);
         }
-        let dims: usize = maps
-            .iter()
-            .map(|m| pooling.dims(m.shape()[1], m.shape()[2], m.shape()[3]))
-            .sum();
+        let width = |repr: &Repr, m: &ArrayView4<f32>| {
+            repr.pooling.dims(m.shape()[1], m.shape()[2], m.shape()[3])
+        };
+        let dims: usize = reprs.iter().zip(&maps).map(|(r, m)| width(r, m)).sum();
         let mut out = ndarray::Array2::<f32>::zeros((n, dims));
         let mut start = 0;
-        for map in maps {
-            let d = pooling.dims(map.shape()[1], map.shape()[2], map.shape()[3]);
-            pooling.apply(map, out.slice_mut(ndarray::s![.., start..start + d]));
+        for (repr, map) in reprs.iter().zip(maps) {
+            let d = width(repr, &map);
+            repr.pooling
+                .apply(map, out.slice_mut(ndarray::s![.., start..start + d]));
             start += d;
         }
         Ok(out)
+    }
+
+    /// The number of columns of each representation, measured on one blank image.
+    pub fn repr_dims(&mut self, reprs: &[Repr]) -> Result<Vec<usize>, BackboneError> {
+        let probe = vec![0f32; self.descriptor.preprocessing.chw_len()];
+        reprs
+            .iter()
+            .map(|r| {
+                Ok(self
+                    .representations(&probe, 1, std::slice::from_ref(r))?
+                    .ncols())
+            })
+            .collect()
     }
 }
 

@@ -56,6 +56,7 @@ pub fn features(cfg: &ExtractConfig) -> Result<FeatureBench, ExtractError> {
     let mut setup = extract::setup(&cfg.check()?)?;
     let preprocessing = setup.plan.identity.preprocessing.clone();
     let rows: Vec<usize> = (0..setup.plan.rows.len()).collect();
+    let reprs = setup.plan.identity.representations();
     let mut inference = 0.0;
     let mut measured = 0;
     for batch in rows.chunks(cfg.batch) {
@@ -65,7 +66,9 @@ pub fn features(cfg: &ExtractConfig) -> Result<FeatureBench, ExtractError> {
             continue;
         }
         let start = Instant::now();
-        let features = setup.backbone.features(&prepared.tensor, n, cfg.pooling)?;
+        let features = setup
+            .backbone
+            .representations(&prepared.tensor, n, &reprs)?;
         inference += start.elapsed().as_secs_f64();
         measured += features.nrows();
     }

@@ -20,8 +20,12 @@ use ndarray::{s, Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::Pooling;
+
+pub mod columns;
+
 use crate::dataset::SplitSpec;
 use crate::preprocess::Preprocessing;
+pub use columns::{ColumnBlock, ReprColumns, SelectError};
 
 mod check;
 pub use check::Contents;
@@ -112,9 +116,9 @@ pub struct Identity {
     pub model_name: String,
     /// sha256 of the backbone ONNX file.
     pub model_sha256: String,
-    /// Layers whose pooled outputs are concatenated.
+    /// Layers whose pooled outputs are concatenated (with `reprs`: the layers they read).
     pub layers: Vec<String>,
-    /// Pooling applied to each layer.
+    /// Pooling applied to each layer (with `reprs`: the first representation's).
     pub pooling: Pooling,
     /// Image preprocessing.
     pub preprocessing: Preprocessing,
@@ -133,6 +137,10 @@ pub struct Identity {
     /// The part of a sharded plan this cache holds; absent (and not written) for a whole plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<merge::ShardId>,
+    /// The representations side by side (`--repr`), in column order; empty when every layer
+    /// has `pooling` (`--layer/--pool`), so those identities stay as they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reprs: Vec<ReprColumns>,
 }
 
 /// One planned row.
@@ -603,6 +611,13 @@ fn write_layout(path: &Path, plan: &Plan, zero_features: bool) -> hdf5::Result<(
     )?;
     attr("augment", identity.augment.clone())?;
     attr("seed", identity.seed.to_string())?;
+    // Which columns hold which layer:pooling, for h5py users (absent when not recorded).
+    if let Some(columns) = identity.columns() {
+        attr(
+            "columns",
+            serde_json::to_string(&columns).expect("serialises"),
+        )?;
+    }
     file.flush()?;
     file.close()
 }

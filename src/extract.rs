@@ -11,8 +11,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::augment::{AugmentParams, Recipe};
-use crate::backbone::{Backbone, BackboneError, ExecutionProvider, Pooling};
-use crate::cache::{CacheError, FeatureCache, Fingerprint, Identity, Plan, RowPlan, RowStatus};
+use crate::backbone::{Backbone, BackboneError, ExecutionProvider, Pooling, Repr};
+use crate::cache::{
+    CacheError, FeatureCache, Fingerprint, Identity, Plan, ReprColumns, RowPlan, RowStatus,
+};
 use crate::dataset::{
     stored_to_path, stratified_splits, DataSet, DatasetError, Ignored, Part, SplitSpec,
 };
@@ -62,6 +64,9 @@ pub struct ExtractConfig {
     pub layers: Vec<String>,
     /// Pooling of each layer.
     pub pooling: Pooling,
+    /// Representations stored side by side (`--repr`); when given, `layers` and `pooling` are
+    /// not used.
+    pub reprs: Vec<Repr>,
     /// Augmentation recipe for the copies.
     pub recipe: Recipe,
     /// Augmented copies per augmented image.
@@ -118,6 +123,15 @@ impl ExtractConfig {
         }
         self.split.check()?;
         Ok(CheckedConfig(self.clone()))
+    }
+
+    /// The representations of a row, in column order: `reprs`, else every layer with `pooling`.
+    pub fn representations(&self) -> Vec<Repr> {
+        if self.reprs.is_empty() {
+            Repr::each_layer(&self.layers, self.pooling)
+        } else {
+            self.reprs.clone()
+        }
     }
 }
 
@@ -205,6 +219,19 @@ pub fn plan_rows(cfg: &CheckedConfig, data: &DataSet) -> Vec<RowPlan> {
     rows
 }
 
+/// The data set a run reads: `cfg.data`, cut to `cfg.per_class` images per class.
+pub fn open_data(cfg: &ExtractConfig) -> Result<DataSet, ExtractError> {
+    let mut data = DataSet::open(&cfg.data)?;
+    if let Some(n) = cfg.per_class {
+        let mut kept = vec![0usize; data.class_names.len()];
+        data.samples.retain(|s| {
+            kept[s.label] += 1;
+            kept[s.label] <= n
+        });
+    }
+    Ok(data)
+}
+
 /// The data set, the planned rows and the loaded backbone of one run.
 pub(crate) struct Setup {
     pub(crate) data: DataSet,
@@ -214,36 +241,48 @@ pub(crate) struct Setup {
 
 /// Lists the data, plans the rows and opens the backbone (probing its feature length).
 pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
-    let mut data = DataSet::open(&cfg.data)?;
-    if let Some(n) = cfg.per_class {
-        let mut kept = vec![0usize; data.class_names.len()];
-        data.samples.retain(|s| {
-            kept[s.label] += 1;
-            kept[s.label] <= n
-        });
-    }
+    let data = open_data(cfg)?;
     let rows = plan_rows(cfg, &data);
     if cfg.strict {
         check_all_images(&data, &cfg.limits)?;
     }
-    let mut backbone = Backbone::open(&cfg.model, &cfg.layers, cfg.ep, cfg.threads)?;
+    let reprs = cfg.representations();
+    let layers = if cfg.reprs.is_empty() {
+        cfg.layers.clone()
+    } else {
+        Repr::layers(&reprs)
+    };
+    let mut backbone = Backbone::open(&cfg.model, &layers, cfg.ep, cfg.threads)?;
     let preprocessing = backbone.descriptor.preprocessing.clone();
-    let probe = vec![0f32; preprocessing.chw_len()];
-    let dims = backbone.features(&probe, 1, cfg.pooling)?.ncols();
+    let widths = backbone.repr_dims(&reprs)?;
+    let side_by_side = if cfg.reprs.is_empty() {
+        Vec::new()
+    } else {
+        reprs
+            .iter()
+            .zip(&widths)
+            .map(|(r, &dims)| ReprColumns {
+                layer: r.layer.clone(),
+                pooling: r.pooling,
+                dims,
+            })
+            .collect()
+    };
     let plan = Plan {
         identity: Identity {
             model_name: backbone.descriptor.name.clone(),
             model_sha256: backbone.descriptor.sha256.clone(),
-            layers: cfg.layers.clone(),
-            pooling: cfg.pooling,
+            layers,
+            pooling: reprs.first().map_or(cfg.pooling, |r| r.pooling),
             preprocessing,
             augment: cfg.recipe.to_string(),
             copies: cfg.copies,
             seed: cfg.seed,
             split: cfg.split,
             splits: cfg.splits,
-            dims,
+            dims: widths.iter().sum(),
             shard: None,
+            reprs: side_by_side,
         },
         class_names: data.class_names.clone(),
         rows,
@@ -277,6 +316,7 @@ pub(crate) fn run_setup(
     } = setup;
     let preprocessing = plan.identity.preprocessing.clone();
     let dims = plan.identity.dims;
+    let reprs = plan.identity.representations();
     let cache = FeatureCache::create_or_resume(&cfg.out, &plan)?;
     let recomputed = cache.forget_changed_images(&plan.rows, &data.root, &cfg.limits)?;
     let status = cache.status()?;
@@ -308,7 +348,7 @@ pub(crate) fn run_setup(
         for prepared in receiver.iter() {
             if !prepared.rows.is_empty() {
                 let features =
-                    backbone.features(&prepared.tensor, prepared.rows.len(), cfg.pooling)?;
+                    backbone.representations(&prepared.tensor, prepared.rows.len(), &reprs)?;
                 if let Some(bad) = features
                     .outer_iter()
                     .position(|r| r.iter().any(|v| !v.is_finite()))

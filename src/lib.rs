@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod augment;
+pub mod auto;
 pub mod backbone;
 pub mod bench;
 pub mod cache;

@@ -112,7 +112,8 @@ impl Predictor {
     fn scores(&mut self, tensor: &[f32], n: usize) -> Result<Vec<f32>, PredictError> {
         Ok(match self {
             Predictor::Linear { model, net } => {
-                let features = net.features(tensor, n, model.identity.pooling)?;
+                let reprs = model.identity.representations();
+                let features = net.representations(tensor, n, &reprs)?;
                 let scores = model.classifier.scores(to_linfa(features).view());
                 scores.iter().copied().collect()
             }
@@ -150,8 +151,7 @@ pub fn open_backbone(
         return Err(ClassifyError::Incompatible(diffs.join("; ")).into());
     }
     let mut net = Backbone::open(backbone, &id.layers, ep, threads)?;
-    let probe = vec![0f32; net.descriptor.preprocessing.chw_len()];
-    let dims = net.features(&probe, 1, id.pooling)?.ncols();
+    let dims: usize = net.repr_dims(&id.representations())?.iter().sum();
     if dims != id.dims {
         return Err(ClassifyError::Incompatible(format!(
             "{dims} features per image, the model wants {}",

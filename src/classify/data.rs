@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use ndarray16::{Array2, Axis};
 
 use super::ClassifyError;
+use crate::backbone::Repr;
 use crate::cache::{FeatureCache, Identity, RowStatus};
 
 /// Converts a cache matrix (ndarray 0.17) into linfa's ndarray (0.16): the one border between them.
@@ -91,6 +92,37 @@ impl CacheData {
             copies: contents.copies,
             paths: contents.paths,
         })
+    }
+
+    /// The same rows with only the columns of `wanted` (in that order), the identity saying so:
+    /// the one place a classifier's input is narrowed to some representations (`--use`).
+    pub fn using(&self, wanted: &[Repr]) -> Result<CacheData, ClassifyError> {
+        let (identity, columns) = self.identity.select(wanted)?;
+        let features = if identity == self.identity {
+            self.features.clone()
+        } else {
+            self.features.select(Axis(1), &columns)
+        };
+        Ok(CacheData {
+            identity,
+            features,
+            ..self.clone_without_features()
+        })
+    }
+
+    /// Everything but the features (cheap to copy).
+    fn clone_without_features(&self) -> CacheData {
+        CacheData {
+            path: self.path.clone(),
+            identity: self.identity.clone(),
+            class_names: self.class_names.clone(),
+            features: Array2::zeros((0, 0)),
+            labels: self.labels.clone(),
+            copies: self.copies.clone(),
+            paths: self.paths.clone(),
+            parts: self.parts.clone(),
+            usable: self.usable.clone(),
+        }
     }
 
     /// Number of seeded splits.

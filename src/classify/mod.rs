@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::CacheError;
+use crate::cache::{CacheError, SelectError};
 
 pub use linear::LinearClassifier;
 pub use logistic::{LogisticParams, LogisticValidParams};
@@ -46,6 +46,9 @@ pub enum ClassifyError {
     /// The feature cache could not be read.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// The representations asked for (`--use`) are not in the cache.
+    #[error(transparent)]
+    Select(#[from] SelectError),
     /// The cache has no rows at all.
     #[error("{0} has no rows: make it again with `tlearn features`")]
     EmptyCache(PathBuf),

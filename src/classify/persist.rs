@@ -149,17 +149,11 @@ impl TrainedModel {
                 model.model_name, model.model_sha256, features.model_name, features.model_sha256
             ));
         }
-        if model.layers != features.layers {
+        if model.representations() != features.representations() {
             diffs.push(format!(
-                "layers {} vs {}",
-                model.layers.join(","),
-                features.layers.join(",")
-            ));
-        }
-        if model.pooling != features.pooling {
-            diffs.push(format!(
-                "pooling {:?} vs {:?}",
-                model.pooling, features.pooling
+                "layers and pooling {} vs {}",
+                model.features_label(),
+                features.features_label()
             ));
         }
         if model.preprocessing != features.preprocessing {

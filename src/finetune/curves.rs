@@ -11,14 +11,16 @@ use super::checkpoint::EpochStats;
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 400;
-const FONT: &str = "noto-sans";
+/// The name the embedded font is registered under.
+pub(crate) const FONT: &str = "noto-sans";
 const TRAIN: RGBColor = RGBColor(31, 119, 180);
 const VAL: RGBColor = RGBColor(255, 127, 14);
 
 /// Picks one value of an epoch (a curve's y).
 type Series = fn(&EpochStats) -> f64;
 
-fn register_font() {
+/// Registers the embedded Noto Sans (once) so plotters can draw text anywhere.
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         plotters::style::register_font(FONT, FontStyle::Normal, ttf_noto_sans::REGULAR)

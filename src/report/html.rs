@@ -23,14 +23,16 @@ th{background:#f0f0f0}td.l,th.l{text-align:left}.gallery{display:flex;flex-wrap:
 .gallery figure{margin:0;width:140px;font-size:.8em}.gallery img{width:128px;border:1px solid #999}\
 .bad{color:#a50f15}pre{background:#f6f6f6;padding:1em;overflow:auto}";
 
-fn data_uri(mime: &str, bytes: &[u8]) -> String {
+/// Bytes as a data URI, so pages need no other files.
+pub(crate) fn data_uri(mime: &str, bytes: &[u8]) -> String {
     format!(
         "data:{mime};base64,{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
     )
 }
 
-fn page(title: &str, body: &str) -> String {
+/// A whole page with the shared style.
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n",
         escape(title)

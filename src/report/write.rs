@@ -38,6 +38,8 @@ pub fn is_report_file(rel: &Path) -> bool {
         Some(parent) if parent.is_empty() => {
             name == "gallery"
                 || matches!(name.as_ref(), "report.json" | "report.md" | "report.html")
+                // `tlearn auto` adds its decision beside the report.
+                || matches!(name.as_ref(), "decision.json" | "decision.md" | "decision.html")
                 || extension == "png"
         }
         Some(parent) => parent == "gallery" && extension == "jpg",
@@ -87,7 +89,9 @@ pub(crate) fn thumbnails(report: &RunReport) -> Vec<Option<Thumb>> {
         .take(GALLERY_MAX)
         .enumerate()
         .map(|(i, miss)| {
-            let path = root.as_ref()?.join(crate::dataset::stored_to_path(&miss.path));
+            let path = root
+                .as_ref()?
+                .join(crate::dataset::stored_to_path(&miss.path));
             let img = load_rgb(&path, &DecodeLimits::default()).ok()?;
             let thumb =
                 image::imageops::thumbnail(&img, THUMB, THUMB * img.height() / img.width().max(1));
@@ -112,10 +116,9 @@ pub(crate) fn pct(v: f64) -> String {
 pub(crate) fn features_line(r: &RunReport) -> String {
     let id = &r.identity;
     format!(
-        "{} {} pooling {:?}, {} dims; augment {} x{}",
+        "{} {}, {} dims; augment {} x{}",
         id.model_name,
-        id.layers.join("+"),
-        id.pooling,
+        id.features_label(),
         id.dims,
         id.augment,
         id.copies

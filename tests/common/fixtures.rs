@@ -54,6 +54,7 @@ pub fn config(data: &Path, model: &Path, out: &Path) -> ExtractConfig {
         model: model.to_path_buf(),
         layers: vec!["block2_pool".into()],
         pooling: Pooling::Flatten,
+        reprs: Vec::new(),
         recipe: Recipe::default(),
         copies: 0,
         augment_all: false,

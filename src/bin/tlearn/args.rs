@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use tlearn::augment::Recipe;
-use tlearn::backbone::{ExecutionProvider, Pooling};
+use tlearn::backbone::{ExecutionProvider, Pooling, Repr};
 use tlearn::dataset::SplitSpec;
 
 /// Transfer learning on small image data sets.
@@ -31,6 +31,8 @@ pub enum Command {
     Augment(AugmentCommand),
     /// Measure the feature pipeline against bare ONNX Runtime inference (JSON on stdout).
     Bench(BenchArgs),
+    /// Choose layers, pooling and classifier on validation images, train the winner, explain why.
+    Auto(crate::auto_cmd::AutoArgs),
     /// Train a linear classifier on a feature cache (every split), save it and write its report.
     Train(crate::classify_cmd::TrainArgs),
     /// Predict the classes of new images with a trained model.
@@ -63,6 +65,10 @@ pub struct FeaturesArgs {
     /// How each layer's feature map becomes a vector.
     #[arg(long = "pool", value_enum, default_value = "flatten")]
     pub pooling: Pooling,
+    /// Representations stored side by side, LAYER:POOLING (e.g. block4_pool:avg,block5_pool:max);
+    /// replaces --layer/--pool. `tlearn train --use` picks any of them.
+    #[arg(long = "repr", value_delimiter = ',', conflicts_with_all = ["layers", "pooling"])]
+    pub reprs: Vec<Repr>,
     /// Augmentation recipe: comma-separated flip, vflip, rotate[=DEG], scale[=MIN-MAX], crop[=MIN], or none.
     #[arg(long, default_value = "none")]
     pub augment: Recipe,

@@ -49,6 +49,10 @@ pub struct TrainArgs {
     /// Average a test image's scores over its augmented copies (cache made with --augment-all).
     #[arg(long)]
     pub tta: bool,
+    /// Train on these representations of the cache only, LAYER:POOLING comma-separated
+    /// (e.g. block4_pool:avg,block5_pool:avg; the cache must hold them, see `features --repr`).
+    #[arg(long = "use", value_delimiter = ',')]
+    pub uses: Vec<tlearn::backbone::Repr>,
     /// Most L-BFGS iterations of the logistic models.
     #[arg(long, default_value_t = 100)]
     pub max_iterations: u64,
@@ -121,7 +125,10 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     );
     output::check_apart(&model_dir, &dir)?;
     output::check_replaceable(&dir, tlearn::report::write::is_report_file)?;
-    let data = CacheData::load(&args.features)?;
+    let mut data = CacheData::load(&args.features)?;
+    if !args.uses.is_empty() {
+        data = data.using(&args.uses)?;
+    }
     let mut cfg = TrainConfig::new(args.kind);
     if let Some(grid) = &args.grid {
         cfg.grid = grid.clone();

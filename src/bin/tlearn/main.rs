@@ -1,6 +1,7 @@
 //! `tlearn`: a thin command line over the tlearn library.
 
 mod args;
+mod auto_cmd;
 mod classify_cmd;
 mod finetune_cmd;
 mod shard_cmd;
@@ -163,6 +164,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Auto(args) => auto_cmd::auto(args),
         Command::Train(args) => classify_cmd::train(args),
         Command::Predict(args) => classify_cmd::predict(args),
         Command::Report(args) => classify_cmd::report(args),
@@ -184,6 +186,7 @@ fn config(args: &FeaturesArgs) -> ExtractConfig {
         model: args.model.clone(),
         layers: args.layers.clone(),
         pooling: args.pooling,
+        reprs: args.reprs.clone(),
         recipe: args.augment.clone(),
         copies: args.copies,
         augment_all: args.augment_all,
@@ -360,6 +363,14 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
         id.pooling,
         id.dims
     )?;
+    if !id.reprs.is_empty() {
+        let blocks = id.columns().unwrap_or_default();
+        let listed: Vec<String> = blocks
+            .iter()
+            .map(|b| format!("{} [{}..{})", b.repr, b.start, b.end))
+            .collect();
+        writeln!(out, "  representations: {}", listed.join(", "))?;
+    }
     writeln!(
         out,
         "  augment: {} x{}  seed: {}  splits: {} x {}",

@@ -1,0 +1,345 @@
+//! The candidates and the choice: feature sets (a layer or adjacent layers, one pooling) x
+//! classifier x C, each scored by its mean validation accuracy over the seeded splits. The
+//! choice reads validation scores only; test accuracies are kept for an appendix.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use serde::Serialize;
+
+use crate::backbone::{Pooling, Repr};
+use crate::classify::data::CacheData;
+use crate::classify::train::{self, TrainConfig, TrainOutcome};
+use crate::classify::{ClassifyError, Kind};
+
+/// Two mean accuracies closer than this are a tie (they are means of counts over the same
+/// images, so a real difference is at least 1 / (splits x validation images)).
+const TIE: f64 = 1e-9;
+
+/// Candidate layers by default: the deepest three of the backbone (VGG16: blocks 3 to 5).
+pub const DEFAULT_LAYERS: usize = 3;
+
+/// Every representation one extraction stores for `layers` (shallow to deep): average and
+/// maximum pooling of each, and the deepest flattened.
+pub fn extraction_reprs(layers: &[String]) -> Vec<Repr> {
+    let mut reprs = Vec::new();
+    for layer in layers {
+        for pooling in [Pooling::Avg, Pooling::Max] {
+            reprs.push(Repr {
+                layer: layer.clone(),
+                pooling,
+            });
+        }
+    }
+    if let Some(deepest) = layers.last() {
+        reprs.push(Repr {
+            layer: deepest.clone(),
+            pooling: Pooling::Flatten,
+        });
+    }
+    reprs
+}
+
+/// The feature sets compared: for average and for maximum pooling, every run of adjacent
+/// layers (each layer alone, each pair, ..., all); and the deepest layer flattened.
+pub fn feature_sets(layers: &[String]) -> Vec<Vec<Repr>> {
+    let mut sets = Vec::new();
+    for pooling in [Pooling::Avg, Pooling::Max] {
+        for len in 1..=layers.len() {
+            for run in layers.windows(len) {
+                sets.push(Repr::each_layer(run, pooling));
+            }
+        }
+    }
+    if let Some(deepest) = layers.last() {
+        sets.push(vec![Repr {
+            layer: deepest.clone(),
+            pooling: Pooling::Flatten,
+        }]);
+    }
+    sets
+}
+
+/// One candidate: a feature set, a classifier and a C, with its validation scores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    /// The representations, in column order (`layer:pooling`).
+    pub reprs: Vec<String>,
+    /// The layers, joined by `+`.
+    pub layers: String,
+    /// The pooling shared by the representations.
+    pub pooling: String,
+    /// Classifier.
+    pub kind: Kind,
+    /// Columns.
+    pub dims: usize,
+    /// Regularisation.
+    pub c: f64,
+    /// Validation accuracy, mean over the splits: the score the choice uses.
+    pub val_accuracy: f64,
+    /// Validation accuracy of each split.
+    pub val_per_split: Vec<f64>,
+    /// Validation images of each split.
+    pub val_images: Vec<usize>,
+    /// Seconds of the fits, summed over splits.
+    pub fit_seconds: f64,
+}
+
+impl Candidate {
+    /// The representations, parsed back.
+    pub fn representations(&self) -> Vec<Repr> {
+        self.reprs
+            .iter()
+            .map(|r| r.parse().expect("written from a Repr"))
+            .collect()
+    }
+}
+
+/// Test accuracy of a (feature set, classifier) with C chosen on validation in each split, as
+/// `tlearn train` does: for the appendix only, never read by [`best`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestOnly {
+    /// `layer:pooling` of the feature set, joined by `+`.
+    pub features: String,
+    /// Classifier.
+    pub kind: Kind,
+    /// Columns.
+    pub dims: usize,
+    /// Test accuracy of each split.
+    pub test_accuracy: Vec<f64>,
+    /// Test images of each split.
+    pub test_images: Vec<usize>,
+}
+
+/// What the search gave: every candidate, and the appendix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Search {
+    /// Every (feature set, classifier, C).
+    pub candidates: Vec<Candidate>,
+    /// Test accuracies, not used for choosing.
+    pub test_only: Vec<TestOnly>,
+}
+
+/// How far the search is, for progress lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchProgress {
+    /// (Feature set, classifier) pairs done.
+    pub done: usize,
+    /// All pairs.
+    pub total: usize,
+    /// Estimated seconds left (from the columns still to fit).
+    pub eta_seconds: f64,
+    /// What was just done.
+    pub line: String,
+}
+
+/// Trains every feature set with every classifier over the C grid (`base` gives the rest of
+/// the protocol) and collects the validation scores per C. Pairs run in parallel (the
+/// multinomial logistic fit is single-threaded); results keep the order of the pairs.
+pub fn search(
+    data: &CacheData,
+    sets: &[Vec<Repr>],
+    kinds: &[Kind],
+    base: &TrainConfig,
+    progress: &mut (dyn FnMut(SearchProgress) + Send),
+) -> Result<Search, ClassifyError> {
+    let mut jobs = Vec::new();
+    for set in sets {
+        let dims = data.identity.select(set)?.1.len();
+        for &kind in kinds {
+            jobs.push((set, kind, dims));
+        }
+    }
+    let total_cost: f64 = jobs.iter().map(|j| fit_cost(j.1, j.2)).sum();
+    let start = Instant::now();
+    let shared = Mutex::new((0usize, 0.0f64, progress));
+    let results: Vec<(Vec<Candidate>, TestOnly)> = jobs
+        .par_iter()
+        .map(|(set, kind, dims)| {
+            let sub = data.using(set)?;
+            let cfg = TrainConfig {
+                kind: *kind,
+                ..base.clone()
+            };
+            let (outcome, _) = train::run(&sub, &cfg, &mut |_| {})?;
+            let found = candidates_of(&outcome, set);
+            let best_here = found.iter().map(|c| c.val_accuracy).fold(0.0f64, f64::max);
+            let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
+            let (done, done_cost, progress) = &mut *guard;
+            *done += 1;
+            *done_cost += fit_cost(*kind, *dims);
+            let elapsed = start.elapsed().as_secs_f64();
+            progress(SearchProgress {
+                done: *done,
+                total: jobs.len(),
+                eta_seconds: elapsed / *done_cost * (total_cost - *done_cost),
+                line: format!(
+                    "{kind} on {} ({dims} dims): best validation accuracy {:.2}%",
+                    label(set),
+                    100.0 * best_here
+                ),
+            });
+            Ok((found, test_only(&outcome, set)))
+        })
+        .collect::<Result<_, ClassifyError>>()?;
+    let (candidates, test_only): (Vec<Vec<Candidate>>, Vec<TestOnly>) = results.into_iter().unzip();
+    Ok(Search {
+        candidates: candidates.into_iter().flatten().collect(),
+        test_only,
+    })
+}
+
+/// Relative cost of a (classifier, columns) pair, for the ETA: an SVM grows with the columns,
+/// the multinomial logistic's L-BFGS costs seconds per fit at any width (on the flowers, on a
+/// loaded machine: the SVM's 18 fits on 256 columns took about 10 s, the logistic's 430 s).
+fn fit_cost(kind: Kind, dims: usize) -> f64 {
+    let fixed = match kind {
+        Kind::Svm => 512.0,
+        Kind::Logistic | Kind::LogisticOvr => 20_000.0,
+    };
+    dims as f64 + fixed
+}
+
+/// `layer:pooling` of a feature set, joined by `+`.
+pub fn label(set: &[Repr]) -> String {
+    set.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// One candidate per C of the grid, scored by its mean validation accuracy over the splits.
+fn candidates_of(outcome: &TrainOutcome, set: &[Repr]) -> Vec<Candidate> {
+    let grid = &outcome.config.grid;
+    grid.iter()
+        .enumerate()
+        .map(|(g, &c)| {
+            let points: Vec<_> = outcome.splits.iter().map(|s| &s.grid[g]).collect();
+            let val_per_split: Vec<f64> = points.iter().map(|p| p.val_accuracy).collect();
+            Candidate {
+                reprs: set.iter().map(ToString::to_string).collect(),
+                layers: Repr::layers(set).join("+"),
+                pooling: set[0].pooling.name().to_string(),
+                kind: outcome.config.kind,
+                dims: outcome.identity.dims,
+                c,
+                val_accuracy: val_per_split.iter().sum::<f64>() / val_per_split.len() as f64,
+                val_per_split,
+                val_images: outcome.splits.iter().map(|s| s.val_images).collect(),
+                fit_seconds: points.iter().map(|p| p.fit_seconds).sum(),
+            }
+        })
+        .collect()
+}
+
+fn test_only(outcome: &TrainOutcome, set: &[Repr]) -> TestOnly {
+    TestOnly {
+        features: label(set),
+        kind: outcome.config.kind,
+        dims: outcome.identity.dims,
+        test_accuracy: outcome
+            .splits
+            .iter()
+            .map(|s| {
+                let right = s.test.iter().filter(|t| t.label == t.predicted).count();
+                right as f64 / s.test.len().max(1) as f64
+            })
+            .collect(),
+        test_images: outcome.splits.iter().map(|s| s.test.len()).collect(),
+    }
+}
+
+/// Rank of a classifier when scores tie: the SVM first (fastest to fit and to use).
+fn kind_rank(kind: Kind) -> usize {
+    match kind {
+        Kind::Svm => 0,
+        Kind::Logistic => 1,
+        Kind::LogisticOvr => 2,
+    }
+}
+
+/// The candidate with the highest mean validation accuracy; ties go to the cheaper model:
+/// fewer columns, then the SVM before logistic regression, then the smaller C (the stronger
+/// penalty, as `tlearn train` keeps on ties).
+pub fn best<'a>(candidates: impl IntoIterator<Item = &'a Candidate>) -> Option<&'a Candidate> {
+    candidates.into_iter().reduce(|best, c| {
+        let better = c.val_accuracy > best.val_accuracy + TIE;
+        let tie = (c.val_accuracy - best.val_accuracy).abs() <= TIE;
+        let cheaper = (c.dims, kind_rank(c.kind), c.c) < (best.dims, kind_rank(best.kind), best.c);
+        if better || (tie && cheaper) {
+            c
+        } else {
+            best
+        }
+    })
+}
+
+/// The best candidate of each (feature set, classifier), in search order: one point each in
+/// the plot and the table.
+pub fn best_per_set(candidates: &[Candidate]) -> Vec<&Candidate> {
+    let mut keys: Vec<(&[String], Kind)> = Vec::new();
+    for c in candidates {
+        if !keys.contains(&(c.reprs.as_slice(), c.kind)) {
+            keys.push((&c.reprs, c.kind));
+        }
+    }
+    keys.into_iter()
+        .filter_map(|(reprs, kind)| {
+            best(
+                candidates
+                    .iter()
+                    .filter(|c| c.reprs.as_slice() == reprs && c.kind == kind),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(dims: usize, kind: Kind, c: f64, val: f64) -> Candidate {
+        Candidate {
+            reprs: vec![format!("l{dims}:avg")],
+            layers: format!("l{dims}"),
+            pooling: "avg".into(),
+            kind,
+            dims,
+            c,
+            val_accuracy: val,
+            val_per_split: vec![val],
+            val_images: vec![10],
+            fit_seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn ties_go_to_fewer_columns_then_the_svm_then_the_smaller_c() {
+        let all = vec![
+            cand(512, Kind::Logistic, 1e-3, 0.9),
+            cand(1024, Kind::Svm, 1e-4, 0.9),
+            cand(512, Kind::Svm, 1e-2, 0.9),
+            cand(512, Kind::Svm, 1e-3, 0.9),
+            cand(2048, Kind::Svm, 1e-3, 0.8),
+        ];
+        let b = best(&all).unwrap();
+        assert_eq!((b.dims, b.kind, b.c), (512, Kind::Svm, 1e-3));
+        let mut better = all.clone();
+        better.push(cand(4096, Kind::Logistic, 1.0, 0.91));
+        assert_eq!(best(&better).unwrap().dims, 4096);
+    }
+
+    #[test]
+    fn the_sets_are_runs_of_adjacent_layers_and_the_deepest_flattened() {
+        let layers: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let sets: Vec<String> = feature_sets(&layers).iter().map(|s| label(s)).collect();
+        assert_eq!(sets.len(), 13);
+        assert!(sets.contains(&"a:avg+b:avg".to_string()));
+        assert!(sets.contains(&"a:max+b:max+c:max".to_string()));
+        assert!(!sets.contains(&"a:avg+c:avg".to_string()));
+        assert_eq!(sets.last().unwrap(), "c:flatten");
+        assert_eq!(extraction_reprs(&layers).len(), 7);
+    }
+}

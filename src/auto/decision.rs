@@ -1,0 +1,551 @@
+//! The decision section of an auto run: the measured data, the case of the method's table and
+//! why, the validation accuracy of every candidate (a plot and a table), the chosen
+//! configuration, the commands that reproduce it, and an appendix of test accuracies not used
+//! for choosing. Written as decision.md / .html / .json beside the chosen run's report, and
+//! appended to that report's report.md and report.html.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use image::RgbImage;
+use plotters::prelude::*;
+
+use super::choose::{best_per_set, Candidate};
+use super::measure::{Size, LARGE_PER_CLASS};
+use super::{Decision, Similarity};
+use crate::finetune::curves::{register_font, FONT};
+use crate::report::html::{data_uri, escape, page};
+use crate::report::{write_run, ReportError, RunReport};
+
+/// The plot's file name in the report folder.
+pub const PLOT: &str = "candidates.png";
+
+const WIDTH: u32 = 960;
+const HEIGHT: u32 = 480;
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// A piece of the section, rendered as Markdown or HTML.
+enum Block {
+    Heading(String),
+    Para(String),
+    List(Vec<String>),
+    Table(Vec<String>, Vec<Vec<String>>),
+    Code(String),
+    Plot,
+}
+
+/// Writes the chosen run's report into `dir`, then the decision beside it and into it.
+pub fn write(decision: &Decision, report: &RunReport, dir: &Path) -> Result<(), ReportError> {
+    write_run(report, dir)?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReportError::Io { path, source }
+    };
+    let png = plot_png(decision).map_err(ReportError::Image)?;
+    let mut png_bytes = Vec::new();
+    png.write_to(
+        &mut std::io::Cursor::new(&mut png_bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| ReportError::Image(e.to_string()))?;
+    let blocks = content(decision, report);
+    let md = markdown(&blocks);
+    let html = html(&blocks, &png_bytes);
+    let files = [
+        (PLOT, png_bytes.clone()),
+        (
+            "decision.md",
+            format!("# {} — decision\n\n{md}", report.run).into_bytes(),
+        ),
+        (
+            "decision.html",
+            page(&format!("{} — decision", report.run), &html).into_bytes(),
+        ),
+        (
+            "decision.json",
+            (serde_json::to_string_pretty(decision).expect("decision serialises") + "\n")
+                .into_bytes(),
+        ),
+    ];
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).map_err(io(&dir.join(name)))?;
+    }
+    let report_md = dir.join("report.md");
+    let old = std::fs::read_to_string(&report_md).map_err(io(&report_md))?;
+    std::fs::write(&report_md, format!("{old}\n{md}")).map_err(io(&report_md))?;
+    let report_html = dir.join("report.html");
+    let old = std::fs::read_to_string(&report_html).map_err(io(&report_html))?;
+    let merged = match old.rfind("</body>") {
+        Some(at) => format!("{}{html}{}", &old[..at], &old[at..]),
+        None => format!("{old}{html}"),
+    };
+    std::fs::write(&report_html, merged).map_err(io(&report_html))
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2}", 100.0 * v)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Counts per split as `a / b / c`, or one number when all splits agree.
+fn per_split(counts: &[usize]) -> String {
+    if counts.windows(2).all(|w| w[0] == w[1]) {
+        counts.first().map_or("0".into(), |n| n.to_string())
+    } else {
+        counts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" / ")
+    }
+}
+
+fn content(d: &Decision, report: &RunReport) -> Vec<Block> {
+    let s = &d.stats;
+    let mut out = vec![Block::Heading("Decision (tlearn auto)".into())];
+    out.push(Block::Heading("The data".into()));
+    let skipped = if d.skipped.is_empty() {
+        "none".to_string()
+    } else {
+        let list: Vec<String> = d
+            .skipped
+            .iter()
+            .map(|(p, r)| format!("{p} ({r})"))
+            .collect();
+        format!("{}: {}", d.skipped.len(), list.join("; "))
+    };
+    let splits: Vec<String> = s
+        .splits
+        .iter()
+        .map(|c| format!("{} / {} / {}", c.train, c.val, c.test))
+        .collect();
+    out.push(Block::List(vec![
+        format!("{} images in {} classes", s.images, s.classes),
+        format!(
+            "images per class: smallest {} ({}), median {}, largest {}",
+            s.per_class_spread.min,
+            s.smallest_class,
+            s.per_class_spread.median,
+            s.per_class_spread.max
+        ),
+        format!(
+            "image sizes (width x height): smallest {} x {}, median {} x {}, largest {} x {}",
+            s.width.min, s.height.min, s.width.median, s.height.median, s.width.max, s.height.max
+        ),
+        format!("skipped files: {skipped}"),
+        format!(
+            "{} seeded splits; train / validation / test images per split: {}",
+            s.splits.len(),
+            splits.join(", ")
+        ),
+    ]));
+    if !d.warnings.is_empty() {
+        out.push(Block::Heading("Warnings".into()));
+        out.push(Block::List(d.warnings.clone()));
+    }
+    out.extend(table_case(d));
+    out.extend(candidates(d));
+    out.extend(chosen(d, report));
+    out.push(Block::Heading("Reproduce by hand".into()));
+    out.push(Block::Code(d.commands.join("\n\n")));
+    out.extend(appendix(d));
+    out.push(Block::Heading("Time".into()));
+    out.push(Block::Table(
+        vec!["phase".into(), "seconds".into()],
+        d.phases
+            .iter()
+            .map(|p| vec![p.phase.clone(), format!("{:.1}", p.seconds)])
+            .collect(),
+    ));
+    out
+}
+
+fn table_case(d: &Decision) -> Vec<Block> {
+    let small = d.stats.size == Size::Small;
+    let similar = d.similarity == Similarity::Similar;
+    let cell = |applies: bool, text: &str| {
+        if applies {
+            format!("**→ {text}**")
+        } else {
+            text.to_string()
+        }
+    };
+    let deepest = d.layers.last().cloned().unwrap_or_default();
+    let size = format!(
+        "Size: **{}**. The median class has {} images; from {LARGE_PER_CLASS} images per class on, tlearn counts data as large: below that, fine-tuning even the last VGG16 block (7 M weights) has too few images to beat a linear classifier on frozen features (on the flowers, 80 per class, fine-tuned block 5 measured 95.20 ± 1.11 % against 94.80 ± 2.13 % for the linear SVM).",
+        if small { "small" } else { "large" },
+        d.stats.per_class_spread.median
+    );
+    let similarity = if similar {
+        format!(
+            "Similarity: **similar**. The winner reads the deepest candidate layer, {deepest}: the best candidate with it scores {} % on validation, the best without it {} %. ImageNet's most specific features help, so in the method's sense the data is similar to ImageNet.",
+            pct(d.best_with_deepest),
+            pct(d.best_without_deepest)
+        )
+    } else {
+        format!(
+            "Similarity: **different**. Earlier layers win: the best candidate without {deepest} scores {} % on validation, the best with it {} %. The most ImageNet-specific features do not help, so in the method's sense the data is different from ImageNet.",
+            pct(d.best_without_deepest),
+            pct(d.best_with_deepest)
+        )
+    };
+    let action = match (small, similar) {
+        (true, true) => "Case: small and similar → a feature extractor: the linear classifier chosen below, on features that include the last layer.".to_string(),
+        (true, false) => "Case: small and different → features of earlier layers: the linear classifier chosen below.".to_string(),
+        (false, _) => format!(
+            "Case: large and {} → the table says fine-tune ({}). tlearn auto does not run fine-tuning yet: it keeps the chosen linear classifier below; `tlearn finetune train` on a cache of the layer before the chosen one runs those stages by hand.",
+            if similar { "similar" } else { "different" },
+            if similar { "the last block(s)" } else { "every convolution, starting from the pretrained weights" }
+        ),
+    };
+    vec![
+        Block::Heading("The method's table".into()),
+        Block::Table(
+            vec![
+                "".into(),
+                "similar to ImageNet".into(),
+                "different from ImageNet".into(),
+            ],
+            vec![
+                vec![
+                    "small data".into(),
+                    cell(
+                        small && similar,
+                        "feature extractor (linear classifier on the last layers)",
+                    ),
+                    cell(
+                        small && !similar,
+                        "linear classifier on earlier layers' features",
+                    ),
+                ],
+                vec![
+                    "large data".into(),
+                    cell(!small && similar, "fine-tune the last block(s)"),
+                    cell(
+                        !small && !similar,
+                        "fine-tune everything from the pretrained weights",
+                    ),
+                ],
+            ],
+        ),
+        Block::Para(size),
+        Block::Para(similarity),
+        Block::Para(action),
+    ]
+}
+
+fn candidates(d: &Decision) -> Vec<Block> {
+    let c = &d.search.candidates;
+    let sets = best_per_set(c);
+    let val = per_split(&d.chosen.val_images);
+    let kinds: Vec<String> = {
+        let mut k: Vec<String> = Vec::new();
+        for s in &sets {
+            if !k.contains(&s.kind.to_string()) {
+                k.push(s.kind.to_string());
+            }
+        }
+        k
+    };
+    let grid = c.len() / sets.len().max(1);
+    let mut sorted = sets.clone();
+    sorted.sort_by(|a, b| b.val_accuracy.total_cmp(&a.val_accuracy));
+    let rows = sorted
+        .iter()
+        .map(|s| {
+            vec![
+                s.reprs.join(" + "),
+                s.kind.to_string(),
+                s.dims.to_string(),
+                format!("{:e}", s.c),
+                pct(s.val_accuracy),
+                s.val_per_split
+                    .iter()
+                    .map(|v| pct(*v))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+            ]
+        })
+        .collect();
+    vec![
+        Block::Heading("Candidates".into()),
+        Block::Para(format!(
+            "{} candidates: {} feature sets (every representation stored by one extraction: {}; adjacent layers concatenated) x {} ({}) x {} values of C. Each is scored by its validation accuracy averaged over the {} seeded splits (n = {val} validation images per split); test images are never looked at to choose. Ties go to the cheaper model: fewer dimensions, then the SVM, then the smaller C.",
+            c.len(),
+            sets.len() / kinds.len().max(1),
+            d.extracted.join(", "),
+            kinds.len(),
+            kinds.join(", "),
+            grid,
+            d.chosen.val_per_split.len()
+        )),
+        Block::Plot,
+        Block::Table(
+            vec![
+                "features".into(),
+                "classifier".into(),
+                "dims".into(),
+                "best C".into(),
+                format!("validation accuracy % (mean, n = {val} per split)"),
+                "per split".into(),
+            ],
+            rows,
+        ),
+    ]
+}
+
+fn chosen(d: &Decision, report: &RunReport) -> Vec<Block> {
+    let c = &d.chosen;
+    let s = &report.summary;
+    let tests: Vec<usize> = report.splits.iter().map(|s| s.test_images).collect();
+    vec![
+        Block::Heading("Chosen".into()),
+        Block::Para(format!(
+            "**{} on {} ({} dims), C = {:e}**: validation accuracy {} % (mean of {} splits, n = {} validation images per split); test accuracy {} % ± {} (n = {} test images per split). Model: `{}`; usable with `tlearn predict --model {}`.",
+            c.kind,
+            c.reprs.join(" + "),
+            c.dims,
+            c.c,
+            pct(c.val_accuracy),
+            c.val_per_split.len(),
+            per_split(&c.val_images),
+            pct(s.accuracy.mean),
+            pct(s.accuracy.std),
+            per_split(&tests),
+            report.model.as_ref().map_or("", |m| m.path.as_str()),
+            report.model.as_ref().map_or("", |m| m.path.as_str()),
+        )),
+    ]
+}
+
+fn appendix(d: &Decision) -> Vec<Block> {
+    let mut rows: Vec<_> = d.search.test_only.iter().collect();
+    rows.sort_by(|a, b| mean(&b.test_accuracy).total_cmp(&mean(&a.test_accuracy)));
+    vec![
+        Block::Heading("Appendix: test accuracy of every candidate — not used for choosing".into()),
+        Block::Para("Each feature set and classifier with C chosen on validation in each split, as `tlearn train` does. Shown for the reader only: the choice above never read these numbers.".into()),
+        Block::Table(
+            vec![
+                "features".into(),
+                "classifier".into(),
+                "dims".into(),
+                "test accuracy % (mean)".into(),
+                "per split".into(),
+                "test images per split".into(),
+            ],
+            rows.iter()
+                .map(|t| {
+                    vec![
+                        t.features.replace('+', " + "),
+                        t.kind.to_string(),
+                        t.dims.to_string(),
+                        pct(mean(&t.test_accuracy)),
+                        t.test_accuracy.iter().map(|v| pct(*v)).collect::<Vec<_>>().join(" / "),
+                        per_split(&t.test_images),
+                    ]
+                })
+                .collect(),
+        ),
+    ]
+}
+
+fn markdown(blocks: &[Block]) -> String {
+    let mut md = String::new();
+    let mut first = true;
+    for b in blocks {
+        match b {
+            Block::Heading(t) => {
+                let level = if first { "##" } else { "###" };
+                first = false;
+                let _ = writeln!(md, "{level} {t}\n");
+            }
+            Block::Para(t) => {
+                let _ = writeln!(md, "{t}\n");
+            }
+            Block::List(items) => {
+                items.iter().for_each(|i| {
+                    let _ = writeln!(md, "- {i}");
+                });
+                md.push('\n');
+            }
+            Block::Table(head, rows) => {
+                let _ = writeln!(md, "| {} |", head.join(" | "));
+                let _ = writeln!(md, "|{}", "---|".repeat(head.len()));
+                for r in rows {
+                    let _ = writeln!(md, "| {} |", r.join(" | "));
+                }
+                md.push('\n');
+            }
+            Block::Code(t) => {
+                let _ = writeln!(md, "```sh\n{t}\n```\n");
+            }
+            Block::Plot => {
+                let _ = writeln!(md, "![validation accuracy per candidate]({PLOT})\n");
+            }
+        }
+    }
+    md
+}
+
+/// Markdown's `**bold**` and `` `code` `` as HTML, the rest escaped.
+fn inline(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in escape(text).split("**").enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<b>{part}</b>");
+        } else {
+            for (j, piece) in part.split('`').enumerate() {
+                if j % 2 == 1 {
+                    let _ = write!(out, "<code>{piece}</code>");
+                } else {
+                    out.push_str(piece);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn html(blocks: &[Block], png: &[u8]) -> String {
+    let mut h = String::new();
+    let mut first = true;
+    for b in blocks {
+        match b {
+            Block::Heading(t) => {
+                let tag = if first { "h2" } else { "h3" };
+                first = false;
+                let _ = writeln!(h, "<{tag}>{}</{tag}>", escape(t));
+            }
+            Block::Para(t) => {
+                let _ = writeln!(h, "<p>{}</p>", inline(t));
+            }
+            Block::List(items) => {
+                h.push_str("<ul>");
+                items.iter().for_each(|i| {
+                    let _ = write!(h, "<li>{}</li>", inline(i));
+                });
+                h.push_str("</ul>\n");
+            }
+            Block::Table(head, rows) => {
+                h.push_str("<table><tr>");
+                head.iter().for_each(|c| {
+                    let _ = write!(h, "<th class=\"l\">{}</th>", escape(c));
+                });
+                h.push_str("</tr>");
+                for r in rows {
+                    h.push_str("<tr>");
+                    r.iter().enumerate().for_each(|(i, c)| {
+                        let class = if i == 0 { " class=\"l\"" } else { "" };
+                        let _ = write!(h, "<td{class}>{}</td>", inline(c));
+                    });
+                    h.push_str("</tr>");
+                }
+                h.push_str("</table>\n");
+            }
+            Block::Code(t) => {
+                let _ = writeln!(h, "<pre>{}</pre>", escape(t));
+            }
+            Block::Plot => {
+                let _ = writeln!(
+                    h,
+                    "<p><img alt=\"validation accuracy per candidate\" src=\"{}\"></p>",
+                    data_uri("image/png", png)
+                );
+            }
+        }
+    }
+    h
+}
+
+/// Short x-axis name of a layer set: `block3+block4` for `block3_pool+block4_pool`.
+fn short(layers: &str) -> String {
+    layers.replace("_pool", "")
+}
+
+/// Validation accuracy of the best C of every (feature set, classifier): layers on x,
+/// pooling and classifier as series.
+pub fn plot_png(d: &Decision) -> Result<RgbImage, String> {
+    register_font();
+    let best: Vec<&Candidate> = best_per_set(&d.search.candidates);
+    let mut xs: Vec<&str> = Vec::new();
+    let mut series: Vec<String> = Vec::new();
+    for c in &best {
+        if !xs.contains(&c.layers.as_str()) {
+            xs.push(&c.layers);
+        }
+        let name = format!("{} {}", c.pooling, c.kind);
+        if !series.contains(&name) {
+            series.push(name);
+        }
+    }
+    let low = best.iter().map(|c| c.val_accuracy).fold(1.0f64, f64::min);
+    let low = ((low - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
+    let mut buf = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+        let root = BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        let n = xs.len().max(1) as i32;
+        let labels: Vec<String> = xs.iter().map(|x| short(x)).collect();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "validation accuracy per candidate (best C, mean over splits)",
+                (FONT, 18),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d((0..n - 1).into_segmented(), low..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("layers")
+            .y_desc("validation accuracy")
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(err)?;
+        for (i, name) in series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let points: Vec<(SegmentValue<i32>, f64)> = best
+                .iter()
+                .filter(|c| &format!("{} {}", c.pooling, c.kind) == name)
+                .map(|c| {
+                    let x = xs.iter().position(|x| *x == c.layers).unwrap_or(0) as i32;
+                    (SegmentValue::CenterOf(x), c.val_accuracy)
+                })
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(4))
+                .map_err(err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 13))
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(RgbImage::from_raw(WIDTH, HEIGHT, buf).expect("the buffer has the image's size"))
+}

@@ -1,0 +1,389 @@
+//! `tlearn auto`: the method's decision ("which strategy, which layers") made from the user's
+//! own data. Measure the data, extract every candidate representation in one backbone pass,
+//! score feature sets x classifiers x C on validation images only, train the winner as a
+//! normal run, and explain the decision next to its report.
+
+pub mod bench;
+pub mod choose;
+pub mod decision;
+pub mod measure;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::backbone::{BackboneError, Descriptor};
+use crate::classify::data::CacheData;
+use crate::classify::train::{self, TrainConfig};
+use crate::classify::{ClassifyError, Kind, DEFAULT_C_GRID};
+use crate::extract::{self, ExtractConfig, ExtractError};
+use crate::report::run::ModelInfo;
+use crate::report::{ReportError, RunReport};
+
+pub use choose::{Candidate, Search, TestOnly};
+pub use measure::{DataStats, Size, TooSmall};
+
+/// Name of the chosen run (its model under `<out>/runs/`, its report under `<out>/reports/`).
+pub const RUN: &str = "auto";
+
+/// Errors of an auto run.
+#[derive(Debug, thiserror::Error)]
+pub enum AutoError {
+    /// The data set cannot be split for choosing.
+    #[error(transparent)]
+    TooSmall(#[from] TooSmall),
+    /// Extraction failed.
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    /// The backbone's descriptor cannot be read.
+    #[error(transparent)]
+    Backbone(#[from] BackboneError),
+    /// Training or the cache failed.
+    #[error(transparent)]
+    Classify(#[from] ClassifyError),
+    /// Writing the report failed.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// Bad settings.
+    #[error("invalid parameter: {0}")]
+    InvalidParams(String),
+    /// Stopped on request during extraction; the cache is kept and resumes.
+    #[error("stopped during extraction: run the same command again to resume")]
+    Interrupted,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct AutoConfig {
+    /// Data, backbone, augmentation, splits and compute; `out` and `reprs` are set by auto.
+    pub extract: ExtractConfig,
+    /// Everything is written under this folder: `cache/`, `runs/`, `reports/`.
+    pub out: PathBuf,
+    /// Candidate layers, shallow to deep; empty: the deepest [`choose::DEFAULT_LAYERS`].
+    pub layers: Vec<String>,
+    /// Classifiers compared.
+    pub kinds: Vec<Kind>,
+    /// Values of C compared.
+    pub grid: Vec<f64>,
+    /// Most L-BFGS iterations of the logistic models.
+    pub max_iterations: u64,
+}
+
+impl AutoConfig {
+    /// The defaults (SVM and multinomial logistic regression, the documented C grid).
+    pub fn new(extract: ExtractConfig, out: &Path) -> AutoConfig {
+        AutoConfig {
+            extract,
+            out: out.to_path_buf(),
+            layers: Vec::new(),
+            kinds: vec![Kind::Svm, Kind::Logistic],
+            grid: DEFAULT_C_GRID.to_vec(),
+            max_iterations: 100,
+        }
+    }
+
+    /// The cache of every candidate representation.
+    pub fn cache(&self) -> PathBuf {
+        self.out.join("cache").join("features.h5")
+    }
+
+    /// Folder of saved models.
+    pub fn runs(&self) -> PathBuf {
+        self.out.join("runs")
+    }
+
+    /// Folder of reports.
+    pub fn reports(&self) -> PathBuf {
+        self.out.join("reports")
+    }
+
+    /// The training protocol every candidate and the final run share (as `tlearn train`'s defaults).
+    pub fn train_config(&self, kind: Kind) -> TrainConfig {
+        TrainConfig {
+            grid: self.grid.clone(),
+            max_iterations: self.max_iterations,
+            ..TrainConfig::new(kind)
+        }
+    }
+}
+
+/// What an auto run reports while it works (the library does not print).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// A phase starts.
+    Phase(String),
+    /// Something the user should know (also written to the decision).
+    Warning(String),
+    /// A (feature set, classifier) was scored.
+    Search(choose::SearchProgress),
+}
+
+/// Seconds of one phase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseTime {
+    /// Phase name.
+    pub phase: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Similar or different from the backbone's training images, in the method's sense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Similarity {
+    /// The deepest layer is part of the winner.
+    Similar,
+    /// Only earlier layers win.
+    Different,
+}
+
+/// The decision and everything that explains it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// The measured data.
+    pub stats: DataStats,
+    /// Warnings about the data and the estimates.
+    pub warnings: Vec<String>,
+    /// Images the extraction could not use, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Rows this run extracted (fewer when it resumed or reused its cache).
+    pub rows_computed: usize,
+    /// Candidate layers, shallow to deep.
+    pub layers: Vec<String>,
+    /// Every representation the one extraction stored.
+    pub extracted: Vec<String>,
+    /// Similar or different, from which layers win.
+    pub similarity: Similarity,
+    /// Best validation accuracy of a feature set that includes the deepest layer.
+    pub best_with_deepest: f64,
+    /// Best validation accuracy of a feature set without the deepest layer.
+    pub best_without_deepest: f64,
+    /// The search.
+    pub search: Search,
+    /// The chosen candidate.
+    pub chosen: Candidate,
+    /// Commands that reproduce the chosen run by hand.
+    pub commands: Vec<String>,
+    /// Seconds per phase.
+    pub phases: Vec<PhaseTime>,
+}
+
+/// An auto run's results: the decision, the chosen run's report and where things went.
+#[derive(Debug, Clone)]
+pub struct AutoOutcome {
+    /// The decision.
+    pub decision: Decision,
+    /// The chosen run's report.
+    pub report: RunReport,
+    /// The saved model.
+    pub model: PathBuf,
+    /// The report folder (with the decision).
+    pub report_dir: PathBuf,
+}
+
+/// Runs auto: measure, extract once, search on validation, train and report the winner.
+pub fn run(
+    cfg: &AutoConfig,
+    stop: &AtomicBool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<AutoOutcome, AutoError> {
+    if cfg.kinds.is_empty() || cfg.grid.is_empty() {
+        return Err(AutoError::InvalidParams(
+            "auto needs at least one classifier and one C".into(),
+        ));
+    }
+    let mut phases = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |phases: &mut Vec<PhaseTime>, phase: &str| {
+        phases.push(PhaseTime {
+            phase: phase.into(),
+            seconds: clock.elapsed().as_secs_f64(),
+        });
+        clock = Instant::now();
+    };
+
+    progress(Progress::Phase("measuring the data".into()));
+    let ex = &cfg.extract;
+    let data = extract::open_data(ex)?;
+    let (stats, mut warnings) = measure::measure(&data, ex.split, ex.splits, ex.seed)?;
+    warnings.extend(data.warnings.iter().cloned());
+    warnings
+        .iter()
+        .for_each(|w| progress(Progress::Warning(w.clone())));
+    let layers = candidate_layers(cfg)?;
+    let reprs = choose::extraction_reprs(&layers);
+    lap(&mut phases, "measure");
+
+    progress(Progress::Phase(format!(
+        "extracting {} representations in one backbone pass into {}",
+        reprs.len(),
+        cfg.cache().display()
+    )));
+    let extract_cfg = ExtractConfig {
+        reprs: reprs.clone(),
+        out: cfg.cache(),
+        ..ex.clone()
+    };
+    let summary = extract::run(&extract_cfg, stop)?;
+    if summary.interrupted {
+        return Err(AutoError::Interrupted);
+    }
+    for (path, reason) in &summary.skipped {
+        progress(Progress::Warning(format!("skipped {path}: {reason}")));
+    }
+    lap(&mut phases, "extract");
+
+    let sets = choose::feature_sets(&layers);
+    progress(Progress::Phase(format!(
+        "scoring {} feature sets x {} classifier(s) x {} C on validation images",
+        sets.len(),
+        cfg.kinds.len(),
+        cfg.grid.len()
+    )));
+    let cache = CacheData::load(&cfg.cache())?;
+    let search = choose::search(
+        &cache,
+        &sets,
+        &cfg.kinds,
+        &cfg.train_config(Kind::Svm),
+        &mut |p| progress(Progress::Search(p)),
+    )?;
+    let chosen = choose::best(&search.candidates)
+        .expect("at least one candidate")
+        .clone();
+    lap(&mut phases, "choose");
+
+    progress(Progress::Phase(format!(
+        "training the chosen {} on {} (C = {:e}) as run {RUN}",
+        chosen.kind,
+        chosen.reprs.join("+"),
+        chosen.c
+    )));
+    let (report, model) = train_chosen(cfg, &cache, &chosen, &data.root)?;
+    lap(&mut phases, "train and report");
+
+    let deepest = layers.last().expect("at least one layer");
+    let best_of = |with: bool| {
+        search
+            .candidates
+            .iter()
+            .filter(|c| c.layers.split('+').any(|l| l == deepest) == with)
+            .map(|c| c.val_accuracy)
+            .fold(0.0f64, f64::max)
+    };
+    let decision = Decision {
+        stats,
+        warnings,
+        skipped: summary.skipped.clone(),
+        rows_computed: summary.computed,
+        similarity: if chosen.layers.split('+').any(|l| l == deepest) {
+            Similarity::Similar
+        } else {
+            Similarity::Different
+        },
+        best_with_deepest: best_of(true),
+        best_without_deepest: best_of(false),
+        commands: commands(cfg, &extract_cfg, &chosen),
+        layers,
+        extracted: reprs.iter().map(ToString::to_string).collect(),
+        search,
+        chosen,
+        phases,
+    };
+    let report_dir = cfg.reports().join(RUN);
+    decision::write(&decision, &report, &report_dir)?;
+    Ok(AutoOutcome {
+        decision,
+        report,
+        model,
+        report_dir,
+    })
+}
+
+/// The candidate layers: as asked (each must be one of the backbone's), else the deepest
+/// [`choose::DEFAULT_LAYERS`] of its descriptor.
+fn candidate_layers(cfg: &AutoConfig) -> Result<Vec<String>, AutoError> {
+    let all = Descriptor::for_model(&cfg.extract.model)?.layers;
+    if cfg.layers.is_empty() {
+        return Ok(all[all.len().saturating_sub(choose::DEFAULT_LAYERS)..].to_vec());
+    }
+    if let Some(unknown) = cfg.layers.iter().find(|l| !all.contains(l)) {
+        return Err(AutoError::InvalidParams(format!(
+            "layer {unknown} is not one of the backbone's: {}",
+            all.join(", ")
+        )));
+    }
+    // Shallow to deep, as the descriptor lists them, so "adjacent" means adjacent in the net.
+    Ok(all.into_iter().filter(|l| cfg.layers.contains(l)).collect())
+}
+
+/// Trains the chosen candidate as `tlearn train` would, saves its model and writes its report.
+fn train_chosen(
+    cfg: &AutoConfig,
+    cache: &CacheData,
+    chosen: &Candidate,
+    data_root: &Path,
+) -> Result<(RunReport, PathBuf), AutoError> {
+    let sub = cache.using(&chosen.representations())?;
+    let train_cfg = TrainConfig {
+        grid: vec![chosen.c],
+        ..cfg.train_config(chosen.kind)
+    };
+    let (outcome, model) = train::run(&sub, &train_cfg, &mut |_| {})?;
+    let model_path = cfg.runs().join(RUN).join("model.json");
+    model.save(&model_path)?;
+    let info = ModelInfo {
+        path: model_path.display().to_string(),
+        trained_on: model.trained_on.clone(),
+        chosen: format!("{:e}", model.c),
+    };
+    let root = Some(data_root.display().to_string());
+    let report = RunReport::new(RUN, &(&outcome).into(), root, Some(info));
+    Ok((report, model_path))
+}
+
+/// The `tlearn` commands that make the chosen run by hand: from auto's cache, and from scratch.
+fn commands(cfg: &AutoConfig, ex: &ExtractConfig, chosen: &Candidate) -> Vec<String> {
+    let uses = chosen.reprs.join(",");
+    let train = |features: &Path, with_use: bool| {
+        format!(
+            "tlearn train {} --features {}{} --c {:e} --max-iterations {} --run {RUN}-by-hand --runs {} --reports {} --data {}",
+            chosen.kind,
+            features.display(),
+            if with_use { format!(" --use {uses}") } else { String::new() },
+            chosen.c,
+            cfg.max_iterations,
+            cfg.runs().display(),
+            cfg.reports().display(),
+            ex.data.display()
+        )
+    };
+    let all_reprs: Vec<String> = ex.reprs.iter().map(ToString::to_string).collect();
+    let features = |reprs: &str, out: &Path| {
+        format!(
+            "tlearn features --data {} --model {} --repr {reprs} --augment {} --copies {}{} --split {} --splits {} --seed {}{} --out {}",
+            ex.data.display(),
+            ex.model.display(),
+            ex.recipe,
+            ex.copies,
+            if ex.augment_all { " --augment-all" } else { "" },
+            ex.split,
+            ex.splits,
+            ex.seed,
+            ex.per_class.map_or(String::new(), |n| format!(" --per-class {n}")),
+            out.display()
+        )
+    };
+    let alone = cfg.out.join("cache").join("chosen.h5");
+    vec![
+        format!("# what auto extracted (one pass):\n{}", features(&all_reprs.join(","), &ex.out)),
+        format!("# the chosen run, from that cache:\n{}", train(&ex.out, true)),
+        format!(
+            "# or from scratch, extracting the chosen representations only (the same columns):\n{}\n{}",
+            features(&uses, &alone),
+            train(&alone, false)
+        ),
+    ]
+}

@@ -1,0 +1,232 @@
+//! `tlearn auto`: arguments, progress lines and the closing summary over `tlearn::auto`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use tlearn::augment::Recipe;
+use tlearn::auto::{self, AutoConfig, AutoError, Progress};
+use tlearn::backbone::{ExecutionProvider, Pooling};
+use tlearn::classify::Kind;
+use tlearn::dataset::SplitSpec;
+use tlearn::extract::ExtractConfig;
+use tlearn::preprocess::DecodeLimits;
+
+/// Arguments of `tlearn auto`.
+#[derive(Debug, Args)]
+pub struct AutoArgs {
+    /// Data set root: one sub-folder per class, or the flowers layout (jpg/image_NNNN.jpg).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Everything goes under this folder: cache/features.h5, runs/auto/, reports/auto/.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Backbone ONNX model; its descriptor `<model>.toml` must sit beside it.
+    #[arg(long, default_value = "models/vgg16.onnx")]
+    pub model: PathBuf,
+    /// Candidate layers, comma-separated (default: the backbone's deepest three).
+    #[arg(long = "layers", value_delimiter = ',')]
+    pub layers: Vec<String>,
+    /// Classifiers compared.
+    #[arg(
+        long = "classifiers",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "svm,logistic"
+    )]
+    pub kinds: Vec<Kind>,
+    /// Values of C compared (comma-separated; default: the grid of `tlearn train`).
+    #[arg(long = "c", value_delimiter = ',')]
+    pub grid: Option<Vec<f64>>,
+    /// Most L-BFGS iterations of the logistic models.
+    #[arg(long, default_value_t = 100)]
+    pub max_iterations: u64,
+    /// Augmentation recipe of the training images' copies (as `make features`).
+    #[arg(long, default_value = "flip,rotate,scale,crop")]
+    pub augment: Recipe,
+    /// Augmented copies per training image.
+    #[arg(long, default_value_t = 2)]
+    pub copies: u32,
+    /// Augment every image, not only those that are training images in some split.
+    #[arg(long)]
+    pub augment_all: bool,
+    /// Fractions of each class for train,val,test.
+    #[arg(long, default_value = "0.5,0.25,0.25")]
+    pub split: SplitSpec,
+    /// Number of seeded splits.
+    #[arg(long, default_value_t = 3)]
+    pub splits: usize,
+    /// Seed of the splits and the augmentation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Images per backbone run.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Execution provider.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub ep: ExecutionProvider,
+    /// ONNX Runtime threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Fail before writing anything if any image cannot be used (default: skip and list it).
+    #[arg(long)]
+    pub strict: bool,
+    /// Keep only the first N images of each class.
+    #[arg(long)]
+    pub per_class: Option<usize>,
+    /// Also write the seconds of each phase here (JSON).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Then time one flattened extraction of the deepest layer plus one SVM grid on the same
+    /// data (in a temporary folder) and add it to the JSON: `make bench`'s comparison.
+    #[arg(long, requires = "json")]
+    pub baseline: bool,
+    /// No progress bar or progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn config(args: &AutoArgs) -> AutoConfig {
+    let extract = ExtractConfig {
+        data: args.data.clone(),
+        model: args.model.clone(),
+        layers: Vec::new(),
+        pooling: Pooling::Avg,
+        reprs: Vec::new(),
+        recipe: args.augment.clone(),
+        copies: args.copies,
+        augment_all: args.augment_all,
+        split: args.split,
+        splits: args.splits,
+        seed: args.seed,
+        batch: args.batch,
+        ep: args.ep,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        strict: args.strict,
+        limits: DecodeLimits::default(),
+        per_class: args.per_class,
+        out: PathBuf::new(),
+        progress: !args.quiet,
+    };
+    let mut cfg = AutoConfig::new(extract, &args.out);
+    cfg.layers = args.layers.clone();
+    cfg.kinds = args.kinds.clone();
+    if let Some(grid) = &args.grid {
+        cfg.grid = grid.clone();
+    }
+    cfg.max_iterations = args.max_iterations;
+    cfg
+}
+
+fn show(progress: Progress, quiet: bool) {
+    match progress {
+        Progress::Warning(w) => eprintln!("warning: {w}"),
+        _ if quiet => {}
+        Progress::Phase(p) => eprintln!("== {p}"),
+        Progress::Search(s) => eprintln!(
+            "[{}/{}] {} (ETA {:.0} s)",
+            s.done, s.total, s.line, s.eta_seconds
+        ),
+    }
+}
+
+/// `tlearn auto`: the whole decision, then a summary table on stdout.
+pub fn auto(args: AutoArgs) -> Result<ExitCode> {
+    let stop = crate::stop_on_ctrl_c(
+        "stopping after the batch in flight (Ctrl-C again to quit at once; the cache stays resumable)",
+    )?;
+    let cfg = config(&args);
+    let quiet = args.quiet;
+    let outcome = match auto::run(&cfg, &stop, &mut |p| show(p, quiet)) {
+        Err(AutoError::Interrupted) => {
+            eprintln!("interrupted: run the same command again to resume the extraction");
+            return Ok(ExitCode::from(130));
+        }
+        other => other?,
+    };
+    let d = &outcome.decision;
+    let best = auto::choose::best_per_set(&d.search.candidates);
+    let mut sorted = best.clone();
+    sorted.sort_by(|a, b| b.val_accuracy.total_cmp(&a.val_accuracy));
+    let val = d.chosen.val_images.first().copied().unwrap_or(0);
+    println!(
+        "{:<50} {:<9} {:>6} {:>7} {:>10}",
+        "features",
+        "classifier",
+        "dims",
+        "best C",
+        format!("val % (n={val})")
+    );
+    for c in sorted {
+        let mark = if c.reprs == d.chosen.reprs && c.kind == d.chosen.kind {
+            " <- chosen"
+        } else {
+            ""
+        };
+        println!(
+            "{:<50} {:<9} {:>6} {:>7} {:>10.2}{mark}",
+            c.reprs.join("+"),
+            c.kind.to_string(),
+            c.dims,
+            format!("{:e}", c.c),
+            100.0 * c.val_accuracy
+        );
+    }
+    let s = &outcome.report.summary;
+    let tests = outcome
+        .report
+        .splits
+        .first()
+        .map_or(0, |split| split.test_images);
+    eprintln!(
+        "data: {} images, {} classes, median {} per class ({:?}); the winner reads {} ({:?})",
+        d.stats.images,
+        d.stats.classes,
+        d.stats.per_class_spread.median,
+        d.stats.size,
+        d.chosen.layers,
+        d.similarity
+    );
+    eprintln!(
+        "chosen: {} on {} (C = {:e}): validation {:.2}%, test {:.2}% ± {:.2} over {} split(s) (n = {tests} test images per split)",
+        d.chosen.kind,
+        d.chosen.reprs.join("+"),
+        d.chosen.c,
+        100.0 * d.chosen.val_accuracy,
+        100.0 * s.accuracy.mean,
+        100.0 * s.accuracy.std,
+        s.splits
+    );
+    if d.stats.min_test_images() < auto::measure::RELIABLE_TEST_IMAGES {
+        eprintln!(
+            "warning: only {} test images per split: the test accuracy is an unreliable estimate",
+            d.stats.min_test_images()
+        );
+    }
+    eprintln!(
+        "model {}, report {} (decision section included)",
+        outcome.model.display(),
+        outcome.report_dir.join("report.html").display()
+    );
+    if let Some(path) = &args.json {
+        if args.baseline {
+            eprintln!("== timing the baseline: one flattened extraction and one SVM grid");
+            let bench = auto::bench::against_baseline(&cfg, d, &stop)?;
+            crate::print_json(&bench, Some(path))?;
+        } else {
+            let total: f64 = d.phases.iter().map(|p| p.seconds).sum();
+            let json = serde_json::json!({
+                "bench": "auto",
+                "phases": d.phases,
+                "total_seconds": total,
+                "rows_computed": d.rows_computed,
+                "chosen": d.chosen,
+            });
+            std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,482 @@
+//! Several representations from one extraction (`--repr`, `--use`) and `tlearn auto`: it picks
+//! an early layer when only that layer sees the classes, the deepest when the deepest is right,
+//! never reads test labels to choose, and leaves a report and a model `tlearn predict` uses.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use common::fixtures::{config, image_folder, serial, tiny_backbone, tlearn};
+use common::lcg_values;
+use image::{Rgb, RgbImage};
+use tlearn::auto::{self, AutoConfig, Similarity};
+use tlearn::backbone::{sha256_file, Pooling, Repr};
+use tlearn::cache::{CacheError, FeatureCache};
+use tlearn::classify::data::CacheData;
+use tlearn::classify::Kind;
+use tlearn::onnx::{attr_ints, DataType, Dim, GraphBuilder};
+use tlearn::preprocess::Preprocessing;
+
+fn go() -> AtomicBool {
+    AtomicBool::new(false)
+}
+
+fn reprs(list: &str) -> Vec<Repr> {
+    list.split(',').map(|r| r.parse().unwrap()).collect()
+}
+
+/// A two-block model like `tiny_vgg` whose second block ignores its input (zero weights, a
+/// positive bias): block2_pool is the same for every image, so only block1_pool sees anything.
+fn blind_block2_backbone(dir: &Path) -> PathBuf {
+    let mut b = GraphBuilder::new("blind_block2");
+    let sym = Dim::sym;
+    b.input(
+        "input",
+        DataType::Float,
+        &[sym("batch"), 3.into(), sym("height"), sym("width")],
+    );
+    let block =
+        |b: &mut GraphBuilder, name: &str, input: &str, cin: i64, w: Vec<f32>, bias: Vec<f32>| {
+            let cout = bias.len() as i64;
+            b.initializer_f32(&format!("{name}_W"), &w, &[cout, cin, 3, 3]);
+            b.initializer_f32(&format!("{name}_B"), &bias, &[cout]);
+            b.node(
+                "Conv",
+                &[input, &format!("{name}_W"), &format!("{name}_B")],
+                &[&format!("{name}_conv")],
+                vec![
+                    attr_ints("kernel_shape", &[3, 3]),
+                    attr_ints("pads", &[1, 1, 1, 1]),
+                ],
+            );
+            b.node(
+                "Relu",
+                &[&format!("{name}_conv")],
+                &[&format!("{name}_relu")],
+                vec![],
+            );
+            b.node(
+                "MaxPool",
+                &[&format!("{name}_relu")],
+                &[&format!("{name}_pool")],
+                vec![
+                    attr_ints("kernel_shape", &[2, 2]),
+                    attr_ints("strides", &[2, 2]),
+                ],
+            );
+        };
+    block(
+        &mut b,
+        "block1",
+        "input",
+        3,
+        lcg_values(3, 4 * 3 * 9, 0.5),
+        lcg_values(4, 4, 0.05),
+    );
+    block(
+        &mut b,
+        "block2",
+        "block1_pool",
+        4,
+        vec![0.0; 8 * 4 * 9],
+        vec![0.1; 8],
+    );
+    for (name, c) in [("block1_pool", 4), ("block2_pool", 8)] {
+        b.output(
+            name,
+            DataType::Float,
+            &[sym("batch"), c.into(), sym("h"), sym("w")],
+        );
+    }
+    let model = dir.join("blind.onnx");
+    b.build(13).unwrap().save(&model).unwrap();
+    let preprocessing = toml::to_string(&Preprocessing::caffe(32)).unwrap();
+    std::fs::write(
+        dir.join("blind.toml"),
+        format!(
+            "name = \"blind\"\nsha256 = \"{}\"\ninput = \"input\"\nlayers = [\"block1_pool\", \"block2_pool\"]\n\n[preprocessing]\n{preprocessing}",
+            sha256_file(&model).unwrap()
+        ),
+    )
+    .unwrap();
+    model
+}
+
+/// 32 x 32 images whose class is a colour tint, with random brightness and pixel noise.
+fn tinted(dir: &Path, classes: usize, per_class: usize) -> PathBuf {
+    let root = dir.join("tinted");
+    for c in 0..classes {
+        let class_dir = root.join(format!("tint_{c}"));
+        std::fs::create_dir_all(&class_dir).unwrap();
+        for i in 0..per_class {
+            let noise = lcg_values((c * 1000 + i) as u64, 32 * 32, 40.0);
+            let level = 90.0 + 3.0 * i as f32;
+            let img = RgbImage::from_fn(32, 32, |x, y| {
+                let n = noise[(y * 32 + x) as usize];
+                let mut px = [level + n; 3];
+                px[c % 3] += 80.0;
+                Rgb(px.map(|v| v.clamp(0.0, 255.0) as u8))
+            });
+            img.save(class_dir.join(format!("{i:02}.png"))).unwrap();
+        }
+    }
+    root
+}
+
+/// 32 x 32 grey images with a bright disc of random size and brightness; the class is only
+/// where the disc is (a corner of its own), which global pooling does not keep.
+fn discs(dir: &Path, per_class: usize) -> PathBuf {
+    let root = dir.join("discs");
+    let centres = [(9i32, 9i32), (22, 22), (22, 9)];
+    for (c, (cx, cy)) in centres.iter().enumerate() {
+        let class_dir = root.join(format!("corner_{c}"));
+        std::fs::create_dir_all(&class_dir).unwrap();
+        for i in 0..per_class {
+            let r = lcg_values((c * 100 + i) as u64, 4, 1.0);
+            let radius = 3.0 + 1.2 * r[0];
+            let (dx, dy) = ((r[1] * 1.5).round() as i32, (r[2] * 1.5).round() as i32);
+            let bright = (200.0 + 50.0 * r[3]) as u8;
+            let img = RgbImage::from_fn(32, 32, |x, y| {
+                let (ex, ey) = ((x as i32 - cx - dx) as f32, (y as i32 - cy - dy) as f32);
+                if (ex * ex + ey * ey).sqrt() <= radius {
+                    Rgb([bright, bright, bright / 2])
+                } else {
+                    Rgb([100, 100, 100])
+                }
+            });
+            img.save(class_dir.join(format!("{i:02}.png"))).unwrap();
+        }
+    }
+    root
+}
+
+fn auto_config(data: &Path, model: &Path, out: &Path, splits: usize) -> AutoConfig {
+    let mut extract = config(data, model, Path::new(""));
+    extract.splits = splits;
+    AutoConfig::new(extract, out)
+}
+
+#[test]
+fn one_extraction_stores_representations_side_by_side_with_their_columns() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = image_folder(dir.path(), 3, 4);
+    let both = dir.path().join("both.h5");
+    let mut cfg = config(&data, &model, &both);
+    cfg.reprs = reprs("block2_pool:max,block1_pool:avg,block2_pool:flatten");
+    let summary = tlearn::extract::run(&cfg, &go()).unwrap();
+    assert_eq!(summary.dims, 8 + 4 + 512);
+    // Each representation's columns are what an extraction of it alone gives.
+    let full = FeatureCache::open(&both).unwrap();
+    let features = full.features().unwrap();
+    let blocks = full.identity.columns().unwrap();
+    assert_eq!(
+        blocks
+            .iter()
+            .map(|b| (b.repr.as_str(), b.start, b.end))
+            .collect::<Vec<_>>(),
+        vec![
+            ("block2_pool:max", 0, 8),
+            ("block1_pool:avg", 8, 12),
+            ("block2_pool:flatten", 12, 524)
+        ]
+    );
+    for (layer, pooling, block) in [
+        ("block2_pool", Pooling::Max, &blocks[0]),
+        ("block1_pool", Pooling::Avg, &blocks[1]),
+        ("block2_pool", Pooling::Flatten, &blocks[2]),
+    ] {
+        let alone = dir.path().join(format!("{layer}-{pooling:?}.h5"));
+        let mut one = config(&data, &model, &alone);
+        one.layers = vec![layer.into()];
+        one.pooling = pooling;
+        tlearn::extract::run(&one, &go()).unwrap();
+        let expected = FeatureCache::open(&alone).unwrap().features().unwrap();
+        assert_eq!(
+            features.slice(ndarray::s![.., block.start..block.end]),
+            expected,
+            "{layer} {pooling:?}"
+        );
+        // --layer/--pool caches keep the identity they always had.
+        let text = serde_json::to_string(&FeatureCache::open(&alone).unwrap().identity).unwrap();
+        assert!(!text.contains("reprs"), "{text}");
+    }
+    // The map is an attribute for h5py users.
+    drop(full);
+    let file = hdf5::File::open(&both).unwrap();
+    let attr: hdf5::types::VarLenUnicode = file.attr("columns").unwrap().read_scalar().unwrap();
+    let listed: Vec<serde_json::Value> = serde_json::from_str(attr.as_str()).unwrap();
+    assert_eq!(listed[1]["repr"], "block1_pool:avg");
+    assert_eq!(
+        (listed[2]["start"].as_u64(), listed[2]["end"].as_u64()),
+        (Some(12), Some(524))
+    );
+    drop(file);
+    // Another list of representations is another identity: refused, file untouched.
+    cfg.reprs = reprs("block2_pool:max,block1_pool:max,block2_pool:flatten");
+    let err = tlearn::extract::run(&cfg, &go()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            tlearn::extract::ExtractError::Cache(CacheError::Mismatch { .. })
+        ),
+        "{err}"
+    );
+    // Classifiers read any subset, in the order asked.
+    let cache = CacheData::load(&both).unwrap();
+    let sub = cache
+        .using(&reprs("block1_pool:avg,block2_pool:max"))
+        .unwrap();
+    assert_eq!(sub.features.ncols(), 12);
+    assert_eq!(sub.features.column(0), cache.features.column(8));
+    assert_eq!(sub.features.column(4), cache.features.column(0));
+    assert_eq!(sub.identity.layers, vec!["block1_pool", "block2_pool"]);
+    assert!(cache.using(&reprs("block1_pool:max")).is_err());
+}
+
+#[test]
+fn auto_picks_the_early_layer_when_only_it_sees_the_classes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = blind_block2_backbone(dir.path());
+    let data = tinted(dir.path(), 3, 12);
+    let cfg = auto_config(&data, &model, &dir.path().join("out"), 2);
+    let outcome = auto::run(&cfg, &go(), &mut |_| {}).unwrap();
+    let d = &outcome.decision;
+    assert_eq!(d.chosen.layers, "block1_pool", "{:?}", d.chosen);
+    assert_eq!(d.similarity, Similarity::Different);
+    assert!(d.best_without_deepest > d.best_with_deepest - 1e-9);
+    assert!(d.chosen.val_accuracy > 0.9, "{:?}", d.chosen);
+    // Every candidate reading block2_pool alone is at chance or near it.
+    let blind = d
+        .search
+        .candidates
+        .iter()
+        .filter(|c| c.layers == "block2_pool")
+        .map(|c| c.val_accuracy)
+        .fold(0.0f64, f64::max);
+    assert!(blind < 0.5, "block2_pool alone scored {blind}");
+}
+
+#[test]
+fn auto_picks_the_deepest_layer_when_it_is_right() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = discs(dir.path(), 12);
+    let cfg = auto_config(&data, &model, &dir.path().join("out"), 2);
+    let outcome = auto::run(&cfg, &go(), &mut |_| {}).unwrap();
+    let d = &outcome.decision;
+    assert_eq!(
+        d.chosen.reprs,
+        vec!["block2_pool:flatten"],
+        "{:?}",
+        d.chosen
+    );
+    assert_eq!(d.similarity, Similarity::Similar);
+    assert!(d.chosen.val_accuracy > 0.9, "{:?}", d.chosen);
+    // 18 test images per split: flagged as unreliable.
+    assert!(
+        d.warnings.iter().any(|w| w.contains("unreliable")),
+        "{:?}",
+        d.warnings
+    );
+}
+
+#[test]
+fn choosing_never_reads_test_labels() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = discs(dir.path(), 12);
+    let out = dir.path().join("f.h5");
+    let mut cfg = config(&data, &model, &out);
+    cfg.reprs = auto::choose::extraction_reprs(&["block1_pool".into(), "block2_pool".into()]);
+    tlearn::extract::run(&cfg, &go()).unwrap();
+    let layers = ["block1_pool".to_string(), "block2_pool".to_string()];
+    let sets = auto::choose::feature_sets(&layers);
+    let kinds = [Kind::Svm, Kind::Logistic];
+    let base = tlearn::classify::train::TrainConfig::new(Kind::Svm);
+    let cache = CacheData::load(&out).unwrap();
+    let honest = auto::choose::search(&cache, &sets, &kinds, &base, &mut |_| {}).unwrap();
+    // Scramble the label of every test row (one split: test rows are never training rows).
+    let mut scrambled = cache.clone();
+    let classes = scrambled.class_names.len();
+    for row in 0..scrambled.labels.len() {
+        if scrambled.parts[row][0] == 2 {
+            scrambled.labels[row] = (scrambled.labels[row] + 1) % classes;
+        }
+    }
+    let blind = auto::choose::search(&scrambled, &sets, &kinds, &base, &mut |_| {}).unwrap();
+    // Everything but the fit times (which vary run to run) is the same.
+    let scores = |s: &auto::Search| -> Vec<_> {
+        s.candidates
+            .iter()
+            .map(|c| (c.reprs.clone(), c.kind, c.c, c.val_per_split.clone()))
+            .collect()
+    };
+    assert_eq!(
+        scores(&honest),
+        scores(&blind),
+        "every validation score is the same"
+    );
+    let chosen = |s: &auto::Search| {
+        let b = auto::choose::best(&s.candidates).unwrap();
+        (b.reprs.clone(), b.kind, b.c)
+    };
+    assert_eq!(chosen(&honest), chosen(&blind));
+    assert_ne!(
+        honest.test_only, blind.test_only,
+        "the scrambling reached the test rows"
+    );
+}
+
+#[test]
+fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = tinted(dir.path(), 3, 8);
+    let out = dir.path().join("out");
+    let run = tlearn()
+        .args(["auto", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .arg("--model")
+        .arg(&model)
+        .args([
+            "--copies",
+            "1",
+            "--splits",
+            "2",
+            "--c",
+            "0.01,1",
+            "--threads",
+            "1",
+        ])
+        .arg("--json")
+        .arg(dir.path().join("auto.json"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("[14/14]"), "{stderr}");
+    assert!(stderr.contains("unreliable"), "{stderr}");
+    assert!(stdout.contains("<- chosen"), "{stdout}");
+    let report = out.join("reports/auto");
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    for part in [
+        "## Decision (tlearn auto)",
+        "The method's table",
+        "Candidates",
+        "Reproduce by hand",
+        "not used for choosing",
+        "n = 6 test images per split",
+    ] {
+        assert!(md.contains(part), "{part} missing from report.md:\n{md}");
+    }
+    assert!(std::fs::read_to_string(report.join("report.html"))
+        .unwrap()
+        .contains("<h2>Decision (tlearn auto)</h2>"));
+    assert!(image::open(report.join("candidates.png")).is_ok());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("auto.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["phases"].as_array().unwrap().len(), 4);
+    assert!(out.join("cache/features.h5").exists());
+    // The chosen model predicts new images through `tlearn predict`.
+    let image = data.join("tint_2/03.png");
+    let predicted = tlearn()
+        .args(["predict", "--model"])
+        .arg(out.join("runs/auto"))
+        .arg("--backbone")
+        .arg(&model)
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        predicted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&predicted.stderr)
+    );
+    let line = String::from_utf8_lossy(&predicted.stdout);
+    assert!(line.contains("tint_"), "{line}");
+    // The hand-made run from the listed commands gives the same model.
+    let decision: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("decision.json")).unwrap())
+            .unwrap();
+    let uses = decision["chosen"]["reprs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let kind = decision["chosen"]["kind"].as_str().unwrap().to_string();
+    let c = decision["chosen"]["c"].as_f64().unwrap();
+    let by_hand = tlearn()
+        .args(["train", &kind, "--features"])
+        .arg(out.join("cache/features.h5"))
+        .args([
+            "--use",
+            &uses,
+            "--c",
+            &c.to_string(),
+            "--run",
+            "by-hand",
+            "--quiet",
+            "--runs",
+        ])
+        .arg(dir.path().join("runs"))
+        .arg("--reports")
+        .arg(dir.path().join("reports"))
+        .output()
+        .unwrap();
+    assert!(
+        by_hand.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_hand.stderr)
+    );
+    let load = |p: PathBuf| tlearn::classify::TrainedModel::load(&p).unwrap();
+    let (a, b) = (
+        load(out.join("runs/auto/model.json")),
+        load(dir.path().join("runs/by-hand/model.json")),
+    );
+    assert_eq!(a.classifier, b.classifier);
+    assert_eq!(a.identity, b.identity);
+}
+
+#[test]
+fn cli_auto_refuses_classes_too_small_to_split() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = tinted(dir.path(), 3, 6);
+    for i in 0..4 {
+        std::fs::remove_file(data.join(format!("tint_1/{i:02}.png"))).unwrap();
+    }
+    let out = dir.path().join("out");
+    let run = tlearn()
+        .args(["auto", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stderr.contains("class tint_1 has 2 image(s); at least 4"),
+        "{stderr}"
+    );
+    assert!(
+        !out.join("cache").exists(),
+        "nothing is extracted for data that cannot be split"
+    );
+}
