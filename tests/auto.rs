@@ -345,7 +345,7 @@ fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
         .arg(&data)
         .arg("--out")
         .arg(&out)
-        .arg("--model")
+        .arg("--backbone")
         .arg(&model)
         .args([
             "--copies",
@@ -465,7 +465,7 @@ fn cli_auto_refuses_classes_too_small_to_split() {
         .arg(&data)
         .arg("--out")
         .arg(&out)
-        .arg("--model")
+        .arg("--backbone")
         .arg(&model)
         .output()
         .unwrap();

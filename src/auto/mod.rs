@@ -349,7 +349,7 @@ fn commands(cfg: &AutoConfig, ex: &ExtractConfig, chosen: &Candidate) -> Vec<Str
     let uses = chosen.reprs.join(",");
     let train = |features: &Path, with_use: bool| {
         format!(
-            "tlearn train {} --features {}{} --c {:e} --max-iterations {} --run {RUN}-by-hand --runs {} --reports {} --data {}",
+            "tlearn train {} --cache {}{} --c {:e} --max-iterations {} --run {RUN}-by-hand --runs {} --reports {} --data {}",
             chosen.kind,
             features.display(),
             if with_use { format!(" --use {uses}") } else { String::new() },
@@ -363,7 +363,7 @@ fn commands(cfg: &AutoConfig, ex: &ExtractConfig, chosen: &Candidate) -> Vec<Str
     let all_reprs: Vec<String> = ex.reprs.iter().map(ToString::to_string).collect();
     let features = |reprs: &str, out: &Path| {
         format!(
-            "tlearn features --data {} --model {} --repr {reprs} --augment {} --copies {}{} --split {} --splits {} --seed {}{} --out {}",
+            "tlearn features --data {} --backbone {} --repr {reprs} --augment {} --copies {}{} --split {} --splits {} --seed {}{} --cache {}",
             ex.data.display(),
             ex.model.display(),
             ex.recipe,

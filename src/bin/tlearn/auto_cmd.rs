@@ -23,7 +23,11 @@ pub struct AutoArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Backbone ONNX model; its descriptor `<model>.toml` must sit beside it.
-    #[arg(long, default_value = "models/vgg16.onnx")]
+    #[arg(
+        long = "backbone",
+        alias = "model",
+        default_value = "models/vgg16.onnx"
+    )]
     pub model: PathBuf,
     /// Candidate layers, comma-separated (default: the backbone's deepest three).
     #[arg(long = "layers", value_delimiter = ',')]
@@ -104,7 +108,7 @@ fn config(args: &AutoArgs) -> AutoConfig {
         ep: args.ep,
         threads: args
             .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            .unwrap_or_else(tlearn::backbone::default_threads),
         strict: args.strict,
         limits: DecodeLimits::default(),
         per_class: args.per_class,

@@ -48,6 +48,7 @@ const DEPRECATED: &[(&str, &str, &str)] = &[
     ("train", "--features", "--cache"),
     ("train", "--split", "--splits-used"),
     ("bench-classifiers", "--features", "--cache"),
+    ("auto", "--model", "--backbone"),
     ("finetune train", "--features", "--cache"),
     ("finetune train", "--model", "--backbone"),
     ("finetune train", "--split", "--splits-used"),
