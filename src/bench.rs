@@ -47,7 +47,7 @@ pub fn features(cfg: &ExtractConfig) -> Result<FeatureBench, ExtractError> {
         })?;
     let mut cfg = cfg.clone();
     cfg.out = dir.path().join("features.h5");
-    cfg.progress = false;
+    cfg.progress = None;
     let summary = extract::run(&cfg, &AtomicBool::new(false));
     drop(dir);
     let summary = summary?;

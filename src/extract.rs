@@ -4,9 +4,9 @@
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -93,8 +93,8 @@ pub struct ExtractConfig {
     pub per_class: Option<usize>,
     /// The cache file.
     pub out: PathBuf,
-    /// Show a progress bar on stderr.
-    pub progress: bool,
+    /// Hears how far the run is (the CLI draws a progress bar); `None`: nobody listens.
+    pub progress: Option<Arc<dyn RowProgress>>,
 }
 
 impl ExtractConfig {
@@ -145,6 +145,17 @@ impl Deref for CheckedConfig {
     fn deref(&self) -> &ExtractConfig {
         &self.0
     }
+}
+
+/// Hears how far an extraction is. The library prints nothing: the CLI draws a progress bar
+/// from these calls.
+pub trait RowProgress: Send + Sync + std::fmt::Debug {
+    /// The run is about to compute `rows` rows.
+    fn start(&self, rows: usize);
+    /// `rows` more rows were written (computed or skipped).
+    fn advance(&self, rows: usize);
+    /// The run ended: finished, interrupted or failed.
+    fn finish(&self);
 }
 
 /// What a run did, printed at its end and returned to callers.
@@ -325,7 +336,8 @@ pub(crate) fn run_setup(
         .collect();
     let reused = status.iter().filter(|s| **s == RowStatus::Done).count();
 
-    let bar = progress_bar(cfg.progress, pending.len());
+    let progress = cfg.progress.as_deref();
+    progress.inspect(|p| p.start(pending.len()));
     let start = Instant::now();
     let mut computed = 0;
     let mut interrupted = false;
@@ -365,10 +377,9 @@ pub(crate) fn run_setup(
                 cache.write_fingerprints(rows, &vec![*fingerprint; rows.len()])?;
                 cache.mark_skipped(rows, reason)?;
             }
-            bar.inc(
-                (prepared.rows.len() + prepared.failed.iter().map(|f| f.0.len()).sum::<usize>())
-                    as u64,
-            );
+            let written =
+                prepared.rows.len() + prepared.failed.iter().map(|f| f.0.len()).sum::<usize>();
+            progress.inspect(|p| p.advance(written));
             if stop.load(Ordering::Relaxed) {
                 interrupted = true;
                 break;
@@ -377,7 +388,7 @@ pub(crate) fn run_setup(
         drop(receiver);
         Ok(())
     });
-    bar.finish_and_clear();
+    progress.inspect(|p| p.finish());
     outcome?;
     let seconds = start.elapsed().as_secs_f64();
     let mut skipped: Vec<(String, String)> = cache
@@ -497,18 +508,4 @@ fn check_all_images(data: &DataSet, limits: &DecodeLimits) -> Result<(), Extract
     } else {
         Err(ExtractError::Strict(failures))
     }
-}
-
-fn progress_bar(show: bool, len: usize) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40.cyan/blue} {pos}/{len} rows  {per_sec}  elapsed {elapsed}  ETA {eta}",
-        )
-        .expect("valid template"),
-    );
-    bar
 }

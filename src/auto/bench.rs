@@ -50,7 +50,7 @@ pub fn against_baseline(
         pooling: Pooling::Flatten,
         reprs: Vec::new(),
         out: dir.join("flatten.h5"),
-        progress: false,
+        progress: None,
         ..cfg.extract.clone()
     };
     let _ = std::fs::remove_dir_all(&dir);

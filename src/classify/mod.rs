@@ -124,7 +124,8 @@ impl From<linfa_logistic::error::Error> for ClassifyError {
 }
 
 /// The three kinds of linear classifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// Linear SVM, one-vs-all (squared hinge loss, as scikit-learn's LinearSVC).

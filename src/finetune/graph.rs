@@ -67,7 +67,8 @@ impl ParamSpec {
 }
 
 /// How the last map becomes the head's input vector.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum HeadPool {
     /// Every value of the map (`block5_pool`: 25088), as the method's head.

@@ -68,7 +68,7 @@ pub fn config(data: &Path, model: &Path, out: &Path) -> ExtractConfig {
         limits: DecodeLimits::default(),
         per_class: None,
         out: out.to_path_buf(),
-        progress: false,
+        progress: None,
     }
 }
 

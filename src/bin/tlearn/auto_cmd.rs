@@ -113,7 +113,7 @@ fn config(args: &AutoArgs) -> AutoConfig {
         limits: DecodeLimits::default(),
         per_class: args.per_class,
         out: PathBuf::new(),
-        progress: !args.quiet,
+        progress: crate::progress::bar(!args.quiet),
     };
     let mut cfg = AutoConfig::new(extract, &args.out);
     cfg.layers = args.layers.clone();

@@ -4,6 +4,7 @@ mod args;
 mod auto_cmd;
 mod classify_cmd;
 mod finetune_cmd;
+mod progress;
 mod shard_cmd;
 
 use std::io::Write;
@@ -203,7 +204,7 @@ fn config(args: &FeaturesArgs) -> ExtractConfig {
         limits: DecodeLimits::default(),
         per_class: args.per_class,
         out: args.out.clone(),
-        progress: !args.quiet,
+        progress: progress::bar(!args.quiet),
     }
 }
 
