@@ -383,6 +383,34 @@ fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
         .unwrap()
         .contains("<h2>Decision (tlearn auto)</h2>"));
     assert!(image::open(report.join("candidates.png")).is_ok());
+    // Run again: the report folder, decision files and all, is tlearn's own and is replaced
+    // whole (the decision appears once), not refused.
+    let again = tlearn()
+        .args(["auto", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .arg("--backbone")
+        .arg(&model)
+        .args([
+            "--copies",
+            "1",
+            "--splits",
+            "2",
+            "--c",
+            "0.01,1",
+            "--threads",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert_eq!(md.matches("## Decision (tlearn auto)").count(), 1, "{md}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("auto.json")).unwrap())
             .unwrap();

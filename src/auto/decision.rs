@@ -15,7 +15,8 @@ use super::measure::{Size, LARGE_PER_CLASS};
 use super::{Decision, Similarity};
 use crate::finetune::curves::{register_font, FONT};
 use crate::report::html::{data_uri, escape, page};
-use crate::report::{write_run, ReportError, RunReport};
+use crate::report::write::write_run_with;
+use crate::report::{ReportError, RunReport};
 
 /// The plot's file name in the report folder.
 pub const PLOT: &str = "candidates.png";
@@ -41,9 +42,14 @@ enum Block {
     Plot,
 }
 
-/// Writes the chosen run's report into `dir`, then the decision beside it and into it.
+/// Writes the chosen run's report into `dir` with the decision beside it and in it; the folder
+/// is replaced whole, once everything is written.
 pub fn write(decision: &Decision, report: &RunReport, dir: &Path) -> Result<(), ReportError> {
-    write_run(report, dir)?;
+    write_run_with(report, dir, |staged| add_decision(decision, report, staged))
+}
+
+/// Writes the decision's files into the report folder `dir` and appends it to the report.
+fn add_decision(decision: &Decision, report: &RunReport, dir: &Path) -> Result<(), ReportError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ReportError::Io { path, source }

@@ -27,7 +27,20 @@ pub(crate) struct Thumb {
 /// new one is complete, and only if the folder holds nothing but report files
 /// ([`is_report_file`]); a folder with anything else is refused and left as it is.
 pub fn write_run(report: &RunReport, dir: &Path) -> Result<(), ReportError> {
-    output::replace_dir(dir, is_report_file, |staged| fill_run_dir(report, staged))
+    write_run_with(report, dir, |_| Ok(()))
+}
+
+/// [`write_run`], with `more` adding files to the new folder before it replaces the old one
+/// (as `tlearn auto` adds its decision), so the folder is replaced whole or not at all.
+pub fn write_run_with(
+    report: &RunReport,
+    dir: &Path,
+    more: impl FnOnce(&Path) -> Result<(), ReportError>,
+) -> Result<(), ReportError> {
+    output::replace_dir(dir, is_report_file, |staged| {
+        fill_run_dir(report, staged)?;
+        more(staged)
+    })
 }
 
 /// Whether `rel` (relative to a run's report folder) is a file or folder [`write_run`] writes.
