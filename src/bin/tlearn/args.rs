@@ -75,33 +75,9 @@ pub struct FeaturesArgs {
     /// Augmented copies per training image (ignored with --augment none).
     #[arg(long, default_value_t = 2)]
     pub copies: u32,
-    /// Augment every image, not only those that are training images in some split.
-    #[arg(long)]
-    pub augment_all: bool,
-    /// Fractions of each class for train,val,test.
-    #[arg(long, default_value = "0.5,0.25,0.25")]
-    pub split: SplitSpec,
-    /// Number of seeded splits stored with the features.
-    #[arg(long, default_value_t = 3)]
-    pub splits: usize,
-    /// Seed of the splits and the augmentation.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Images per backbone run.
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
-    /// Execution provider.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub ep: ExecutionProvider,
-    /// ONNX Runtime threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Fail before writing anything if any image cannot be used (default: skip and list it).
-    #[arg(long)]
-    pub strict: bool,
-    /// Keep only the first N images of each class.
-    #[arg(long)]
-    pub per_class: Option<usize>,
+    /// Splits, seed and how the extraction runs.
+    #[command(flatten)]
+    pub run: RunOpts,
     /// Extract only shard I of N (I/N), or the one a Slurm array task or Kubernetes Indexed Job
     /// pod is given (auto; auto/N when the scheduler does not tell N), into OUT.shard-IIIII-of-NNNNN.h5.
     #[arg(long)]
@@ -178,4 +154,73 @@ pub struct BenchArgs {
     /// Also write the JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// The extraction settings `features` and `auto` share, with one set of defaults.
+#[derive(Debug, Args)]
+pub struct RunOpts {
+    /// Augment every image, not only those that are training images in some split.
+    #[arg(long)]
+    pub augment_all: bool,
+    /// Fractions of each class for train,val,test.
+    #[arg(long, default_value = "0.5,0.25,0.25")]
+    pub split: SplitSpec,
+    /// Number of seeded splits stored with the features.
+    #[arg(long, default_value_t = 3)]
+    pub splits: usize,
+    /// Seed of the splits and the augmentation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Images per backbone run.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Execution provider.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub ep: ExecutionProvider,
+    /// ONNX Runtime threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Fail before writing anything if any image cannot be used (default: skip and list it).
+    #[arg(long)]
+    pub strict: bool,
+    /// Keep only the first N images of each class.
+    #[arg(long)]
+    pub per_class: Option<usize>,
+}
+
+impl RunOpts {
+    /// The extraction of `data` with `backbone` into `out`, augmented by `recipe` x `copies`;
+    /// layers and pooling are the caller's to set.
+    pub fn extract_config(
+        &self,
+        data: &std::path::Path,
+        backbone: &std::path::Path,
+        (recipe, copies): (&Recipe, u32),
+        out: &std::path::Path,
+        quiet: bool,
+    ) -> tlearn::extract::ExtractConfig {
+        tlearn::extract::ExtractConfig {
+            data: data.to_path_buf(),
+            model: backbone.to_path_buf(),
+            layers: Vec::new(),
+            pooling: Pooling::Avg,
+            reprs: Vec::new(),
+            recipe: recipe.clone(),
+            copies,
+            augment_all: self.augment_all,
+            split: self.split,
+            splits: self.splits,
+            seed: self.seed,
+            batch: self.batch,
+            ep: self.ep,
+            threads: self
+                .threads
+                .unwrap_or_else(tlearn::backbone::default_threads),
+            strict: self.strict,
+            limits: tlearn::preprocess::DecodeLimits::default(),
+            per_class: self.per_class,
+            out: out.to_path_buf(),
+            progress: crate::progress::bar(!quiet),
+        }
+    }
 }

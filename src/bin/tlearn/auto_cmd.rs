@@ -1,17 +1,13 @@
 //! `tlearn auto`: arguments, progress lines and the closing summary over `tlearn::auto`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
 use tlearn::augment::Recipe;
 use tlearn::auto::{self, AutoConfig, AutoError, Progress};
-use tlearn::backbone::{ExecutionProvider, Pooling};
 use tlearn::classify::Kind;
-use tlearn::dataset::SplitSpec;
-use tlearn::extract::ExtractConfig;
-use tlearn::preprocess::DecodeLimits;
 
 /// Arguments of `tlearn auto`.
 #[derive(Debug, Args)]
@@ -52,33 +48,9 @@ pub struct AutoArgs {
     /// Augmented copies per training image.
     #[arg(long, default_value_t = 2)]
     pub copies: u32,
-    /// Augment every image, not only those that are training images in some split.
-    #[arg(long)]
-    pub augment_all: bool,
-    /// Fractions of each class for train,val,test.
-    #[arg(long, default_value = "0.5,0.25,0.25")]
-    pub split: SplitSpec,
-    /// Number of seeded splits.
-    #[arg(long, default_value_t = 3)]
-    pub splits: usize,
-    /// Seed of the splits and the augmentation.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Images per backbone run.
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
-    /// Execution provider.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub ep: ExecutionProvider,
-    /// ONNX Runtime threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Fail before writing anything if any image cannot be used (default: skip and list it).
-    #[arg(long)]
-    pub strict: bool,
-    /// Keep only the first N images of each class.
-    #[arg(long)]
-    pub per_class: Option<usize>,
+    /// Splits, seed and how the extraction runs.
+    #[command(flatten)]
+    pub run: crate::args::RunOpts,
     /// Also write the seconds of each phase here (JSON).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -92,29 +64,11 @@ pub struct AutoArgs {
 }
 
 fn config(args: &AutoArgs) -> AutoConfig {
-    let extract = ExtractConfig {
-        data: args.data.clone(),
-        model: args.model.clone(),
-        layers: Vec::new(),
-        pooling: Pooling::Avg,
-        reprs: Vec::new(),
-        recipe: args.augment.clone(),
-        copies: args.copies,
-        augment_all: args.augment_all,
-        split: args.split,
-        splits: args.splits,
-        seed: args.seed,
-        batch: args.batch,
-        ep: args.ep,
-        threads: args
-            .threads
-            .unwrap_or_else(tlearn::backbone::default_threads),
-        strict: args.strict,
-        limits: DecodeLimits::default(),
-        per_class: args.per_class,
-        out: PathBuf::new(),
-        progress: crate::progress::bar(!args.quiet),
-    };
+    // Auto's cache path is its own (under --out): none is given here.
+    let augment = (&args.augment, args.copies);
+    let extract =
+        args.run
+            .extract_config(&args.data, &args.model, augment, Path::new(""), args.quiet);
     let mut cfg = AutoConfig::new(extract, &args.out);
     cfg.layers = args.layers.clone();
     cfg.kinds = args.kinds.clone();

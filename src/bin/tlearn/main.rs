@@ -183,29 +183,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
 }
 
 fn config(args: &FeaturesArgs) -> ExtractConfig {
-    ExtractConfig {
-        data: args.data.clone(),
-        model: args.model.clone(),
-        layers: args.layers.clone(),
-        pooling: args.pooling,
-        reprs: args.reprs.clone(),
-        recipe: args.augment.clone(),
-        copies: args.copies,
-        augment_all: args.augment_all,
-        split: args.split,
-        splits: args.splits,
-        seed: args.seed,
-        batch: args.batch,
-        ep: args.ep,
-        threads: args
-            .threads
-            .unwrap_or_else(tlearn::backbone::default_threads),
-        strict: args.strict,
-        limits: DecodeLimits::default(),
-        per_class: args.per_class,
-        out: args.out.clone(),
-        progress: progress::bar(!args.quiet),
-    }
+    let augment = (&args.augment, args.copies);
+    let mut cfg = args
+        .run
+        .extract_config(&args.data, &args.model, augment, &args.out, args.quiet);
+    cfg.layers = args.layers.clone();
+    cfg.pooling = args.pooling;
+    cfg.reprs = args.reprs.clone();
+    cfg
 }
 
 /// A flag the first Ctrl-C raises (after saying `message`); a second Ctrl-C exits at once,
