@@ -411,6 +411,8 @@ fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
     );
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert_eq!(md.matches("## Decision (tlearn auto)").count(), 1, "{md}");
+    assert!(md.contains("not run: the data is small"), "{md}");
+    assert!(!out.join("runs/auto-finetune-head").exists());
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("auto.json")).unwrap())
             .unwrap();
@@ -454,6 +456,7 @@ fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
             &uses,
             "--c",
             &c.to_string(),
+            "--refit-with-validation",
             "--run",
             "by-hand",
             "--quiet",
@@ -506,5 +509,90 @@ fn cli_auto_refuses_classes_too_small_to_split() {
     assert!(
         !out.join("cache").exists(),
         "nothing is extracted for data that cannot be split"
+    );
+}
+
+#[test]
+fn cli_auto_finetune_runs_both_stages_on_real_vgg16_and_keeps_the_best_on_validation() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::fixtures::flowers_slice(dir.path(), 3, 8);
+    let out = dir.path().join("out");
+    let run = tlearn()
+        .args(["auto", "--finetune", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .arg("--backbone")
+        .arg(common::fixtures::vgg16())
+        .args([
+            "--layers",
+            "block4_pool,block5_pool",
+            "--classifiers",
+            "svm",
+            "--c",
+            "0.01",
+            "--copies",
+            "1",
+            "--splits",
+            "1",
+            "--epochs",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("fine-tuning: run because --finetune asked for them"),
+        "{stderr}"
+    );
+    // Stage 1: a head on block5_pool from auto's own cache; stage 2: block 5's convolutions
+    // from a second, flattened block4_pool cache, starting from stage 1's head.
+    assert!(
+        stderr.contains("auto-finetune-head: a new head on block5_pool:flatten"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("auto-finetune: 3 convolution(s) (block5_conv1"),
+        "{stderr}"
+    );
+    assert!(out.join("cache/finetune-input.h5").exists());
+    for stage in ["auto-finetune-head", "auto-finetune"] {
+        assert!(
+            out.join(format!("runs/{stage}/split-0/model.onnx"))
+                .exists(),
+            "{stage}"
+        );
+    }
+    let decision: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("reports/auto/decision.json")).unwrap(),
+    )
+    .unwrap();
+    let stages = decision["finetune"].as_array().unwrap();
+    assert_eq!(stages.len(), 2);
+    // The kept one is the best on validation (ties: the linear classifier).
+    let linear = decision["chosen"]["val_accuracy"].as_f64().unwrap();
+    let best = stages
+        .iter()
+        .max_by(|a, b| {
+            let v = |s: &serde_json::Value| s["val_accuracy"].as_f64().unwrap();
+            v(a).total_cmp(&v(b))
+        })
+        .unwrap();
+    let expected = (best["val_accuracy"].as_f64().unwrap() > linear + 1e-9)
+        .then(|| best["run"].as_str().unwrap().to_string());
+    assert_eq!(
+        decision["finetune_won"].as_str().map(String::from),
+        expected
+    );
+    let md = std::fs::read_to_string(out.join("reports/auto/report.md")).unwrap();
+    assert!(
+        md.contains("## Fine-tuning") || md.contains("### Fine-tuning"),
+        "{md}"
+    );
+    assert!(
+        md.contains("fine-tuning `auto-finetune`"),
+        "appendix row: {md}"
     );
 }

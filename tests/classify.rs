@@ -175,6 +175,48 @@ fn copies_of_validation_and_test_images_are_never_trained_on() {
 }
 
 #[test]
+fn a_refit_with_validation_trains_on_training_and_validation_rows_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = CacheData::load(&tiny_cache(dir.path(), Pooling::Avg)).unwrap();
+    let sel = data.select(0, true, false).unwrap();
+    for &row in &sel.val_rows {
+        assert_eq!(data.parts[row][0], 1, "row {row} is not a validation row");
+    }
+    let originals = sel
+        .val_rows
+        .iter()
+        .filter(|&&r| data.copies[r] == 0)
+        .count();
+    assert_eq!(originals, sel.val.len(), "every validation image once");
+    let cfg = TrainConfig {
+        grid: vec![0.1],
+        splits: vec![0],
+        refit_with_validation: true,
+        ..TrainConfig::new(Kind::Svm)
+    };
+    let (outcome, model) = run(&data, &cfg, &mut |_| {}).unwrap();
+    assert_eq!(
+        outcome.splits[0].train_rows,
+        sel.train.len() + sel.val_rows.len()
+    );
+    // The same model as one fit by hand on exactly those rows: no test row went in.
+    let rows = [sel.train.as_slice(), &sel.val_rows].concat();
+    let by_hand = cfg
+        .fit(
+            0.1,
+            &DatasetBase::new(data.rows(&rows), data.targets(&rows)),
+        )
+        .unwrap();
+    assert_eq!(model.classifier, by_hand);
+    let plain = TrainConfig {
+        refit_with_validation: false,
+        ..cfg
+    };
+    let (_, unrefit) = run(&data, &plain, &mut |_| {}).unwrap();
+    assert_ne!(unrefit.classifier, by_hand, "the refit changed the model");
+}
+
+#[test]
 fn saved_models_predict_identically_and_refuse_other_features() {
     let dir = tempfile::tempdir().unwrap();
     let cache = tiny_cache(dir.path(), Pooling::Avg);
@@ -339,6 +381,36 @@ fn svm_gram_and_primal_solvers_agree() {
         }
         assert!(dual.weights.row(k).iter().skip(30).all(|w| *w == 0.0));
         assert!((primal.bias[k] - dual.bias[k]).abs() < 1e-3);
+    }
+}
+
+#[test]
+fn the_warm_started_svm_path_gives_the_models_of_separate_fits() {
+    // The path solves the C's from the smallest up, each from the last one's solution; each
+    // model must be the one a fit from zero gives (in the primal and through the Gram matrix).
+    use linfa::ParamGuard;
+    let grid = [1e-1, 1e-3, 10.0, 1e-2, 1.0];
+    for (rows_per_class, dims) in [(15, 12), (6, 40)] {
+        let (x, y) = blobs(3, rows_per_class, dims, 11);
+        let dataset = DatasetBase::new(x, y);
+        let params = LinearSvmParams::new().tol(1e-5);
+        let path = params
+            .clone()
+            .check()
+            .unwrap()
+            .fit_path(&grid, &dataset)
+            .unwrap();
+        assert_eq!(path.len(), grid.len());
+        for (&c, (warm, _)) in grid.iter().zip(&path) {
+            let cold = params.clone().c(c).fit(&dataset).unwrap();
+            let scale = 1.0 + cold.weights.iter().fold(0f32, |m, w| m.max(w.abs()));
+            for (a, b) in warm.weights.iter().zip(&cold.weights) {
+                assert!((a - b).abs() < 2e-3 * scale, "C = {c}: {a} vs {b}");
+            }
+            for (a, b) in warm.bias.iter().zip(&cold.bias) {
+                assert!((a - b).abs() < 2e-3 * scale, "C = {c}: bias {a} vs {b}");
+            }
+        }
     }
 }
 

@@ -191,7 +191,7 @@ fn tampered_caches_are_refused_before_anything_is_written() {
         assert_refused(&out, "damaged", case);
         assert_eq!(snapshot(&runs), before, "{case}: a model changed");
         // Fine-tuning reads caches through the same check.
-        let err = tlearn::finetune::data::Data::from_cache(&file, 0, None).unwrap_err();
+        let err = tlearn::finetune::data::Data::from_cache(&file, 0, None, None).unwrap_err();
         assert!(err.to_string().contains("damaged"), "{case}: {err}");
     }
 }

@@ -213,6 +213,7 @@ fn frozen_block_5_run_before_fine_tuning_matches_the_backbones_own_block5_pool()
     let run = |features: &Path, unfreeze| {
         let cfg = RunConfig {
             features: features.to_path_buf(),
+            repr: None,
             split: 0,
             backbone: vgg16(),
             unfreeze,

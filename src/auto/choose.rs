@@ -16,7 +16,7 @@ use crate::classify::{ClassifyError, Kind};
 
 /// Two mean accuracies closer than this are a tie (they are means of counts over the same
 /// images, so a real difference is at least 1 / (splits x validation images)).
-const TIE: f64 = 1e-9;
+pub const TIE: f64 = 1e-9;
 
 /// Candidate layers by default: the deepest three of the backbone (VGG16: blocks 3 to 5).
 pub const DEFAULT_LAYERS: usize = 3;

@@ -161,6 +161,7 @@ fn content(d: &Decision, report: &RunReport) -> Vec<Block> {
     }
     out.extend(table_case(d));
     out.extend(candidates(d));
+    out.extend(finetuning(d));
     out.extend(chosen(d, report));
     out.push(Block::Heading("Reproduce by hand".into()));
     out.push(Block::Code(d.commands.join("\n\n")));
@@ -209,9 +210,14 @@ fn table_case(d: &Decision) -> Vec<Block> {
         (true, true) => "Case: small and similar → a feature extractor: the linear classifier chosen below, on features that include the last layer.".to_string(),
         (true, false) => "Case: small and different → features of earlier layers: the linear classifier chosen below.".to_string(),
         (false, _) => format!(
-            "Case: large and {} → the table says fine-tune ({}). tlearn auto does not run fine-tuning yet: it keeps the chosen linear classifier below; `tlearn finetune train` on a cache of the layer before the chosen one runs those stages by hand.",
+            "Case: large and {} → the table says fine-tune ({}): tlearn runs the method's two stages (below) and keeps them if they beat the linear classifier on validation.{}",
             if similar { "similar" } else { "different" },
-            if similar { "the last block(s)" } else { "every convolution, starting from the pretrained weights" }
+            if similar { "the last block(s)" } else { "every convolution, starting from the pretrained weights" },
+            if similar {
+                ""
+            } else {
+                " Stage 2 trains the last block from its pretrained weights, not every convolution: the maps of earlier layers do not fit in memory for large data (VGG16's block3_pool is 800 KB per image)."
+            }
         ),
     };
     vec![
@@ -310,10 +316,84 @@ fn candidates(d: &Decision) -> Vec<Block> {
     ]
 }
 
+fn finetuning(d: &Decision) -> Vec<Block> {
+    let mut out = vec![
+        Block::Heading("Fine-tuning".into()),
+        Block::Para(format!(
+            "The method's fine-tuning stages: {}.",
+            d.finetune_reason
+        )),
+    ];
+    if d.finetune.is_empty() {
+        return out;
+    }
+    let rows = d
+        .finetune
+        .iter()
+        .map(|s| {
+            let kept = if d.finetune_won.as_ref() == Some(&s.run) {
+                "**kept**"
+            } else {
+                "not kept"
+            };
+            vec![
+                format!("`{}`", s.run),
+                s.trained.clone(),
+                pct(s.val_accuracy),
+                kept.to_string(),
+            ]
+        })
+        .chain(std::iter::once(vec![
+            "linear (chosen above)".into(),
+            format!("{} on {}", d.chosen.kind, d.chosen.reprs.join(" + ")),
+            pct(d.chosen.val_accuracy),
+            if d.finetune_won.is_none() {
+                "**kept**"
+            } else {
+                "not kept"
+            }
+            .into(),
+        ]))
+        .collect();
+    out.push(Block::Table(
+        vec![
+            "run".into(),
+            "trained".into(),
+            "validation %".into(),
+            "".into(),
+        ],
+        rows,
+    ));
+    out
+}
+
 fn chosen(d: &Decision, report: &RunReport) -> Vec<Block> {
     let c = &d.chosen;
     let s = &report.summary;
     let tests: Vec<usize> = report.splits.iter().map(|s| s.test_images).collect();
+    if let Some(stage) = d
+        .finetune
+        .iter()
+        .find(|s| Some(&s.run) == d.finetune_won.as_ref())
+    {
+        let model = stage
+            .model
+            .as_ref()
+            .map_or(String::new(), |m| m.display().to_string());
+        return vec![
+            Block::Heading("Chosen".into()),
+            Block::Para(format!(
+                "**fine-tuning stage `{}`: {}**: validation accuracy {} % (mean of {} splits); test accuracy {} % ± {} (n = {} test images per split). Model: `{model}`; usable with `tlearn predict --model {model}`.",
+                stage.run,
+                stage.trained,
+                pct(stage.val_accuracy),
+                stage.val_per_split.len(),
+                pct(s.accuracy.mean),
+                pct(s.accuracy.std),
+                per_split(&tests),
+            )),
+        ];
+    }
     vec![
         Block::Heading("Chosen".into()),
         Block::Para(format!(
@@ -339,7 +419,7 @@ fn appendix(d: &Decision) -> Vec<Block> {
     rows.sort_by(|a, b| mean(&b.test_accuracy).total_cmp(&mean(&a.test_accuracy)));
     vec![
         Block::Heading("Appendix: test accuracy of every candidate — not used for choosing".into()),
-        Block::Para("Each feature set and classifier with C chosen on validation in each split, as `tlearn train` does. Shown for the reader only: the choice above never read these numbers.".into()),
+        Block::Para("Each feature set and classifier with C chosen on validation in each split and fitted on the training images only, as `tlearn train` does (the chosen run above is refit on training + validation images, unless `--no-refit-with-validation`); fine-tuning stages, if they ran, at their kept epoch. Shown for the reader only: the choice above never read these numbers.".into()),
         Block::Table(
             vec![
                 "features".into(),
@@ -360,6 +440,16 @@ fn appendix(d: &Decision) -> Vec<Block> {
                         per_split(&t.test_images),
                     ]
                 })
+                .chain(d.finetune.iter().map(|s| {
+                    vec![
+                        format!("fine-tuning `{}`", s.run),
+                        s.trained.clone(),
+                        "".into(),
+                        pct(mean(&s.test_accuracy)),
+                        s.test_accuracy.iter().map(|v| pct(*v)).collect::<Vec<_>>().join(" / "),
+                        "".into(),
+                    ]
+                }))
                 .collect(),
         ),
     ]

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod choose;
 pub mod decision;
+pub mod finetune;
 pub mod measure;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use crate::classify::data::CacheData;
 use crate::classify::train::{self, TrainConfig};
 use crate::classify::{ClassifyError, Kind, DEFAULT_C_GRID};
 use crate::extract::{self, ExtractConfig, ExtractError};
+use crate::finetune::train::FinetuneParams;
 use crate::report::run::ModelInfo;
 use crate::report::{ReportError, RunReport};
 
@@ -46,11 +48,14 @@ pub enum AutoError {
     /// Writing the report failed.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// Fine-tuning failed.
+    #[error(transparent)]
+    Finetune(#[from] crate::finetune::FinetuneError),
     /// Bad settings.
     #[error("invalid parameter: {0}")]
     InvalidParams(String),
-    /// Stopped on request during extraction; the cache is kept and resumes.
-    #[error("stopped during extraction: run the same command again to resume")]
+    /// Stopped on request; caches and checkpoints are kept and resume.
+    #[error("stopped: run the same command again to resume")]
     Interrupted,
 }
 
@@ -69,6 +74,12 @@ pub struct AutoConfig {
     pub grid: Vec<f64>,
     /// Most L-BFGS iterations of the logistic models.
     pub max_iterations: u64,
+    /// Refit the chosen configuration on training + validation images before testing.
+    pub refit_with_validation: bool,
+    /// When to run the fine-tuning stages.
+    pub finetune: finetune::When,
+    /// Settings of the fine-tuning stages.
+    pub finetune_params: FinetuneParams,
 }
 
 impl AutoConfig {
@@ -81,6 +92,9 @@ impl AutoConfig {
             kinds: vec![Kind::Svm, Kind::Logistic],
             grid: DEFAULT_C_GRID.to_vec(),
             max_iterations: 100,
+            refit_with_validation: true,
+            finetune: finetune::When::Large,
+            finetune_params: FinetuneParams::default(),
         }
     }
 
@@ -104,6 +118,7 @@ impl AutoConfig {
         TrainConfig {
             grid: self.grid.clone(),
             max_iterations: self.max_iterations,
+            refit_with_validation: self.refit_with_validation,
             ..TrainConfig::new(kind)
         }
     }
@@ -118,6 +133,8 @@ pub enum Progress {
     Warning(String),
     /// A (feature set, classifier) was scored.
     Search(choose::SearchProgress),
+    /// A step of a long phase (a fine-tuning epoch).
+    Step(String),
 }
 
 /// Seconds of one phase.
@@ -164,6 +181,12 @@ pub struct Decision {
     pub search: Search,
     /// The chosen candidate.
     pub chosen: Candidate,
+    /// Why the fine-tuning stages ran or not.
+    pub finetune_reason: String,
+    /// The fine-tuning stages that ran.
+    pub finetune: Vec<finetune::Stage>,
+    /// The fine-tuning stage that beat `chosen` on validation, if one did (its run name).
+    pub finetune_won: Option<String>,
     /// Commands that reproduce the chosen run by hand.
     pub commands: Vec<String>,
     /// Seconds per phase.
@@ -247,7 +270,12 @@ pub fn run(
         &cache,
         &sets,
         &cfg.kinds,
-        &cfg.train_config(Kind::Svm),
+        // Candidates are scored as fitted on training images: the refit (one more fit per
+        // split) is for the chosen run only.
+        &TrainConfig {
+            refit_with_validation: false,
+            ..cfg.train_config(Kind::Svm)
+        },
         &mut |p| progress(Progress::Search(p)),
     )?;
     let chosen = choose::best(&search.candidates)
@@ -261,8 +289,28 @@ pub fn run(
         chosen.reprs.join("+"),
         chosen.c
     )));
-    let (report, model) = train_chosen(cfg, &cache, &chosen, &data.root)?;
+    let (mut report, mut model) = train_chosen(cfg, &cache, &chosen, &data.root)?;
     lap(&mut phases, "train and report");
+
+    let (finetune_reason, stages) = match finetune_plan(cfg, &stats, &layers)? {
+        Err(reason) => (reason, Vec::new()),
+        Ok((reason, before)) => {
+            let params = cfg.finetune_params.clone().check()?;
+            let deepest = layers.last().expect("at least one layer");
+            let stages = finetune::stages(cfg, deepest, &before, &params, stop, progress)?;
+            lap(&mut phases, "fine-tune");
+            (reason, stages)
+        }
+    };
+    let winner = stages
+        .iter()
+        .filter(|s| s.val_accuracy > chosen.val_accuracy + choose::TIE)
+        .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy));
+    if let Some(stage) = winner {
+        report = stage.report.clone();
+        report.run = RUN.to_string();
+        model = stage.model.clone().unwrap_or(model);
+    }
 
     let deepest = layers.last().expect("at least one layer");
     let best_of = |with: bool| {
@@ -288,6 +336,9 @@ pub fn run(
         commands: commands(cfg, &extract_cfg, &chosen),
         layers,
         extracted: reprs.iter().map(ToString::to_string).collect(),
+        finetune_won: winner.map(|s| s.run.clone()),
+        finetune_reason,
+        finetune: stages,
         search,
         chosen,
         phases,
@@ -317,6 +368,36 @@ fn candidate_layers(cfg: &AutoConfig) -> Result<Vec<String>, AutoError> {
     }
     // Shallow to deep, as the descriptor lists them, so "adjacent" means adjacent in the net.
     Ok(all.into_iter().filter(|l| cfg.layers.contains(l)).collect())
+}
+
+/// Whether the fine-tuning stages run: `Ok((why, the layer before the deepest))`, or
+/// `Err(why not)`.
+fn finetune_plan(
+    cfg: &AutoConfig,
+    stats: &DataStats,
+    layers: &[String],
+) -> Result<Result<(String, String), String>, AutoError> {
+    let why = match (cfg.finetune, stats.size) {
+        (finetune::When::Never, _) => return Ok(Err("not run: --no-finetune".into())),
+        (finetune::When::Always, _) => "run because --finetune asked for them",
+        (finetune::When::Large, Size::Large) => "run because the data is large",
+        (finetune::When::Large, Size::Small) => {
+            return Ok(Err(format!(
+                "not run: the data is small (median {} images per class, large from {}); --finetune runs them anyway",
+                stats.per_class_spread.median,
+                measure::LARGE_PER_CLASS
+            )))
+        }
+    };
+    let all = Descriptor::for_model(&cfg.extract.model)?.layers;
+    let deepest = layers.last().expect("at least one layer");
+    let at = all.iter().position(|l| l == deepest).unwrap_or(0);
+    match at.checked_sub(1) {
+        Some(before) => Ok(Ok((why.to_string(), all[before].clone()))),
+        None => Ok(Err(format!(
+            "not run: {deepest} is the backbone's first layer, stage 2 needs the one before it"
+        ))),
+    }
 }
 
 /// Trains the chosen candidate as `tlearn train` would, saves its model and writes its report.
@@ -349,12 +430,13 @@ fn commands(cfg: &AutoConfig, ex: &ExtractConfig, chosen: &Candidate) -> Vec<Str
     let uses = chosen.reprs.join(",");
     let train = |features: &Path, with_use: bool| {
         format!(
-            "tlearn train {} --cache {}{} --c {:e} --max-iterations {} --run {RUN}-by-hand --runs {} --reports {} --data {}",
+            "tlearn train {} --cache {}{} --c {:e} --max-iterations {}{} --run {RUN}-by-hand --runs {} --reports {} --data {}",
             chosen.kind,
             features.display(),
             if with_use { format!(" --use {uses}") } else { String::new() },
             chosen.c,
             cfg.max_iterations,
+            if cfg.refit_with_validation { " --refit-with-validation" } else { "" },
             cfg.runs().display(),
             cfg.reports().display(),
             ex.data.display()

@@ -144,7 +144,7 @@ impl CacheData {
                 available: self.splits(),
             });
         }
-        let mut train = Vec::new();
+        let (mut train, mut val_rows) = (Vec::new(), Vec::new());
         let mut images: [BTreeMap<&str, EvalImage>; 2] = Default::default();
         for row in 0..self.labels.len() {
             if !self.usable[row] {
@@ -152,6 +152,9 @@ impl CacheData {
             }
             let part = self.parts[row][split];
             let copy = self.copies[row];
+            if part == 1 && (copy == 0 || train_copies) {
+                val_rows.push(row);
+            }
             match part {
                 0 if copy == 0 || train_copies => train.push(row),
                 1 | 2 if copy == 0 || tta => {
@@ -193,7 +196,12 @@ impl CacheData {
                 part: "test",
             });
         }
-        Ok(Selection { train, val, test })
+        Ok(Selection {
+            train,
+            val_rows,
+            val,
+            test,
+        })
     }
 
     /// The features of `rows`, in that order.
@@ -223,6 +231,9 @@ pub struct EvalImage {
 pub struct Selection {
     /// Training rows (originals and, if asked, their augmented copies).
     pub train: Vec<usize>,
+    /// Validation rows as training rows (originals and, if asked, their augmented copies): a
+    /// refit after C is chosen trains on these too.
+    pub val_rows: Vec<usize>,
     /// Validation images.
     pub val: Vec<EvalImage>,
     /// Test images.

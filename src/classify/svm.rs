@@ -15,6 +15,7 @@ use ndarray16::{Array1, Array2, ArrayView2};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rayon::prelude::*;
+use std::time::Instant;
 
 use super::{ClassifyError, Kind, LinearClassifier, Scaler};
 
@@ -136,70 +137,105 @@ impl Fit<Array2<f32>, Array1<usize>, ClassifyError> for LinearSvmValidParams {
         &self,
         dataset: &DatasetBase<Array2<f32>, Array1<usize>>,
     ) -> Result<LinearClassifier, ClassifyError> {
+        let mut path = self.fit_path(&[self.c], dataset)?;
+        Ok(path.remove(0).0)
+    }
+}
+
+impl LinearSvmValidParams {
+    /// One model per C of `grid` (in `grid`'s order, with the seconds each took), sharing one
+    /// standardisation, and the Gram matrix when there are fewer rows than dimensions. The
+    /// C's are solved from the smallest up, each starting from the dual solution of the one
+    /// before (liblinear's warm start for a C search): the squared hinge's dual has no upper
+    /// bound, so that solution is feasible, and it is close, so large C's, the slow ones,
+    /// need a fraction of the passes. `self`'s own C is not used.
+    pub fn fit_path(
+        &self,
+        grid: &[f64],
+        dataset: &DatasetBase<Array2<f32>, Array1<usize>>,
+    ) -> Result<Vec<(LinearClassifier, f64)>, ClassifyError> {
+        for &c in grid {
+            LinearSvmParams(LinearSvmValidParams { c, ..self.clone() }).check_ref()?;
+        }
         let classes = class_count(dataset)?;
         let scaler = Scaler::fit(dataset.records().view());
         let x = scaler.transform(dataset.records().view());
-        let y = dataset.targets();
-        let signs = |class: usize| -> Vec<f32> {
-            y.iter()
-                .map(|&c| if c == class { 1.0 } else { -1.0 })
-                .collect()
-        };
+        let signs: Vec<Vec<f32>> = (0..classes)
+            .map(|class| {
+                let y = dataset.targets();
+                y.iter()
+                    .map(|&c| if c == class { 1.0 } else { -1.0 })
+                    .collect()
+            })
+            .collect();
         let (n, dims) = x.dim();
-        let mut weights = Array2::zeros((classes, dims));
-        let mut bias = Array1::zeros(classes);
-        if n < dims {
-            // Fewer rows than dimensions (flattened maps): work on the Gram matrix, computed
-            // once (one matrix product) for all classes; a coordinate step then costs O(rows)
-            // instead of O(dims). The +1 is the bias feature's product.
-            let mut gram = x.dot(&x.t());
-            gram.mapv_inplace(|v| v + 1.0);
-            let alphas: Vec<Vec<f64>> = (0..classes)
+        // Fewer rows than dimensions (flattened maps): work on the Gram matrix, computed once
+        // (one matrix product) for all classes and C's; a coordinate step then costs O(rows)
+        // instead of O(dims). The +1 is the bias feature's product.
+        let gram = (n < dims).then(|| x.dot(&x.t()) + 1.0);
+        let mut order: Vec<usize> = (0..grid.len()).collect();
+        order.sort_by(|&a, &b| grid[a].total_cmp(&grid[b]));
+        let mut alphas = vec![vec![0f64; n]; classes];
+        let mut models = vec![None; grid.len()];
+        for g in order {
+            let start = Instant::now();
+            let params = LinearSvmValidParams {
+                c: grid[g],
+                ..self.clone()
+            };
+            alphas = (0..classes)
                 .into_par_iter()
-                .map(|class| {
-                    let signs = signs(class);
-                    let mut m = Dual {
-                        gram: gram.view(),
-                        f: vec![0.0; n],
-                    };
-                    self.solve_binary(&mut m, &signs, class as u64)
+                .map(|k| {
+                    let start = &alphas[k];
+                    match &gram {
+                        Some(gram) => {
+                            let mut m = Dual {
+                                gram: gram.view(),
+                                f: vec![0.0; n],
+                            };
+                            params.solve_binary(&mut m, &signs[k], k as u64, start)
+                        }
+                        None => {
+                            let mut m = Primal {
+                                x: x.view(),
+                                w: vec![0.0; dims],
+                                b: 0.0,
+                            };
+                            params.solve_binary(&mut m, &signs[k], k as u64, start)
+                        }
+                    }
                 })
                 .collect();
-            // w_k = sum_i alpha_i y_i x_i for every class at once.
-            let mut coef = Array2::<f32>::zeros((classes, n));
-            for (k, alpha) in alphas.iter().enumerate() {
-                let signs = signs(k);
-                for i in 0..n {
-                    coef[(k, i)] = (alpha[i] as f32) * signs[i];
-                }
-                bias[k] = coef.row(k).sum();
-            }
-            weights = coef.dot(&x);
-        } else {
-            let solved: Vec<(Vec<f32>, f64)> = (0..classes)
-                .into_par_iter()
-                .map(|class| {
-                    let mut m = Primal {
-                        x: x.view(),
-                        w: vec![0.0; dims],
-                        b: 0.0,
-                    };
-                    self.solve_binary(&mut m, &signs(class), class as u64);
-                    (m.w, m.b)
-                })
-                .collect();
-            for (k, (w, b)) in solved.into_iter().enumerate() {
-                weights.row_mut(k).assign(&Array1::from(w));
-                bias[k] = b as f32;
-            }
+            let (weights, bias) = primal_of(&alphas, &signs, x.view());
+            let model = LinearClassifier {
+                kind: Kind::Svm,
+                scaler: scaler.clone(),
+                weights,
+                bias,
+            };
+            models[g] = Some((model, start.elapsed().as_secs_f64()));
         }
-        Ok(LinearClassifier {
-            kind: Kind::Svm,
-            scaler,
-            weights,
-            bias,
-        })
+        Ok(models.into_iter().flatten().collect())
     }
+}
+
+/// The primal weights and biases of dual solutions: `w_k = sum_i alpha_ki y_ki x_i`,
+/// `b_k = sum_i alpha_ki y_ki` (the bias is the constant feature's weight).
+fn primal_of(
+    alphas: &[Vec<f64>],
+    signs: &[Vec<f32>],
+    x: ArrayView2<f32>,
+) -> (Array2<f32>, Array1<f32>) {
+    let (classes, n) = (alphas.len(), x.nrows());
+    let mut coef = Array2::<f32>::zeros((classes, n));
+    let mut bias = Array1::zeros(classes);
+    for k in 0..classes {
+        for i in 0..n {
+            coef[(k, i)] = (alphas[k][i] as f32) * signs[k][i];
+        }
+        bias[k] = coef.row(k).sum();
+    }
+    (coef.dot(&x), bias)
 }
 
 /// The current margins `w . x_i + b` of a binary problem and how a dual step changes them.
@@ -268,10 +304,22 @@ impl LinearSvmValidParams {
     /// Dual coordinate descent with shrinking for one binary problem (labels +-1); the bias is
     /// an extra constant feature of value 1, regularised like the weights (as in liblinear).
     /// Returns the dual variables; `m` ends with the solution's margins.
-    fn solve_binary<M: Margins>(&self, m: &mut M, y: &[f32], class: u64) -> Vec<f64> {
+    /// `start` (dual variables, all >= 0) is where it starts; `m` must hold zero margins.
+    fn solve_binary<M: Margins>(
+        &self,
+        m: &mut M,
+        y: &[f32],
+        class: u64,
+        start: &[f64],
+    ) -> Vec<f64> {
         let n = y.len();
         let diag = 0.5 / self.c; // D_ii of the squared hinge loss; its upper bound is infinite.
-        let mut alpha = vec![0f64; n];
+        let mut alpha = start.to_vec();
+        for (i, &a) in alpha.iter().enumerate() {
+            if a != 0.0 {
+                m.step(i, (a * y[i] as f64) as f32);
+            }
+        }
         let q: Vec<f64> = (0..n).map(|i| m.sq_norm(i) + diag).collect();
         let mut index: Vec<usize> = (0..n).collect();
         let mut active = n;

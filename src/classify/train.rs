@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use linfa::dataset::DatasetBase;
 use linfa::traits::Fit;
+use linfa::ParamGuard;
 use ndarray16::{Array1, Axis};
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +57,11 @@ pub struct TrainConfig {
     pub svm_tol: f64,
     /// Logistic: most L-BFGS iterations.
     pub max_iterations: u64,
+    /// Once C is chosen on validation, fit again with it on the training and validation rows
+    /// before scoring the test images (scikit-learn's grid search refits the same way): the
+    /// choice still never sees a test image, and the scored model learns from more images.
+    #[serde(default)]
+    pub refit_with_validation: bool,
 }
 
 impl TrainConfig {
@@ -70,6 +76,7 @@ impl TrainConfig {
             seed: 0,
             svm_tol: 1e-3,
             max_iterations: 100,
+            refit_with_validation: false,
         }
     }
 
@@ -79,21 +86,38 @@ impl TrainConfig {
         c: f64,
         dataset: &DatasetBase<ndarray16::Array2<f32>, Array1<usize>>,
     ) -> Result<LinearClassifier, ClassifyError> {
-        match self.kind {
-            Kind::Svm => LinearSvmParams::new()
-                .c(c)
-                .tol(self.svm_tol)
-                .seed(self.seed)
-                .fit(dataset),
-            Kind::Logistic => LogisticParams::multinomial()
-                .c(c)
-                .max_iterations(self.max_iterations)
-                .fit(dataset),
-            Kind::LogisticOvr => LogisticParams::one_vs_all()
-                .c(c)
-                .max_iterations(self.max_iterations)
-                .fit(dataset),
-        }
+        Ok(self.fit_grid(&[c], dataset)?.remove(0).0)
+    }
+
+    /// Fits one classifier per C of `grid` (in its order, with the seconds each fit took).
+    /// The SVM solves the whole grid as one path (shared standardisation, warm starts).
+    pub fn fit_grid(
+        &self,
+        grid: &[f64],
+        dataset: &DatasetBase<ndarray16::Array2<f32>, Array1<usize>>,
+    ) -> Result<Vec<(LinearClassifier, f64)>, ClassifyError> {
+        let logistic = match self.kind {
+            Kind::Svm => {
+                return LinearSvmParams::new()
+                    .tol(self.svm_tol)
+                    .seed(self.seed)
+                    .check()?
+                    .fit_path(grid, dataset)
+            }
+            Kind::Logistic => LogisticParams::multinomial(),
+            Kind::LogisticOvr => LogisticParams::one_vs_all(),
+        };
+        grid.iter()
+            .map(|&c| {
+                let start = Instant::now();
+                let model = logistic
+                    .clone()
+                    .c(c)
+                    .max_iterations(self.max_iterations)
+                    .fit(dataset)?;
+                Ok((model, start.elapsed().as_secs_f64()))
+            })
+            .collect()
     }
 }
 
@@ -214,17 +238,13 @@ pub fn run(
     let mut first_model = None;
     for (&split, sel) in splits.iter().zip(&selections) {
         let dataset = DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train));
+        let fits = cfg.fit_grid(&cfg.grid, &dataset).map_err(|e| match e {
+            ClassifyError::EmptyClass { class, .. } => ClassifyError::EmptyClass { class, split },
+            other => other,
+        })?;
         let mut best: Option<(f64, LinearClassifier, f64, f64)> = None;
         let mut grid = Vec::new();
-        for &c in &cfg.grid {
-            let start = Instant::now();
-            let model = cfg.fit(c, &dataset).map_err(|e| match e {
-                ClassifyError::EmptyClass { class, .. } => {
-                    ClassifyError::EmptyClass { class, split }
-                }
-                other => other,
-            })?;
-            let fit_seconds = start.elapsed().as_secs_f64();
+        for (&c, (model, fit_seconds)) in cfg.grid.iter().zip(fits) {
             let val_accuracy = accuracy(&score_images(&model, data, &sel.val));
             log(format!(
                 "{} split {split}: C = {c:e}: validation accuracy {:.2}% (fit {fit_seconds:.1} s, {} rows)",
@@ -243,6 +263,15 @@ pub fn run(
             }
         }
         let (_, model, fit_seconds, c) = best.expect("the grid is not empty");
+        let (model, fit_seconds, train_rows) = if cfg.refit_with_validation {
+            let rows = [sel.train.as_slice(), &sel.val_rows].concat();
+            let start = Instant::now();
+            let dataset = DatasetBase::new(data.rows(&rows), data.targets(&rows));
+            let model = cfg.fit(c, &dataset)?;
+            (model, start.elapsed().as_secs_f64(), rows.len())
+        } else {
+            (model, fit_seconds, sel.train.len())
+        };
         let start = Instant::now();
         let test = score_images(&model, data, &sel.test);
         let predict_seconds = start.elapsed().as_secs_f64();
@@ -259,9 +288,13 @@ pub fn run(
                 identity: data.identity.clone(),
                 c,
                 trained_on: format!(
-                    "{} split {split} ({} training rows)",
+                    "{} split {split} ({train_rows} training rows{})",
                     data.path.display(),
-                    sel.train.len()
+                    if cfg.refit_with_validation {
+                        ", validation rows included after choosing C"
+                    } else {
+                        ""
+                    }
                 ),
             });
         }
@@ -269,7 +302,7 @@ pub fn run(
             split,
             c,
             grid,
-            train_rows: sel.train.len(),
+            train_rows,
             val_images: sel.val.len(),
             fit_seconds,
             predict_seconds,

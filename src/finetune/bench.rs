@@ -74,6 +74,7 @@ pub fn bench(b: &BenchConfig) -> Result<FinetuneBench, FinetuneError> {
     let (batch, compute) = (b.batch, b.compute);
     let cfg = RunConfig {
         features: b.features.clone(),
+        repr: None,
         split: 0,
         backbone: b.backbone.clone(),
         unfreeze: Unfreeze::Last(0),

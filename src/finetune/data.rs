@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 use serde::Serialize;
 
 use super::FinetuneError;
+use crate::backbone::Repr;
 use crate::cache::{FeatureCache, RowStatus};
 use crate::dataset::Part;
 
@@ -44,13 +45,24 @@ pub struct DataFingerprint {
 
 impl Data {
     /// Reads a feature cache: split `split` decides the parts; augmented copies only train, and
-    /// rows that are missing or skipped are left out. `shape` reshapes a row (`None`: flat).
+    /// rows that are missing or skipped are left out. `repr` picks one representation of a
+    /// cache that holds several (`None`: all its columns). `shape` reshapes a row (`None`: flat).
     pub fn from_cache(
         path: &Path,
         split: usize,
+        repr: Option<&Repr>,
         shape: Option<Vec<usize>>,
     ) -> Result<Data, FinetuneError> {
         let contents = FeatureCache::open(path)?.contents()?;
+        let x = match repr {
+            Some(repr) => {
+                let (_, columns) = contents.identity.select(std::slice::from_ref(repr))?;
+                // Row-major, as batches copy whole rows.
+                let picked = contents.features.select(Axis(1), &columns);
+                picked.as_standard_layout().into_owned()
+            }
+            None => contents.features,
+        };
         if split >= contents.parts.ncols() {
             return Err(FinetuneError::Data(format!(
                 "{} holds {} split(s); --split {split} does not exist",
@@ -71,7 +83,6 @@ impl Data {
                 _ => {}
             }
         }
-        let x = contents.features;
         let shape = shape.unwrap_or_else(|| vec![x.ncols()]);
         if shape.iter().product::<usize>() != x.ncols() {
             return Err(FinetuneError::Data(format!(

@@ -56,6 +56,9 @@ pub enum FinetuneError {
     /// The feature cache could not be read.
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
+    /// The cache does not hold the representation asked for.
+    #[error(transparent)]
+    Select(#[from] crate::cache::SelectError),
     /// The data cannot be used for training.
     #[error("data: {0}")]
     Data(String),

@@ -13,7 +13,7 @@ use super::network::{forward_rows, inference_model, pretrained, tail, Tail, Unfr
 use super::runner::loss_and_accuracy;
 use super::train::{fit, initial_params, logits, CheckedParams, Ending};
 use super::FinetuneError;
-use crate::backbone::{Compute, Descriptor, Pooling};
+use crate::backbone::{Compute, Descriptor, Pooling, Repr};
 use crate::cache::FeatureCache;
 use crate::onnx::Model;
 
@@ -25,6 +25,8 @@ pub const PROBABILITIES: &str = "probabilities";
 pub struct RunConfig {
     /// Feature cache of a VGG16 pooling layer, flattened (`block5_pool`, `block4_pool`, ...).
     pub features: PathBuf,
+    /// Which of the cache's representations, when it holds several (`block5_pool:flatten`).
+    pub repr: Option<Repr>,
     /// Which of the cache's seeded splits.
     pub split: usize,
     /// The backbone ONNX: pretrained weights of unfrozen layers, base of the exported model.
@@ -75,10 +77,19 @@ pub struct Summary {
     pub history: Vec<EpochStats>,
 }
 
-/// The cached layer's tail of VGG16 for a run, and the number of classes.
-pub fn cache_tail(features: &Path, unfreeze: Unfreeze) -> Result<(Tail, usize), FinetuneError> {
+/// The cached layer's tail of VGG16 for a run, and the number of classes. `repr` picks one
+/// representation of a cache that holds several.
+pub fn cache_tail(
+    features: &Path,
+    repr: Option<&Repr>,
+    unfreeze: Unfreeze,
+) -> Result<(Tail, usize), FinetuneError> {
     let cache = FeatureCache::open(features)?;
-    let id = &cache.identity;
+    let id = match repr {
+        Some(repr) => cache.identity.select(std::slice::from_ref(repr))?.0,
+        None => cache.identity.clone(),
+    };
+    let id = &id;
     if id.pooling != Pooling::Flatten || id.layers.len() != 1 {
         return Err(FinetuneError::Data(format!(
             "{} holds {} ({:?} pooling); fine-tuning needs one layer, flattened (e.g. `tlearn features --layer block4_pool --pool flatten`)",
@@ -138,8 +149,9 @@ const SCALE_ROWS: usize = 256;
 /// applied), with the values its parameters start from: the pretrained convolutions and, with
 /// `init_from`, the stage-1 head (whose head scale the network then keeps).
 pub fn prepare(cfg: &RunConfig, compute: Compute) -> Result<Prepared, FinetuneError> {
-    let (tail, classes) = cache_tail(&cfg.features, cfg.unfreeze)?;
-    let mut data = Data::from_cache(&cfg.features, cfg.split, Some(tail.input.clone()))?;
+    let repr = cfg.repr.as_ref();
+    let (tail, classes) = cache_tail(&cfg.features, repr, cfg.unfreeze)?;
+    let mut data = Data::from_cache(&cfg.features, cfg.split, repr, Some(tail.input.clone()))?;
     let backbone = Model::load(&cfg.backbone)?;
     if !tail.frozen.is_empty() {
         let weights = pretrained(&backbone, &tail.frozen)?;

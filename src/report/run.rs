@@ -86,9 +86,14 @@ impl Method {
         };
         match self {
             Method::Linear(c) => format!(
-                "augmented copies {copies}, test-time augmentation {}, C grid {:?} chosen on validation",
+                "augmented copies {copies}, test-time augmentation {}, C grid {:?} chosen on validation{}",
                 if c.tta { "on" } else { "off" },
-                c.grid
+                c.grid,
+                if c.refit_with_validation {
+                    ", then refit with it on training + validation images before testing"
+                } else {
+                    ""
+                }
             ),
             Method::Finetune(f) => {
                 let p = &f.params;

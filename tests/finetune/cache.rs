@@ -31,7 +31,7 @@ fn cache_rows_split_into_parts_with_copies_only_in_training() {
     let (copies, parts, paths) = (c.copies().unwrap(), c.splits().unwrap(), c.paths().unwrap());
     drop(c);
     for split in 0..2 {
-        let data = Data::from_cache(&cache, split, None).unwrap();
+        let data = Data::from_cache(&cache, split, None, None).unwrap();
         assert_eq!(data.classes(), 3);
         assert!(data.train.iter().any(|&r| copies[r] > 0), "copies train");
         for &r in &data.train {
@@ -54,9 +54,9 @@ fn cache_rows_split_into_parts_with_copies_only_in_training() {
         let trained = data.train.iter().filter(|&&r| copies[r] == 0).count();
         assert_eq!(trained + held_out, originals);
     }
-    let e = Data::from_cache(&cache, 2, None).unwrap_err();
+    let e = Data::from_cache(&cache, 2, None, None).unwrap_err();
     assert!(e.to_string().contains("--split 2"), "{e}");
-    let e = Data::from_cache(&cache, 0, Some(vec![7, 7])).unwrap_err();
+    let e = Data::from_cache(&cache, 0, None, Some(vec![7, 7])).unwrap_err();
     assert!(matches!(e, FinetuneError::Data(_)), "{e}");
 }
 
@@ -67,6 +67,7 @@ fn a_run_on_a_layer_it_cannot_train_from_is_refused_with_the_reason() {
     let (cache, model) = tiny_cache(dir.path());
     let cfg = RunConfig {
         features: cache,
+        repr: None,
         split: 0,
         backbone: model,
         unfreeze: Unfreeze::Last(0),

@@ -51,6 +51,19 @@ pub struct AutoArgs {
     /// Splits, seed and how the extraction runs.
     #[command(flatten)]
     pub run: crate::args::RunOpts,
+    /// Score the test images with the chosen configuration fitted on training images only
+    /// (default: refit on training + validation images once C is chosen).
+    #[arg(long)]
+    pub no_refit_with_validation: bool,
+    /// Run the fine-tuning stages even on small data (default: only on large data).
+    #[arg(long, conflicts_with = "no_finetune")]
+    pub finetune: bool,
+    /// Never run the fine-tuning stages.
+    #[arg(long)]
+    pub no_finetune: bool,
+    /// Most epochs of each fine-tuning stage.
+    #[arg(long, default_value_t = tlearn::finetune::train::FinetuneParams::default().epochs)]
+    pub epochs: usize,
     /// Also write the seconds of each phase here (JSON).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -76,6 +89,18 @@ fn config(args: &AutoArgs) -> AutoConfig {
         cfg.grid = grid.clone();
     }
     cfg.max_iterations = args.max_iterations;
+    cfg.refit_with_validation = !args.no_refit_with_validation;
+    cfg.finetune = match (args.finetune, args.no_finetune) {
+        (true, _) => auto::finetune::When::Always,
+        (_, true) => auto::finetune::When::Never,
+        _ => auto::finetune::When::Large,
+    };
+    cfg.finetune_params.epochs = args.epochs;
+    cfg.finetune_params.seed = args.run.seed;
+    cfg.finetune_params.compute = tlearn::backbone::Compute {
+        ep: cfg.extract.ep,
+        threads: cfg.extract.threads,
+    };
     cfg
 }
 
@@ -84,6 +109,7 @@ fn show(progress: Progress, quiet: bool) {
         Progress::Warning(w) => eprintln!("warning: {w}"),
         _ if quiet => {}
         Progress::Phase(p) => eprintln!("== {p}"),
+        Progress::Step(line) => eprintln!("{line}"),
         Progress::Search(s) => eprintln!(
             "[{}/{}] {} (ETA {:.0} s)",
             s.done, s.total, s.line, s.eta_seconds
@@ -100,7 +126,7 @@ pub fn auto(args: AutoArgs) -> Result<ExitCode> {
     let quiet = args.quiet;
     let outcome = match auto::run(&cfg, &stop, &mut |p| show(p, quiet)) {
         Err(AutoError::Interrupted) => {
-            eprintln!("interrupted: run the same command again to resume the extraction");
+            eprintln!("interrupted: run the same command again to resume");
             return Ok(ExitCode::from(130));
         }
         other => other?,
@@ -158,6 +184,20 @@ pub fn auto(args: AutoArgs) -> Result<ExitCode> {
         100.0 * s.accuracy.std,
         s.splits
     );
+    eprintln!("fine-tuning: {}", d.finetune_reason);
+    for stage in &d.finetune {
+        let kept = if d.finetune_won.as_ref() == Some(&stage.run) {
+            " <- kept: beats the linear choice on validation"
+        } else {
+            ""
+        };
+        eprintln!(
+            "  {}: {}: validation {:.2}%{kept}",
+            stage.run,
+            stage.trained,
+            100.0 * stage.val_accuracy
+        );
+    }
     if d.stats.min_test_images() < auto::measure::RELIABLE_TEST_IMAGES {
         eprintln!(
             "warning: only {} test images per split: the test accuracy is an unreliable estimate",

@@ -56,6 +56,10 @@ pub struct TrainArgs {
     /// Most L-BFGS iterations of the logistic models.
     #[arg(long, default_value_t = 100)]
     pub max_iterations: u64,
+    /// Once C is chosen on validation, refit with it on training + validation images before
+    /// scoring the test images.
+    #[arg(long)]
+    pub refit_with_validation: bool,
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
@@ -136,6 +140,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     cfg.splits = args.splits.clone();
     cfg.train_copies = !args.no_copies;
     cfg.tta = args.tta;
+    cfg.refit_with_validation = args.refit_with_validation;
     cfg.max_iterations = args.max_iterations;
     let quiet = args.quiet;
     let (outcome, model) = train::run(&data, &cfg, &mut |line| {

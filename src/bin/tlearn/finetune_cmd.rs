@@ -94,6 +94,10 @@ pub struct NetArgs {
     /// (up to block 5's 3 convolutions), block3_pool (up to 6), ...
     #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
     pub features: PathBuf,
+    /// The representation to train from, when the cache holds several (LAYER:flatten, e.g.
+    /// block5_pool:flatten of a `tlearn auto` cache).
+    #[arg(long = "use")]
+    pub uses: Option<tlearn::backbone::Repr>,
     /// Convolutions after the cached layer to train with the head: 0 (head only), a number
     /// (the last ones; the others run once, frozen), or `all`.
     #[arg(long, default_value = "0")]
@@ -260,7 +264,11 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
     let dir = args.reports.join(name.as_str());
     output::check_apart(&run_dir, &dir)?;
     output::check_replaceable(&dir, tlearn::report::write::is_report_file)?;
-    let (tail, _) = cache_tail(&args.net.features, args.net.unfreeze)?;
+    let (tail, _) = cache_tail(
+        &args.net.features,
+        args.net.uses.as_ref(),
+        args.net.unfreeze,
+    )?;
     if !tail.frozen.is_empty() && !args.quiet {
         eprintln!(
             "frozen {} run once per row before training; training {}",
@@ -354,6 +362,7 @@ fn names(convs: &[tlearn::finetune::ConvLayer]) -> String {
 fn run_config(net: &NetArgs, split: usize, out: PathBuf, init_from: Option<PathBuf>) -> RunConfig {
     RunConfig {
         features: net.features.clone(),
+        repr: net.uses.clone(),
         split,
         backbone: net.model.clone(),
         unfreeze: net.unfreeze,
