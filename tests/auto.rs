@@ -305,7 +305,7 @@ fn choosing_never_reads_test_labels() {
     let mut scrambled = cache.clone();
     let classes = scrambled.class_names.len();
     for row in 0..scrambled.labels.len() {
-        if scrambled.parts[row][0] == 2 {
+        if scrambled.parts[[row, 0]] == tlearn::dataset::Part::Test {
             scrambled.labels[row] = (scrambled.labels[row] + 1) % classes;
         }
     }

@@ -13,6 +13,7 @@ use tlearn::cache::{CacheError, FeatureCache, Identity, Plan};
 use tlearn::classify::data::CacheData;
 use tlearn::classify::nd::{Array1, Array2};
 use tlearn::classify::train::{run, TrainConfig};
+use tlearn::dataset::Part;
 use tlearn::classify::{
     ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, TrainedModel,
 };
@@ -159,7 +160,7 @@ fn copies_of_validation_and_test_images_are_never_trained_on() {
                 !held_out.contains(&data.paths[row].as_str()),
                 "row {row} leaks"
             );
-            assert_eq!(data.parts[row][split], 0);
+            assert_eq!(data.parts[[row, split]], Part::Train);
         }
         assert!(
             sel.train.iter().any(|&r| data.copies[r] > 0),
@@ -180,7 +181,7 @@ fn a_refit_with_validation_trains_on_training_and_validation_rows_only() {
     let data = CacheData::load(&tiny_cache(dir.path(), Pooling::Avg)).unwrap();
     let sel = data.select(0, true, false).unwrap();
     for &row in &sel.val_rows {
-        assert_eq!(data.parts[row][0], 1, "row {row} is not a validation row");
+        assert_eq!(data.parts[[row, 0]], Part::Val, "row {row} is not a validation row");
     }
     let originals = sel
         .val_rows

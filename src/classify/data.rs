@@ -9,6 +9,7 @@ use ndarray16::{Array2, Axis};
 use super::ClassifyError;
 use crate::backbone::Repr;
 use crate::cache::{FeatureCache, Identity, RowStatus};
+use crate::dataset::Part;
 
 /// Converts a cache matrix (ndarray 0.17) into linfa's ndarray (0.16): the one border between them.
 pub fn to_linfa(a: ndarray::Array2<f32>) -> Array2<f32> {
@@ -43,8 +44,8 @@ pub struct CacheData {
     pub copies: Vec<u16>,
     /// Source image of every row, relative to the data root.
     pub paths: Vec<String>,
-    /// Part (0 train, 1 val, 2 test) of every row in each split: `parts[row][split]`.
-    pub parts: Vec<Vec<u8>>,
+    /// Part of every row in each split: `parts[[row, split]]`.
+    pub parts: ndarray::Array2<Part>,
     /// False for rows whose image could not be used.
     pub usable: Vec<bool>,
 }
@@ -80,11 +81,7 @@ impl CacheData {
                 .iter()
                 .map(|s| *s == RowStatus::Done)
                 .collect(),
-            parts: contents
-                .parts
-                .outer_iter()
-                .map(|r| r.iter().map(|p| *p as u8).collect())
-                .collect(),
+            parts: contents.parts,
             features: to_linfa(contents.features),
             identity: contents.identity,
             class_names: contents.class_names,
@@ -127,7 +124,7 @@ impl CacheData {
 
     /// Number of seeded splits.
     pub fn splits(&self) -> usize {
-        self.parts.first().map_or(0, |p| p.len())
+        self.parts.ncols()
     }
 
     /// The rows of `split`: training rows (with augmented copies if `train_copies`) and the
@@ -150,14 +147,14 @@ impl CacheData {
             if !self.usable[row] {
                 continue;
             }
-            let part = self.parts[row][split];
+            let part = self.parts[[row, split]];
             let copy = self.copies[row];
-            if part == 1 && (copy == 0 || train_copies) {
+            if part == Part::Val && (copy == 0 || train_copies) {
                 val_rows.push(row);
             }
             match part {
-                0 if copy == 0 || train_copies => train.push(row),
-                1 | 2 if copy == 0 || tta => {
+                Part::Train if copy == 0 || train_copies => train.push(row),
+                Part::Val | Part::Test if copy == 0 || tta => {
                     let image = images[part as usize - 1]
                         .entry(&self.paths[row])
                         .or_insert_with(|| EvalImage {
