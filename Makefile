@@ -63,6 +63,14 @@ models/vgg16.onnx: models/vgg16.toml | build ort
 	  { echo "error: $@ does not have the sha256 recorded in models/vgg16.toml" >&2; exit 1; }
 	mv $@.tmp $@
 
+## models-int8: models/vgg16-int8.onnx and its descriptor, quantised by tlearn from models/vgg16.onnx
+## (int8 weights per channel, uint8 activations calibrated on 48 flowers spread over the classes)
+.PHONY: models-int8
+INT8_ARGS ?= --images 48 --method minmax
+models-int8: models/vgg16-int8.onnx
+models/vgg16-int8.onnx: models/vgg16.onnx | build data
+	$(TLEARN) model quantize models/vgg16.onnx --calibrate data/flowers17 $(INT8_ARGS) --out $@
+
 ## data: the Oxford 17 flowers, from FLOWERS17_DIR when present, else the official archive
 data: data/flowers17/jpg
 data/flowers17/jpg:

@@ -373,8 +373,10 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
     writeln!(out, "  classes: {}", cache.class_names()?.join(", "))?;
     writeln!(
         out,
-        "  model: {} (sha256 {})",
-        id.model_name, id.model_sha256
+        "  model: {} ({}, sha256 {})",
+        id.model_name,
+        id.precision.name(),
+        id.model_sha256
     )?;
     writeln!(
         out,
