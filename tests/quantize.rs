@@ -388,3 +388,141 @@ fn dead_conv_model() -> Model {
     b.output_unshaped("out", DataType::Float);
     b.build(13).unwrap()
 }
+
+/// Runs tests/python/quantize_reference.py on `fp32` and tlearn's `int8` (calibrated on every
+/// image of `calib`), evaluating on `eval`; prints and returns its report.
+fn python_reference(
+    fp32: &Path,
+    int8: &Path,
+    calib: &Path,
+    eval: &Path,
+    size: u32,
+    layers: &str,
+    dir: &Path,
+) -> serde_json::Value {
+    let out = dir.join("quantize_reference.json");
+    let status = std::process::Command::new(common::fixtures::python())
+        .arg(common::fixtures::repo().join("tests/python/quantize_reference.py"))
+        .args([fp32, int8, calib, eval])
+        .args([size.to_string().as_str(), layers])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the Python quantiser failed (does the venv's onnxruntime have onnxruntime.quantization?)"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    println!("tlearn vs ONNX Runtime's Python quantiser:\n{report:#}");
+    report
+}
+
+fn values(report: &serde_json::Value, key: &str) -> Vec<f64> {
+    let list = report[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} in {report}"));
+    list.iter().map(|v| v.as_f64().unwrap()).collect()
+}
+
+fn worst(report: &serde_json::Value, key: &str) -> f64 {
+    values(report, key)
+        .into_iter()
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The scales both quantisers give alike-named tensors (input, activations, weights).
+fn worst_scale_diff(report: &serde_json::Value) -> (usize, f64) {
+    let diffs = report["scale_rel_diff"].as_object().unwrap();
+    let worst = diffs
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .fold(0.0, f64::max);
+    (diffs.len(), worst)
+}
+
+#[test]
+fn agrees_with_onnx_runtime_python_quantiser_on_the_tiny_backbone() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let calib = image_folder(&dir.path().join("calib"), 2, 3);
+    let eval = image_folder(&dir.path().join("eval"), 3, 3);
+    let int8 = quantize(&model, &calib, dir.path()).unwrap();
+    let report = python_reference(
+        &model,
+        &int8,
+        &calib,
+        &eval,
+        32,
+        "block1_pool,block2_pool",
+        dir.path(),
+    );
+    assert_eq!(report["calibration_images"], 6);
+    assert_eq!(values(&report, "cos_fp32_tlearn").len(), 9);
+    // input, two Relu outputs, two weights: named alike by both quantisers.
+    let (compared, scale_diff) = worst_scale_diff(&report);
+    assert!(compared >= 5, "{compared} scales compared");
+    assert!(scale_diff < 0.02, "scales differ by {scale_diff}");
+    let (ours, theirs) = (
+        worst(&report, "cos_fp32_tlearn"),
+        worst(&report, "cos_fp32_python"),
+    );
+    assert!(
+        ours > theirs - 0.005,
+        "fp32 agreement: tlearn {ours}, Python {theirs}"
+    );
+    assert!(worst(&report, "cos_tlearn_python") > 0.99);
+}
+
+/// Copies flowers `first..first + n` of each of the first `classes` classes into `dir`.
+fn flowers_images(dir: &Path, classes: usize, first: usize, n: usize) -> PathBuf {
+    let source = common::fixtures::flowers().join("jpg");
+    for c in 0..classes {
+        let class_dir = dir.join(tlearn::dataset::FLOWERS17_CLASSES[c]);
+        std::fs::create_dir_all(&class_dir).unwrap();
+        for i in first..first + n {
+            let name = format!("image_{:04}.jpg", c * 80 + i + 1);
+            std::fs::copy(source.join(&name), class_dir.join(&name)).unwrap();
+        }
+    }
+    dir.to_path_buf()
+}
+
+#[test]
+fn agrees_with_onnx_runtime_python_quantiser_on_vgg16() {
+    let dir = tempfile::tempdir().unwrap();
+    let vgg16 = common::fixtures::vgg16();
+    // 8 calibration flowers (2 of each of 4 classes), 8 others to compare features on.
+    let calib = flowers_images(&dir.path().join("calib"), 4, 0, 2);
+    let eval = flowers_images(&dir.path().join("eval"), 4, 40, 2);
+    let int8 = dir.path().join("vgg16-int8.onnx");
+    QuantizeParams::new(&vgg16, &calib, &int8)
+        .images(8)
+        .check()
+        .unwrap()
+        .run()
+        .unwrap();
+    let report = python_reference(
+        &vgg16,
+        &int8,
+        &calib,
+        &eval,
+        224,
+        "block4_pool,block5_pool",
+        dir.path(),
+    );
+    assert_eq!(report["calibration_images"], 8);
+    let (compared, scale_diff) = worst_scale_diff(&report);
+    assert!(compared >= 27, "{compared} scales compared");
+    assert!(scale_diff < 0.02, "scales differ by {scale_diff}");
+    let (ours, theirs) = (
+        worst(&report, "cos_fp32_tlearn"),
+        worst(&report, "cos_fp32_python"),
+    );
+    assert!(ours > 0.99, "fp32 agreement {ours}");
+    assert!(
+        ours > theirs - 0.002,
+        "fp32 agreement: tlearn {ours}, Python {theirs}"
+    );
+    assert!(worst(&report, "cos_tlearn_python") > 0.99);
+}
