@@ -134,6 +134,16 @@ logistic: $(CLASSIFY_CACHES:data/%.h5=cache-%)
 report: build
 	$(TLEARN) report --reports reports
 
+## bench-int8 (part of `make bench`): fp32 against int8 VGG16, whole pipeline and bare inference on
+## the same rows and batch as `bench`, alternated fp32 int8 int8 fp32 (reports/bench-int8.json)
+.PHONY: bench-int8
+bench: bench-int8
+bench-int8: models-int8 data
+	mkdir -p reports
+	$(TLEARN) bench --data data/flowers17 --backbone models/vgg16.onnx --against models/vgg16-int8.onnx \
+	  --per-class 4 --batch 16 --layer block5_pool --pool flatten --augment flip,rotate,scale,crop --copies 1 \
+	  --quiet --json reports/bench-int8.json
+
 ## bench-classifiers (part of `make bench`): fit / predict seconds of each classifier on the full cache
 bench: bench-classifiers
 bench-classifiers: features

@@ -185,6 +185,13 @@ pub struct BenchArgs {
     /// Also write the JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also measure this backbone (e.g. models/vgg16-int8.onnx) on the same rows and batch,
+    /// alternating with --backbone, and report the speed-up.
+    #[arg(long)]
+    pub against: Option<PathBuf>,
+    /// Runs of each backbone with --against (alternated A B B A ...).
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
 }
 
 /// The extraction settings `features` and `auto` share, with one set of defaults.

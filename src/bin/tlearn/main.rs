@@ -179,8 +179,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             if args.features.shard.is_some() {
                 bail!("tlearn bench measures a whole run: leave out --shard");
             }
-            let report = tlearn::bench::features(&config(&args.features))?;
-            print_json(&report, args.json.as_deref())
+            let cfg = config(&args.features);
+            match &args.against {
+                None => print_json(&tlearn::bench::features(&cfg)?, args.json.as_deref()),
+                Some(other) => print_json(
+                    &tlearn::bench::backbones(&cfg, other, args.rounds)?,
+                    args.json.as_deref(),
+                ),
+            }
         }
     }
 }
