@@ -111,12 +111,17 @@ CLASSIFY_CACHES ?= data/features.h5 data/avg45.h5
 POOLED_ARGS ?= --pool avg --augment flip,rotate,scale,crop --copies 2
 TRAIN_ARGS ?= --data data/flowers17
 
-.PHONY: avg5 avg45 svm logistic report bench-classifiers cache-features cache-avg5 cache-avg45
+.PHONY: avg5 avg45 avg45-int8 svm logistic report bench-classifiers cache-features cache-avg5 cache-avg45 cache-avg45-int8
 
 avg5: build models data
 	$(TLEARN) features --data data/flowers17 --backbone models/vgg16.onnx --layer block5_pool $(POOLED_ARGS) --quiet --cache data/avg5.h5
 avg45: build models data
 	$(TLEARN) features --data data/flowers17 --backbone models/vgg16.onnx --layer block4_pool,block5_pool $(POOLED_ARGS) --quiet --cache data/avg45.h5
+## avg45-int8: data/avg45.h5 with the int8 backbone; `make svm CLASSIFY_CACHES="data/avg45.h5 data/avg45-int8.h5"`
+## trains and reports both (the cache's identity records the precision: the two never mix)
+avg45-int8: models-int8 data
+	$(TLEARN) features --data data/flowers17 --backbone models/vgg16-int8.onnx --layer block4_pool,block5_pool $(POOLED_ARGS) --quiet --cache data/avg45-int8.h5
+cache-avg45-int8: avg45-int8
 cache-features: features
 cache-avg5: avg5
 cache-avg45: avg45
