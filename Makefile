@@ -63,6 +63,14 @@ models/vgg16.onnx: models/vgg16.toml | build ort
 	  { echo "error: $@ does not have the sha256 recorded in models/vgg16.toml" >&2; exit 1; }
 	mv $@.tmp $@
 
+## models-int8: models/vgg16-int8.onnx and its descriptor, quantised by tlearn from models/vgg16.onnx
+## (int8 weights per channel, uint8 activations calibrated on 48 flowers spread over the classes)
+.PHONY: models-int8
+INT8_ARGS ?= --images 48 --method minmax
+models-int8: models/vgg16-int8.onnx
+models/vgg16-int8.onnx: models/vgg16.onnx | build data
+	$(TLEARN) model quantize models/vgg16.onnx --calibrate data/flowers17 $(INT8_ARGS) --out $@
+
 ## data: the Oxford 17 flowers, from FLOWERS17_DIR when present, else the official archive
 data: data/flowers17/jpg
 data/flowers17/jpg:
@@ -103,12 +111,17 @@ CLASSIFY_CACHES ?= data/features.h5 data/avg45.h5
 POOLED_ARGS ?= --pool avg --augment flip,rotate,scale,crop --copies 2
 TRAIN_ARGS ?= --data data/flowers17
 
-.PHONY: avg5 avg45 svm logistic report bench-classifiers cache-features cache-avg5 cache-avg45
+.PHONY: avg5 avg45 avg45-int8 svm logistic report bench-classifiers cache-features cache-avg5 cache-avg45 cache-avg45-int8
 
 avg5: build models data
 	$(TLEARN) features --data data/flowers17 --backbone models/vgg16.onnx --layer block5_pool $(POOLED_ARGS) --quiet --cache data/avg5.h5
 avg45: build models data
 	$(TLEARN) features --data data/flowers17 --backbone models/vgg16.onnx --layer block4_pool,block5_pool $(POOLED_ARGS) --quiet --cache data/avg45.h5
+## avg45-int8: data/avg45.h5 with the int8 backbone; `make svm CLASSIFY_CACHES="data/avg45.h5 data/avg45-int8.h5"`
+## trains and reports both (the cache's identity records the precision: the two never mix)
+avg45-int8: models-int8 data
+	$(TLEARN) features --data data/flowers17 --backbone models/vgg16-int8.onnx --layer block4_pool,block5_pool $(POOLED_ARGS) --quiet --cache data/avg45-int8.h5
+cache-avg45-int8: avg45-int8
 cache-features: features
 cache-avg5: avg5
 cache-avg45: avg45
@@ -125,6 +138,16 @@ logistic: $(CLASSIFY_CACHES:data/%.h5=cache-%)
 
 report: build
 	$(TLEARN) report --reports reports
+
+## bench-int8 (part of `make bench`): fp32 against int8 VGG16, whole pipeline and bare inference on
+## the same rows and batch as `bench`, alternated fp32 int8 int8 fp32 (reports/bench-int8.json)
+.PHONY: bench-int8
+bench: bench-int8
+bench-int8: models-int8 data
+	mkdir -p reports
+	$(TLEARN) bench --data data/flowers17 --backbone models/vgg16.onnx --against models/vgg16-int8.onnx \
+	  --per-class 4 --batch 16 --layer block5_pool --pool flatten --augment flip,rotate,scale,crop --copies 1 \
+	  --quiet --json reports/bench-int8.json
 
 ## bench-classifiers (part of `make bench`): fit / predict seconds of each classifier on the full cache
 bench: bench-classifiers

@@ -110,6 +110,60 @@ pub struct Descriptor {
     /// Class names, for a model that ends in class probabilities (a fine-tuned network).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<String>>,
+    /// Number format of the model's weights and activations (fp32 unless written).
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
+    /// How an int8 model was made from its fp32 original (`tlearn model quantize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// Number format of a backbone: features of different precisions are never mixed in a cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats throughout (every exported model).
+    #[default]
+    Fp32,
+    /// int8 weights and uint8 activations around each convolution (QDQ), run by ONNX Runtime's
+    /// int8 kernels.
+    Int8,
+}
+
+impl Precision {
+    /// Whether this is the default, fp32 (left out of descriptors and identities).
+    pub fn is_fp32(&self) -> bool {
+        *self == Precision::Fp32
+    }
+
+    /// The name written in descriptors and cache identities.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+/// Where an int8 backbone came from and what it was calibrated on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// File name of the fp32 model it was quantised from.
+    pub source_model: String,
+    /// sha256 of that fp32 model.
+    pub source_sha256: String,
+    /// The calibration images' folder, as given.
+    pub data: String,
+    /// Calibration images that were used.
+    pub images: usize,
+    /// How activation ranges were chosen (`minmax`, or `percentile 99.999`).
+    pub method: String,
+    /// Quantised convolutions.
+    pub convolutions: usize,
+    /// Activations given a uint8 scale and zero point.
+    pub activations: usize,
+    /// tlearn version that quantised it.
+    pub tlearn_version: String,
 }
 
 impl Descriptor {
@@ -140,6 +194,19 @@ impl Descriptor {
                 message: e.to_string(),
             })?;
         Ok(descriptor)
+    }
+
+    /// Checks that `model` has the sha256 this descriptor records.
+    pub fn verify(&self, model: &Path) -> Result<(), BackboneError> {
+        let actual = sha256_file(model)?;
+        if actual != self.sha256 {
+            return Err(BackboneError::Checksum {
+                path: model.to_path_buf(),
+                expected: self.sha256.clone(),
+                actual,
+            });
+        }
+        Ok(())
     }
 
     /// Writes this descriptor next to `model`.
@@ -403,14 +470,7 @@ impl Backbone {
         threads: usize,
     ) -> Result<Backbone, BackboneError> {
         let descriptor = Descriptor::for_model(model)?;
-        let actual = sha256_file(model)?;
-        if actual != descriptor.sha256 {
-            return Err(BackboneError::Checksum {
-                path: model.to_path_buf(),
-                expected: descriptor.sha256.clone(),
-                actual,
-            });
-        }
+        descriptor.verify(model)?;
         let session = Compute { ep, threads }
             .session_builder()?
             .commit_from_file(model)?;

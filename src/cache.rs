@@ -19,7 +19,7 @@ use hdf5::types::{FixedAscii, VarLenUnicode};
 use ndarray::{s, Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::Pooling;
+use crate::backbone::{Pooling, Precision};
 
 pub mod columns;
 
@@ -116,6 +116,10 @@ pub struct Identity {
     pub model_name: String,
     /// sha256 of the backbone ONNX file.
     pub model_sha256: String,
+    /// Number format of the backbone (fp32 in caches made before it was recorded): int8 and
+    /// fp32 features are never mixed in one cache.
+    #[serde(default)]
+    pub precision: Precision,
     /// Layers whose pooled outputs are concatenated (with `reprs`: the layers they read).
     pub layers: Vec<String>,
     /// Pooling applied to each layer (with `reprs`: the first representation's).

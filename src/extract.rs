@@ -283,6 +283,7 @@ pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
         identity: Identity {
             model_name: backbone.descriptor.name.clone(),
             model_sha256: backbone.descriptor.sha256.clone(),
+            precision: backbone.descriptor.precision,
             layers,
             pooling: reprs.first().map_or(cfg.pooling, |r| r.pooling),
             preprocessing,

@@ -20,5 +20,6 @@ pub mod onnx;
 pub mod output;
 pub mod predict;
 pub mod preprocess;
+pub mod quantize;
 pub mod report;
 pub mod shard;

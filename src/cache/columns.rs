@@ -174,6 +174,7 @@ mod tests {
         Identity {
             model_name: "m".into(),
             model_sha256: "0".into(),
+            precision: Default::default(),
             layers: Repr::layers(&reprs.iter().map(ReprColumns::repr).collect::<Vec<_>>()),
             pooling: reprs[0].pooling,
             preprocessing: Preprocessing::caffe(32),

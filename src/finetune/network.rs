@@ -135,6 +135,17 @@ pub fn pretrained(
     model: &Model,
     convs: &[ConvLayer],
 ) -> Result<HashMap<String, Vec<f32>>, FinetuneError> {
+    // An int8 backbone's weights are int8 behind DequantizeLinear: nothing to train from.
+    if model
+        .graph()
+        .node
+        .iter()
+        .any(|n| n.op_type() == "DequantizeLinear")
+    {
+        return Err(FinetuneError::Arch(
+            "the backbone is quantised (int8): fine-tune from its fp32 original, e.g. models/vgg16.onnx".into(),
+        ));
+    }
     let mut out = HashMap::new();
     for c in convs {
         let node = conv_node(model, &c.name)?;
@@ -263,4 +274,22 @@ pub fn inference_model(
         Some(&dims),
     ));
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::{tensor_raw, DataType, GraphBuilder};
+
+    #[test]
+    fn an_int8_backbone_is_refused_with_the_fp32_advice() {
+        let mut b = GraphBuilder::new("int8");
+        b.initializer(tensor_raw("q", DataType::Int8, &[2], vec![1, 2]));
+        b.initializer_f32("s", &[0.5], &[]);
+        b.node("DequantizeLinear", &["q", "s"], &["w"], vec![]);
+        b.output_unshaped("w", DataType::Float);
+        let model = b.build(13).unwrap();
+        let err = pretrained(&model, &[]).unwrap_err().to_string();
+        assert!(err.contains("quantised") && err.contains("fp32"), "{err}");
+    }
 }

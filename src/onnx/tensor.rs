@@ -123,6 +123,18 @@ pub fn tensor_i64(name: &str, data: &[i64], dims: &[i64]) -> TensorProto {
     }
 }
 
+/// A tensor of any fixed-size element type from its little-endian bytes (`raw_data`), e.g. the
+/// int8 weights, uint8 zero points and int32 biases of a quantised model.
+pub fn tensor_raw(name: &str, elem: DataType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
+    TensorProto {
+        name: Some(name.to_string()),
+        dims: dims.to_vec(),
+        data_type: Some(elem as i32),
+        raw_data: Some(raw),
+        ..Default::default()
+    }
+}
+
 /// Number of elements a tensor's dims declare (1 for a scalar).
 pub(crate) fn element_count(dims: &[i64]) -> Option<usize> {
     dims.iter()

@@ -113,11 +113,42 @@ pub enum ModelCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Quantise a backbone to int8 (QDQ: int8 weights per channel, uint8 activations calibrated
+    /// on images); writes OUT and its descriptor OUT.toml beside it.
+    Quantize(QuantizeArgs),
     /// List a model's inputs, outputs and the tensors it can be cut at.
     Inspect {
         /// The ONNX model.
         input: PathBuf,
     },
+}
+
+/// Arguments of `tlearn model quantize`.
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// The fp32 ONNX backbone (its descriptor `<model>.toml` beside it).
+    pub input: PathBuf,
+    /// Calibration images: a data set folder (one sub-folder per class, or the flowers layout).
+    #[arg(long)]
+    pub calibrate: PathBuf,
+    /// Calibration images used, spread evenly over the folder.
+    #[arg(long, default_value_t = 48)]
+    pub images: usize,
+    /// How each activation's range is chosen.
+    #[arg(long, value_enum, default_value = "minmax")]
+    pub method: tlearn::quantize::CalibrationMethod,
+    /// Percentile of absolute values kept by `--method percentile`.
+    #[arg(long, default_value_t = 99.999)]
+    pub percentile: f64,
+    /// Images per calibration run.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// ONNX Runtime threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Where to write the int8 model (its descriptor goes beside it, same name with .toml).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `tlearn augment ...`
@@ -154,6 +185,13 @@ pub struct BenchArgs {
     /// Also write the JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also measure this backbone (e.g. models/vgg16-int8.onnx) on the same rows and batch,
+    /// alternating with --backbone, and report the speed-up.
+    #[arg(long)]
+    pub against: Option<PathBuf>,
+    /// Runs of each backbone with --against (alternated A B B A ...).
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
 }
 
 /// The extraction settings `features` and `auto` share, with one set of defaults.

@@ -19,7 +19,9 @@ use tlearn::extract::{self, ExtractConfig, Summary};
 use tlearn::onnx::{CutSpec, Model};
 use tlearn::preprocess::{load_rgb, DecodeLimits};
 
-use args::{AugmentCommand, Cli, Command, FeaturesArgs, ModelCommand};
+use args::{AugmentCommand, Cli, Command, FeaturesArgs, ModelCommand, QuantizeArgs};
+use linfa::ParamGuard;
+use tlearn::quantize::QuantizeParams;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
@@ -135,6 +137,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             eprintln!("wrote {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Model(ModelCommand::Quantize(args)) => quantize(args),
         Command::Model(ModelCommand::Inspect { input }) => {
             let model = Model::load(&input)?;
             let mut out = std::io::stdout().lock();
@@ -176,10 +179,46 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             if args.features.shard.is_some() {
                 bail!("tlearn bench measures a whole run: leave out --shard");
             }
-            let report = tlearn::bench::features(&config(&args.features))?;
-            print_json(&report, args.json.as_deref())
+            let cfg = config(&args.features);
+            match &args.against {
+                None => print_json(&tlearn::bench::features(&cfg)?, args.json.as_deref()),
+                Some(other) => print_json(
+                    &tlearn::bench::backbones(&cfg, other, args.rounds)?,
+                    args.json.as_deref(),
+                ),
+            }
         }
     }
+}
+
+fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
+    let mut params = QuantizeParams::new(&args.input, &args.calibrate, &args.out)
+        .images(args.images)
+        .method(args.method)
+        .percentile(args.percentile)
+        .batch(args.batch);
+    if let Some(threads) = args.threads {
+        params = params.threads(threads);
+    }
+    let s = params.check()?.run()?;
+    for (path, reason) in &s.skipped {
+        eprintln!("skipped calibration image {path}: {reason}");
+    }
+    eprintln!(
+        "wrote {} ({} convolutions, {} activations calibrated on {} images, {:.1} MB -> {:.1} MB, {:.1} s) and its descriptor {}",
+        s.out.display(),
+        s.convolutions,
+        s.activations,
+        s.images,
+        s.fp32_bytes as f64 / 1e6,
+        s.int8_bytes as f64 / 1e6,
+        s.seconds,
+        s.descriptor.display()
+    );
+    if !tlearn::quantize::cpu_has_vnni() {
+        eprintln!("note: this CPU has no VNNI instructions: the int8 model runs, but ONNX Runtime's int8 kernels are slower here (possibly slower than fp32)");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn config(args: &FeaturesArgs) -> ExtractConfig {
@@ -340,8 +379,10 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
     writeln!(out, "  classes: {}", cache.class_names()?.join(", "))?;
     writeln!(
         out,
-        "  model: {} (sha256 {})",
-        id.model_name, id.model_sha256
+        "  model: {} ({}, sha256 {})",
+        id.model_name,
+        id.precision.name(),
+        id.model_sha256
     )?;
     writeln!(
         out,
