@@ -1,13 +1,13 @@
 //! One comparison of every run: reads `<reports>/*/report.json`, writes `index.md`,
 //! `index.html` and `comparison.json` beside them.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
 
+use super::content::pct;
+use super::doc::{self, Block, Cell, Column, Table};
 use super::run::{Method, RunReport, REPORT_VERSION};
-use super::write::pct;
 use super::{html, ReportError};
 use crate::output;
 
@@ -59,6 +59,11 @@ impl Row {
         "top-5 %",
         "macro F1 %",
         "chosen (C or epoch) / fit s",
+    ];
+
+    /// Whether each column of [`Row::HEADERS`] holds numbers (right-aligned, sorted by value).
+    pub const NUMERIC: [bool; 12] = [
+        false, false, false, false, true, true, false, true, true, true, true, false,
     ];
 
     fn of(r: &RunReport) -> Row {
@@ -160,25 +165,46 @@ pub fn compare(reports: &Path, warn: &mut dyn FnMut(String)) -> Result<Vec<Row>,
         return Err(ReportError::NoRuns(reports.to_path_buf()));
     }
     rows.sort_by(|a, b| b.accuracy.total_cmp(&a.accuracy).then(a.run.cmp(&b.run)));
-    let mut md = String::from("# tlearn: comparison of runs\n\nTest accuracy: mean ± sample std over the splits of each run; best first.\n\n|");
-    for h in Row::HEADERS {
-        let _ = write!(md, " {h} |");
-    }
-    md.push_str("\n|");
-    md.push_str(&"---|".repeat(Row::HEADERS.len()));
-    md.push('\n');
-    for row in &rows {
-        let mut cells = row.cells();
-        cells[0] = format!("[{0}]({0}/report.md)", cells[0]);
-        let _ = writeln!(md, "| {} |", cells.join(" | "));
-    }
+    let blocks = index_blocks(&rows);
     let write =
         |name: &str, text: String| output::write_atomic(&reports.join(name), text.as_bytes());
-    write("index.md", md)?;
-    write("index.html", html::compare_page(&rows))?;
+    write("index.md", doc::markdown(&blocks))?;
+    let page = html::page("tlearn: comparison of runs", &doc::html(&blocks));
+    write("index.html", page)?;
     write(
         "comparison.json",
         serde_json::to_string_pretty(&rows).expect("rows serialise") + "\n",
     )?;
     Ok(rows)
+}
+
+/// The comparison page: one sortable table, each run linking to its report.
+fn index_blocks(rows: &[Row]) -> Vec<Block> {
+    let columns = Row::HEADERS
+        .iter()
+        .zip(Row::NUMERIC)
+        .map(|(title, numeric)| {
+            if numeric {
+                Column::right(*title)
+            } else {
+                Column::left(*title)
+            }
+        })
+        .collect();
+    let mut table = Table::new(columns).sortable();
+    for row in rows {
+        let mut cells: Vec<Cell> = row.cells().into_iter().map(Cell::Text).collect();
+        cells[0] = Cell::Page {
+            text: row.run.clone(),
+            page: format!("{}/report", row.run),
+        };
+        table.push(cells);
+    }
+    vec![
+        Block::Heading(1, "tlearn: comparison of runs".into()),
+        Block::Para(
+            "Test accuracy: mean ± sample std over the splits of each run; best first.".into(),
+        ),
+        Block::Table(table),
+    ]
 }

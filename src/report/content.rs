@@ -1,0 +1,210 @@
+//! What a run's report shows, section by section, as [`doc`](super::doc) blocks: report.md and
+//! report.html are both rendered from these.
+
+use super::doc::{Block, Column, Figure, Gallery, Image, Table};
+use super::metrics::per_class;
+use super::run::RunReport;
+
+/// The pictures of a run's report, made before its text.
+pub struct Pictures {
+    /// The confusion matrix.
+    pub confusion: Image,
+    /// Training curves (fine-tuning), one per split.
+    pub curves: Vec<Image>,
+    /// Thumbnails of the gallery's images, in the gallery's order (None: not readable).
+    pub thumbs: Vec<Option<Image>>,
+}
+
+/// Percent with two decimals.
+pub(crate) fn pct(v: f64) -> String {
+    format!("{:.2}", 100.0 * v)
+}
+
+/// Every section of the report of `r`.
+pub fn run_blocks(r: &RunReport, pictures: &Pictures) -> Vec<Block> {
+    let mut blocks = vec![Block::Heading(
+        1,
+        format!("{} — {}", r.run, r.method.label()),
+    )];
+    blocks.extend(headline(r));
+    blocks.push(Block::Heading(2, "Splits".into()));
+    blocks.push(Block::Table(splits_table(r)));
+    if !pictures.curves.is_empty() {
+        blocks.push(Block::Heading(2, "Training curves".into()));
+        blocks.extend(pictures.curves.iter().cloned().map(Block::Image));
+    }
+    blocks.push(Block::Heading(
+        2,
+        "Per class (test images of all splits)".into(),
+    ));
+    blocks.push(Block::Table(per_class_table(r)));
+    blocks.push(Block::Heading(2, "Confusion matrix".into()));
+    blocks.push(Block::Image(pictures.confusion.clone()));
+    blocks.push(Block::Para("Rows: true class, columns: predicted class, by the index (#) of the table above; counts summed over splits, shade = share of the row.".into()));
+    blocks.extend(gallery(r, &pictures.thumbs));
+    blocks.push(Block::Heading(2, "Configuration".into()));
+    blocks.push(Block::Code("json".into(), config_json(r)));
+    blocks
+}
+
+/// The headline numbers and what the run was.
+fn headline(r: &RunReport) -> Vec<Block> {
+    let s = &r.summary;
+    let mut about = vec![
+        format!("features: {} (`{}`)", features_line(r), r.cache),
+        format!("training: {}", r.method.training_line()),
+        format!(
+            "times: fit {:.2} s ± {:.2}, predict {:.3} s ± {:.3} (kept fit, per split)",
+            s.fit_seconds.mean, s.fit_seconds.std, s.predict_seconds.mean, s.predict_seconds.std
+        ),
+    ];
+    if let Some(m) = &r.model {
+        about.push(format!(
+            "model: `{}` ({}, {} {})",
+            m.path,
+            m.trained_on,
+            r.method.chosen_title(),
+            m.chosen
+        ));
+    }
+    vec![
+        Block::Para(format!(
+            "**Test accuracy {}% ± {}** (mean ± sample std over {} split(s)); top-5 {}% ± {}; macro F1 {} ± {}.",
+            pct(s.accuracy.mean),
+            pct(s.accuracy.std),
+            s.splits,
+            pct(s.top5_accuracy.mean),
+            pct(s.top5_accuracy.std),
+            pct(s.macro_f1.mean),
+            pct(s.macro_f1.std)
+        )),
+        Block::List(about),
+    ]
+}
+
+/// One row per split: what validation chose and the test metrics.
+fn splits_table(r: &RunReport) -> Table {
+    let mut t = Table::new(vec![
+        Column::right("split"),
+        Column::right(r.method.chosen_title()),
+        Column::right("val acc %"),
+        Column::right("train rows"),
+        Column::right("test images"),
+        Column::right("accuracy %"),
+        Column::right("top-5 %"),
+        Column::right("macro P %"),
+        Column::right("macro R %"),
+        Column::right("macro F1 %"),
+        Column::right("fit s"),
+        Column::right("predict s"),
+    ]);
+    for sp in &r.splits {
+        let (f, m) = (&sp.fit, &sp.metrics);
+        t.push(vec![
+            f.split.to_string().into(),
+            f.chosen.clone().into(),
+            pct(f.val_accuracy).into(),
+            f.train_rows.to_string().into(),
+            sp.test_images.to_string().into(),
+            pct(m.accuracy).into(),
+            pct(m.top5_accuracy).into(),
+            pct(m.macro_precision).into(),
+            pct(m.macro_recall).into(),
+            pct(m.macro_f1).into(),
+            format!("{:.2}", f.fit_seconds).into(),
+            format!("{:.3}", f.predict_seconds).into(),
+        ]);
+    }
+    t
+}
+
+/// Precision, recall, F1 and support of each class over the test images of all splits.
+fn per_class_table(r: &RunReport) -> Table {
+    let mut t = Table::new(vec![
+        Column::right("#"),
+        Column::left("class"),
+        Column::right("precision %"),
+        Column::right("recall %"),
+        Column::right("F1 %"),
+        Column::right("test images"),
+    ])
+    .sortable();
+    for (i, c) in per_class(&r.class_names, &r.confusion).iter().enumerate() {
+        t.push(vec![
+            i.to_string().into(),
+            c.name.clone().into(),
+            pct(c.precision).into(),
+            pct(c.recall).into(),
+            pct(c.f1).into(),
+            c.support.to_string().into(),
+        ]);
+    }
+    t
+}
+
+/// The misclassified test images, the first ones with thumbnails.
+fn gallery(r: &RunReport, thumbs: &[Option<Image>]) -> Vec<Block> {
+    let figures = r
+        .misclassified
+        .iter()
+        .zip(thumbs)
+        .map(|(miss, thumb)| Figure {
+            image: thumb.clone(),
+            caption: vec![
+                miss.split.to_string(),
+                format!("`{}`", miss.path),
+                r.class_names[miss.label].clone(),
+                r.class_names[miss.predicted].clone(),
+            ],
+        })
+        .collect();
+    let mut blocks = vec![
+        Block::Heading(
+            2,
+            format!(
+                "Misclassified test images ({} in all)",
+                r.misclassified.len()
+            ),
+        ),
+        Block::Gallery(Gallery {
+            columns: ["split", "path", "true", "predicted"]
+                .map(String::from)
+                .to_vec(),
+            figures,
+        }),
+    ];
+    if r.misclassified.len() > thumbs.len() {
+        blocks.push(Block::Para(format!(
+            "({} more in report.json.)",
+            r.misclassified.len() - thumbs.len()
+        )));
+    }
+    blocks
+}
+
+/// One-line description of the features of a run.
+pub(crate) fn features_line(r: &RunReport) -> String {
+    let id = &r.identity;
+    format!(
+        "{} {}, {} dims; augment {} x{}",
+        id.model_name,
+        id.features_label(),
+        id.dims,
+        id.augment,
+        id.copies
+    )
+    .to_lowercase()
+}
+
+/// Configuration, cache identity and model, as pretty JSON.
+pub(crate) fn config_json(r: &RunReport) -> String {
+    serde_json::to_string_pretty(&serde_json::json!({
+        "method": r.method,
+        "cache": r.cache,
+        "identity": r.identity,
+        "data_root": r.data_root,
+        "model": r.model,
+        "tlearn_version": r.tlearn_version,
+    }))
+    .expect("serialises")
+}
