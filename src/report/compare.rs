@@ -6,8 +6,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::content::pct;
+use super::content::per_split;
 use super::doc::{self, Block, Cell, Column, Table};
-use super::run::{Method, RunReport, REPORT_VERSION};
+use super::run::{Method, RunReport, OLDEST_READ_VERSION, REPORT_VERSION};
 use super::{html, ReportError};
 use crate::output;
 
@@ -30,6 +31,8 @@ pub struct Row {
     pub tta: bool,
     /// Splits run.
     pub splits: usize,
+    /// Test images of each split.
+    pub test_images: Vec<usize>,
     /// Mean test accuracy.
     pub accuracy: f64,
     /// Its sample standard deviation.
@@ -46,7 +49,7 @@ pub struct Row {
 
 impl Row {
     /// Column titles, in the order of [`Row::cells`].
-    pub const HEADERS: [&'static str; 12] = [
+    pub const HEADERS: [&'static str; 13] = [
         "run",
         "classifier",
         "layers",
@@ -55,6 +58,7 @@ impl Row {
         "train copies",
         "TTA",
         "splits",
+        "test images",
         "test accuracy %",
         "top-5 %",
         "macro F1 %",
@@ -62,8 +66,8 @@ impl Row {
     ];
 
     /// Whether each column of [`Row::HEADERS`] holds numbers (right-aligned, sorted by value).
-    pub const NUMERIC: [bool; 12] = [
-        false, false, false, false, true, true, false, true, true, true, true, false,
+    pub const NUMERIC: [bool; 13] = [
+        false, false, false, false, true, true, false, true, true, true, true, true, false,
     ];
 
     fn of(r: &RunReport) -> Row {
@@ -99,6 +103,7 @@ impl Row {
             },
             tta: r.method.tta(),
             splits: s.splits,
+            test_images: r.test_images(),
             accuracy: s.accuracy.mean,
             accuracy_std: s.accuracy.std,
             top5_accuracy: s.top5_accuracy.mean,
@@ -119,6 +124,7 @@ impl Row {
             self.train_copies.to_string(),
             if self.tta { "yes" } else { "no" }.into(),
             self.splits.to_string(),
+            per_split(&self.test_images),
             format!("{} ± {}", pct(self.accuracy), pct(self.accuracy_std)),
             pct(self.top5_accuracy),
             pct(self.macro_f1),
@@ -152,7 +158,12 @@ pub fn compare(reports: &Path, warn: &mut dyn FnMut(String)) -> Result<Vec<Row>,
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str::<RunReport>(&t).map_err(|e| e.to_string()));
         match parsed {
-            Ok(r) if r.version == REPORT_VERSION => rows.push(Row::of(&r)),
+            Ok(r) if (OLDEST_READ_VERSION..=REPORT_VERSION).contains(&r.version) => {
+                for w in &r.warnings {
+                    warn(format!("{}: {w}", r.run));
+                }
+                rows.push(Row::of(&r));
+            }
             Ok(r) => warn(format!(
                 "{}: report version {}, skipped; run its training again",
                 file.display(),
@@ -203,7 +214,7 @@ fn index_blocks(rows: &[Row]) -> Vec<Block> {
     vec![
         Block::Heading(1, "tlearn: comparison of runs".into()),
         Block::Para(
-            "Test accuracy: mean ± sample std over the splits of each run; best first.".into(),
+            "Test accuracy: mean ± sample std over the splits of each run, whose test images are counted per split; best first (in index.html a click on a column's title sorts by it).".into(),
         ),
         Block::Table(table),
     ]

@@ -2,7 +2,6 @@
 //! report.html are both rendered from these.
 
 use super::doc::{Block, Column, Figure, Gallery, Image, Table};
-use super::metrics::per_class;
 use super::run::RunReport;
 
 /// The pictures of a run's report, made before its text.
@@ -20,6 +19,16 @@ pub(crate) fn pct(v: f64) -> String {
     format!("{:.2}", 100.0 * v)
 }
 
+/// Counts per split as `a / b / c`, or one number when all splits agree.
+pub fn per_split(counts: &[usize]) -> String {
+    if counts.windows(2).all(|w| w[0] == w[1]) {
+        counts.first().map_or("0".into(), |n| n.to_string())
+    } else {
+        let all: Vec<String> = counts.iter().map(ToString::to_string).collect();
+        all.join(" / ")
+    }
+}
+
 /// Every section of the report of `r`.
 pub fn run_blocks(r: &RunReport, pictures: &Pictures) -> Vec<Block> {
     let mut blocks = vec![Block::Heading(
@@ -27,6 +36,7 @@ pub fn run_blocks(r: &RunReport, pictures: &Pictures) -> Vec<Block> {
         format!("{} — {}", r.run, r.method.label()),
     )];
     blocks.extend(headline(r));
+    blocks.push(Block::Warnings(r.warnings.clone()));
     blocks.push(Block::Heading(2, "Splits".into()));
     blocks.push(Block::Table(splits_table(r)));
     if !pictures.curves.is_empty() {
@@ -38,6 +48,7 @@ pub fn run_blocks(r: &RunReport, pictures: &Pictures) -> Vec<Block> {
         "Per class (test images of all splits)".into(),
     ));
     blocks.push(Block::Table(per_class_table(r)));
+    blocks.push(Block::Table(averages_table(r)));
     blocks.push(Block::Heading(2, "Confusion matrix".into()));
     blocks.push(Block::Image(pictures.confusion.clone()));
     blocks.push(Block::Para("Rows: true class, columns: predicted class, by the index (#) of the table above; counts summed over splits, shade = share of the row.".into()));
@@ -69,10 +80,11 @@ fn headline(r: &RunReport) -> Vec<Block> {
     }
     vec![
         Block::Para(format!(
-            "**Test accuracy {}% ± {}** (mean ± sample std over {} split(s)); top-5 {}% ± {}; macro F1 {} ± {}.",
+            "**Test accuracy {}% ± {}** (mean ± sample std over {} split(s), n = {} test images per split); top-5 {}% ± {}; macro F1 {} ± {}.",
             pct(s.accuracy.mean),
             pct(s.accuracy.std),
             s.splits,
+            per_split(&r.test_images()),
             pct(s.top5_accuracy.mean),
             pct(s.top5_accuracy.std),
             pct(s.macro_f1.mean),
@@ -129,7 +141,7 @@ fn per_class_table(r: &RunReport) -> Table {
         Column::right("test images"),
     ])
     .sortable();
-    for (i, c) in per_class(&r.class_names, &r.confusion).iter().enumerate() {
+    for (i, c) in r.per_class.iter().enumerate() {
         t.push(vec![
             i.to_string().into(),
             c.name.clone().into(),
@@ -137,6 +149,33 @@ fn per_class_table(r: &RunReport) -> Table {
             pct(c.recall).into(),
             pct(c.f1).into(),
             c.support.to_string().into(),
+        ]);
+    }
+    t
+}
+
+/// The per-class table's macro and weighted averages (a table of their own, so sorting the
+/// classes leaves them in place).
+fn averages_table(r: &RunReport) -> Table {
+    let mut t = Table::new(vec![
+        Column::left("average"),
+        Column::right("precision %"),
+        Column::right("recall %"),
+        Column::right("F1 %"),
+        Column::right("test images"),
+    ]);
+    let support: usize = r.per_class.iter().map(|c| c.support).sum();
+    let a = &r.averages;
+    for (name, avg) in [
+        ("macro (classes alike)", a.macro_avg),
+        ("weighted (by test images)", a.weighted),
+    ] {
+        t.push(vec![
+            name.into(),
+            pct(avg.precision).into(),
+            pct(avg.recall).into(),
+            pct(avg.f1).into(),
+            support.to_string().into(),
         ]);
     }
     t

@@ -10,6 +10,7 @@ pub mod html;
 pub mod metrics;
 pub mod plot;
 pub mod run;
+pub mod warnings;
 pub mod write;
 
 use std::path::PathBuf;
