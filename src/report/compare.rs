@@ -97,7 +97,7 @@ impl Row {
             pooling,
             dims,
             train_copies: if r.method.train_copies() {
-                r.identity.copies
+                r.identity.copies_held()
             } else {
                 0
             },

@@ -2,12 +2,18 @@
 //! report.html are both rendered from these.
 
 use super::doc::{Block, Column, Figure, Gallery, Image, Table};
-use super::run::RunReport;
+use super::run::{Method, RunReport};
 
 /// The pictures of a run's report, made before its text.
 pub struct Pictures {
-    /// The confusion matrix.
+    /// The confusion matrix, counts.
     pub confusion: Image,
+    /// The confusion matrix, percent of each true class.
+    pub confusion_normalised: Image,
+    /// Precision-recall curves per class (None for a report without predictions).
+    pub pr_curves: Option<Image>,
+    /// Validation accuracy over the C grid (None for fine-tuning).
+    pub c_grid: Option<Image>,
     /// Training curves (fine-tuning), one per split.
     pub curves: Vec<Image>,
     /// Thumbnails of the gallery's images, in the gallery's order (None: not readable).
@@ -31,16 +37,21 @@ pub fn per_split(counts: &[usize]) -> String {
 
 /// Every section of the report of `r`.
 pub fn run_blocks(r: &RunReport, pictures: &Pictures) -> Vec<Block> {
-    let mut blocks = vec![Block::Heading(
-        1,
-        format!("{} — {}", r.run, r.method.label()),
-    )];
+    let mut blocks = vec![
+        Block::Link("← all runs".into(), "../index".into()),
+        Block::Heading(1, format!("{} — {}", r.run, r.method.label())),
+    ];
     blocks.extend(headline(r));
     blocks.push(Block::Warnings(r.warnings.clone()));
     blocks.push(Block::Heading(2, "Splits".into()));
     blocks.push(Block::Table(splits_table(r)));
+    if let Some(plot) = &pictures.c_grid {
+        blocks.push(Block::Heading(2, "Validation accuracy over C".into()));
+        blocks.push(Block::Image(plot.clone()));
+    }
     if !pictures.curves.is_empty() {
         blocks.push(Block::Heading(2, "Training curves".into()));
+        blocks.push(Block::Para("Loss and accuracy per epoch, training and validation; the kept epoch is the one of lowest validation loss.".into()));
         blocks.extend(pictures.curves.iter().cloned().map(Block::Image));
     }
     blocks.push(Block::Heading(
@@ -49,9 +60,15 @@ pub fn run_blocks(r: &RunReport, pictures: &Pictures) -> Vec<Block> {
     ));
     blocks.push(Block::Table(per_class_table(r)));
     blocks.push(Block::Table(averages_table(r)));
+    if let Some(plot) = &pictures.pr_curves {
+        blocks.push(Block::Heading(2, "Precision-recall per class".into()));
+        blocks.push(Block::Para("Each class's curve sweeps a threshold down its score over the test images of all splits pooled (report.json's `predictions` hold every score).".into()));
+        blocks.push(Block::Image(plot.clone()));
+    }
     blocks.push(Block::Heading(2, "Confusion matrix".into()));
+    blocks.push(Block::Para("Rows: true class, columns: predicted class; test images summed over splits. The colour is the share of the true class's test images, so rare classes show as clearly as common ones.".into()));
     blocks.push(Block::Image(pictures.confusion.clone()));
-    blocks.push(Block::Para("Rows: true class, columns: predicted class, by the index (#) of the table above; counts summed over splits, shade = share of the row.".into()));
+    blocks.push(Block::Image(pictures.confusion_normalised.clone()));
     blocks.extend(gallery(r, &pictures.thumbs));
     blocks.push(Block::Heading(2, "Configuration".into()));
     blocks.push(Block::Code("json".into(), config_json(r)));
@@ -181,44 +198,65 @@ fn averages_table(r: &RunReport) -> Table {
     t
 }
 
-/// The misclassified test images, the first ones with thumbnails.
+/// The misclassified test images, each once, the most confident mistakes first.
 fn gallery(r: &RunReport, thumbs: &[Option<Image>]) -> Vec<Block> {
-    let figures = r
-        .misclassified
+    let wrong = r.wrong_images();
+    let figures = wrong
         .iter()
         .zip(thumbs)
-        .map(|(miss, thumb)| Figure {
-            image: thumb.clone(),
-            caption: vec![
-                miss.split.to_string(),
-                format!("`{}`", miss.path),
-                r.class_names[miss.label].clone(),
-                r.class_names[miss.predicted].clone(),
-            ],
+        .map(|(w, thumb)| {
+            let miss = w.worst;
+            let splits: Vec<String> = w.splits.iter().map(ToString::to_string).collect();
+            Figure {
+                image: thumb.clone(),
+                caption: vec![
+                    format!("`{}`", miss.path),
+                    r.class_names[miss.label].clone(),
+                    format!("{} ({:.3})", r.class_names[miss.predicted], miss.score),
+                    format!("{:.3}", miss.true_score),
+                    splits.join(", "),
+                ],
+            }
         })
         .collect();
+    let columns = [
+        "path",
+        "true",
+        "predicted (score)",
+        "true class's score",
+        "wrong in splits",
+    ];
     let mut blocks = vec![
         Block::Heading(
             2,
             format!(
-                "Misclassified test images ({} in all)",
+                "Misclassified test images ({} images, {} mistakes over the splits)",
+                wrong.len(),
                 r.misclassified.len()
             ),
         ),
+        Block::Para(format!("Most confident mistakes first (by the score of the wrong class: {}); an image wrong in several splits shows its most confident mistake.", score_kind(r))),
         Block::Gallery(Gallery {
-            columns: ["split", "path", "true", "predicted"]
-                .map(String::from)
-                .to_vec(),
+            columns: columns.map(String::from).to_vec(),
             figures,
         }),
     ];
-    if r.misclassified.len() > thumbs.len() {
+    if wrong.len() > thumbs.len() {
         blocks.push(Block::Para(format!(
-            "({} more in report.json.)",
-            r.misclassified.len() - thumbs.len()
+            "{} more misclassified images are listed in report.json (`misclassified`).",
+            wrong.len() - thumbs.len()
         )));
     }
     blocks
+}
+
+/// What the scores of the run are.
+fn score_kind(r: &RunReport) -> &'static str {
+    match &r.method {
+        Method::Linear(c) if c.kind.probabilistic() => "the model's probability",
+        Method::Linear(_) => "the SVM's margin",
+        Method::Finetune(_) => "the network's softmax probability",
+    }
 }
 
 /// One-line description of the features of a run.
@@ -230,7 +268,7 @@ pub(crate) fn features_line(r: &RunReport) -> String {
         id.features_label(),
         id.dims,
         id.augment,
-        id.copies
+        id.copies_held()
     )
     .to_lowercase()
 }

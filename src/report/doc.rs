@@ -229,6 +229,9 @@ pub enum Block {
     Gallery(Gallery),
     /// Preformatted text and its language (`json`, `sh`).
     Code(String, String),
+    /// A link, alone on its line, to another report page named without extension (as
+    /// [`Cell::Page`]).
+    Link(String, String),
 }
 
 /// Blocks as Markdown.
@@ -267,6 +270,9 @@ pub fn markdown(blocks: &[Block]) -> String {
             }
             Block::Code(lang, t) => {
                 let _ = writeln!(md, "```{lang}\n{t}\n```\n");
+            }
+            Block::Link(text, page) => {
+                let _ = writeln!(md, "[{text}]({page}.md)\n");
             }
         }
     }
@@ -320,6 +326,14 @@ pub fn html(blocks: &[Block]) -> String {
             Block::Gallery(g) => h.push_str(&gallery_html(g)),
             Block::Code(_, t) => {
                 let _ = writeln!(h, "<pre>{}</pre>", escape(t));
+            }
+            Block::Link(text, page) => {
+                let _ = writeln!(
+                    h,
+                    "<p><a href=\"{}.html\">{}</a></p>",
+                    escape(page),
+                    inline(text)
+                );
             }
         }
     }

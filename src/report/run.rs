@@ -269,6 +269,15 @@ pub struct Miss {
     pub true_score: f32,
 }
 
+/// A test image misclassified in one split or more, as the gallery shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wrong<'a> {
+    /// Its most confident mistake (highest score of a wrong class).
+    pub worst: &'a Miss,
+    /// Every split it was misclassified in.
+    pub splits: Vec<usize>,
+}
+
 /// The saved model of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
@@ -408,6 +417,30 @@ impl RunReport {
         };
         report.warnings = warnings::of(&report);
         report
+    }
+
+    /// Each misclassified image once, with the splits it was wrong in, the most confident
+    /// mistakes first (by the wrong class's score; ties by path).
+    pub fn wrong_images(&self) -> Vec<Wrong<'_>> {
+        let mut by_path: std::collections::BTreeMap<&str, Wrong> = Default::default();
+        for miss in &self.misclassified {
+            let entry = by_path.entry(&miss.path).or_insert(Wrong {
+                worst: miss,
+                splits: Vec::new(),
+            });
+            entry.splits.push(miss.split);
+            if miss.score > entry.worst.score {
+                entry.worst = miss;
+            }
+        }
+        let mut wrong: Vec<Wrong> = by_path.into_values().collect();
+        wrong.sort_by(|a, b| {
+            b.worst
+                .score
+                .total_cmp(&a.worst.score)
+                .then(a.worst.path.cmp(&b.worst.path))
+        });
+        wrong
     }
 
     /// Test images of each split.

@@ -66,10 +66,10 @@ fn trivial_top5(r: &RunReport) -> Option<String> {
 /// A warning when gallery images cannot be found under the data root.
 fn missing_thumbnails(r: &RunReport) -> Option<String> {
     let shown: Vec<PathBuf> = r
-        .misclassified
+        .wrong_images()
         .iter()
         .take(GALLERY_MAX)
-        .map(|m| stored_to_path(&m.path))
+        .map(|w| stored_to_path(&w.worst.path))
         .collect();
     let first = shown.first()?;
     let root = r.data_root.as_ref().map(PathBuf::from);

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use super::content::{self, Pictures};
 use super::doc::{self, Image};
-use super::plot::confusion_png;
-use super::run::RunReport;
+use super::plot::{confusion_png, grid_png, pr_curves_png, CellText};
+use super::run::{RunReport, SplitFit};
 use super::{html, ReportError};
+use crate::classify::train::Scored;
 use crate::output;
 use crate::preprocess::{load_rgb, DecodeLimits};
 
@@ -60,8 +61,10 @@ fn fill_run_dir(report: &RunReport, dir: &Path) -> Result<(), ReportError> {
     let json = serde_json::to_string_pretty(report).expect("report serialises");
     write(&dir.join("report.json"), (json + "\n").as_bytes())?;
     let pictures = pictures(report)?;
-    let images = [&pictures.confusion]
+    let images = [&pictures.confusion, &pictures.confusion_normalised]
         .into_iter()
+        .chain(&pictures.pr_curves)
+        .chain(&pictures.c_grid)
         .chain(&pictures.curves)
         .chain(pictures.thumbs.iter().flatten());
     for image in images {
@@ -96,13 +99,46 @@ pub(crate) fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>, ReportError> {
     Ok(bytes)
 }
 
-/// The report's pictures: confusion matrix, training curves (copied from the run) and thumbnails.
+/// A plot as a PNG image of the report folder.
+fn plot(
+    alt: &str,
+    file: &str,
+    drawn: Result<image::RgbImage, String>,
+) -> Result<Image, ReportError> {
+    Ok(Image {
+        alt: alt.into(),
+        file: file.into(),
+        bytes: png_bytes(&drawn.map_err(ReportError::Image)?)?,
+    })
+}
+
+/// The report's pictures: plots, training curves (copied from the run) and thumbnails.
 fn pictures(report: &RunReport) -> Result<Pictures, ReportError> {
-    let confusion = Image {
-        alt: "confusion matrix".into(),
-        file: "confusion.png".into(),
-        bytes: png_bytes(&confusion_png(&report.confusion))?,
-    };
+    let names = &report.class_names;
+    let confusion = plot(
+        "confusion matrix",
+        "confusion.png",
+        confusion_png(names, &report.confusion, CellText::Counts),
+    )?;
+    let confusion_normalised = plot(
+        "confusion matrix, normalised by true class",
+        "confusion-normalised.png",
+        confusion_png(names, &report.confusion, CellText::Percent),
+    )?;
+    let predictions: Vec<&Scored> = report.splits.iter().flat_map(|s| &s.predictions).collect();
+    let pr_curves = (!predictions.is_empty())
+        .then(|| {
+            plot(
+                "precision-recall curves per class",
+                "pr-curves.png",
+                pr_curves_png(names, &predictions),
+            )
+        })
+        .transpose()?;
+    let fits: Vec<&SplitFit> = report.splits.iter().map(|s| &s.fit).collect();
+    let c_grid = grid_png(&fits)
+        .map(|drawn| plot("validation accuracy over C", "c-grid.png", drawn))
+        .transpose()?;
     let curves = report
         .curves
         .iter()
@@ -117,24 +153,27 @@ fn pictures(report: &RunReport) -> Result<Pictures, ReportError> {
         .collect::<Result<_, ReportError>>()?;
     Ok(Pictures {
         confusion,
+        confusion_normalised,
+        pr_curves,
+        c_grid,
         curves,
         thumbs: thumbnails(report),
     })
 }
 
-/// Thumbnails of the first misclassified images (None where the image cannot be read or the
-/// data root is unknown: the gallery then shows the path only).
+/// Thumbnails of the gallery's images (None where the image cannot be read or the data root
+/// is unknown: the gallery then shows the path only).
 fn thumbnails(report: &RunReport) -> Vec<Option<Image>> {
     let root = report.data_root.as_ref().map(PathBuf::from);
     report
-        .misclassified
+        .wrong_images()
         .iter()
         .take(GALLERY_MAX)
         .enumerate()
-        .map(|(i, miss)| {
+        .map(|(i, wrong)| {
             let path = root
                 .as_ref()?
-                .join(crate::dataset::stored_to_path(&miss.path));
+                .join(crate::dataset::stored_to_path(&wrong.worst.path));
             let img = load_rgb(&path, &DecodeLimits::default()).ok()?;
             let thumb =
                 image::imageops::thumbnail(&img, THUMB, THUMB * img.height() / img.width().max(1));
