@@ -13,7 +13,7 @@ pub fn escape(text: &str) -> String {
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:72em;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}\
-th{background:#f0f0f0}td.l,th.l{text-align:left}.gallery{display:flex;flex-wrap:wrap;gap:.8em}\
+th{background:#f0f0f0}td.l,th.l{text-align:left}td:not(.l){white-space:nowrap}.gallery{display:flex;flex-wrap:wrap;gap:.8em}\
 .gallery figure{margin:0;width:140px;font-size:.8em}.gallery img{width:128px;border:1px solid #999}\
 table.sortable th{cursor:pointer}table.sortable th:after{content:' \\2195';color:#999}\
 .warn{background:#fff4e5;border-left:4px solid #e08a00;padding:.5em 1em;margin:1em 0}\
