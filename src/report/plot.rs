@@ -66,6 +66,31 @@ fn short(name: &str) -> String {
     }
 }
 
+/// Where the parts of a confusion heat map go, in pixels.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// Left edge of the matrix.
+    left: i32,
+    /// Top edge of the matrix.
+    top: i32,
+    /// Side of a cell.
+    cell: i32,
+    /// Side of the matrix.
+    grid: i32,
+    /// Room for the class names.
+    label: i32,
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+fn draw_err(e: DrawingAreaErrorKind<impl std::error::Error + Send + Sync>) -> String {
+    e.to_string()
+}
+
+fn centred() -> Pos {
+    Pos::new(HPos::Center, VPos::Center)
+}
+
 /// A heat map of `confusion[true][predicted]`: true classes on rows, predicted on columns, each
 /// named; the colour is the share of the true class's test images (so rare classes show as
 /// clearly as common ones), with its scale on the right; cells show counts or percents.
@@ -82,97 +107,109 @@ pub fn confusion_png(
         .max()
         .unwrap_or(1) as i32;
     let label = (longest * 7 + 10).max(30);
-    let (left, top, grid) = (label + 30, 40, cell * k);
-    let width = (left + grid + 110).max(360) as u32;
-    let height = (top + grid + label + 40) as u32;
+    let at = Layout {
+        left: label + 30,
+        top: 40,
+        cell,
+        grid: cell * k,
+        label,
+    };
+    let width = (at.left + at.grid + 110).max(360) as u32;
+    let height = (at.top + at.grid + label + 40) as u32;
     render(width, height, |root| {
-        let err = |e: DrawingAreaErrorKind<_>| e.to_string();
-        let font = |size: i32| (FONT, size).into_font().color(&BLACK);
         let title = match text {
             CellText::Counts => "confusion matrix: test images (colour: share of the true class)",
             CellText::Percent => "confusion matrix: % of the true class's test images",
         };
-        let centre = Pos::new(HPos::Center, VPos::Center);
-        root.draw(&Text::new(
-            title,
-            (width as i32 / 2, 16),
-            font(15).pos(centre),
-        ))
-        .map_err(err)?;
-        for (t, row) in confusion.iter().enumerate() {
-            let total = row.iter().sum::<u32>().max(1) as f64;
-            for (p, &count) in row.iter().enumerate() {
-                let share = f64::from(count) / total;
-                let (x, y) = (left + p as i32 * cell, top + t as i32 * cell);
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + cell - 1, y + cell - 1)],
-                    blues(share).filled(),
-                ))
-                .map_err(err)?;
-                let shown = match text {
-                    CellText::Counts => count.to_string(),
-                    CellText::Percent => format!("{:.0}", 100.0 * share),
-                };
-                if count > 0 && cell >= 18 {
-                    let ink = if share > 0.5 { WHITE } else { BLACK };
-                    let style = (FONT, 11).into_font().color(&ink).pos(centre);
-                    root.draw(&Text::new(shown, (x + cell / 2, y + cell / 2), style))
-                        .map_err(err)?;
-                }
-            }
-        }
-        if cell >= 10 {
-            for (i, name) in names.iter().enumerate() {
-                let at = i as i32 * cell + cell / 2;
-                let right = font(12).pos(Pos::new(HPos::Right, VPos::Center));
-                root.draw(&Text::new(short(name), (left - 6, top + at), right))
-                    .map_err(err)?;
-                let down = (FONT, 12)
-                    .into_font()
-                    .transform(FontTransform::Rotate90)
-                    .color(&BLACK)
-                    .pos(Pos::new(HPos::Left, VPos::Center));
-                root.draw(&Text::new(short(name), (left + at, top + grid + 6), down))
-                    .map_err(err)?;
-            }
-        }
-        let axis = font(13).pos(centre);
-        root.draw(&Text::new(
-            "predicted class",
-            (left + grid / 2, top + grid + label + 22),
-            axis.clone(),
-        ))
-        .map_err(err)?;
-        let up = (FONT, 13)
-            .into_font()
-            .transform(FontTransform::Rotate270)
-            .color(&BLACK)
-            .pos(centre);
-        root.draw(&Text::new("true class", (12, top + grid / 2), up))
-            .map_err(err)?;
-        // The colour scale: share of the true class, 0 at the bottom, 100 % at the top.
-        let x = left + grid + 24;
-        for dy in 0..grid {
-            let share = 1.0 - f64::from(dy) / f64::from(grid.max(1) - 1).max(1.0);
-            root.draw(&Rectangle::new(
-                [(x, top + dy), (x + 14, top + dy + 1)],
-                blues(share).filled(),
-            ))
-            .map_err(err)?;
-        }
-        root.draw(&Rectangle::new(
-            [(x, top), (x + 14, top + grid)],
-            BLACK.mix(0.5),
-        ))
-        .map_err(err)?;
-        let tick = font(11).pos(Pos::new(HPos::Left, VPos::Center));
-        for (share, name) in [(1.0, "100%"), (0.5, "50%"), (0.0, "0%")] {
-            let y = top + ((1.0 - share) * f64::from(grid - 1)) as i32;
-            root.draw(&Text::new(name, (x + 19, y), tick.clone()))
-                .map_err(err)?;
-        }
-        Ok(())
+        let style = (FONT, 15).into_font().color(&BLACK).pos(centred());
+        root.draw(&Text::new(title, (width as i32 / 2, 16), style))
+            .map_err(draw_err)?;
+        draw_cells(root, confusion, text, at)?;
+        draw_names(root, names, at)?;
+        draw_scale(root, at)
     })
+}
+
+/// The coloured cells, each with its count or percent when there is room.
+fn draw_cells(
+    root: &Area,
+    confusion: &[Vec<u32>],
+    text: CellText,
+    at: Layout,
+) -> Result<(), String> {
+    let cell = at.cell;
+    for (t, row) in confusion.iter().enumerate() {
+        let total = row.iter().sum::<u32>().max(1) as f64;
+        for (p, &count) in row.iter().enumerate() {
+            let share = f64::from(count) / total;
+            let (x, y) = (at.left + p as i32 * cell, at.top + t as i32 * cell);
+            let square = [(x, y), (x + cell - 1, y + cell - 1)];
+            root.draw(&Rectangle::new(square, blues(share).filled()))
+                .map_err(draw_err)?;
+            if count == 0 || cell < 18 {
+                continue;
+            }
+            let shown = match text {
+                CellText::Counts => count.to_string(),
+                CellText::Percent => format!("{:.0}", 100.0 * share),
+            };
+            let ink = if share > 0.5 { WHITE } else { BLACK };
+            let style = (FONT, 11).into_font().color(&ink).pos(centred());
+            root.draw(&Text::new(shown, (x + cell / 2, y + cell / 2), style))
+                .map_err(draw_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Class names along both axes (when cells leave room for them) and the axes' titles.
+fn draw_names(root: &Area, names: &[String], at: Layout) -> Result<(), String> {
+    let (left, top, grid) = (at.left, at.top, at.grid);
+    let rotated = |turn| (FONT, 12).into_font().transform(turn).color(&BLACK);
+    if at.cell >= 10 {
+        for (i, name) in names.iter().enumerate() {
+            let mid = i as i32 * at.cell + at.cell / 2;
+            let right = rotated(FontTransform::None).pos(Pos::new(HPos::Right, VPos::Center));
+            root.draw(&Text::new(short(name), (left - 6, top + mid), right))
+                .map_err(draw_err)?;
+            let down = rotated(FontTransform::Rotate90).pos(Pos::new(HPos::Left, VPos::Center));
+            root.draw(&Text::new(short(name), (left + mid, top + grid + 6), down))
+                .map_err(draw_err)?;
+        }
+    }
+    let below = (left + grid / 2, top + grid + at.label + 22);
+    let axis = rotated(FontTransform::None).pos(centred());
+    root.draw(&Text::new("predicted class", below, axis))
+        .map_err(draw_err)?;
+    let up = rotated(FontTransform::Rotate270).pos(centred());
+    root.draw(&Text::new("true class", (12, top + grid / 2), up))
+        .map_err(draw_err)
+}
+
+/// The colour scale right of the matrix: 0 % of the true class at the bottom, 100 % at the top.
+fn draw_scale(root: &Area, at: Layout) -> Result<(), String> {
+    let (x, top, grid) = (at.left + at.grid + 24, at.top, at.grid);
+    for dy in 0..grid {
+        let share = 1.0 - f64::from(dy) / f64::from(grid - 1).max(1.0);
+        let line = [(x, top + dy), (x + 14, top + dy + 1)];
+        root.draw(&Rectangle::new(line, blues(share).filled()))
+            .map_err(draw_err)?;
+    }
+    root.draw(&Rectangle::new(
+        [(x, top), (x + 14, top + grid)],
+        BLACK.mix(0.5),
+    ))
+    .map_err(draw_err)?;
+    let tick = (FONT, 11)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (share, name) in [(1.0, "100%"), (0.5, "50%"), (0.0, "0%")] {
+        let y = top + ((1.0 - share) * f64::from(grid - 1)) as i32;
+        root.draw(&Text::new(name, (x + 19, y), tick.clone()))
+            .map_err(draw_err)?;
+    }
+    Ok(())
 }
 
 /// Precision and recall of class `c` at every threshold on its score, highest score first:
