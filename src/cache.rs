@@ -147,6 +147,18 @@ pub struct Identity {
     pub reprs: Vec<ReprColumns>,
 }
 
+impl Identity {
+    /// Augmented copies per augmented image the cache holds: `copies`, or 0 without a recipe
+    /// (`--augment none` records the `--copies` asked for, but makes no copies).
+    pub fn copies_held(&self) -> u32 {
+        if self.augment == "none" {
+            0
+        } else {
+            self.copies
+        }
+    }
+}
+
 /// One planned row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RowPlan {

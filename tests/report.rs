@@ -6,7 +6,9 @@ mod common;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use common::fixtures::{config, flowers_slice, image_folder, serial, tiny_backbone, tlearn, vgg16};
+use common::fixtures::{
+    config, flowers_slice, image_folder, python, repo, serial, tiny_backbone, tlearn, vgg16,
+};
 use tlearn::backbone::Pooling;
 use tlearn::classify::data::CacheData;
 use tlearn::classify::train::{run, Scored, SplitOutcome, TrainConfig, TrainOutcome};
@@ -20,6 +22,8 @@ fn tiny_cache(dir: &Path) -> std::path::PathBuf {
     let mut cfg = config(&data, &model, &out);
     cfg.pooling = Pooling::Avg;
     cfg.splits = 2;
+    // `--augment none --copies 2`: no copies are made, whatever --copies says.
+    cfg.copies = 2;
     tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
     out
 }
@@ -98,19 +102,24 @@ fn report_of_a_known_outcome_has_known_numbers_and_a_gallery() {
     assert_eq!(gallery.len(), 3, "one thumbnail per misclassified image");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("Test accuracy 62.50% ± 17.68"), "{md}");
+    // Each image once, with its scores and the splits it was wrong in.
     assert!(
-        md.contains("| `class_2/img_01.png` | class_2 | class_0 |"),
+        md.contains("| `class_2/img_01.png` | class_2 | class_0 (0.700) | 0.100 | 0 |"),
         "{md}"
     );
+    assert!(md.contains("[← all runs](../index.md)"), "{md}");
+    for plot in ["confusion-normalised.png", "pr-curves.png"] {
+        assert!(image::open(out.join(plot)).is_ok(), "{plot}");
+    }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert_eq!(html.matches("data:image/jpeg;base64,").count(), 3);
     assert!(html.contains("data:image/png;base64,"));
     assert!(
-        !html.contains("src=\"http") && !html.contains("<script"),
+        !html.contains("src=\"http") && !html.contains("<script src") && !html.contains("<link"),
         "self-contained"
     );
     let png = image::open(out.join("confusion.png")).unwrap();
-    assert!(png.width() > 90 && png.width() == png.height());
+    assert!(png.width() > 90 && png.height() > 90);
     let back: RunReport =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     // JSON keeps values to within an ulp, not to the bit.
@@ -118,12 +127,143 @@ fn report_of_a_known_outcome_has_known_numbers_and_a_gallery() {
     assert!((back.summary.macro_f1.std - report.summary.macro_f1.std).abs() < 1e-12);
 }
 
+/// Every number of a report, recomputed from its report.json's predictions by an independent
+/// Python script.
+fn assert_recomputable(report: &Path) {
+    let out = std::process::Command::new(python())
+        .arg(repo().join("tests/python/recompute_report.py"))
+        .arg(report)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {text}", report.display());
+    assert!(text.starts_with("ok: "), "{text}");
+}
+
+#[test]
+fn report_json_changed_by_hand_is_caught_by_the_recomputation() {
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(dir.path());
+    let identity = CacheData::load(&cache).unwrap().identity;
+    let report = RunReport::new("known", &(&known_outcome(identity)).into(), None, None);
+    let out = dir.path().join("reports/known");
+    write_run(&report, &out).unwrap();
+    assert_recomputable(&out.join("report.json"));
+    // One score changed: split 0's last image becomes right, so its accuracy no longer matches.
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    json["splits"][0]["predictions"][3]["scores"][2] = serde_json::json!(5.0);
+    let edited = dir.path().join("edited.json");
+    std::fs::write(&edited, json.to_string()).unwrap();
+    let run = std::process::Command::new(python())
+        .arg(repo().join("tests/python/recompute_report.py"))
+        .arg(&edited)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stdout).contains("split 0 accuracy"));
+}
+
+#[test]
+fn warnings_name_small_test_sets_trivial_top5_and_the_data_root_that_holds_the_images() {
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(dir.path());
+    let identity = CacheData::load(&cache).unwrap().identity;
+    let known = known_outcome(identity);
+    let outcome = (&known).into();
+    // A --data one level too deep: the images are found one level up, and the warning says so.
+    let too_deep = dir.path().join("images/class_0").display().to_string();
+    let report = RunReport::new("known", &outcome, Some(too_deep), None);
+    let all = report.warnings.join("\n");
+    assert!(
+        all.contains("only 4 test images per split (fewer than 30)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("top-5 accuracy is 100% by construction with 3 classes"),
+        "{all}"
+    );
+    let fix = format!(
+        "`--data {}` would find them",
+        dir.path().join("images").display()
+    );
+    assert!(all.contains(&fix), "{all}");
+    // Every class has test images in both splits; without split 1's class_0 image, one lacks.
+    assert!(!all.contains("no test images of"), "{all}");
+    let mut lacking = known.clone();
+    lacking.splits[1].test.remove(0);
+    let report = RunReport::new("known", &(&lacking).into(), None, None);
+    let all = report.warnings.join("\n");
+    assert!(all.contains("split 1: no test images of class_0"), "{all}");
+    assert!(
+        all.contains("no thumbnails in the gallery: the data root is not known"),
+        "{all}"
+    );
+
+    // An image wrong in two splits is shown once, with both.
+    let mut twice = known.clone();
+    twice.splits[1].test[1].path = "class_2/img_01.png".into();
+    let report = RunReport::new("known", &(&twice).into(), None, None);
+    let wrong = report.wrong_images();
+    assert_eq!(report.misclassified.len(), 3);
+    assert_eq!(wrong.len(), 2);
+    let both = wrong
+        .iter()
+        .find(|w| w.worst.path == "class_2/img_01.png")
+        .unwrap();
+    assert_eq!(both.splits, vec![0, 1]);
+    let right = RunReport::new(
+        "known",
+        &outcome,
+        Some(dir.path().join("images").display().to_string()),
+        None,
+    );
+    assert!(
+        !right.warnings.iter().any(|w| w.contains("thumbnails")),
+        "{:?}",
+        right.warnings
+    );
+
+    // The CLI prints them and the report shows them, with n beside the accuracy.
+    let (runs, reports) = (dir.path().join("runs"), dir.path().join("reports"));
+    let out = tlearn()
+        .args(["train", "svm", "--quiet", "--c", "1", "--cache"])
+        .arg(&cache)
+        .arg("--runs")
+        .arg(&runs)
+        .arg("--reports")
+        .arg(&reports)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: only 6 test images per split"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("of 6 test images"), "{stderr}");
+    let md = std::fs::read_to_string(reports.join("svm-tiny/report.md")).unwrap();
+    assert!(md.contains("n = 6 test images per split"), "{md}");
+    assert!(
+        md.contains("> **Warning:** only 6 test images per split"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(reports.join("svm-tiny/report.html")).unwrap();
+    assert!(html.contains("<div class=\"warn\">"), "{html}");
+}
+
 #[test]
 fn runs_on_a_real_cache_are_reported_and_compared() {
     // Other tests here spawn tlearn: a child would inherit this test's open HDF5 files.
     let _guard = serial();
     let dir = tempfile::tempdir().unwrap();
-    let data = CacheData::load(&tiny_cache(dir.path())).unwrap();
+    let cache = tiny_cache(dir.path());
+    let data = CacheData::load(&cache).unwrap();
+    let shown = common::fixtures::tlearn_ok(&[Path::new("cache"), cache.as_path()]);
+    assert!(shown.contains("augment: none x0"), "{shown}");
     let reports = dir.path().join("reports");
     for kind in [Kind::Svm, Kind::Logistic] {
         let mut cfg = TrainConfig::new(kind);
@@ -146,17 +286,30 @@ fn runs_on_a_real_cache_are_reported_and_compared() {
         );
         write_run(&report, &reports.join(kind.name())).unwrap();
     }
+    for kind in [Kind::Svm, Kind::Logistic] {
+        assert_recomputable(&reports.join(kind.name()).join("report.json"));
+    }
     std::fs::create_dir_all(reports.join("broken")).unwrap();
     std::fs::write(reports.join("broken/report.json"), "{").unwrap();
     let mut warnings = Vec::new();
     let rows = compare(&reports, &mut |w| warnings.push(w)).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(
-        warnings.len(),
+        warnings.iter().filter(|w| w.contains("skipped")).count(),
         1,
-        "the broken report is skipped with a warning"
+        "the broken report is skipped with a warning: {warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("svm: only 6 test images per split")),
+        "each run's own warnings are repeated: {warnings:?}"
     );
     assert!(rows[0].accuracy >= rows[1].accuracy, "best first");
+    assert!(
+        rows.iter().all(|r| r.train_copies == 0),
+        "no copies in the cache"
+    );
     let index = std::fs::read_to_string(reports.join("index.md")).unwrap();
     assert!(index.contains("[svm](svm/report.md)") && index.contains("| logistic |"));
     assert!(reports.join("index.html").is_file() && reports.join("comparison.json").is_file());

@@ -1,13 +1,14 @@
 //! One comparison of every run: reads `<reports>/*/report.json`, writes `index.md`,
 //! `index.html` and `comparison.json` beside them.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::run::{Method, RunReport, REPORT_VERSION};
-use super::write::pct;
+use super::content::pct;
+use super::content::per_split;
+use super::doc::{self, Block, Cell, Column, Table};
+use super::run::{Method, RunReport, OLDEST_READ_VERSION, REPORT_VERSION};
 use super::{html, ReportError};
 use crate::output;
 
@@ -30,6 +31,8 @@ pub struct Row {
     pub tta: bool,
     /// Splits run.
     pub splits: usize,
+    /// Test images of each split.
+    pub test_images: Vec<usize>,
     /// Mean test accuracy.
     pub accuracy: f64,
     /// Its sample standard deviation.
@@ -46,7 +49,7 @@ pub struct Row {
 
 impl Row {
     /// Column titles, in the order of [`Row::cells`].
-    pub const HEADERS: [&'static str; 12] = [
+    pub const HEADERS: [&'static str; 13] = [
         "run",
         "classifier",
         "layers",
@@ -55,10 +58,16 @@ impl Row {
         "train copies",
         "TTA",
         "splits",
+        "test images",
         "test accuracy %",
         "top-5 %",
         "macro F1 %",
         "chosen (C or epoch) / fit s",
+    ];
+
+    /// Whether each column of [`Row::HEADERS`] holds numbers (right-aligned, sorted by value).
+    pub const NUMERIC: [bool; 13] = [
+        false, false, false, false, true, true, false, true, true, true, true, true, false,
     ];
 
     fn of(r: &RunReport) -> Row {
@@ -88,12 +97,13 @@ impl Row {
             pooling,
             dims,
             train_copies: if r.method.train_copies() {
-                r.identity.copies
+                r.identity.copies_held()
             } else {
                 0
             },
             tta: r.method.tta(),
             splits: s.splits,
+            test_images: r.test_images(),
             accuracy: s.accuracy.mean,
             accuracy_std: s.accuracy.std,
             top5_accuracy: s.top5_accuracy.mean,
@@ -114,6 +124,7 @@ impl Row {
             self.train_copies.to_string(),
             if self.tta { "yes" } else { "no" }.into(),
             self.splits.to_string(),
+            per_split(&self.test_images),
             format!("{} ± {}", pct(self.accuracy), pct(self.accuracy_std)),
             pct(self.top5_accuracy),
             pct(self.macro_f1),
@@ -147,7 +158,12 @@ pub fn compare(reports: &Path, warn: &mut dyn FnMut(String)) -> Result<Vec<Row>,
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str::<RunReport>(&t).map_err(|e| e.to_string()));
         match parsed {
-            Ok(r) if r.version == REPORT_VERSION => rows.push(Row::of(&r)),
+            Ok(r) if (OLDEST_READ_VERSION..=REPORT_VERSION).contains(&r.version) => {
+                for w in &r.warnings {
+                    warn(format!("{}: {w}", r.run));
+                }
+                rows.push(Row::of(&r));
+            }
             Ok(r) => warn(format!(
                 "{}: report version {}, skipped; run its training again",
                 file.display(),
@@ -160,25 +176,46 @@ pub fn compare(reports: &Path, warn: &mut dyn FnMut(String)) -> Result<Vec<Row>,
         return Err(ReportError::NoRuns(reports.to_path_buf()));
     }
     rows.sort_by(|a, b| b.accuracy.total_cmp(&a.accuracy).then(a.run.cmp(&b.run)));
-    let mut md = String::from("# tlearn: comparison of runs\n\nTest accuracy: mean ± sample std over the splits of each run; best first.\n\n|");
-    for h in Row::HEADERS {
-        let _ = write!(md, " {h} |");
-    }
-    md.push_str("\n|");
-    md.push_str(&"---|".repeat(Row::HEADERS.len()));
-    md.push('\n');
-    for row in &rows {
-        let mut cells = row.cells();
-        cells[0] = format!("[{0}]({0}/report.md)", cells[0]);
-        let _ = writeln!(md, "| {} |", cells.join(" | "));
-    }
+    let blocks = index_blocks(&rows);
     let write =
         |name: &str, text: String| output::write_atomic(&reports.join(name), text.as_bytes());
-    write("index.md", md)?;
-    write("index.html", html::compare_page(&rows))?;
+    write("index.md", doc::markdown(&blocks))?;
+    let page = html::page("tlearn: comparison of runs", &doc::html(&blocks));
+    write("index.html", page)?;
     write(
         "comparison.json",
         serde_json::to_string_pretty(&rows).expect("rows serialise") + "\n",
     )?;
     Ok(rows)
+}
+
+/// The comparison page: one sortable table, each run linking to its report.
+fn index_blocks(rows: &[Row]) -> Vec<Block> {
+    let columns = Row::HEADERS
+        .iter()
+        .zip(Row::NUMERIC)
+        .map(|(title, numeric)| {
+            if numeric {
+                Column::right(*title)
+            } else {
+                Column::left(*title)
+            }
+        })
+        .collect();
+    let mut table = Table::new(columns).sortable();
+    for row in rows {
+        let mut cells: Vec<Cell> = row.cells().into_iter().map(Cell::Text).collect();
+        cells[0] = Cell::Page {
+            text: row.run.clone(),
+            page: format!("{}/report", row.run),
+        };
+        table.push(cells);
+    }
+    vec![
+        Block::Heading(1, "tlearn: comparison of runs".into()),
+        Block::Para(
+            "Test accuracy: mean ± sample std over the splits of each run, whose test images are counted per split; best first (in index.html a click on a column's title sorts by it).".into(),
+        ),
+        Block::Table(table),
+    ]
 }

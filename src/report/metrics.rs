@@ -90,6 +90,49 @@ pub fn per_class(class_names: &[String], confusion: &[Vec<u32>]) -> Vec<ClassMet
         .collect()
 }
 
+/// Precision, recall and F1 averaged over classes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Average {
+    /// Mean precision.
+    pub precision: f64,
+    /// Mean recall.
+    pub recall: f64,
+    /// Mean F1.
+    pub f1: f64,
+}
+
+/// The two averages of a per-class table, as scikit-learn's `classification_report` gives them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Averages {
+    /// Every class counts the same.
+    pub macro_avg: Average,
+    /// Each class counts by its test images (support).
+    pub weighted: Average,
+}
+
+/// Macro and support-weighted averages of per-class metrics.
+pub fn averages(per_class: &[ClassMetrics]) -> Averages {
+    let average = |weight: &dyn Fn(&ClassMetrics) -> f64| {
+        let total: f64 = per_class.iter().map(weight).sum();
+        let mean = |f: fn(&ClassMetrics) -> f64| {
+            if total == 0.0 {
+                0.0
+            } else {
+                per_class.iter().map(|c| weight(c) * f(c)).sum::<f64>() / total
+            }
+        };
+        Average {
+            precision: mean(|c| c.precision),
+            recall: mean(|c| c.recall),
+            f1: mean(|c| c.f1),
+        }
+    };
+    Averages {
+        macro_avg: average(&|_| 1.0),
+        weighted: average(&|c| c.support as f64),
+    }
+}
+
 /// Accuracy through linfa's confusion matrix.
 fn linfa_accuracy(scored: &[Scored]) -> f64 {
     if scored.is_empty() {
@@ -159,5 +202,10 @@ mod tests {
         assert_eq!(m.per_class[2].f1, 0.0);
         assert!((m.macro_recall - 0.5).abs() < 1e-12);
         assert_eq!(mean_std(&[1.0, 3.0]), (2.0, 2f64.sqrt()));
+        let avg = averages(&m.per_class);
+        assert!((avg.macro_avg.recall - m.macro_recall).abs() < 1e-12);
+        // Weighted recall is accuracy: supports 2, 2, 1 with recalls 1/2, 1, 0.
+        assert!((avg.weighted.recall - 0.6).abs() < 1e-12);
+        assert!((avg.weighted.precision - (2.0 * 0.5 + 2.0 * 2.0 / 3.0) / 5.0).abs() < 1e-12);
     }
 }

@@ -1,12 +1,16 @@
 //! Offline evaluation reports: metrics of a training run's test images, the confusion matrix
 //! as a PNG heat map, a gallery of misclassified images, written as report.json, report.md and
-//! a self-contained report.html per run; and one comparison of every run.
+//! a self-contained report.html per run; and one comparison of every run. Both formats are
+//! rendered from one model of the content ([`doc`]): what a report shows is written once.
 
 pub mod compare;
+pub mod content;
+pub mod doc;
 pub mod html;
 pub mod metrics;
 pub mod plot;
 pub mod run;
+pub mod warnings;
 pub mod write;
 
 use std::path::PathBuf;

@@ -1,99 +1,360 @@
-//! The confusion matrix as a PNG heat map.
-//!
-//! Drawn with the `image` crate and a built-in 3 x 5 digit font rather than plotters: plotters'
-//! text needs system fonts (font-kit) or a font file shipped with the program, and a heat map
-//! only needs digits (counts and class indices; the class names sit in the md / html legend).
+//! The report's plots, drawn with plotters and the embedded Noto Sans (as the training curves
+//! are): the confusion matrix as a heat map with class names and a colour scale, per-class
+//! precision-recall curves, and validation accuracy over the C grid.
 
-use image::{Rgb, RgbImage};
+use image::RgbImage;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-/// Rows of each digit glyph, three bits per row, top row first.
-const DIGITS: [[u8; 5]; 10] = [
-    [0b111, 0b101, 0b101, 0b101, 0b111],
-    [0b010, 0b110, 0b010, 0b010, 0b111],
-    [0b111, 0b001, 0b111, 0b100, 0b111],
-    [0b111, 0b001, 0b111, 0b001, 0b111],
-    [0b101, 0b101, 0b111, 0b001, 0b001],
-    [0b111, 0b100, 0b111, 0b001, 0b111],
-    [0b111, 0b100, 0b111, 0b101, 0b111],
-    [0b111, 0b001, 0b001, 0b001, 0b001],
-    [0b111, 0b101, 0b111, 0b101, 0b111],
-    [0b111, 0b101, 0b111, 0b001, 0b111],
+use super::run::SplitFit;
+use crate::classify::train::Scored;
+use crate::finetune::curves::{register_font, FONT};
+
+/// What the cells of a confusion heat map show (their colour is always the row's share).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellText {
+    /// Test images.
+    Counts,
+    /// Percent of the true class's test images.
+    Percent,
+}
+
+/// Ten distinct colours (matplotlib's tab10), cycled through for series.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
-/// Pixels per font dot.
-const DOT: u32 = 2;
-/// Side of a matrix cell.
-const CELL: u32 = 30;
-/// Room for the class indices left of and above the matrix.
-const MARGIN: u32 = 34;
+/// Longest class name shown on an axis, in characters.
+const NAME_CHARS: usize = 24;
 
-/// Draws `number` centred at (`cx`, `cy`).
-fn draw_number(img: &mut RgbImage, number: usize, cx: u32, cy: u32, color: Rgb<u8>) {
-    let text = number.to_string();
-    let width = text.len() as u32 * 4 * DOT - DOT;
-    let (x0, y0) = (cx.saturating_sub(width / 2), cy.saturating_sub(5 * DOT / 2));
-    for (i, ch) in text.bytes().enumerate() {
-        let glyph = DIGITS[(ch - b'0') as usize];
-        for (row, bits) in glyph.iter().enumerate() {
-            for col in 0..3u32 {
-                if bits & (0b100 >> col) == 0 {
-                    continue;
-                }
-                for dy in 0..DOT {
-                    for dx in 0..DOT {
-                        let x = x0 + (i as u32 * 4 + col) * DOT + dx;
-                        let y = y0 + row as u32 * DOT + dy;
-                        if x < img.width() && y < img.height() {
-                            img.put_pixel(x, y, color);
-                        }
-                    }
-                }
-            }
-        }
+/// White to dark blue by `share` in 0..=1.
+fn blues(share: f64) -> RGBColor {
+    let mix = |from: f64, to: f64| (from + share.clamp(0.0, 1.0) * (to - from)).round() as u8;
+    RGBColor(mix(247.0, 8.0), mix(251.0, 48.0), mix(255.0, 107.0))
+}
+
+/// A drawing of `width` x `height` made by `draw`, as an image.
+fn render(
+    width: u32,
+    height: u32,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<(), String>,
+) -> Result<RgbImage, String> {
+    register_font();
+    let mut buf = vec![255u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        draw(&root)?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(RgbImage::from_raw(width, height, buf).expect("the buffer has the image's size"))
+}
+
+fn short(name: &str) -> String {
+    if name.chars().count() <= NAME_CHARS {
+        name.to_string()
+    } else {
+        name.chars().take(NAME_CHARS - 1).collect::<String>() + "…"
     }
 }
 
-/// A heat map of `confusion[true][predicted]`: rows are true classes, columns predicted, the
-/// shade is the row's fraction (so rare classes show as clearly as common ones), each cell
-/// shows its count, and the axes show class indices.
-pub fn confusion_png(confusion: &[Vec<u32>]) -> RgbImage {
-    let k = confusion.len() as u32;
-    let side = MARGIN + k * CELL + 4;
-    let mut img = RgbImage::from_pixel(side, side, Rgb([255, 255, 255]));
-    let grey = Rgb([90, 90, 90]);
-    for c in 0..k {
-        let centre = MARGIN + c * CELL + CELL / 2;
-        draw_number(&mut img, c as usize, MARGIN / 2, centre, grey);
-        draw_number(&mut img, c as usize, centre, MARGIN / 2, grey);
-    }
+/// Where the parts of a confusion heat map go, in pixels.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// Left edge of the matrix.
+    left: i32,
+    /// Top edge of the matrix.
+    top: i32,
+    /// Side of a cell.
+    cell: i32,
+    /// Side of the matrix.
+    grid: i32,
+    /// Room for the class names.
+    label: i32,
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+fn draw_err(e: DrawingAreaErrorKind<impl std::error::Error + Send + Sync>) -> String {
+    e.to_string()
+}
+
+fn centred() -> Pos {
+    Pos::new(HPos::Center, VPos::Center)
+}
+
+/// A heat map of `confusion[true][predicted]`: true classes on rows, predicted on columns, each
+/// named; the colour is the share of the true class's test images (so rare classes show as
+/// clearly as common ones), with its scale on the right; cells show counts or percents.
+pub fn confusion_png(
+    names: &[String],
+    confusion: &[Vec<u32>],
+    text: CellText,
+) -> Result<RgbImage, String> {
+    let k = confusion.len().max(1) as i32;
+    let cell = (540 / k).clamp(8, 34);
+    let longest = names
+        .iter()
+        .map(|n| short(n).chars().count())
+        .max()
+        .unwrap_or(1) as i32;
+    let label = (longest * 7 + 10).max(30);
+    let at = Layout {
+        left: label + 30,
+        top: 40,
+        cell,
+        grid: cell * k,
+        label,
+    };
+    let width = (at.left + at.grid + 110).max(360) as u32;
+    let height = (at.top + at.grid + label + 40) as u32;
+    render(width, height, |root| {
+        let title = match text {
+            CellText::Counts => "confusion matrix: test images (colour: share of the true class)",
+            CellText::Percent => "confusion matrix: % of the true class's test images",
+        };
+        let style = (FONT, 15).into_font().color(&BLACK).pos(centred());
+        root.draw(&Text::new(title, (width as i32 / 2, 16), style))
+            .map_err(draw_err)?;
+        draw_cells(root, confusion, text, at)?;
+        draw_names(root, names, at)?;
+        draw_scale(root, at)
+    })
+}
+
+/// The coloured cells, each with its count or percent when there is room.
+fn draw_cells(
+    root: &Area,
+    confusion: &[Vec<u32>],
+    text: CellText,
+    at: Layout,
+) -> Result<(), String> {
+    let cell = at.cell;
     for (t, row) in confusion.iter().enumerate() {
-        let total: u32 = row.iter().sum::<u32>().max(1);
+        let total = row.iter().sum::<u32>().max(1) as f64;
         for (p, &count) in row.iter().enumerate() {
-            let share = count as f32 / total as f32;
-            // White to dark blue; mistakes (off the diagonal) in red so they stand out.
-            let shade = |full: u8| (255.0 - share * (255.0 - full as f32)) as u8;
-            let fill = if t == p {
-                Rgb([shade(8), shade(48), shade(107)])
-            } else {
-                Rgb([shade(165), shade(15), shade(21)])
+            let share = f64::from(count) / total;
+            let (x, y) = (at.left + p as i32 * cell, at.top + t as i32 * cell);
+            let square = [(x, y), (x + cell - 1, y + cell - 1)];
+            root.draw(&Rectangle::new(square, blues(share).filled()))
+                .map_err(draw_err)?;
+            if count == 0 || cell < 18 {
+                continue;
+            }
+            let shown = match text {
+                CellText::Counts => count.to_string(),
+                CellText::Percent => format!("{:.0}", 100.0 * share),
             };
-            let (x0, y0) = (MARGIN + p as u32 * CELL, MARGIN + t as u32 * CELL);
-            for y in y0..y0 + CELL - 1 {
-                for x in x0..x0 + CELL - 1 {
-                    img.put_pixel(x, y, fill);
-                }
-            }
-            if count > 0 {
-                let ink = if share > 0.5 {
-                    Rgb([255, 255, 255])
-                } else {
-                    Rgb([0, 0, 0])
-                };
-                draw_number(&mut img, count as usize, x0 + CELL / 2, y0 + CELL / 2, ink);
-            }
+            let ink = if share > 0.5 { WHITE } else { BLACK };
+            let style = (FONT, 11).into_font().color(&ink).pos(centred());
+            root.draw(&Text::new(shown, (x + cell / 2, y + cell / 2), style))
+                .map_err(draw_err)?;
         }
     }
-    img
+    Ok(())
+}
+
+/// Class names along both axes (when cells leave room for them) and the axes' titles.
+fn draw_names(root: &Area, names: &[String], at: Layout) -> Result<(), String> {
+    let (left, top, grid) = (at.left, at.top, at.grid);
+    let rotated = |turn| (FONT, 12).into_font().transform(turn).color(&BLACK);
+    if at.cell >= 10 {
+        for (i, name) in names.iter().enumerate() {
+            let mid = i as i32 * at.cell + at.cell / 2;
+            let right = rotated(FontTransform::None).pos(Pos::new(HPos::Right, VPos::Center));
+            root.draw(&Text::new(short(name), (left - 6, top + mid), right))
+                .map_err(draw_err)?;
+            let down = rotated(FontTransform::Rotate90).pos(Pos::new(HPos::Left, VPos::Center));
+            root.draw(&Text::new(short(name), (left + mid, top + grid + 6), down))
+                .map_err(draw_err)?;
+        }
+    }
+    let below = (left + grid / 2, top + grid + at.label + 22);
+    let axis = rotated(FontTransform::None).pos(centred());
+    root.draw(&Text::new("predicted class", below, axis))
+        .map_err(draw_err)?;
+    let up = rotated(FontTransform::Rotate270).pos(centred());
+    root.draw(&Text::new("true class", (12, top + grid / 2), up))
+        .map_err(draw_err)
+}
+
+/// The colour scale right of the matrix: 0 % of the true class at the bottom, 100 % at the top.
+fn draw_scale(root: &Area, at: Layout) -> Result<(), String> {
+    let (x, top, grid) = (at.left + at.grid + 24, at.top, at.grid);
+    for dy in 0..grid {
+        let share = 1.0 - f64::from(dy) / f64::from(grid - 1).max(1.0);
+        let line = [(x, top + dy), (x + 14, top + dy + 1)];
+        root.draw(&Rectangle::new(line, blues(share).filled()))
+            .map_err(draw_err)?;
+    }
+    root.draw(&Rectangle::new(
+        [(x, top), (x + 14, top + grid)],
+        BLACK.mix(0.5),
+    ))
+    .map_err(draw_err)?;
+    let tick = (FONT, 11)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (share, name) in [(1.0, "100%"), (0.5, "50%"), (0.0, "0%")] {
+        let y = top + ((1.0 - share) * f64::from(grid - 1)) as i32;
+        root.draw(&Text::new(name, (x + 19, y), tick.clone()))
+            .map_err(draw_err)?;
+    }
+    Ok(())
+}
+
+/// Precision and recall of class `c` at every threshold on its score, highest score first:
+/// the points of its precision-recall curve (empty when no image is of class `c`).
+pub fn pr_curve(predictions: &[&Scored], c: usize) -> Vec<(f64, f64)> {
+    let positives = predictions.iter().filter(|p| p.label == c).count();
+    if positives == 0 {
+        return Vec::new();
+    }
+    let mut ranked: Vec<(f32, bool)> = predictions
+        .iter()
+        .map(|p| (p.scores[c], p.label == c))
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut tp, mut points) = (0usize, Vec::with_capacity(ranked.len()));
+    for (i, (score, positive)) in ranked.iter().enumerate() {
+        tp += usize::from(*positive);
+        // Images with equal scores pass a threshold together: one point after the last.
+        if ranked.get(i + 1).is_some_and(|next| next.0 == *score) {
+            continue;
+        }
+        points.push((tp as f64 / positives as f64, tp as f64 / (i + 1) as f64));
+    }
+    points
+}
+
+/// One precision-recall curve per class, over `predictions` (recall on x, precision on y).
+pub fn pr_curves_png(names: &[String], predictions: &[&Scored]) -> Result<RgbImage, String> {
+    let legend_rows = names.len() as u32;
+    let height = (460).max(120 + 17 * legend_rows);
+    render(960, height, |root| {
+        let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "precision-recall per class (test images of all splits)",
+                (FONT, 18),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..1.0f64, 0.0..1.02f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("recall")
+            .y_desc("precision")
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(err)?;
+        for (c, name) in names.iter().enumerate() {
+            let points = pr_curve(predictions, c);
+            if points.is_empty() {
+                continue;
+            }
+            let color = PALETTE[c % PALETTE.len()];
+            let style = if c < PALETTE.len() {
+                color.stroke_width(2)
+            } else {
+                color.stroke_width(1)
+            };
+            chart
+                .draw_series(LineSeries::new(points, style))
+                .map_err(err)?
+                .label(short(name))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 12))
+            .position(SeriesLabelPosition::LowerLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()
+            .map_err(err)
+    })
+}
+
+/// Validation accuracy of every C tried, one line per split, the chosen C marked; None when no
+/// split tried a grid (fine-tuning: its curves show validation accuracy per epoch).
+pub fn grid_png(fits: &[&SplitFit]) -> Option<Result<RgbImage, String>> {
+    let points: Vec<(f64, f64)> = fits
+        .iter()
+        .flat_map(|f| f.grid.iter().map(|g| (g.c.log10(), g.val_accuracy)))
+        .collect();
+    if points.is_empty() {
+        return None;
+    }
+    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+        (lo.min(p.0), hi.max(p.0))
+    });
+    let low = points.iter().map(|p| p.1).fold(1.0f64, f64::min);
+    let low = ((low - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
+    Some(render(960, 400, |root| {
+        let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+        let mut chart = ChartBuilder::on(root)
+            .caption("validation accuracy over C (● chosen)", (FONT, 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(lo - 0.3..hi + 0.3, low..1.0f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("C")
+            .y_desc("validation accuracy")
+            .x_labels(((hi - lo) as usize + 1).clamp(2, 12))
+            .x_label_formatter(&|v| format!("1e{:.0}", v))
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(err)?;
+        for (i, f) in fits.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let line: Vec<(f64, f64)> = f
+                .grid
+                .iter()
+                .map(|g| (g.c.log10(), g.val_accuracy))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(line, color.stroke_width(2)).point_size(3))
+                .map_err(err)?
+                .label(format!("split {}", f.split))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            let chosen = f.chosen.parse::<f64>().ok();
+            let marks = f
+                .grid
+                .iter()
+                .filter(|g| Some(g.c) == chosen)
+                .map(|g| Circle::new((g.c.log10(), g.val_accuracy), 7, color.filled()));
+            chart.draw_series(marks).map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 13))
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()
+            .map_err(err)
+    }))
 }
 
 #[cfg(test)]
@@ -101,18 +362,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn diagonal_is_dark_and_empty_cells_white() {
-        let img = confusion_png(&[vec![5, 0], vec![1, 4]]);
-        assert_eq!(img.width(), MARGIN + 2 * CELL + 4);
-        // A corner pixel of cell (0,0), away from the digits: full share, dark blue.
-        assert_eq!(*img.get_pixel(MARGIN + 1, MARGIN + 1), Rgb([8, 48, 107]));
-        // Cell (0,1) has no count: white.
-        assert_eq!(
-            *img.get_pixel(MARGIN + CELL + 1, MARGIN + 1),
-            Rgb([255, 255, 255])
-        );
-        // Cell (1,0) is a mistake: reddish.
-        let miss = img.get_pixel(MARGIN + 1, MARGIN + CELL + 1);
-        assert!(miss[0] > miss[2], "{miss:?}");
+    fn heat_map_colours_by_row_share_and_has_room_for_names() {
+        let names = vec!["Daffodil".to_string(), "Snowdrop".to_string()];
+        let img = confusion_png(&names, &[vec![5, 0], vec![1, 4]], CellText::Counts).unwrap();
+        assert!(img.width() >= 360 && img.height() > 100);
+        // Somewhere the darkest blue (a full row share) and the lightest (an empty cell).
+        let has = |c: RGBColor| img.pixels().any(|p| p.0 == [c.0, c.1, c.2]);
+        assert!(has(blues(1.0)) && has(blues(0.0)));
+        // Text was drawn (the embedded font works): some pure black pixels.
+        assert!(img.pixels().any(|p| p.0 == [0, 0, 0]));
+    }
+
+    #[test]
+    fn pr_curve_of_a_known_ranking() {
+        let s = |label, a: f32| Scored {
+            path: String::new(),
+            label,
+            predicted: 0,
+            scores: vec![a, 0.0],
+        };
+        // Class 0 scores 0.9 (a 0), 0.8 (a 1), 0.7 (a 0), 0.7 (a 1): two positives.
+        let p = [s(0, 0.9), s(1, 0.8), s(0, 0.7), s(1, 0.7)];
+        let refs: Vec<&Scored> = p.iter().collect();
+        assert_eq!(pr_curve(&refs, 0), vec![(0.5, 1.0), (0.5, 0.5), (1.0, 0.5)]);
+        assert!(pr_curve(&refs[..1], 1).is_empty());
     }
 }

@@ -3,14 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{mean_std, metrics, Metrics};
+use super::metrics::{averages, mean_std, metrics, per_class, Averages, ClassMetrics, Metrics};
+use super::warnings;
 use crate::cache::Identity;
 use crate::classify::train::{GridPoint, Scored, TrainConfig, TrainOutcome};
 use crate::finetune::train::FinetuneParams;
 use crate::finetune::HeadPool;
 
 /// Version of the report.json layout (the comparison reads it).
-pub const REPORT_VERSION: u32 = 2;
+pub const REPORT_VERSION: u32 = 3;
+
+/// The oldest report.json layout still read (version 3 added `predictions` and `warnings`).
+pub const OLDEST_READ_VERSION: u32 = 2;
 
 /// How a run's classifier was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,6 +214,10 @@ pub struct SplitReport {
     pub test_images: usize,
     /// Test metrics.
     pub metrics: Metrics,
+    /// Every test image with its score per class (`predicted` is the first best score), so
+    /// each number of the report, and PR / ROC curves, can be recomputed from report.json.
+    #[serde(default)]
+    pub predictions: Vec<Scored>,
 }
 
 /// Mean and sample standard deviation over splits.
@@ -266,6 +274,15 @@ pub struct Miss {
     pub true_score: f32,
 }
 
+/// A test image misclassified in one split or more, as the gallery shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wrong<'a> {
+    /// Its most confident mistake (highest score of a wrong class).
+    pub worst: &'a Miss,
+    /// Every split it was misclassified in.
+    pub splits: Vec<usize>,
+}
+
 /// The saved model of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
@@ -306,11 +323,20 @@ pub struct RunReport {
     pub splits: Vec<SplitReport>,
     /// Confusion counts summed over splits, `[true][predicted]`.
     pub confusion: Vec<Vec<u32>>,
+    /// Per-class metrics of the summed confusion (the test images of all splits).
+    #[serde(default)]
+    pub per_class: Vec<ClassMetrics>,
+    /// Macro and weighted averages of `per_class`.
+    #[serde(default)]
+    pub averages: Averages,
     /// Misclassified test images of every split.
     pub misclassified: Vec<Miss>,
     /// Training-curve images (PNG) to show, e.g. one per split of a fine-tuning run.
     #[serde(default)]
     pub curves: Vec<String>,
+    /// What the numbers cannot be trusted for (few test images, empty classes, ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl RunReport {
@@ -329,6 +355,7 @@ impl RunReport {
                 fit: s.fit.clone(),
                 test_images: s.test.len(),
                 metrics: metrics(names, &s.test),
+                predictions: s.test.clone(),
             })
             .collect();
         let over =
@@ -352,6 +379,8 @@ impl RunReport {
                 }
             }
         }
+        let per_class = per_class(names, &confusion);
+        let averages = averages(&per_class);
         let misclassified = outcome
             .splits
             .iter()
@@ -369,7 +398,7 @@ impl RunReport {
                     })
             })
             .collect();
-        RunReport {
+        let mut report = RunReport {
             version: REPORT_VERSION,
             run: run.to_string(),
             tlearn_version: env!("CARGO_PKG_VERSION").into(),
@@ -385,8 +414,42 @@ impl RunReport {
             summary,
             splits,
             confusion,
+            per_class,
+            averages,
             misclassified,
             curves: Vec::new(),
+            warnings: Vec::new(),
+        };
+        report.warnings = warnings::of(&report);
+        report
+    }
+
+    /// Each misclassified image once, with the splits it was wrong in, the most confident
+    /// mistakes first (by the wrong class's score; ties by path).
+    pub fn wrong_images(&self) -> Vec<Wrong<'_>> {
+        let mut by_path: std::collections::BTreeMap<&str, Wrong> = Default::default();
+        for miss in &self.misclassified {
+            let entry = by_path.entry(&miss.path).or_insert(Wrong {
+                worst: miss,
+                splits: Vec::new(),
+            });
+            entry.splits.push(miss.split);
+            if miss.score > entry.worst.score {
+                entry.worst = miss;
+            }
         }
+        let mut wrong: Vec<Wrong> = by_path.into_values().collect();
+        wrong.sort_by(|a, b| {
+            b.worst
+                .score
+                .total_cmp(&a.worst.score)
+                .then(a.worst.path.cmp(&b.worst.path))
+        });
+        wrong
+    }
+
+    /// Test images of each split.
+    pub fn test_images(&self) -> Vec<usize> {
+        self.splits.iter().map(|s| s.test_images).collect()
     }
 }

@@ -1,13 +1,14 @@
 //! Writing a run's report directory: report.json, report.md, confusion.png, gallery/ and the
 //! self-contained report.html.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::metrics::per_class;
-use super::plot::confusion_png;
-use super::run::RunReport;
+use super::content::{self, Pictures};
+use super::doc::{self, Image};
+use super::plot::{confusion_png, grid_png, pr_curves_png, CellText};
+use super::run::{RunReport, SplitFit};
 use super::{html, ReportError};
+use crate::classify::train::Scored;
 use crate::output;
 use crate::preprocess::{load_rgb, DecodeLimits};
 
@@ -16,12 +17,6 @@ pub const GALLERY_MAX: usize = 48;
 
 /// Side of a gallery thumbnail in pixels.
 const THUMB: u32 = 128;
-
-/// One gallery thumbnail: the JPEG bytes and the file name under gallery/.
-pub(crate) struct Thumb {
-    pub(crate) file: String,
-    pub(crate) jpeg: Vec<u8>,
-}
 
 /// Writes the report of `report` into `dir`. An older report there is replaced only once the
 /// new one is complete, and only if the folder holds nothing but report files
@@ -62,49 +57,123 @@ pub fn is_report_file(rel: &Path) -> bool {
 
 /// Writes every file of the report into the empty folder `dir`.
 fn fill_run_dir(report: &RunReport, dir: &Path) -> Result<(), ReportError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ReportError::Io { path, source }
-    };
     std::fs::create_dir_all(dir.join("gallery")).map_err(io(dir))?;
     let json = serde_json::to_string_pretty(report).expect("report serialises");
-    std::fs::write(dir.join("report.json"), json + "\n").map_err(io(dir))?;
-    let png = confusion_png(&report.confusion);
-    let mut png_bytes = Vec::new();
-    png.write_to(
-        &mut std::io::Cursor::new(&mut png_bytes),
+    write(&dir.join("report.json"), (json + "\n").as_bytes())?;
+    let pictures = pictures(report)?;
+    let images = [&pictures.confusion, &pictures.confusion_normalised]
+        .into_iter()
+        .chain(&pictures.pr_curves)
+        .chain(&pictures.c_grid)
+        .chain(&pictures.curves)
+        .chain(pictures.thumbs.iter().flatten());
+    for image in images {
+        write(&dir.join(&image.file), &image.bytes)?;
+    }
+    let blocks = content::run_blocks(report, &pictures);
+    write(&dir.join("report.md"), doc::markdown(&blocks).as_bytes())?;
+    let title = format!("{} — tlearn report", report.run);
+    let page = html::page(&title, &doc::html(&blocks));
+    write(&dir.join("report.html"), page.as_bytes())
+}
+
+/// Turns an IO error on `path` into a report error.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError {
+    let path = path.to_path_buf();
+    move |source| ReportError::Io { path, source }
+}
+
+/// Writes a file of a staged report folder (renamed into place whole by [`write_run`]).
+fn write(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    std::fs::write(path, bytes).map_err(io(path))
+}
+
+/// A PNG of an image.
+pub(crate) fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>, ReportError> {
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
     )
     .map_err(|e| ReportError::Image(e.to_string()))?;
-    std::fs::write(dir.join("confusion.png"), &png_bytes).map_err(io(dir))?;
-    let mut curves = Vec::new();
-    for (i, source) in report.curves.iter().enumerate() {
-        let png = std::fs::read(source).map_err(io(Path::new(source)))?;
-        std::fs::write(dir.join(curve_file(i)), &png).map_err(io(dir))?;
-        curves.push(png);
-    }
-    let thumbs = thumbnails(report);
-    for t in thumbs.iter().flatten() {
-        std::fs::write(dir.join("gallery").join(&t.file), &t.jpeg).map_err(io(dir))?;
-    }
-    std::fs::write(dir.join("report.md"), markdown(report, &thumbs)).map_err(io(dir))?;
-    let page = html::run_page(report, &png_bytes, &curves, &thumbs);
-    std::fs::write(dir.join("report.html"), page).map_err(io(dir))
+    Ok(bytes)
 }
 
-/// Thumbnails of the first misclassified images (None where the image cannot be read or the
-/// data root is unknown: the gallery then shows the path only).
-pub(crate) fn thumbnails(report: &RunReport) -> Vec<Option<Thumb>> {
+/// A plot as a PNG image of the report folder.
+fn plot(
+    alt: &str,
+    file: &str,
+    drawn: Result<image::RgbImage, String>,
+) -> Result<Image, ReportError> {
+    Ok(Image {
+        alt: alt.into(),
+        file: file.into(),
+        bytes: png_bytes(&drawn.map_err(ReportError::Image)?)?,
+    })
+}
+
+/// The report's pictures: plots, training curves (copied from the run) and thumbnails.
+fn pictures(report: &RunReport) -> Result<Pictures, ReportError> {
+    let names = &report.class_names;
+    let confusion = plot(
+        "confusion matrix",
+        "confusion.png",
+        confusion_png(names, &report.confusion, CellText::Counts),
+    )?;
+    let confusion_normalised = plot(
+        "confusion matrix, normalised by true class",
+        "confusion-normalised.png",
+        confusion_png(names, &report.confusion, CellText::Percent),
+    )?;
+    let predictions: Vec<&Scored> = report.splits.iter().flat_map(|s| &s.predictions).collect();
+    let pr_curves = (!predictions.is_empty())
+        .then(|| {
+            plot(
+                "precision-recall curves per class",
+                "pr-curves.png",
+                pr_curves_png(names, &predictions),
+            )
+        })
+        .transpose()?;
+    let fits: Vec<&SplitFit> = report.splits.iter().map(|s| &s.fit).collect();
+    let c_grid = grid_png(&fits)
+        .map(|drawn| plot("validation accuracy over C", "c-grid.png", drawn))
+        .transpose()?;
+    let curves = report
+        .curves
+        .iter()
+        .enumerate()
+        .map(|(i, source)| {
+            Ok(Image {
+                alt: format!("training curves {i}"),
+                file: curve_file(i),
+                bytes: std::fs::read(source).map_err(io(Path::new(source)))?,
+            })
+        })
+        .collect::<Result<_, ReportError>>()?;
+    Ok(Pictures {
+        confusion,
+        confusion_normalised,
+        pr_curves,
+        c_grid,
+        curves,
+        thumbs: thumbnails(report),
+    })
+}
+
+/// Thumbnails of the gallery's images (None where the image cannot be read or the data root
+/// is unknown: the gallery then shows the path only).
+fn thumbnails(report: &RunReport) -> Vec<Option<Image>> {
     let root = report.data_root.as_ref().map(PathBuf::from);
     report
-        .misclassified
+        .wrong_images()
         .iter()
         .take(GALLERY_MAX)
         .enumerate()
-        .map(|(i, miss)| {
+        .map(|(i, wrong)| {
             let path = root
                 .as_ref()?
-                .join(crate::dataset::stored_to_path(&miss.path));
+                .join(crate::dataset::stored_to_path(&wrong.worst.path));
             let img = load_rgb(&path, &DecodeLimits::default()).ok()?;
             let thumb =
                 image::imageops::thumbnail(&img, THUMB, THUMB * img.height() / img.width().max(1));
@@ -112,154 +181,13 @@ pub(crate) fn thumbnails(report: &RunReport) -> Vec<Option<Thumb>> {
             image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 80)
                 .encode_image(&thumb)
                 .ok()?;
-            Some(Thumb {
-                file: format!("{i:03}.jpg"),
-                jpeg,
+            Some(Image {
+                alt: String::new(),
+                file: format!("gallery/{i:03}.jpg"),
+                bytes: jpeg,
             })
         })
         .collect()
-}
-
-/// Percent with two decimals.
-pub(crate) fn pct(v: f64) -> String {
-    format!("{:.2}", 100.0 * v)
-}
-
-/// One-line description of the features of a run.
-pub(crate) fn features_line(r: &RunReport) -> String {
-    let id = &r.identity;
-    format!(
-        "{} {}, {} dims; augment {} x{}",
-        id.model_name,
-        id.features_label(),
-        id.dims,
-        id.augment,
-        id.copies
-    )
-    .to_lowercase()
-}
-
-/// The report as Markdown.
-pub(crate) fn markdown(r: &RunReport, thumbs: &[Option<Thumb>]) -> String {
-    let s = &r.summary;
-    let mut md = String::new();
-    let _ = writeln!(md, "# {} — {}\n", r.run, r.method.label());
-    let _ = writeln!(
-        md,
-        "**Test accuracy {}% ± {}** (mean ± sample std over {} split(s)); top-5 {}% ± {}; macro F1 {} ± {}.\n",
-        pct(s.accuracy.mean),
-        pct(s.accuracy.std),
-        s.splits,
-        pct(s.top5_accuracy.mean),
-        pct(s.top5_accuracy.std),
-        pct(s.macro_f1.mean),
-        pct(s.macro_f1.std)
-    );
-    let _ = writeln!(md, "- features: {} (`{}`)", features_line(r), r.cache);
-    let _ = writeln!(md, "- training: {}", r.method.training_line());
-    let _ = writeln!(
-        md,
-        "- times: fit {:.2} s ± {:.2}, predict {:.3} s ± {:.3} (kept fit, per split)",
-        s.fit_seconds.mean, s.fit_seconds.std, s.predict_seconds.mean, s.predict_seconds.std
-    );
-    if let Some(m) = &r.model {
-        let _ = writeln!(
-            md,
-            "- model: `{}` ({}, {} {})",
-            m.path,
-            m.trained_on,
-            r.method.chosen_title(),
-            m.chosen
-        );
-    }
-    let _ = writeln!(md, "\n## Splits\n");
-    let _ = writeln!(md, "| split | {} | val acc % | train rows | test images | accuracy % | top-5 % | macro P % | macro R % | macro F1 % | fit s | predict s |", r.method.chosen_title());
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for sp in &r.splits {
-        let (f, m) = (&sp.fit, &sp.metrics);
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.3} |",
-            f.split,
-            f.chosen,
-            pct(f.val_accuracy),
-            f.train_rows,
-            sp.test_images,
-            pct(m.accuracy),
-            pct(m.top5_accuracy),
-            pct(m.macro_precision),
-            pct(m.macro_recall),
-            pct(m.macro_f1),
-            f.fit_seconds,
-            f.predict_seconds
-        );
-    }
-    for (i, _) in r.curves.iter().enumerate() {
-        if i == 0 {
-            let _ = writeln!(md, "\n## Training curves\n");
-        }
-        let _ = writeln!(md, "![training curves {i}]({})", curve_file(i));
-    }
-    let _ = writeln!(md, "\n## Per class (test images of all splits)\n");
-    let _ = writeln!(
-        md,
-        "| # | class | precision % | recall % | F1 % | test images |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|---|");
-    for (i, c) in per_class(&r.class_names, &r.confusion).iter().enumerate() {
-        let _ = writeln!(
-            md,
-            "| {i} | {} | {} | {} | {} | {} |",
-            c.name,
-            pct(c.precision),
-            pct(c.recall),
-            pct(c.f1),
-            c.support
-        );
-    }
-    let _ = writeln!(
-        md,
-        "\n## Confusion matrix\n\n![confusion matrix](confusion.png)\n\nRows: true class, columns: predicted class, by the index (#) of the table above; counts summed over splits, shade = share of the row.\n"
-    );
-    let _ = writeln!(
-        md,
-        "## Misclassified test images ({} in all)\n",
-        r.misclassified.len()
-    );
-    let _ = writeln!(md, "| image | split | path | true | predicted |");
-    let _ = writeln!(md, "|---|---|---|---|---|");
-    for (miss, thumb) in r.misclassified.iter().zip(thumbs) {
-        let picture = thumb
-            .as_ref()
-            .map_or(String::new(), |t| format!("![](gallery/{})", t.file));
-        let _ = writeln!(
-            md,
-            "| {picture} | {} | `{}` | {} | {} |",
-            miss.split, miss.path, r.class_names[miss.label], r.class_names[miss.predicted]
-        );
-    }
-    if r.misclassified.len() > thumbs.len() {
-        let _ = writeln!(
-            md,
-            "\n({} more in report.json.)",
-            r.misclassified.len() - thumbs.len()
-        );
-    }
-    let _ = writeln!(md, "\n## Configuration\n\n```json\n{}\n```", config_json(r));
-    md
-}
-
-/// Configuration, cache identity and model, as pretty JSON.
-pub(crate) fn config_json(r: &RunReport) -> String {
-    serde_json::to_string_pretty(&serde_json::json!({
-        "method": r.method,
-        "cache": r.cache,
-        "identity": r.identity,
-        "data_root": r.data_root,
-        "model": r.model,
-        "tlearn_version": r.tlearn_version,
-    }))
-    .expect("serialises")
 }
 
 /// File name, in the report folder, of the `i`-th training-curve image.

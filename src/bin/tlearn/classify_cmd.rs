@@ -160,15 +160,20 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     tlearn::report::write_run(&report, &dir)?;
     let s = &report.summary;
     eprintln!(
-        "{run}: test accuracy {:.2}% ± {:.2} over {} split(s) (top-5 {:.2}%, macro F1 {:.2}%); model {}, report {}",
+        "{run}: test accuracy {:.2}% ± {:.2} over {} split(s) of {} test images (top-5 {:.2}%, macro F1 {:.2}%); model {}, report {}",
         100.0 * s.accuracy.mean,
         100.0 * s.accuracy.std,
         s.splits,
+        tlearn::report::content::per_split(&report.test_images()),
         100.0 * s.top5_accuracy.mean,
         100.0 * s.macro_f1.mean,
         model_path.display(),
         dir.join("report.html").display()
     );
+    report
+        .warnings
+        .iter()
+        .for_each(|w| eprintln!("warning: {w}"));
     Ok(ExitCode::SUCCESS)
 }
 

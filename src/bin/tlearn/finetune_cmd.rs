@@ -327,12 +327,17 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
     tlearn::report::write_run(&report, &dir)?;
     let s = &report.summary;
     println!(
-        "{name}: test accuracy {:.2}% ± {:.2} over {} split(s); report {}",
+        "{name}: test accuracy {:.2}% ± {:.2} over {} split(s) of {} test images; report {}",
         100.0 * s.accuracy.mean,
         100.0 * s.accuracy.std,
         s.splits,
+        tlearn::report::content::per_split(&report.test_images()),
         dir.join("report.html").display()
     );
+    report
+        .warnings
+        .iter()
+        .for_each(|w| eprintln!("warning: {w}"));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -402,7 +402,11 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
     writeln!(
         out,
         "  augment: {} x{}  seed: {}  splits: {} x {}",
-        id.augment, id.copies, id.seed, id.splits, id.split
+        id.augment,
+        id.copies_held(),
+        id.seed,
+        id.splits,
+        id.split
     )?;
     if let Some(shard) = &id.shard {
         writeln!(out, "  {}", shard_cmd::describe(shard, cache.rows))?;

@@ -1,0 +1,136 @@
+//! What a report's numbers cannot be trusted for, said in the report and on stderr: too few
+//! test images, classes absent from a test split, a top-5 accuracy that cannot miss, and a
+//! gallery without thumbnails (with the `--data` that would give them, when one is found).
+
+use std::path::{Path, PathBuf};
+
+use super::content::per_split;
+use super::run::RunReport;
+use super::write::GALLERY_MAX;
+use crate::dataset::stored_to_path;
+
+/// Below this many test images per split, an accuracy is too rough to compare runs by.
+pub const MIN_TEST_IMAGES: usize = 30;
+
+/// Every warning about `r`.
+pub fn of(r: &RunReport) -> Vec<String> {
+    let mut warnings = Vec::new();
+    warnings.extend(few_test_images(r));
+    warnings.extend(empty_classes(r));
+    warnings.extend(trivial_top5(r));
+    warnings.extend(missing_thumbnails(r));
+    warnings
+}
+
+fn few_test_images(r: &RunReport) -> Option<String> {
+    let counts = r.test_images();
+    let least = counts.iter().copied().min()?;
+    (least < MIN_TEST_IMAGES).then(|| {
+        format!(
+            "only {} test images per split (fewer than {MIN_TEST_IMAGES}): one image moves the accuracy by {:.1} points, so these accuracies are rough estimates (n is shown beside each)",
+            per_split(&counts),
+            100.0 / least.max(1) as f64
+        )
+    })
+}
+
+fn empty_classes(r: &RunReport) -> Vec<String> {
+    r.splits
+        .iter()
+        .filter_map(|s| {
+            let empty: Vec<&str> = s
+                .metrics
+                .per_class
+                .iter()
+                .filter(|c| c.support == 0)
+                .map(|c| c.name.as_str())
+                .collect();
+            (!empty.is_empty()).then(|| {
+                format!(
+                    "split {}: no test images of {}: their recall and F1 count as 0 in this split's macro averages",
+                    s.fit.split,
+                    empty.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+fn trivial_top5(r: &RunReport) -> Option<String> {
+    let k = r.class_names.len();
+    (k <= 5).then(|| {
+        format!("top-5 accuracy is 100% by construction with {k} classes (5 or fewer): it says nothing here")
+    })
+}
+
+/// A warning when gallery images cannot be found under the data root.
+fn missing_thumbnails(r: &RunReport) -> Option<String> {
+    let shown: Vec<PathBuf> = r
+        .wrong_images()
+        .iter()
+        .take(GALLERY_MAX)
+        .map(|w| stored_to_path(&w.worst.path))
+        .collect();
+    let first = shown.first()?;
+    let root = r.data_root.as_ref().map(PathBuf::from);
+    let found = root.as_ref().map_or(0, |root| {
+        shown.iter().filter(|p| root.join(p).is_file()).count()
+    });
+    if found == shown.len() {
+        return None;
+    }
+    let fix = match find_data_root(root.as_deref(), first) {
+        Some(dir) => format!("`--data {}` would find them", dir.display()),
+        None => "pass `--data` with the folder that `tlearn features --data` read".into(),
+    };
+    Some(match &root {
+        None => format!(
+            "no thumbnails in the gallery: the data root is not known (image paths such as `{}` are relative to it); {fix}",
+            first.display()
+        ),
+        Some(root) if found == 0 => format!(
+            "no thumbnails in the gallery: `{}` does not hold the images (e.g. `{}`); {fix}",
+            root.display(),
+            first.display()
+        ),
+        Some(root) => format!(
+            "{} of {} gallery images are missing under `{}`",
+            shown.len() - found,
+            shown.len(),
+            root.display()
+        ),
+    })
+}
+
+/// A folder holding `image` (a path relative to the data root): near the given root (its
+/// parents and sub-folders, for a `--data` one level off), else in or below the working
+/// directory (two levels). A bounded look, not a search of the disk.
+fn find_data_root(given: Option<&Path>, image: &Path) -> Option<PathBuf> {
+    let children = |dir: &Path| -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .take(200)
+            .collect();
+        dirs.sort();
+        dirs
+    };
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(given) = given {
+        candidates.extend(given.ancestors().skip(1).take(3).map(Path::to_path_buf));
+        candidates.extend(children(given));
+    }
+    let here = Path::new(".");
+    for child in children(here) {
+        candidates.extend(children(&child));
+        candidates.push(child);
+    }
+    candidates
+        .into_iter()
+        .filter(|c| !c.as_os_str().is_empty())
+        .find(|c| c.join(image).is_file())
+        .map(|c| c.strip_prefix("./").map_or(c.clone(), Path::to_path_buf))
+}
