@@ -169,6 +169,10 @@ pub struct Plan {
     pub class_names: Vec<String>,
     /// Every row, in order.
     pub rows: Vec<RowPlan>,
+    /// The absolute path of the backbone file, recorded (attribute `backbone`, not part of the
+    /// identity: the same file elsewhere makes the same features) so that a model trained on
+    /// the cache can find it from any folder.
+    pub backbone: Option<PathBuf>,
 }
 
 /// State of one row.
@@ -388,6 +392,13 @@ impl FeatureCache {
                 .dataset("features")
                 .and_then(|d| d.read_2d::<f32>()),
         )
+    }
+
+    /// The absolute path of the backbone that made the features, when the cache records it
+    /// (caches made before it was recorded do not).
+    pub fn backbone(&self) -> Option<PathBuf> {
+        let value: VarLenUnicode = self.file.attr("backbone").ok()?.read_scalar().ok()?;
+        Some(PathBuf::from(value.as_str()))
     }
 
     /// Source image path of every row.
@@ -611,6 +622,9 @@ fn write_layout(path: &Path, plan: &Plan, zero_features: bool) -> hdf5::Result<(
     )?;
     attr("augment", identity.augment.clone())?;
     attr("seed", identity.seed.to_string())?;
+    if let Some(backbone) = plan.backbone.as_ref().and_then(|b| b.to_str()) {
+        attr("backbone", backbone.to_string())?;
+    }
     // Which columns hold which layer:pooling, for h5py users (absent when not recorded).
     if let Some(columns) = identity.columns() {
         attr(

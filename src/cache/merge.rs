@@ -139,6 +139,7 @@ struct ShardFile {
     planned: Vec<RowPlan>,
     missing: Vec<usize>,
     class_names: Vec<String>,
+    backbone: Option<PathBuf>,
 }
 
 /// Merges the shard caches `inputs` (any order) into a new cache at `out`.
@@ -162,6 +163,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, MergeError>
     let plan = Plan {
         identity,
         class_names: first.class_names.clone(),
+        backbone: first.backbone.clone(),
         rows: shards
             .iter_mut()
             .flat_map(|s| std::mem::take(&mut s.planned))
@@ -229,6 +231,7 @@ fn read_shard(path: &Path) -> Result<ShardFile, MergeError> {
         path: path.to_path_buf(),
         identity: cache.identity.clone(),
         class_names: cache.class_names()?,
+        backbone: cache.backbone(),
         shard,
         version,
         rows: planned.len(),

@@ -47,6 +47,8 @@ pub struct CacheData {
     pub parts: Vec<Vec<u8>>,
     /// False for rows whose image could not be used.
     pub usable: Vec<bool>,
+    /// The absolute path of the backbone that made the features, when the cache records it.
+    pub backbone: Option<PathBuf>,
 }
 
 impl CacheData {
@@ -91,6 +93,7 @@ impl CacheData {
             labels: contents.labels,
             copies: contents.copies,
             paths: contents.paths,
+            backbone: contents.backbone,
         })
     }
 
@@ -122,6 +125,7 @@ impl CacheData {
             paths: self.paths.clone(),
             parts: self.parts.clone(),
             usable: self.usable.clone(),
+            backbone: self.backbone.clone(),
         }
     }
 
