@@ -29,6 +29,9 @@ pub use columns::{ColumnBlock, ReprColumns, SelectError};
 
 mod check;
 pub use check::Contents;
+mod compare;
+pub use compare::IdentityCheck;
+pub mod export;
 pub mod merge;
 
 /// Version of the layout below; bump when it changes incompatibly.
@@ -302,7 +305,8 @@ impl FeatureCache {
 
     /// Refuses (with the differing settings named) a cache whose identity or rows differ from `plan`.
     fn check_plan(&self, plan: &Plan) -> Result<(), CacheError> {
-        let mut diffs = identity_diffs(&self.identity, &plan.identity);
+        let check = IdentityCheck::new("cache", "this run").all(&self.identity, &plan.identity);
+        let mut diffs: Vec<String> = check.result().err().into_iter().collect();
         if diffs.is_empty() {
             let paths = self.paths()?;
             let copies = self.hdf5(self.file.dataset("copy").and_then(|d| d.read_raw::<u16>()))?;
@@ -450,26 +454,6 @@ impl FeatureCache {
         )?;
         Ok(raw.iter().map(|s| s.as_str().to_string()).collect())
     }
-}
-
-/// Human-readable list of the identity fields that differ, "name: old vs new".
-fn identity_diffs(old: &Identity, new: &Identity) -> Vec<String> {
-    let (old, new) = (
-        serde_json::to_value(old).expect("identity serialises"),
-        serde_json::to_value(new).expect("identity serialises"),
-    );
-    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
-        return vec!["an unreadable identity".into()];
-    };
-    new.iter()
-        .filter(|(k, v)| old.get(*k) != Some(v))
-        .map(|(k, v)| {
-            format!(
-                "{k} = {} (this run: {v})",
-                old.get(k).cloned().unwrap_or_default()
-            )
-        })
-        .collect()
 }
 
 /// Whether HDF5 refused to open a file because another process holds its lock.

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::backbone::{Backbone, BackboneError, Descriptor, ExecutionProvider};
+use crate::cache::IdentityCheck;
 use crate::classify::data::to_linfa;
 use crate::classify::{ClassifyError, Kind, TrainedModel};
 use crate::dataset::ImageWalk;
@@ -382,22 +383,11 @@ pub fn open_backbone(
     // backbone does not have, and "other features" is the error that says what to do.
     let d = Descriptor::for_model(backbone)?;
     let id = &model.identity;
-    let mut diffs = Vec::new();
-    if d.sha256 != id.model_sha256 {
-        diffs.push(format!(
-            "backbone {} has sha256 {}, the model's features came from {} (sha256 {})",
-            backbone.display(),
-            d.sha256,
-            id.model_name,
-            id.model_sha256
-        ));
-    }
-    if d.preprocessing != id.preprocessing {
-        diffs.push("the backbone's descriptor has another preprocessing".into());
-    }
-    if !diffs.is_empty() {
-        return Err(ClassifyError::Incompatible(diffs.join("; ")).into());
-    }
+    IdentityCheck::new(format!("backbone {}", backbone.display()), "model")
+        .field("model_sha256", &d.sha256, &id.model_sha256)
+        .field("preprocessing", &d.preprocessing, &id.preprocessing)
+        .result()
+        .map_err(ClassifyError::Incompatible)?;
     let mut net = Backbone::open(backbone, &id.layers, ep, threads).map_err(|e| match e {
         BackboneError::Checksum { path, actual, .. } => PredictError::BackboneChanged {
             path,
@@ -407,12 +397,9 @@ pub fn open_backbone(
         other => other.into(),
     })?;
     let dims: usize = net.repr_dims(&id.representations())?.iter().sum();
-    if dims != id.dims {
-        return Err(ClassifyError::Incompatible(format!(
-            "{dims} features per image, the model wants {}",
-            id.dims
-        ))
-        .into());
-    }
+    IdentityCheck::new(format!("backbone {}", backbone.display()), "model")
+        .field("dims", &dims, &id.dims)
+        .result()
+        .map_err(ClassifyError::Incompatible)?;
     Ok(net)
 }

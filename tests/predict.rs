@@ -338,3 +338,62 @@ fn the_backbone_is_found_from_any_folder_and_a_missing_or_changed_one_is_named()
         "{stderr}"
     );
 }
+
+#[test]
+fn cache_export_writes_features_numpy_reads_and_rows_as_csv() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = image_folder(dir.path(), 2, 3);
+    std::fs::write(data.join("class_1/broken.png"), b"not a png").unwrap();
+    let cache = dir.path().join("tiny.h5");
+    let mut cfg = config(&data, &model, &cache);
+    cfg.pooling = Pooling::Avg;
+    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    let out = dir.path().join("export");
+    let args = [
+        "cache".as_ref(),
+        "export".as_ref(),
+        "--npy".as_ref(),
+        out.as_os_str(),
+        cache.as_os_str(),
+    ];
+    tlearn_ok(&args);
+    // NumPy reads the file; its values are the cache's, row for row.
+    let script = "import sys, numpy as np; a = np.load(sys.argv[1]); \
+                  print(a.dtype, a.shape[0], a.shape[1]); \
+                  print(' '.join(repr(float(v)) for v in a.ravel()))";
+    let numpy = std::process::Command::new(common::fixtures::python())
+        .args(["-c", script])
+        .arg(out.join("features.npy"))
+        .output()
+        .unwrap();
+    let text = stdout(&numpy);
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), "float32 7 8", "7 rows of 8 features");
+    let values: Vec<f32> = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let expected = tlearn::cache::FeatureCache::open(&cache)
+        .unwrap()
+        .features()
+        .unwrap();
+    assert_eq!(values, expected.iter().copied().collect::<Vec<_>>());
+    let rows = std::fs::read_to_string(out.join("rows.csv")).unwrap();
+    let lines: Vec<&str> = rows.lines().collect();
+    assert_eq!(lines[0], "path,label,class,status,copy,split_0");
+    assert_eq!(lines.len(), 8);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("class_1/broken.png,1,class_1,skipped,0,")),
+        "{rows}"
+    );
+    // A second export into the same folder replaces nothing.
+    let again = tlearn().args(args).output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+}

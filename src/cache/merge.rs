@@ -15,7 +15,7 @@ use ndarray::{s, Array1, Array2};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    create_filled, identity_diffs, CacheError, FeatureCache, Identity, Plan, Reason, RowPlan,
+    create_filled, CacheError, FeatureCache, Identity, IdentityCheck, Plan, Reason, RowPlan,
     RowStatus,
 };
 
@@ -288,12 +288,14 @@ fn check_one_plan(shards: &[ShardFile]) -> Result<(), MergeError> {
         } else if s.shard.plan_sha256 != first.shard.plan_sha256 {
             let (mut a, mut b) = (first.identity.clone(), s.identity.clone());
             (a.shard, b.shard) = (None, None);
-            let diffs = identity_diffs(&a, &b);
-            if diffs.is_empty() {
-                "another list of images or classes".to_string()
-            } else {
-                diffs.join("; ")
-            }
+            IdentityCheck::new(
+                first.path.display().to_string(),
+                s.path.display().to_string(),
+            )
+            .all(&a, &b)
+            .result()
+            .err()
+            .unwrap_or_else(|| "another list of images or classes".to_string())
         } else {
             continue;
         };

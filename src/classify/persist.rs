@@ -7,7 +7,7 @@ use ndarray16::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
 use super::{Calibration, ClassifyError, Kind, LinearClassifier, Scaler};
-use crate::cache::Identity;
+use crate::cache::{Identity, IdentityCheck};
 
 /// The `format` field of every model file.
 pub const MODEL_FORMAT: &str = "tlearn-linear-model";
@@ -172,34 +172,9 @@ impl TrainedModel {
 
     /// Refuses features made by another backbone, layers, pooling or preprocessing.
     pub fn check_features(&self, features: &Identity) -> Result<(), ClassifyError> {
-        let model = &self.identity;
-        let mut diffs = Vec::new();
-        if model.model_sha256 != features.model_sha256 {
-            diffs.push(format!(
-                "backbone {} (sha256 {}) vs {} (sha256 {})",
-                model.model_name, model.model_sha256, features.model_name, features.model_sha256
-            ));
-        }
-        if model.representations() != features.representations() {
-            diffs.push(format!(
-                "layers and pooling {} vs {}",
-                model.features_label(),
-                features.features_label()
-            ));
-        }
-        if model.preprocessing != features.preprocessing {
-            diffs.push("another preprocessing".into());
-        }
-        if model.dims != features.dims {
-            diffs.push(format!("{} vs {} dimensions", model.dims, features.dims));
-        }
-        if diffs.is_empty() {
-            Ok(())
-        } else {
-            Err(ClassifyError::Incompatible(format!(
-                "model vs features: {}",
-                diffs.join("; ")
-            )))
-        }
+        IdentityCheck::new("cache", "model")
+            .features(features, &self.identity)
+            .result()
+            .map_err(ClassifyError::Incompatible)
     }
 }
