@@ -29,6 +29,9 @@ pub use columns::{ColumnBlock, ReprColumns, SelectError};
 
 mod check;
 pub use check::Contents;
+mod compare;
+pub use compare::IdentityCheck;
+pub mod export;
 pub mod merge;
 
 /// Version of the layout below; bump when it changes incompatibly.
@@ -185,6 +188,10 @@ pub struct Plan {
     pub class_names: Vec<String>,
     /// Every row, in order.
     pub rows: Vec<RowPlan>,
+    /// The absolute path of the backbone file, recorded (attribute `backbone`, not part of the
+    /// identity: the same file elsewhere makes the same features) so that a model trained on
+    /// the cache can find it from any folder.
+    pub backbone: Option<PathBuf>,
 }
 
 /// State of one row.
@@ -314,7 +321,8 @@ impl FeatureCache {
 
     /// Refuses (with the differing settings named) a cache whose identity or rows differ from `plan`.
     fn check_plan(&self, plan: &Plan) -> Result<(), CacheError> {
-        let mut diffs = identity_diffs(&self.identity, &plan.identity);
+        let check = IdentityCheck::new("cache", "this run").all(&self.identity, &plan.identity);
+        let mut diffs: Vec<String> = check.result().err().into_iter().collect();
         if diffs.is_empty() {
             let paths = self.paths()?;
             let copies = self.hdf5(self.file.dataset("copy").and_then(|d| d.read_raw::<u16>()))?;
@@ -406,6 +414,13 @@ impl FeatureCache {
         )
     }
 
+    /// The absolute path of the backbone that made the features, when the cache records it
+    /// (caches made before it was recorded do not).
+    pub fn backbone(&self) -> Option<PathBuf> {
+        let value: VarLenUnicode = self.file.attr("backbone").ok()?.read_scalar().ok()?;
+        Some(PathBuf::from(value.as_str()))
+    }
+
     /// Source image path of every row.
     pub fn paths(&self) -> Result<Vec<String>, CacheError> {
         self.strings("path")
@@ -455,26 +470,6 @@ impl FeatureCache {
         )?;
         Ok(raw.iter().map(|s| s.as_str().to_string()).collect())
     }
-}
-
-/// Human-readable list of the identity fields that differ, "name: old vs new".
-fn identity_diffs(old: &Identity, new: &Identity) -> Vec<String> {
-    let (old, new) = (
-        serde_json::to_value(old).expect("identity serialises"),
-        serde_json::to_value(new).expect("identity serialises"),
-    );
-    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
-        return vec!["an unreadable identity".into()];
-    };
-    new.iter()
-        .filter(|(k, v)| old.get(*k) != Some(v))
-        .map(|(k, v)| {
-            format!(
-                "{k} = {} (this run: {v})",
-                old.get(k).cloned().unwrap_or_default()
-            )
-        })
-        .collect()
 }
 
 /// Whether HDF5 refused to open a file because another process holds its lock.
@@ -627,6 +622,9 @@ fn write_layout(path: &Path, plan: &Plan, zero_features: bool) -> hdf5::Result<(
     )?;
     attr("augment", identity.augment.clone())?;
     attr("seed", identity.seed.to_string())?;
+    if let Some(backbone) = plan.backbone.as_ref().and_then(|b| b.to_str()) {
+        attr("backbone", backbone.to_string())?;
+    }
     // Which columns hold which layer:pooling, for h5py users (absent when not recorded).
     if let Some(columns) = identity.columns() {
         attr(

@@ -388,10 +388,7 @@ fn list_images(
         let entry = entry?;
         let name = entry.file_name();
         let path = format!("{prefix}/{}", path_to_stored(Path::new(&name)));
-        let is_image = Path::new(&name)
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()));
+        let is_image = has_image_extension(Path::new(&name));
         match entry_kind(&entry) {
             EntryKind::File if is_image => files.push(path),
             kind => ignored.push(Ignored {
@@ -401,6 +398,75 @@ fn list_images(
         }
     }
     Ok(files)
+}
+
+/// Whether a file name has an image extension (compared case-insensitively).
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
+}
+
+/// The image files (by extension) under a folder, recursively, depth first in name order at
+/// each level; hidden entries (`.name`) are left out and linked folders are not followed (a
+/// link loop cannot trap it). Lazy: its memory is the entries of the folders being walked,
+/// not the whole tree. An unreadable folder is an `Err` item and the walk goes on.
+pub struct ImageWalk {
+    /// Entries still to visit, one list per folder being walked (deepest last), reversed.
+    stack: Vec<Vec<PathBuf>>,
+}
+
+impl ImageWalk {
+    /// A walk of `root` (a folder).
+    pub fn new(root: &Path) -> ImageWalk {
+        ImageWalk {
+            stack: vec![vec![root.to_path_buf()]],
+        }
+    }
+
+    /// The entries of `dir`, sorted, reversed (popped from the end), without hidden ones.
+    fn entries(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+        let unreadable = |source| DatasetError::Unreadable {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut names: Vec<OsString> = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+            let name = entry.map_err(unreadable)?.file_name();
+            if !os_bytes(&name).starts_with(b".") {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names.into_iter().rev().map(|n| dir.join(n)).collect())
+    }
+}
+
+impl Iterator for ImageWalk {
+    type Item = Result<PathBuf, DatasetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let top = self.stack.last_mut()?;
+            let Some(path) = top.pop() else {
+                self.stack.pop();
+                continue;
+            };
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                match Self::entries(&path) {
+                    Ok(entries) => self.stack.push(entries),
+                    Err(e) => return Some(Err(e)),
+                }
+            } else if has_image_extension(&path)
+                && std::fs::metadata(&path).is_ok_and(|m| m.is_file())
+            {
+                return Some(Ok(path));
+            }
+        }
+    }
 }
 
 /// Which part of a split an image belongs to.
@@ -518,6 +584,37 @@ pub fn stratified_splits(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_walk_is_recursive_sorted_and_skips_non_images_hidden_and_linked_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for file in [
+            "b.jpg",
+            "a/z.PNG",
+            "a/notes.txt",
+            "a/deeper/c.webp",
+            ".hidden/x.jpg",
+            "c.jpg",
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        }
+        // A link back to the root: followed, it would loop for ever.
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(root, root.join("a/loop")).unwrap();
+        let found: Vec<PathBuf> = ImageWalk::new(root)
+            .map(|p| p.unwrap().strip_prefix(root).unwrap().to_path_buf())
+            .collect();
+        let expected: Vec<PathBuf> = ["a/deeper/c.webp", "a/z.PNG", "b.jpg", "c.jpg"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(found, expected);
+        let missing: Vec<_> = ImageWalk::new(&root.join("absent")).collect();
+        assert!(missing.is_empty(), "a path that is not there lists nothing");
+    }
 
     #[test]
     fn flowers_sized_split_is_40_20_20_and_seeded() {

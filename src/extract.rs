@@ -298,6 +298,7 @@ pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
         },
         class_names: data.class_names.clone(),
         rows,
+        backbone: std::path::absolute(&cfg.model).ok(),
     };
     Ok(Setup {
         data,

@@ -134,13 +134,26 @@ fn sibling(path: &Path, tag: &str) -> PathBuf {
 /// place: a crash or a full disk leaves the old file (or none), never half of the new one, and
 /// the temporary file is removed when writing fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_atomic`] of what `write` writes, through a buffer: for files too large to hold in
+/// memory twice.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), OutputError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(path))?;
     }
     let tmp = sibling(path, "partial");
-    let written = std::fs::File::create(&tmp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
+    let written = std::fs::File::create(&tmp).and_then(|file| {
+        let mut buffered = std::io::BufWriter::new(file);
+        write(&mut buffered)?;
+        buffered
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()
     });
     let result = written.and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {

@@ -2,18 +2,34 @@
 //! model's training features, then the model (a linear classifier); or a whole fine-tuned
 //! network that ends in class probabilities. Glue between `backbone` and `classify`, which
 //! know nothing of each other.
+//!
+//! Images stream through: a thread decodes the next batches (on rayon's threads) while the
+//! backbone runs the current one, and each result is handed to the caller as soon as its batch
+//! is done, so memory does not grow with the number of images.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+use serde::Serialize;
+
 use crate::backbone::{Backbone, BackboneError, Descriptor, ExecutionProvider};
+use crate::cache::IdentityCheck;
 use crate::classify::data::to_linfa;
-use crate::classify::{ClassifyError, TrainedModel};
-use crate::preprocess::{load_rgb, DecodeLimits};
+use crate::classify::{ClassifyError, Kind, TrainedModel};
+use crate::dataset::ImageWalk;
+use crate::preprocess::{load_rgb, DecodeLimits, Preprocessing};
 
-/// Images per backbone run.
-const BATCH: usize = 8;
+/// Images per backbone run unless told otherwise (as `tlearn features`).
+pub const DEFAULT_BATCH: usize = 16;
 
-/// Errors of prediction.
+/// Batches decoded ahead of the one the backbone runs: enough to hide decoding.
+const PREFETCH_BATCHES: usize = 2;
+
+/// The backbone an old model (one that records none) is looked for at.
+pub const FALLBACK_BACKBONE: &str = "models/vgg16.onnx";
+
+/// Errors of prediction (an unreadable image is not one: it is a [`Prediction`] of its own).
 #[derive(Debug, thiserror::Error)]
 pub enum PredictError {
     /// The backbone could not be opened or run.
@@ -22,18 +38,105 @@ pub enum PredictError {
     /// The model cannot be loaded or does not match the backbone.
     #[error(transparent)]
     Classify(#[from] ClassifyError),
+    /// The backbone the model records is not there any more.
+    #[error("the model's backbone {} is missing (sha256 {sha256}): pass --backbone PATH to that backbone (its descriptor .toml beside it)", path.display())]
+    BackboneMissing {
+        /// The recorded path.
+        path: PathBuf,
+        /// The sha256 the model's features came from.
+        sha256: String,
+    },
+    /// The backbone file's bytes are not those its descriptor (and so the model) records.
+    #[error("backbone {} has changed since the model was trained: its sha256 is {actual}, the model's features came from {expected}. Pass --backbone PATH to the backbone with sha256 {expected}, or train the model again on features of this one", path.display())]
+    BackboneChanged {
+        /// The backbone file.
+        path: PathBuf,
+        /// The sha256 the model's features came from.
+        expected: String,
+        /// The file's sha256 now.
+        actual: String,
+    },
+    /// `--batch 0` or `--top 0`.
+    #[error("--{flag} 0: give at least 1")]
+    Zero {
+        /// The option.
+        flag: &'static str,
+    },
 }
 
-/// The best classes of an image with their scores, best first; or why it could not be read.
-pub type Ranked = Result<Vec<(String, f32)>, String>;
+/// One class of an image's ranking with its values: the SVM margin, and the probability where
+/// the model gives one (logistic, fine-tuned, or an SVM with Platt's sigmoids).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassScore {
+    /// Class name.
+    pub class: String,
+    /// SVM decision value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f32>,
+    /// Probability.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f32>,
+}
+
+/// Which values every [`ClassScore`] of a predictor has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Values {
+    /// SVM margins.
+    pub margin: bool,
+    /// Probabilities.
+    pub probability: bool,
+}
 
 /// The prediction for one image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
     /// The image.
     pub image: PathBuf,
-    /// The best classes with their scores, best first; or why the image could not be read.
-    pub top: Ranked,
+    /// The best classes, best first; or why the image could not be read.
+    pub top: Result<Vec<ClassScore>, String>,
+}
+
+/// An image to predict; or a path that could not be listed, with why.
+pub type Input = Result<PathBuf, (PathBuf, String)>;
+
+/// How to run a prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictOptions {
+    /// Classes kept per image.
+    pub top: usize,
+    /// Images per backbone run.
+    pub batch: usize,
+    /// Decoding limits for untrusted images.
+    pub limits: DecodeLimits,
+}
+
+impl Default for PredictOptions {
+    /// The top 5 classes, batches of [`DEFAULT_BATCH`], the default decoding limits.
+    fn default() -> Self {
+        PredictOptions {
+            top: 5,
+            batch: DEFAULT_BATCH,
+            limits: DecodeLimits::default(),
+        }
+    }
+}
+
+/// The images that paths stand for: a folder for its images (recursively, in name order, see
+/// [`ImageWalk`]), anything else for itself (an unreadable one fails when it is predicted).
+pub fn expand<I>(paths: I) -> impl Iterator<Item = Input> + Send
+where
+    I: IntoIterator<Item = PathBuf>,
+    I::IntoIter: Send,
+{
+    paths.into_iter().flat_map(|path| {
+        let images: Box<dyn Iterator<Item = Input> + Send> = if path.is_dir() {
+            let walk = ImageWalk::new(&path);
+            Box::new(walk.map(move |r| r.map_err(|e| (path.clone(), e.to_string()))))
+        } else {
+            Box::new(std::iter::once(Ok(path)))
+        };
+        images
+    })
 }
 
 /// What turns a batch of prepared images into class scores.
@@ -55,14 +158,16 @@ pub enum Predictor {
 }
 
 impl Predictor {
-    /// A linear model with the backbone it needs (see [`open_backbone`]).
+    /// A linear model with the backbone it needs: `backbone` when given, else the one the
+    /// model records (see [`backbone_for`] and [`open_backbone`]).
     pub fn linear(
         model: TrainedModel,
-        backbone: &Path,
+        backbone: Option<&Path>,
         ep: ExecutionProvider,
         threads: usize,
     ) -> Result<Predictor, PredictError> {
-        let net = open_backbone(&model, backbone, ep, threads)?;
+        let path = backbone_for(&model, backbone)?;
+        let net = open_backbone(&model, &path, ep, threads)?;
         Ok(Predictor::Linear {
             model: Box::new(model),
             net,
@@ -87,11 +192,17 @@ impl Predictor {
         Ok(Predictor::Network { net, class_names })
     }
 
-    /// Whether the scores are probabilities (else SVM decision values).
-    pub fn probabilistic(&self) -> bool {
+    /// Which values each ranked class carries.
+    pub fn values(&self) -> Values {
         match self {
-            Predictor::Linear { model, .. } => model.classifier.kind.probabilistic(),
-            Predictor::Network { .. } => true,
+            Predictor::Linear { model, .. } => Values {
+                margin: model.classifier.kind == Kind::Svm,
+                probability: model.classifier.kind != Kind::Svm || model.calibration.is_some(),
+            },
+            Predictor::Network { .. } => Values {
+                margin: false,
+                probability: true,
+            },
         }
     }
 
@@ -101,14 +212,16 @@ impl Predictor {
         }
     }
 
-    fn class_names(&self) -> &[String] {
+    /// Class names, index = class.
+    pub fn class_names(&self) -> &[String] {
         match self {
             Predictor::Linear { model, .. } => &model.class_names,
             Predictor::Network { class_names, .. } => class_names,
         }
     }
 
-    /// Scores (`n` x classes, row-major) of `n` prepared images.
+    /// Scores (`n` x classes, row-major) of `n` prepared images: SVM margins, else
+    /// probabilities.
     fn scores(&mut self, tensor: &[f32], n: usize) -> Result<Vec<f32>, PredictError> {
         Ok(match self {
             Predictor::Linear { model, net } => {
@@ -120,10 +233,146 @@ impl Predictor {
             Predictor::Network { net, .. } => net.rows(tensor, n)?.iter().copied().collect(),
         })
     }
+
+    /// The `top` best classes of one row of scores, best first (ranked by the score: the SVM's
+    /// margin, as its evaluation does; equal scores keep class order, as argmax does).
+    fn rank(&self, row: &[f32], top: usize) -> Vec<ClassScore> {
+        let (margins, probabilities) = match self {
+            Predictor::Linear { model, .. } if model.classifier.kind == Kind::Svm => {
+                (Some(row), model.probabilities(row))
+            }
+            _ => (None, Some(row.to_vec())),
+        };
+        let mut order: Vec<usize> = (0..row.len()).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        order
+            .into_iter()
+            .take(top)
+            .map(|c| ClassScore {
+                class: self.class_names()[c].clone(),
+                margin: margins.map(|m| m[c]),
+                probability: probabilities.as_ref().map(|p| p[c]),
+            })
+            .collect()
+    }
+
+    /// Predicts every input, handing each result to `on_result` as soon as its batch is done,
+    /// in input order; `on_result` returns [`ControlFlow::Break`] to stop early. An image that
+    /// cannot be read is a result with its reason, not an error: the others go on.
+    pub fn predict<I>(
+        &mut self,
+        inputs: I,
+        options: &PredictOptions,
+        on_result: &mut dyn FnMut(Prediction) -> ControlFlow<()>,
+    ) -> Result<(), PredictError>
+    where
+        I: Iterator<Item = Input> + Send,
+    {
+        if options.batch == 0 {
+            return Err(PredictError::Zero { flag: "batch" });
+        }
+        if options.top == 0 {
+            return Err(PredictError::Zero { flag: "top" });
+        }
+        let prep = self.net().descriptor.preprocessing.clone();
+        let (sender, receiver) = crossbeam_channel::bounded::<Prepared>(PREFETCH_BATCHES);
+        std::thread::scope(|scope| {
+            let prep = &prep;
+            scope.spawn(move || {
+                let mut inputs = inputs;
+                loop {
+                    let chunk: Vec<Input> = inputs.by_ref().take(options.batch).collect();
+                    if chunk.is_empty()
+                        || sender.send(prepare(chunk, prep, &options.limits)).is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            // Owned here: an early return drops it, which stops the decoding thread.
+            let receiver = receiver;
+            for batch in receiver.iter() {
+                let scores = if batch.loaded > 0 {
+                    self.scores(&batch.tensor, batch.loaded)?
+                } else {
+                    Vec::new()
+                };
+                let mut rows = scores.chunks(self.class_names().len());
+                for (image, decoded) in batch.images {
+                    let top = decoded.map(|()| {
+                        let row = rows.next().expect("one row per decoded image");
+                        self.rank(row, options.top)
+                    });
+                    if on_result(Prediction { image, top }).is_break() {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// One batch decoded for the backbone.
+struct Prepared {
+    /// Each input with whether it decoded (its tensor is then in `tensor`, in order).
+    images: Vec<(PathBuf, Result<(), String>)>,
+    /// CHW tensors of the decoded images, back to back.
+    tensor: Vec<f32>,
+    /// Images in `tensor`.
+    loaded: usize,
+}
+
+/// Decodes and preprocesses a batch on rayon's threads.
+fn prepare(chunk: Vec<Input>, prep: &Preprocessing, limits: &DecodeLimits) -> Prepared {
+    let decoded: Vec<(PathBuf, Result<Vec<f32>, String>)> = chunk
+        .into_par_iter()
+        .map(|input| match input {
+            Ok(path) => {
+                let tensor = load_rgb(&path, limits)
+                    .map(|img| {
+                        let mut chw = vec![0f32; prep.chw_len()];
+                        prep.write_chw(&prep.resize(&img), &mut chw);
+                        chw
+                    })
+                    .map_err(|e| e.to_string());
+                (path, tensor)
+            }
+            Err((path, reason)) => (path, Err(reason)),
+        })
+        .collect();
+    let mut prepared = Prepared {
+        images: Vec::with_capacity(decoded.len()),
+        tensor: Vec::with_capacity(decoded.len() * prep.chw_len()),
+        loaded: 0,
+    };
+    for (path, tensor) in decoded {
+        let ok = tensor.map(|t| {
+            prepared.tensor.extend(t);
+            prepared.loaded += 1;
+        });
+        prepared.images.push((path, ok));
+    }
+    prepared
+}
+
+/// The backbone a linear model is used with: `given` (`--backbone`) when there is one, else
+/// the absolute path the model records, else (a model saved before paths were recorded)
+/// [`FALLBACK_BACKBONE`]. A recorded backbone that is gone is an error naming it.
+pub fn backbone_for(model: &TrainedModel, given: Option<&Path>) -> Result<PathBuf, PredictError> {
+    match (given, &model.backbone) {
+        (Some(path), _) => Ok(path.to_path_buf()),
+        (None, Some(recorded)) if !recorded.exists() => Err(PredictError::BackboneMissing {
+            path: recorded.clone(),
+            sha256: model.identity.model_sha256.clone(),
+        }),
+        (None, Some(recorded)) => Ok(recorded.clone()),
+        (None, None) => Ok(PathBuf::from(FALLBACK_BACKBONE)),
+    }
 }
 
 /// Opens the backbone the model needs; refuses one whose model, preprocessing or feature
-/// length differ from those of the model's training features.
+/// length differ from those of the model's training features, or whose file changed.
 pub fn open_backbone(
     model: &TrainedModel,
     backbone: &Path,
@@ -134,81 +383,23 @@ pub fn open_backbone(
     // backbone does not have, and "other features" is the error that says what to do.
     let d = Descriptor::for_model(backbone)?;
     let id = &model.identity;
-    let mut diffs = Vec::new();
-    if d.sha256 != id.model_sha256 {
-        diffs.push(format!(
-            "backbone {} has sha256 {}, the model's features came from {} (sha256 {})",
-            backbone.display(),
-            d.sha256,
-            id.model_name,
-            id.model_sha256
-        ));
-    }
-    if d.preprocessing != id.preprocessing {
-        diffs.push("the backbone's descriptor has another preprocessing".into());
-    }
-    if !diffs.is_empty() {
-        return Err(ClassifyError::Incompatible(diffs.join("; ")).into());
-    }
-    let mut net = Backbone::open(backbone, &id.layers, ep, threads)?;
+    IdentityCheck::new(format!("backbone {}", backbone.display()), "model")
+        .field("model_sha256", &d.sha256, &id.model_sha256)
+        .field("preprocessing", &d.preprocessing, &id.preprocessing)
+        .result()
+        .map_err(ClassifyError::Incompatible)?;
+    let mut net = Backbone::open(backbone, &id.layers, ep, threads).map_err(|e| match e {
+        BackboneError::Checksum { path, actual, .. } => PredictError::BackboneChanged {
+            path,
+            expected: id.model_sha256.clone(),
+            actual,
+        },
+        other => other.into(),
+    })?;
     let dims: usize = net.repr_dims(&id.representations())?.iter().sum();
-    if dims != id.dims {
-        return Err(ClassifyError::Incompatible(format!(
-            "{dims} features per image, the model wants {}",
-            id.dims
-        ))
-        .into());
-    }
+    IdentityCheck::new(format!("backbone {}", backbone.display()), "model")
+        .field("dims", &dims, &id.dims)
+        .result()
+        .map_err(ClassifyError::Incompatible)?;
     Ok(net)
-}
-
-/// Predicts the `top` best classes of each image (unreadable images get an error of their own).
-pub fn predict_images(
-    predictor: &mut Predictor,
-    images: &[PathBuf],
-    top: usize,
-) -> Result<Vec<Prediction>, PredictError> {
-    let prep = predictor.net().descriptor.preprocessing.clone();
-    let chw = prep.chw_len();
-    let k = predictor.class_names().len();
-    let mut out = Vec::with_capacity(images.len());
-    for chunk in images.chunks(BATCH) {
-        let mut tensor = Vec::with_capacity(chunk.len() * chw);
-        let mut loaded = Vec::new();
-        let mut results: Vec<Option<Ranked>> = Vec::new();
-        for path in chunk {
-            match load_rgb(path, &DecodeLimits::default()) {
-                Ok(img) => {
-                    let resized = prep.resize(&img);
-                    let start = tensor.len();
-                    tensor.resize(start + chw, 0.0);
-                    prep.write_chw(&resized, &mut tensor[start..]);
-                    loaded.push(results.len());
-                    results.push(None);
-                }
-                Err(e) => results.push(Some(Err(e.to_string()))),
-            }
-        }
-        if !loaded.is_empty() {
-            let scores = predictor.scores(&tensor, loaded.len())?;
-            for (&slot, row) in loaded.iter().zip(scores.chunks(k)) {
-                let mut ranked: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
-                // Stable: equal scores keep class order, as argmax does.
-                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-                let named = ranked
-                    .into_iter()
-                    .take(top.max(1))
-                    .map(|(c, s)| (predictor.class_names()[c].clone(), s))
-                    .collect();
-                results[slot] = Some(Ok(named));
-            }
-        }
-        for (path, result) in chunk.iter().zip(results) {
-            out.push(Prediction {
-                image: path.clone(),
-                top: result.expect("every image has a result"),
-            });
-        }
-    }
-    Ok(out)
 }

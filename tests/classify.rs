@@ -328,6 +328,7 @@ fn damaged_incomplete_empty_and_single_class_caches_are_refused() {
         identity,
         class_names: vec!["a".into(), "b".into()],
         rows: vec![],
+        backbone: None,
     };
     drop(FeatureCache::create_or_resume(&empty, &plan).unwrap());
     assert!(matches!(

@@ -374,15 +374,26 @@ fn cli_trains_predicts_and_compares_on_real_flowers() {
         &vgg16(),
         &image,
     ]));
-    let line = predicted.lines().next().unwrap();
-    assert!(
-        line.starts_with(&image.display().to_string()) && line.contains("(score)"),
-        "{line}"
-    );
+    let lines: Vec<&str> = predicted.lines().collect();
     assert_eq!(
-        line.split('\t').count(),
-        4,
-        "path, two classes, kind: {line}"
+        lines[0],
+        "path\tpredicted\tclass_1\tmargin_1\tprobability_1\tclass_2\tmargin_2\tprobability_2"
+    );
+    let fields: Vec<&str> = lines[1].split('\t').collect();
+    assert_eq!(fields[0], image.display().to_string());
+    assert_eq!(
+        fields.len(),
+        8,
+        "path, predicted, two classes with margin and Platt's probability: {predicted}"
+    );
+    let probabilities: Vec<f32> = [fields[4], fields[7]]
+        .iter()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(
+        probabilities.iter().all(|p| (0.0..=1.0).contains(p))
+            && probabilities.iter().sum::<f32>() <= 1.0 + 1e-6,
+        "{predicted}"
     );
     let compared = ok(tlearn().args(["report", "--reports"]).arg(&reports));
     assert!(compared.contains("svm-avg5") && compared.contains("logistic-ovr-avg5"));

@@ -357,12 +357,18 @@ fn a_fine_tuned_run_is_reported_compared_and_predicts_like_any_model() {
         os("3").as_os_str(),
         image.as_os_str(),
     ]);
-    let fields: Vec<&str> = top.trim_end().split('\t').collect();
-    assert_eq!(fields.len(), 5, "{top}");
-    assert_eq!(fields[4], "(probability)");
-    let total: f32 = fields[1..4]
+    let lines: Vec<&str> = top.lines().collect();
+    assert_eq!(lines[0].split('\t').nth(3), Some("probability_1"), "{top}");
+    let fields: Vec<&str> = lines[1].split('\t').collect();
+    assert_eq!(
+        fields.len(),
+        2 + 2 * 3,
+        "path, predicted, 3 classes and probabilities: {top}"
+    );
+    let total: f32 = fields[3..]
         .iter()
-        .map(|f| f.rsplit(' ').next().unwrap().parse::<f32>().unwrap())
+        .step_by(2)
+        .map(|f| f.parse::<f32>().unwrap())
         .sum();
     assert!(
         (total - 1.0).abs() < 2e-3,

@@ -28,6 +28,8 @@ pub struct Contents {
     pub paths: Vec<String>,
     /// Part of every row's source image in each split (rows x splits).
     pub parts: Array2<Part>,
+    /// The absolute path of the backbone, when recorded.
+    pub backbone: Option<std::path::PathBuf>,
 }
 
 impl FeatureCache {
@@ -90,6 +92,7 @@ impl FeatureCache {
             copies,
             paths,
             parts,
+            backbone: self.backbone(),
         })
     }
 }

@@ -15,7 +15,7 @@ use ndarray::{s, Array1, Array2};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    create_filled, identity_diffs, CacheError, FeatureCache, Identity, Plan, Reason, RowPlan,
+    create_filled, CacheError, FeatureCache, Identity, IdentityCheck, Plan, Reason, RowPlan,
     RowStatus,
 };
 
@@ -139,6 +139,7 @@ struct ShardFile {
     planned: Vec<RowPlan>,
     missing: Vec<usize>,
     class_names: Vec<String>,
+    backbone: Option<PathBuf>,
 }
 
 /// Merges the shard caches `inputs` (any order) into a new cache at `out`.
@@ -162,6 +163,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, MergeError>
     let plan = Plan {
         identity,
         class_names: first.class_names.clone(),
+        backbone: first.backbone.clone(),
         rows: shards
             .iter_mut()
             .flat_map(|s| std::mem::take(&mut s.planned))
@@ -229,6 +231,7 @@ fn read_shard(path: &Path) -> Result<ShardFile, MergeError> {
         path: path.to_path_buf(),
         identity: cache.identity.clone(),
         class_names: cache.class_names()?,
+        backbone: cache.backbone(),
         shard,
         version,
         rows: planned.len(),
@@ -285,12 +288,14 @@ fn check_one_plan(shards: &[ShardFile]) -> Result<(), MergeError> {
         } else if s.shard.plan_sha256 != first.shard.plan_sha256 {
             let (mut a, mut b) = (first.identity.clone(), s.identity.clone());
             (a.shard, b.shard) = (None, None);
-            let diffs = identity_diffs(&a, &b);
-            if diffs.is_empty() {
-                "another list of images or classes".to_string()
-            } else {
-                diffs.join("; ")
-            }
+            IdentityCheck::new(
+                first.path.display().to_string(),
+                s.path.display().to_string(),
+            )
+            .all(&a, &b)
+            .result()
+            .err()
+            .unwrap_or_else(|| "another list of images or classes".to_string())
         } else {
             continue;
         };

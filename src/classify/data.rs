@@ -48,6 +48,8 @@ pub struct CacheData {
     pub parts: ndarray::Array2<Part>,
     /// False for rows whose image could not be used.
     pub usable: Vec<bool>,
+    /// The absolute path of the backbone that made the features, when the cache records it.
+    pub backbone: Option<PathBuf>,
 }
 
 impl CacheData {
@@ -88,6 +90,7 @@ impl CacheData {
             labels: contents.labels,
             copies: contents.copies,
             paths: contents.paths,
+            backbone: contents.backbone,
         })
     }
 
@@ -119,6 +122,7 @@ impl CacheData {
             paths: self.paths.clone(),
             parts: self.parts.clone(),
             usable: self.usable.clone(),
+            backbone: self.backbone.clone(),
         }
     }
 

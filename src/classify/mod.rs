@@ -13,6 +13,7 @@ pub mod gram;
 pub mod linear;
 pub mod logistic;
 pub mod persist;
+pub mod platt;
 pub mod scaler;
 pub mod svm;
 pub mod train;
@@ -26,6 +27,7 @@ use crate::cache::{CacheError, SelectError};
 pub use linear::LinearClassifier;
 pub use logistic::{LogisticParams, LogisticValidParams};
 pub use persist::TrainedModel;
+pub use platt::Calibration;
 pub use scaler::Scaler;
 pub use svm::{LinearSvmParams, LinearSvmValidParams};
 

@@ -6,8 +6,8 @@ use std::path::Path;
 use ndarray16::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::{ClassifyError, Kind, LinearClassifier, Scaler};
-use crate::cache::Identity;
+use super::{Calibration, ClassifyError, Kind, LinearClassifier, Scaler};
+use crate::cache::{Identity, IdentityCheck};
 
 /// The `format` field of every model file.
 pub const MODEL_FORMAT: &str = "tlearn-linear-model";
@@ -28,6 +28,12 @@ pub struct TrainedModel {
     pub c: f64,
     /// Which cache and split it was trained on (free text, for people).
     pub trained_on: String,
+    /// SVM only: Platt's sigmoids, fitted on validation margins, that turn margins into
+    /// probabilities (absent in models saved before they existed: margins only).
+    pub calibration: Option<Calibration>,
+    /// The absolute path of the backbone the features were made with, as the cache recorded
+    /// it (its sha256 is `identity.model_sha256`); `predict` opens it from any folder.
+    pub backbone: Option<std::path::PathBuf>,
 }
 
 /// The file layout (flat vectors: small and fast to parse).
@@ -47,6 +53,12 @@ struct ModelFile {
     /// Classes x dims, row-major.
     weights: Vec<f32>,
     bias: Vec<f32>,
+    /// Platt's sigmoid of each class (SVM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    platt: Option<Calibration>,
+    /// Absolute path of the backbone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backbone: Option<std::path::PathBuf>,
 }
 
 /// What is wrong with a model file's numbers, if anything: NaN or infinite values, or a
@@ -61,6 +73,11 @@ fn value_problem(file: &ModelFile) -> Option<String> {
     }
     if !file.c.is_finite() || file.c <= 0.0 {
         return Some(format!("its C ({}) is not a positive number", file.c));
+    }
+    if let Some(platt) = &file.platt {
+        if platt.sigmoids.len() != file.class_names.len() || !platt.is_finite() {
+            return Some("its Platt sigmoids are not one finite pair per class".into());
+        }
     }
     None
 }
@@ -83,6 +100,8 @@ impl TrainedModel {
             scale: c.scaler.scale.clone(),
             weights: c.weights.iter().copied().collect(),
             bias: c.bias.to_vec(),
+            platt: self.calibration.clone(),
+            backbone: self.backbone.clone(),
         };
         let text = serde_json::to_string(&file).expect("model serialises");
         Ok(crate::output::write_atomic(path, text.as_bytes())?)
@@ -136,39 +155,26 @@ impl TrainedModel {
             identity: file.identity,
             c: file.c,
             trained_on: file.trained_on,
+            calibration: file.platt,
+            backbone: file.backbone,
         })
+    }
+
+    /// The probabilities of one row of [`LinearClassifier::scores`]: the scores themselves for
+    /// the logistic models, the calibrated margins for an SVM; `None` for an SVM saved without
+    /// Platt's sigmoids (margins only).
+    pub fn probabilities(&self, scores: &[f32]) -> Option<Vec<f32>> {
+        match self.classifier.kind {
+            Kind::Svm => self.calibration.as_ref().map(|c| c.probabilities(scores)),
+            Kind::Logistic | Kind::LogisticOvr => Some(scores.to_vec()),
+        }
     }
 
     /// Refuses features made by another backbone, layers, pooling or preprocessing.
     pub fn check_features(&self, features: &Identity) -> Result<(), ClassifyError> {
-        let model = &self.identity;
-        let mut diffs = Vec::new();
-        if model.model_sha256 != features.model_sha256 {
-            diffs.push(format!(
-                "backbone {} (sha256 {}) vs {} (sha256 {})",
-                model.model_name, model.model_sha256, features.model_name, features.model_sha256
-            ));
-        }
-        if model.representations() != features.representations() {
-            diffs.push(format!(
-                "layers and pooling {} vs {}",
-                model.features_label(),
-                features.features_label()
-            ));
-        }
-        if model.preprocessing != features.preprocessing {
-            diffs.push("another preprocessing".into());
-        }
-        if model.dims != features.dims {
-            diffs.push(format!("{} vs {} dimensions", model.dims, features.dims));
-        }
-        if diffs.is_empty() {
-            Ok(())
-        } else {
-            Err(ClassifyError::Incompatible(format!(
-                "model vs features: {}",
-                diffs.join("; ")
-            )))
-        }
+        IdentityCheck::new("cache", "model")
+            .features(features, &self.identity)
+            .result()
+            .map_err(ClassifyError::Incompatible)
     }
 }

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::data::{CacheData, EvalImage};
 use super::linear::argmax_rows;
 use super::{
-    ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, TrainedModel,
-    DEFAULT_C_GRID,
+    Calibration, ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams,
+    TrainedModel, DEFAULT_C_GRID,
 };
 use crate::cache::Identity;
 
@@ -215,6 +215,16 @@ fn accuracy(scored: &[Scored]) -> f64 {
     right as f64 / scored.len().max(1) as f64
 }
 
+/// Platt's sigmoids of an SVM, fitted on its validation images' margins (held out from its
+/// fit, as Platt asks); `None` for the logistic models, whose scores are probabilities.
+fn calibrate(model: &LinearClassifier, val: &[Scored]) -> Option<Calibration> {
+    (model.kind == Kind::Svm).then(|| {
+        let margins: Vec<f32> = val.iter().flat_map(|s| s.scores.iter().copied()).collect();
+        let labels: Vec<usize> = val.iter().map(|s| s.label).collect();
+        Calibration::fit(&margins, &labels, model.classes())
+    })
+}
+
 /// Runs the protocol; returns the outcome and the model of the first split run.
 pub fn run(
     data: &CacheData,
@@ -242,10 +252,11 @@ pub fn run(
             ClassifyError::EmptyClass { class, .. } => ClassifyError::EmptyClass { class, split },
             other => other,
         })?;
-        let mut best: Option<(f64, LinearClassifier, f64, f64)> = None;
+        let mut best: Option<(f64, LinearClassifier, f64, f64, Vec<Scored>)> = None;
         let mut grid = Vec::new();
         for (&c, (model, fit_seconds)) in cfg.grid.iter().zip(fits) {
-            let val_accuracy = accuracy(&score_images(&model, data, &sel.val));
+            let val_scored = score_images(&model, data, &sel.val);
+            let val_accuracy = accuracy(&val_scored);
             log(format!(
                 "{} split {split}: C = {c:e}: validation accuracy {:.2}% (fit {fit_seconds:.1} s, {} rows)",
                 cfg.kind,
@@ -259,10 +270,12 @@ pub fn run(
             });
             // Strictly better only: on ties the earlier (more regularised) C stays.
             if best.as_ref().is_none_or(|b| val_accuracy > b.0) {
-                best = Some((val_accuracy, model, fit_seconds, c));
+                best = Some((val_accuracy, model, fit_seconds, c, val_scored));
             }
         }
-        let (_, model, fit_seconds, c) = best.expect("the grid is not empty");
+        // Platt's sigmoids come from the validation margins of the training-only fit: a refit
+        // has seen those images, so its own margins on them would be overconfident.
+        let (_, model, fit_seconds, c, val_scored) = best.expect("the grid is not empty");
         let (model, fit_seconds, train_rows) = if cfg.refit_with_validation {
             let rows = [sel.train.as_slice(), &sel.val_rows].concat();
             let start = Instant::now();
@@ -283,6 +296,8 @@ pub fn run(
         ));
         if first_model.is_none() {
             first_model = Some(TrainedModel {
+                calibration: calibrate(&model, &val_scored),
+                backbone: data.backbone.clone(),
                 classifier: model,
                 class_names: data.class_names.clone(),
                 identity: data.identity.clone(),

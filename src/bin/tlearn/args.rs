@@ -36,7 +36,7 @@ pub enum Command {
     /// Train a linear classifier on a feature cache (every split), save it and write its report.
     Train(crate::classify_cmd::TrainArgs),
     /// Predict the classes of new images with a trained model.
-    Predict(crate::classify_cmd::PredictArgs),
+    Predict(crate::predict_cmd::PredictArgs),
     /// Compare every run report (reports/*/report.json) in one table.
     Report(crate::classify_cmd::ReportArgs),
     /// Fit and predict times of each classifier on a feature cache (JSON on stdout).

@@ -1,18 +1,16 @@
-//! `tlearn train`, `predict`, `report` and `bench-classifiers`: arguments and their thin glue
-//! over `tlearn::classify`, `tlearn::predict` and `tlearn::report`.
+//! `tlearn train`, `report` and `bench-classifiers`: arguments and their thin glue over
+//! `tlearn::classify` and `tlearn::report`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use tlearn::backbone::ExecutionProvider;
 use tlearn::classify::data::CacheData;
 use tlearn::classify::train::{self, TrainConfig};
-use tlearn::classify::{Kind, TrainedModel};
+use tlearn::classify::Kind;
 use tlearn::output::{self, RunName};
-use tlearn::predict::Predictor;
 use tlearn::report::run::ModelInfo;
 use tlearn::report::RunReport;
 
@@ -63,33 +61,6 @@ pub struct TrainArgs {
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
-}
-
-/// Arguments of `tlearn predict`.
-#[derive(Debug, Args)]
-pub struct PredictArgs {
-    /// A model (model.json of a linear classifier, model.onnx of a fine-tuned network), or a
-    /// run folder holding one.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// The backbone a linear model's features came from.
-    #[arg(long, default_value = "models/vgg16.onnx")]
-    pub backbone: PathBuf,
-    /// Classes shown per image.
-    #[arg(long, default_value_t = 5)]
-    pub top: usize,
-    /// Execution provider.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub ep: ExecutionProvider,
-    /// ONNX Runtime threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// No messages but errors.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// The images.
-    #[arg(required = true)]
-    pub images: Vec<PathBuf>,
 }
 
 /// Arguments of `tlearn report`.
@@ -175,66 +146,6 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         .iter()
         .for_each(|w| eprintln!("warning: {w}"));
     Ok(ExitCode::SUCCESS)
-}
-
-/// The model in a run folder: a linear model.json, or a fine-tuned model.onnx.
-fn model_file(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        let json = path.join("model.json");
-        if json.exists() {
-            json
-        } else {
-            path.join("model.onnx")
-        }
-    } else {
-        path.to_path_buf()
-    }
-}
-
-/// `tlearn predict`: one line per image with its best classes; exit 1 if an image failed.
-pub fn predict(args: PredictArgs) -> Result<ExitCode> {
-    let threads = args
-        .threads
-        .unwrap_or_else(tlearn::backbone::default_threads);
-    let file = model_file(&args.model);
-    let mut predictor = if file.extension().is_some_and(|e| e == "onnx") {
-        Predictor::network(&file, args.ep, threads)?
-    } else {
-        Predictor::linear(TrainedModel::load(&file)?, &args.backbone, args.ep, threads)?
-    };
-    let predictions = tlearn::predict::predict_images(&mut predictor, &args.images, args.top)?;
-    let what = if predictor.probabilistic() {
-        "probability"
-    } else {
-        "score"
-    };
-    let mut out = std::io::stdout().lock();
-    let mut failed = false;
-    for p in predictions {
-        match p.top {
-            Ok(top) => {
-                let ranked: Vec<String> = top
-                    .iter()
-                    .map(|(name, score)| format!("{name} {score:.3}"))
-                    .collect();
-                writeln!(
-                    out,
-                    "{}\t{}\t({what})",
-                    p.image.display(),
-                    ranked.join("\t")
-                )?;
-            }
-            Err(e) => {
-                failed = true;
-                eprintln!("error: {}: {e}", p.image.display());
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
 /// `tlearn report`: the comparison of every run.

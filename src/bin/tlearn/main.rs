@@ -4,6 +4,7 @@ mod args;
 mod auto_cmd;
 mod classify_cmd;
 mod finetune_cmd;
+mod predict_cmd;
 mod progress;
 mod shard_cmd;
 
@@ -171,7 +172,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Auto(args) => auto_cmd::auto(args),
         Command::Train(args) => classify_cmd::train(args),
-        Command::Predict(args) => classify_cmd::predict(args),
+        Command::Predict(args) => predict_cmd::predict(args),
         Command::Report(args) => classify_cmd::report(args),
         Command::BenchClassifiers(args) => classify_cmd::bench(args),
         Command::Finetune(command) => finetune_cmd::dispatch(command),

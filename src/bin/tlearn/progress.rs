@@ -33,3 +33,44 @@ impl RowProgress for Bar {
 pub fn bar(show: bool) -> Option<Arc<dyn RowProgress>> {
     show.then(|| Arc::new(Bar(ProgressBar::new(0))) as Arc<dyn RowProgress>)
 }
+
+/// The bar of `tlearn predict`: images done, rate and ETA when the count is known, else a
+/// counter; none for short lists or when not wanted.
+pub struct ImageBar(Option<ProgressBar>);
+
+impl ImageBar {
+    /// A bar for `total` images (`None`: not known before they are read), shown when `show`
+    /// and the list is longer than `above` images or of unknown length.
+    pub fn new(total: Option<usize>, above: usize, show: bool) -> ImageBar {
+        let template = match total {
+            Some(n) if n <= above => return ImageBar(None),
+            Some(_) => {
+                "{bar:40.cyan/blue} {pos}/{len} images  {per_sec}  elapsed {elapsed}  ETA {eta}"
+            }
+            None => "{spinner} {pos} images  {per_sec}  elapsed {elapsed}",
+        };
+        ImageBar(show.then(|| {
+            let bar = ProgressBar::new(total.unwrap_or(0) as u64);
+            bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
+            bar
+        }))
+    }
+
+    /// One more image done.
+    pub fn inc(&self) {
+        self.0.iter().for_each(|b| b.inc(1));
+    }
+
+    /// Runs `f` (which prints) with the bar cleared, so its lines do not mix with the bar.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.0 {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.0.iter().for_each(|b| b.finish_and_clear());
+    }
+}

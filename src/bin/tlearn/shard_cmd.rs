@@ -35,6 +35,15 @@ pub enum CacheCommand {
         #[arg(required = true)]
         shards: Vec<PathBuf>,
     },
+    /// Write a cache's features as OUT/features.npy (float32, rows x dims) and its rows as
+    /// OUT/rows.csv (path, label, class, status, copy, split codes), row for row.
+    Export {
+        /// The folder to write into (neither file may exist there yet).
+        #[arg(long)]
+        npy: PathBuf,
+        /// The cache file.
+        cache: PathBuf,
+    },
 }
 
 /// Runs a `tlearn cache` sub-command.
@@ -49,6 +58,17 @@ pub fn cache(command: CacheCommand) -> Result<ExitCode> {
                 summary.rows,
                 summary.dims,
                 summary.skipped
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CacheCommand::Export { npy, cache } => {
+            let summary = tlearn::cache::export::export_npy(&cache, &npy)?;
+            eprintln!(
+                "{}: {} rows of {} features; rows in {}",
+                summary.features.display(),
+                summary.rows,
+                summary.dims,
+                summary.rows_csv.display()
             );
             Ok(ExitCode::SUCCESS)
         }

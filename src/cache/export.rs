@@ -1,0 +1,126 @@
+//! `tlearn cache export --npy OUT`: a cache's features as `OUT/features.npy` (float32, rows x
+//! dims, NumPy's format 1.0) and its rows as `OUT/rows.csv`, for tools that read neither HDF5
+//! nor tlearn's layout. The cache passes the structural check every reader uses first.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{CacheError, Contents, FeatureCache, RowStatus};
+use crate::output::OutputError;
+
+/// Errors of an export.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The cache could not be read, or failed its check.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// A file could not be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// An output file is there already; it is not replaced.
+    #[error("{} exists already: export into another folder, or remove it first", .0.display())]
+    Exists(PathBuf),
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportSummary {
+    /// Rows written (every row of the cache, in order).
+    pub rows: usize,
+    /// Values per row.
+    pub dims: usize,
+    /// The `.npy` file.
+    pub features: PathBuf,
+    /// The CSV of rows.
+    pub rows_csv: PathBuf,
+}
+
+/// Writes `out/features.npy` and `out/rows.csv` of the cache at `cache`; refuses to replace
+/// either file. Row i of both is row i of the cache; rows that are not done (skipped images)
+/// hold zeros in the features and say so in the CSV's `status`.
+pub fn export_npy(cache: &Path, out: &Path) -> Result<ExportSummary, ExportError> {
+    let contents = FeatureCache::open(cache)?.contents()?;
+    let (features, rows_csv) = (out.join("features.npy"), out.join("rows.csv"));
+    for path in [&features, &rows_csv] {
+        if path.exists() {
+            return Err(ExportError::Exists(path.clone()));
+        }
+    }
+    crate::output::write_atomic(&rows_csv, &rows_table(&contents))?;
+    let (rows, dims) = contents.features.dim();
+    crate::output::write_atomic_with(&features, |file| {
+        file.write_all(&npy_header(rows, dims))?;
+        for row in contents.features.outer_iter() {
+            let bytes: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
+            file.write_all(&bytes)?;
+        }
+        Ok(())
+    })?;
+    Ok(ExportSummary {
+        rows,
+        dims,
+        features,
+        rows_csv,
+    })
+}
+
+/// The header of a C-ordered little-endian float32 array of `rows x dims`, format version 1.0:
+/// magic, version, header length, then the dictionary padded with spaces and ended by a newline
+/// so the data starts on a multiple of 64 bytes.
+fn npy_header(rows: usize, dims: usize) -> Vec<u8> {
+    let mut dict =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dims}), }}");
+    let unpadded = 10 + dict.len() + 1;
+    dict.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    dict.push('\n');
+    let mut header = b"\x93NUMPY\x01\x00".to_vec();
+    let len = u16::try_from(dict.len()).expect("a shape's header is short");
+    header.extend_from_slice(&len.to_le_bytes());
+    header.extend_from_slice(dict.as_bytes());
+    header
+}
+
+/// One CSV line per row: path (as stored, relative to the data root), label, class, status,
+/// copy, then the part code (0 train, 1 val, 2 test) in each split.
+fn rows_table(c: &Contents) -> Vec<u8> {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    let mut header = ["path", "label", "class", "status", "copy"]
+        .map(String::from)
+        .to_vec();
+    header.extend((0..c.parts.ncols()).map(|s| format!("split_{s}")));
+    csv.write_record(&header).expect("writing to memory");
+    for (row, path) in c.paths.iter().enumerate() {
+        let status = match c.status[row] {
+            RowStatus::Done => "done",
+            RowStatus::Skipped => "skipped",
+            RowStatus::Missing => "missing",
+        };
+        let mut fields = vec![
+            path.clone(),
+            c.labels[row].to_string(),
+            c.class_names[c.labels[row]].clone(),
+            status.to_string(),
+            c.copies[row].to_string(),
+        ];
+        fields.extend(c.parts.row(row).iter().map(|p| (*p as u8).to_string()));
+        csv.write_record(&fields).expect("writing to memory");
+    }
+    csv.into_inner().expect("writing to memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_header_is_aligned_and_names_the_shape() {
+        let header = npy_header(3758, 25088);
+        assert_eq!(header.len() % 64, 0);
+        assert!(header.starts_with(b"\x93NUMPY\x01\x00"));
+        let text = String::from_utf8_lossy(&header[10..]);
+        assert!(
+            text.contains("'shape': (3758, 25088)") && text.ends_with('\n'),
+            "{text}"
+        );
+    }
+}
