@@ -13,10 +13,10 @@ use tlearn::cache::{CacheError, FeatureCache, Identity, Plan};
 use tlearn::classify::data::CacheData;
 use tlearn::classify::nd::{Array1, Array2};
 use tlearn::classify::train::{run, TrainConfig};
-use tlearn::dataset::Part;
 use tlearn::classify::{
     ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, TrainedModel,
 };
+use tlearn::dataset::Part;
 
 /// `classes` Gaussian-ish blobs in `dims` dimensions: class k is centred at 3 on axis k.
 fn blobs(classes: usize, per_class: usize, dims: usize, seed: u64) -> (Array2<f32>, Array1<usize>) {
@@ -181,7 +181,11 @@ fn a_refit_with_validation_trains_on_training_and_validation_rows_only() {
     let data = CacheData::load(&tiny_cache(dir.path(), Pooling::Avg)).unwrap();
     let sel = data.select(0, true, false).unwrap();
     for &row in &sel.val_rows {
-        assert_eq!(data.parts[[row, 0]], Part::Val, "row {row} is not a validation row");
+        assert_eq!(
+            data.parts[[row, 0]],
+            Part::Val,
+            "row {row} is not a validation row"
+        );
     }
     let originals = sel
         .val_rows
