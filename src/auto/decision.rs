@@ -15,6 +15,7 @@ use super::measure::{Size, LARGE_PER_CLASS};
 use super::{Decision, Similarity};
 use crate::finetune::curves::{register_font, FONT};
 use crate::report::html::{data_uri, escape, page};
+use crate::report::plot::PALETTE;
 use crate::report::write::write_run_with;
 use crate::report::{ReportError, RunReport};
 
@@ -23,14 +24,6 @@ pub const PLOT: &str = "candidates.png";
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 480;
-const PALETTE: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-];
 
 /// A piece of the section, rendered as Markdown or HTML.
 enum Block {

@@ -20,7 +20,7 @@ pub enum CellText {
 }
 
 /// Ten distinct colours (matplotlib's tab10), cycled through for series.
-const PALETTE: [RGBColor; 10] = [
+pub(crate) const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
