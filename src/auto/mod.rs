@@ -217,6 +217,8 @@ pub fn run(
             "auto needs at least one classifier and one C".into(),
         ));
     }
+    // Checked now, so a bad setting fails before the extraction, not after it.
+    let finetune_params = cfg.finetune_params.clone().check()?;
     let mut phases = Vec::new();
     let mut clock = Instant::now();
     let mut lap = |phases: &mut Vec<PhaseTime>, phase: &str| {
@@ -295,9 +297,8 @@ pub fn run(
     let (finetune_reason, stages) = match finetune_plan(cfg, &stats, &layers)? {
         Err(reason) => (reason, Vec::new()),
         Ok((reason, before)) => {
-            let params = cfg.finetune_params.clone().check()?;
             let deepest = layers.last().expect("at least one layer");
-            let stages = finetune::stages(cfg, deepest, &before, &params, stop, progress)?;
+            let stages = finetune::stages(cfg, deepest, &before, &finetune_params, stop, progress)?;
             lap(&mut phases, "fine-tune");
             (reason, stages)
         }
