@@ -424,7 +424,7 @@ pub fn environment() -> Result<&'static ort::environment::Environment, BackboneE
 }
 
 /// The ONNX Runtime library that [`environment`] loads: the first candidate that exists.
-pub fn ort_library_path() -> Result<PathBuf, BackboneError> {
+fn ort_library_path() -> Result<PathBuf, BackboneError> {
     let candidates = ort_library_candidates();
     match candidates.iter().find(|p| p.is_file()) {
         Some(path) => Ok(path.clone()),

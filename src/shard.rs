@@ -214,7 +214,7 @@ fn hash_json(hasher: &mut Sha256, value: &impl serde::Serialize) {
 }
 
 /// Restricts a whole plan to shard `spec`: its rows, and an identity naming the plan and the shard.
-pub fn plan_shard(plan: &mut Plan, spec: ShardSpec) -> Result<Range<usize>, ShardError> {
+fn plan_shard(plan: &mut Plan, spec: ShardSpec) -> Result<Range<usize>, ShardError> {
     let range = shard_rows(&plan.rows, spec.count)?[spec.index].clone();
     let shard = ShardId {
         index: spec.index,

@@ -4,7 +4,6 @@
 //! for choosing. Written as decision.md / .html / .json beside the chosen run's report, and
 //! appended to that report's report.md and report.html.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use image::RgbImage;
@@ -14,7 +13,8 @@ use super::choose::{best_per_set, Candidate};
 use super::measure::{Size, LARGE_PER_CLASS};
 use super::{Decision, Similarity};
 use crate::finetune::curves::{register_font, FONT};
-use crate::report::html::{data_uri, escape, page};
+use crate::report::doc::{self, Block, Column, Image, Table};
+use crate::report::html::page;
 use crate::report::plot::PALETTE;
 use crate::report::write::write_run_with;
 use crate::report::{ReportError, RunReport};
@@ -24,16 +24,6 @@ pub const PLOT: &str = "candidates.png";
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 480;
-
-/// A piece of the section, rendered as Markdown or HTML.
-enum Block {
-    Heading(String),
-    Para(String),
-    List(Vec<String>),
-    Table(Vec<String>, Vec<Vec<String>>),
-    Code(String),
-    Plot,
-}
 
 /// Writes the chosen run's report into `dir` with the decision beside it and in it; the folder
 /// is replaced whole, once everything is written.
@@ -54,9 +44,9 @@ fn add_decision(decision: &Decision, report: &RunReport, dir: &Path) -> Result<(
         image::ImageFormat::Png,
     )
     .map_err(|e| ReportError::Image(e.to_string()))?;
-    let blocks = content(decision, report);
-    let md = markdown(&blocks);
-    let html = html(&blocks, &png_bytes);
+    let blocks = content(decision, report, &png_bytes);
+    let md = doc::markdown(&blocks);
+    let html = doc::html(&blocks);
     let files = [
         (PLOT, png_bytes.clone()),
         (
@@ -109,10 +99,19 @@ fn per_split(counts: &[usize]) -> String {
     }
 }
 
-fn content(d: &Decision, report: &RunReport) -> Vec<Block> {
+/// A table of these columns whose cells are text.
+fn table(columns: Vec<Column>, rows: Vec<Vec<String>>) -> Block {
+    let mut table = Table::new(columns);
+    rows.into_iter()
+        .for_each(|row| table.push(row.into_iter().map(Into::into).collect()));
+    Block::Table(table)
+}
+
+/// The section's blocks; `png` is the candidates plot.
+fn content(d: &Decision, report: &RunReport, png: &[u8]) -> Vec<Block> {
     let s = &d.stats;
-    let mut out = vec![Block::Heading("Decision (tlearn auto)".into())];
-    out.push(Block::Heading("The data".into()));
+    let mut out = vec![Block::Heading(2, "Decision (tlearn auto)".into())];
+    out.push(Block::Heading(3, "The data".into()));
     let skipped = if d.skipped.is_empty() {
         "none".to_string()
     } else {
@@ -149,19 +148,19 @@ fn content(d: &Decision, report: &RunReport) -> Vec<Block> {
         ),
     ]));
     if !d.warnings.is_empty() {
-        out.push(Block::Heading("Warnings".into()));
+        out.push(Block::Heading(3, "Warnings".into()));
         out.push(Block::List(d.warnings.clone()));
     }
     out.extend(table_case(d));
-    out.extend(candidates(d));
+    out.extend(candidates(d, png));
     out.extend(finetuning(d));
     out.extend(chosen(d, report));
-    out.push(Block::Heading("Reproduce by hand".into()));
-    out.push(Block::Code(d.commands.join("\n\n")));
+    out.push(Block::Heading(3, "Reproduce by hand".into()));
+    out.push(Block::Code("sh".into(), d.commands.join("\n\n")));
     out.extend(appendix(d));
-    out.push(Block::Heading("Time".into()));
-    out.push(Block::Table(
-        vec!["phase".into(), "seconds".into()],
+    out.push(Block::Heading(3, "Time".into()));
+    out.push(table(
+        vec![Column::left("phase"), Column::right("seconds")],
         d.phases
             .iter()
             .map(|p| vec![p.phase.clone(), format!("{:.1}", p.seconds)])
@@ -214,12 +213,12 @@ fn table_case(d: &Decision) -> Vec<Block> {
         ),
     };
     vec![
-        Block::Heading("The method's table".into()),
-        Block::Table(
+        Block::Heading(3, "The method's table".into()),
+        table(
             vec![
-                "".into(),
-                "similar to ImageNet".into(),
-                "different from ImageNet".into(),
+                Column::left(""),
+                Column::left("similar to ImageNet"),
+                Column::left("different from ImageNet"),
             ],
             vec![
                 vec![
@@ -249,7 +248,7 @@ fn table_case(d: &Decision) -> Vec<Block> {
     ]
 }
 
-fn candidates(d: &Decision) -> Vec<Block> {
+fn candidates(d: &Decision, png: &[u8]) -> Vec<Block> {
     let c = &d.search.candidates;
     let sets = best_per_set(c);
     let val = per_split(&d.chosen.val_images);
@@ -283,7 +282,7 @@ fn candidates(d: &Decision) -> Vec<Block> {
         })
         .collect();
     vec![
-        Block::Heading("Candidates".into()),
+        Block::Heading(3, "Candidates".into()),
         Block::Para(format!(
             "{} candidates: {} feature sets (every representation stored by one extraction: {}; adjacent layers concatenated) x {} ({}) x {} values of C. Each is scored by its validation accuracy averaged over the {} seeded splits (n = {val} validation images per split); test images are never looked at to choose. Ties go to the cheaper model: fewer dimensions, then the SVM, then the smaller C.",
             c.len(),
@@ -294,15 +293,19 @@ fn candidates(d: &Decision) -> Vec<Block> {
             grid,
             d.chosen.val_per_split.len()
         )),
-        Block::Plot,
-        Block::Table(
+        Block::Image(Image {
+            alt: "validation accuracy per candidate".into(),
+            file: PLOT.into(),
+            bytes: png.to_vec(),
+        }),
+        table(
             vec![
-                "features".into(),
-                "classifier".into(),
-                "dims".into(),
-                "best C".into(),
-                format!("validation accuracy % (mean, n = {val} per split)"),
-                "per split".into(),
+                Column::left("features"),
+                Column::left("classifier"),
+                Column::right("dims"),
+                Column::right("best C"),
+                Column::right(format!("validation accuracy % (mean, n = {val} per split)")),
+                Column::right("per split"),
             ],
             rows,
         ),
@@ -311,7 +314,7 @@ fn candidates(d: &Decision) -> Vec<Block> {
 
 fn finetuning(d: &Decision) -> Vec<Block> {
     let mut out = vec![
-        Block::Heading("Fine-tuning".into()),
+        Block::Heading(3, "Fine-tuning".into()),
         Block::Para(format!(
             "The method's fine-tuning stages: {}.",
             d.finetune_reason
@@ -348,12 +351,12 @@ fn finetuning(d: &Decision) -> Vec<Block> {
             .into(),
         ]))
         .collect();
-    out.push(Block::Table(
+    out.push(table(
         vec![
-            "run".into(),
-            "trained".into(),
-            "validation %".into(),
-            "".into(),
+            Column::left("run"),
+            Column::left("trained"),
+            Column::right("validation %"),
+            Column::left(""),
         ],
         rows,
     ));
@@ -374,7 +377,7 @@ fn chosen(d: &Decision, report: &RunReport) -> Vec<Block> {
             .as_ref()
             .map_or(String::new(), |m| m.display().to_string());
         return vec![
-            Block::Heading("Chosen".into()),
+            Block::Heading(3, "Chosen".into()),
             Block::Para(format!(
                 "**fine-tuning stage `{}`: {}**: validation accuracy {} % (mean of {} splits); test accuracy {} % ± {} (n = {} test images per split). Model: `{model}`; usable with `tlearn predict --model {model}`.",
                 stage.run,
@@ -388,7 +391,7 @@ fn chosen(d: &Decision, report: &RunReport) -> Vec<Block> {
         ];
     }
     vec![
-        Block::Heading("Chosen".into()),
+        Block::Heading(3, "Chosen".into()),
         Block::Para(format!(
             "**{} on {} ({} dims), C = {:e}**: validation accuracy {} % (mean of {} splits, n = {} validation images per split); test accuracy {} % ± {} (n = {} test images per split). Model: `{}`; usable with `tlearn predict --model {}`.",
             c.kind,
@@ -411,16 +414,16 @@ fn appendix(d: &Decision) -> Vec<Block> {
     let mut rows: Vec<_> = d.search.test_only.iter().collect();
     rows.sort_by(|a, b| mean(&b.test_accuracy).total_cmp(&mean(&a.test_accuracy)));
     vec![
-        Block::Heading("Appendix: test accuracy of every candidate — not used for choosing".into()),
+        Block::Heading(3, "Appendix: test accuracy of every candidate — not used for choosing".into()),
         Block::Para("Each feature set and classifier with C chosen on validation in each split and fitted on the training images only, as `tlearn train` does (the chosen run above is refit on training + validation images, unless `--no-refit-with-validation`); fine-tuning stages, if they ran, at their kept epoch. Shown for the reader only: the choice above never read these numbers.".into()),
-        Block::Table(
+        table(
             vec![
-                "features".into(),
-                "classifier".into(),
-                "dims".into(),
-                "test accuracy % (mean)".into(),
-                "per split".into(),
-                "test images per split".into(),
+                Column::left("features"),
+                Column::left("classifier"),
+                Column::right("dims"),
+                Column::right("test accuracy % (mean)"),
+                Column::right("per split"),
+                Column::right("test images per split"),
             ],
             rows.iter()
                 .map(|t| {
@@ -448,114 +451,6 @@ fn appendix(d: &Decision) -> Vec<Block> {
     ]
 }
 
-fn markdown(blocks: &[Block]) -> String {
-    let mut md = String::new();
-    let mut first = true;
-    for b in blocks {
-        match b {
-            Block::Heading(t) => {
-                let level = if first { "##" } else { "###" };
-                first = false;
-                let _ = writeln!(md, "{level} {t}\n");
-            }
-            Block::Para(t) => {
-                let _ = writeln!(md, "{t}\n");
-            }
-            Block::List(items) => {
-                items.iter().for_each(|i| {
-                    let _ = writeln!(md, "- {i}");
-                });
-                md.push('\n');
-            }
-            Block::Table(head, rows) => {
-                let _ = writeln!(md, "| {} |", head.join(" | "));
-                let _ = writeln!(md, "|{}", "---|".repeat(head.len()));
-                for r in rows {
-                    let _ = writeln!(md, "| {} |", r.join(" | "));
-                }
-                md.push('\n');
-            }
-            Block::Code(t) => {
-                let _ = writeln!(md, "```sh\n{t}\n```\n");
-            }
-            Block::Plot => {
-                let _ = writeln!(md, "![validation accuracy per candidate]({PLOT})\n");
-            }
-        }
-    }
-    md
-}
-
-/// Markdown's `**bold**` and `` `code` `` as HTML, the rest escaped.
-fn inline(text: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in escape(text).split("**").enumerate() {
-        if i % 2 == 1 {
-            let _ = write!(out, "<b>{part}</b>");
-        } else {
-            for (j, piece) in part.split('`').enumerate() {
-                if j % 2 == 1 {
-                    let _ = write!(out, "<code>{piece}</code>");
-                } else {
-                    out.push_str(piece);
-                }
-            }
-        }
-    }
-    out
-}
-
-fn html(blocks: &[Block], png: &[u8]) -> String {
-    let mut h = String::new();
-    let mut first = true;
-    for b in blocks {
-        match b {
-            Block::Heading(t) => {
-                let tag = if first { "h2" } else { "h3" };
-                first = false;
-                let _ = writeln!(h, "<{tag}>{}</{tag}>", escape(t));
-            }
-            Block::Para(t) => {
-                let _ = writeln!(h, "<p>{}</p>", inline(t));
-            }
-            Block::List(items) => {
-                h.push_str("<ul>");
-                items.iter().for_each(|i| {
-                    let _ = write!(h, "<li>{}</li>", inline(i));
-                });
-                h.push_str("</ul>\n");
-            }
-            Block::Table(head, rows) => {
-                h.push_str("<table><tr>");
-                head.iter().for_each(|c| {
-                    let _ = write!(h, "<th class=\"l\">{}</th>", escape(c));
-                });
-                h.push_str("</tr>");
-                for r in rows {
-                    h.push_str("<tr>");
-                    r.iter().enumerate().for_each(|(i, c)| {
-                        let class = if i == 0 { " class=\"l\"" } else { "" };
-                        let _ = write!(h, "<td{class}>{}</td>", inline(c));
-                    });
-                    h.push_str("</tr>");
-                }
-                h.push_str("</table>\n");
-            }
-            Block::Code(t) => {
-                let _ = writeln!(h, "<pre>{}</pre>", escape(t));
-            }
-            Block::Plot => {
-                let _ = writeln!(
-                    h,
-                    "<p><img alt=\"validation accuracy per candidate\" src=\"{}\"></p>",
-                    data_uri("image/png", png)
-                );
-            }
-        }
-    }
-    h
-}
-
 /// Short x-axis name of a layer set: `block3+block4` for `block3_pool+block4_pool`.
 fn short(layers: &str) -> String {
     layers.replace("_pool", "")
@@ -563,7 +458,7 @@ fn short(layers: &str) -> String {
 
 /// Validation accuracy of the best C of every (feature set, classifier): layers on x,
 /// pooling and classifier as series.
-pub fn plot_png(d: &Decision) -> Result<RgbImage, String> {
+fn plot_png(d: &Decision) -> Result<RgbImage, String> {
     register_font();
     let best: Vec<&Candidate> = best_per_set(&d.search.candidates);
     let mut xs: Vec<&str> = Vec::new();

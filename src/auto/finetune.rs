@@ -16,8 +16,8 @@ use super::{AutoConfig, AutoError, Progress};
 use crate::backbone::{Pooling, Repr};
 use crate::extract::{self, ExtractConfig};
 use crate::finetune::report::{method, run_report};
-use crate::finetune::run::{cache_tail, run, RunConfig, Summary};
-use crate::finetune::train::CheckedParams;
+use crate::finetune::run::{cache_tail, run_splits, RunConfig, SplitEvent, DEFAULT_HIDDEN};
+use crate::finetune::train::{CheckedParams, Ending};
 use crate::finetune::{HeadPool, Unfreeze};
 use crate::report::RunReport;
 
@@ -139,34 +139,33 @@ fn stage(
     };
     progress(Progress::Phase(format!("fine-tuning {name}: {trained}")));
     let run_dir = cfg.runs().join(name);
-    let mut summaries: Vec<Summary> = Vec::new();
-    for split in 0..cfg.extract.splits {
-        let run_cfg = RunConfig {
-            features: cache.to_path_buf(),
-            repr: Some(repr.clone()),
-            split,
-            backbone: cfg.extract.model.clone(),
-            unfreeze,
-            pool: HeadPool::Avg,
-            hidden: 256,
-            out: run_dir.join(format!("split-{split}")),
-            init_from: init_from.map(|d| d.join(format!("split-{split}"))),
-        };
-        let summary = run(&run_cfg, params, &mut |e| {
+    let base = RunConfig {
+        features: cache.to_path_buf(),
+        repr: Some(repr.clone()),
+        split: 0,
+        backbone: cfg.extract.model.clone(),
+        unfreeze,
+        pool: HeadPool::Avg,
+        hidden: DEFAULT_HIDDEN,
+        out: run_dir.clone(),
+        init_from: init_from.map(Path::to_path_buf),
+    };
+    let splits: Vec<usize> = (0..cfg.extract.splits).collect();
+    let summaries = run_splits(&base, &splits, params, &mut |event| {
+        if let SplitEvent::Epoch(split, e) = event {
             progress(Progress::Step(format!(
                 "{name} split {split} epoch {}: validation accuracy {:.2}% ({:.1} s)",
                 e.epoch,
                 100.0 * e.val_accuracy,
                 e.train_seconds
             )));
-            !stop.load(Ordering::SeqCst)
-        })?;
-        if stop.load(Ordering::SeqCst) {
-            return Err(AutoError::Interrupted);
         }
-        summaries.push(summary);
+        !stop.load(Ordering::SeqCst)
+    })?;
+    if summaries.last().map(|s| s.ending) == Some(Ending::Interrupted) {
+        return Err(AutoError::Interrupted);
     }
-    let method = method(&tail, HeadPool::Avg, 256, params, init_from);
+    let method = method(&tail, base.pool, base.hidden, params, init_from);
     let root = cfg.extract.data.as_path();
     let report = run_report(name, method, cache, Some(root), &run_dir, &summaries)?;
     let val_per_split: Vec<f64> = summaries.iter().map(|s| s.val_accuracy).collect();

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backbone::{BackboneError, Descriptor};
+use crate::backbone::{BackboneError, Descriptor, Repr};
 use crate::classify::data::CacheData;
 use crate::classify::train::{self, TrainConfig};
 use crate::classify::{ClassifyError, Kind, DEFAULT_C_GRID};
@@ -219,87 +219,32 @@ pub fn run(
     }
     // Checked now, so a bad setting fails before the extraction, not after it.
     let finetune_params = cfg.finetune_params.clone().check()?;
-    let mut phases = Vec::new();
-    let mut clock = Instant::now();
-    let mut lap = |phases: &mut Vec<PhaseTime>, phase: &str| {
-        phases.push(PhaseTime {
-            phase: phase.into(),
-            seconds: clock.elapsed().as_secs_f64(),
-        });
-        clock = Instant::now();
-    };
-
-    progress(Progress::Phase("measuring the data".into()));
-    let ex = &cfg.extract;
-    let data = extract::open_data(ex)?;
-    let (stats, mut warnings) = measure::measure(&data, ex.split, ex.splits, ex.seed)?;
-    warnings.extend(data.warnings.iter().cloned());
-    warnings
-        .iter()
-        .for_each(|w| progress(Progress::Warning(w.clone())));
-    let layers = candidate_layers(cfg)?;
-    let reprs = choose::extraction_reprs(&layers);
-    lap(&mut phases, "measure");
-
-    progress(Progress::Phase(format!(
-        "extracting {} representations in one backbone pass into {}",
-        reprs.len(),
-        cfg.cache().display()
-    )));
-    let extract_cfg = ExtractConfig {
-        reprs: reprs.clone(),
-        out: cfg.cache(),
-        ..ex.clone()
-    };
-    let summary = extract::run(&extract_cfg, stop)?;
-    if summary.interrupted {
-        return Err(AutoError::Interrupted);
-    }
-    for (path, reason) in &summary.skipped {
-        progress(Progress::Warning(format!("skipped {path}: {reason}")));
-    }
-    lap(&mut phases, "extract");
-
-    let sets = choose::feature_sets(&layers);
-    progress(Progress::Phase(format!(
-        "scoring {} feature sets x {} classifier(s) x {} C on validation images",
-        sets.len(),
-        cfg.kinds.len(),
-        cfg.grid.len()
-    )));
+    let mut clock = Clock::start();
+    let measured = measure_data(cfg, progress)?;
+    clock.lap("measure");
+    let (extract_cfg, summary) = extract_once(cfg, &measured.reprs, stop, progress)?;
+    clock.lap("extract");
     let cache = CacheData::load(&cfg.cache())?;
-    let search = choose::search(
-        &cache,
-        &sets,
-        &cfg.kinds,
-        // Candidates are scored as fitted on training images: the refit (one more fit per
-        // split) is for the chosen run only.
-        &TrainConfig {
-            refit_with_validation: false,
-            ..cfg.train_config(Kind::Svm)
-        },
-        &mut |p| progress(Progress::Search(p)),
-    )?;
+    let search = search_candidates(cfg, &cache, &measured.layers, progress)?;
     let chosen = choose::best(&search.candidates)
         .expect("at least one candidate")
         .clone();
-    lap(&mut phases, "choose");
-
+    clock.lap("choose");
     progress(Progress::Phase(format!(
         "training the chosen {} on {} (C = {:e}) as run {RUN}",
         chosen.kind,
         chosen.reprs.join("+"),
         chosen.c
     )));
-    let (mut report, mut model) = train_chosen(cfg, &cache, &chosen, &data.root)?;
-    lap(&mut phases, "train and report");
+    let (mut report, mut model) = train_chosen(cfg, &cache, &chosen, &measured.root)?;
+    clock.lap("train and report");
 
-    let (finetune_reason, stages) = match finetune_plan(cfg, &stats, &layers)? {
+    let (finetune_reason, stages) = match finetune_plan(cfg, &measured.stats, &measured.layers)? {
         Err(reason) => (reason, Vec::new()),
         Ok((reason, before)) => {
-            let deepest = layers.last().expect("at least one layer");
+            let deepest = measured.deepest();
             let stages = finetune::stages(cfg, deepest, &before, &finetune_params, stop, progress)?;
-            lap(&mut phases, "fine-tune");
+            clock.lap("fine-tune");
             (reason, stages)
         }
     };
@@ -313,36 +258,25 @@ pub fn run(
         model = stage.model.clone().unwrap_or(model);
     }
 
-    let deepest = layers.last().expect("at least one layer");
-    let best_of = |with: bool| {
-        search
-            .candidates
-            .iter()
-            .filter(|c| c.layers.split('+').any(|l| l == deepest) == with)
-            .map(|c| c.val_accuracy)
-            .fold(0.0f64, f64::max)
-    };
+    let (similarity, best_with_deepest, best_without_deepest) =
+        similarity(&search, &chosen, measured.deepest());
     let decision = Decision {
-        stats,
-        warnings,
-        skipped: summary.skipped.clone(),
-        rows_computed: summary.computed,
-        similarity: if chosen.layers.split('+').any(|l| l == deepest) {
-            Similarity::Similar
-        } else {
-            Similarity::Different
-        },
-        best_with_deepest: best_of(true),
-        best_without_deepest: best_of(false),
         commands: commands(cfg, &extract_cfg, &chosen),
-        layers,
-        extracted: reprs.iter().map(ToString::to_string).collect(),
+        stats: measured.stats,
+        warnings: measured.warnings,
+        skipped: summary.skipped,
+        rows_computed: summary.computed,
+        layers: measured.layers,
+        extracted: measured.reprs.iter().map(ToString::to_string).collect(),
+        similarity,
+        best_with_deepest,
+        best_without_deepest,
+        search,
+        chosen,
         finetune_won: winner.map(|s| s.run.clone()),
         finetune_reason,
         finetune: stages,
-        search,
-        chosen,
-        phases,
+        phases: clock.phases,
     };
     let report_dir = cfg.reports().join(RUN);
     decision::write(&decision, &report, &report_dir)?;
@@ -352,6 +286,145 @@ pub fn run(
         model,
         report_dir,
     })
+}
+
+/// Wall-clock seconds of each phase, in order.
+struct Clock {
+    since: Instant,
+    phases: Vec<PhaseTime>,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            since: Instant::now(),
+            phases: Vec::new(),
+        }
+    }
+
+    /// Ends `phase` now; the next one starts.
+    fn lap(&mut self, phase: &str) {
+        self.phases.push(PhaseTime {
+            phase: phase.into(),
+            seconds: self.since.elapsed().as_secs_f64(),
+        });
+        self.since = Instant::now();
+    }
+}
+
+/// What measuring the data found.
+struct Measured {
+    stats: DataStats,
+    warnings: Vec<String>,
+    /// The data set's root folder.
+    root: PathBuf,
+    /// Candidate layers, shallow to deep.
+    layers: Vec<String>,
+    /// Every representation the extraction stores.
+    reprs: Vec<Repr>,
+}
+
+impl Measured {
+    fn deepest(&self) -> &str {
+        self.layers.last().expect("at least one layer")
+    }
+}
+
+/// Measures the data (sizes, classes, splits) and settles the candidate layers.
+fn measure_data(
+    cfg: &AutoConfig,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Measured, AutoError> {
+    progress(Progress::Phase("measuring the data".into()));
+    let ex = &cfg.extract;
+    let data = extract::open_data(ex)?;
+    let (stats, mut warnings) = measure::measure(&data, ex.split, ex.splits, ex.seed)?;
+    warnings.extend(data.warnings.iter().cloned());
+    warnings
+        .iter()
+        .for_each(|w| progress(Progress::Warning(w.clone())));
+    let layers = candidate_layers(cfg)?;
+    let reprs = choose::extraction_reprs(&layers);
+    Ok(Measured {
+        stats,
+        warnings,
+        root: data.root,
+        layers,
+        reprs,
+    })
+}
+
+/// Extracts every representation in one backbone pass into auto's cache (resumes it).
+fn extract_once(
+    cfg: &AutoConfig,
+    reprs: &[Repr],
+    stop: &AtomicBool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(ExtractConfig, extract::Summary), AutoError> {
+    progress(Progress::Phase(format!(
+        "extracting {} representations in one backbone pass into {}",
+        reprs.len(),
+        cfg.cache().display()
+    )));
+    let extract_cfg = ExtractConfig {
+        reprs: reprs.to_vec(),
+        out: cfg.cache(),
+        ..cfg.extract.clone()
+    };
+    let summary = extract::run(&extract_cfg, stop)?;
+    if summary.interrupted {
+        return Err(AutoError::Interrupted);
+    }
+    for (path, reason) in &summary.skipped {
+        progress(Progress::Warning(format!("skipped {path}: {reason}")));
+    }
+    Ok((extract_cfg, summary))
+}
+
+/// Scores every feature set x classifier x C on validation images.
+fn search_candidates(
+    cfg: &AutoConfig,
+    cache: &CacheData,
+    layers: &[String],
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Search, AutoError> {
+    let sets = choose::feature_sets(layers);
+    progress(Progress::Phase(format!(
+        "scoring {} feature sets x {} classifier(s) x {} C on validation images",
+        sets.len(),
+        cfg.kinds.len(),
+        cfg.grid.len()
+    )));
+    // Candidates are scored as fitted on training images: the refit (one more fit per split)
+    // is for the chosen run only.
+    let base = TrainConfig {
+        refit_with_validation: false,
+        ..cfg.train_config(Kind::Svm)
+    };
+    let search = choose::search(cache, &sets, &cfg.kinds, &base, &mut |p| {
+        progress(Progress::Search(p))
+    })?;
+    Ok(search)
+}
+
+/// Similar or different, from whether the chosen candidate reads the deepest layer, with the
+/// best validation accuracy of the candidates with and without it.
+fn similarity(search: &Search, chosen: &Candidate, deepest: &str) -> (Similarity, f64, f64) {
+    let reads_deepest = |c: &Candidate| c.layers.split('+').any(|l| l == deepest);
+    let best_of = |with: bool| {
+        search
+            .candidates
+            .iter()
+            .filter(|c| reads_deepest(c) == with)
+            .map(|c| c.val_accuracy)
+            .fold(0.0f64, f64::max)
+    };
+    let verdict = if reads_deepest(chosen) {
+        Similarity::Similar
+    } else {
+        Similarity::Different
+    };
+    (verdict, best_of(true), best_of(false))
 }
 
 /// The candidate layers: as asked (each must be one of the backbone's), else the deepest

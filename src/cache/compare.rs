@@ -73,7 +73,7 @@ impl IdentityCheck {
     }
 
     /// Whether nothing differs.
-    pub fn is_same(&self) -> bool {
+    fn is_same(&self) -> bool {
         self.differences.is_empty()
     }
 

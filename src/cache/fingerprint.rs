@@ -33,7 +33,7 @@ impl Fingerprint {
     }
 
     /// Reads `path` as extraction does (bounded by `limits`) and fingerprints it.
-    pub fn of_file(path: &Path, limits: &DecodeLimits) -> Fingerprint {
+    fn of_file(path: &Path, limits: &DecodeLimits) -> Fingerprint {
         read_image_file(path, limits).map_or(Fingerprint::UNREAD, |b| Fingerprint::of(&b))
     }
 }

@@ -277,3 +277,55 @@ fn write_descriptor(
     d.save_beside(model)?;
     Ok(())
 }
+
+/// Width of the head's hidden layer unless asked otherwise.
+pub const DEFAULT_HIDDEN: usize = 256;
+
+/// What a run over several splits reports as it goes.
+#[derive(Debug)]
+pub enum SplitEvent<'a> {
+    /// An epoch of a split finished (its checkpoint is written).
+    Epoch(usize, &'a EpochStats),
+    /// A split finished: its summary.
+    Done(&'a Summary),
+}
+
+impl RunConfig {
+    /// Split `split` of the run whose folder is `self.out`: it trains into `out/split-K`, its
+    /// head starting from `init_from/split-K` when `self.init_from` names a finished run.
+    pub fn for_split(&self, split: usize) -> RunConfig {
+        let folder = format!("split-{split}");
+        RunConfig {
+            split,
+            out: self.out.join(&folder),
+            init_from: self.init_from.as_ref().map(|d| d.join(&folder)),
+            ..self.clone()
+        }
+    }
+}
+
+/// Runs each of `splits` in turn (see [`RunConfig::for_split`]). `observe` returning `false`
+/// on an epoch interrupts: the summaries so far come back, the last one
+/// [`Ending::Interrupted`], and the same call resumes from the checkpoints.
+pub fn run_splits(
+    run_dir: &RunConfig,
+    splits: &[usize],
+    params: &CheckedParams,
+    observe: &mut dyn FnMut(SplitEvent) -> bool,
+) -> Result<Vec<Summary>, FinetuneError> {
+    let mut summaries = Vec::new();
+    for &split in splits {
+        let summary = run(&run_dir.for_split(split), params, &mut |e| {
+            observe(SplitEvent::Epoch(split, e))
+        })?;
+        let interrupted = summary.ending == Ending::Interrupted;
+        if !interrupted {
+            observe(SplitEvent::Done(&summary));
+        }
+        summaries.push(summary);
+        if interrupted {
+            break;
+        }
+    }
+    Ok(summaries)
+}

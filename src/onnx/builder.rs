@@ -222,38 +222,6 @@ pub fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
     }
 }
 
-/// A float attribute.
-pub fn attr_float(name: &str, value: f32) -> AttributeProto {
-    AttributeProto {
-        f: Some(value),
-        ..attr(name, AttributeType::Float)
-    }
-}
-
-/// A float-list attribute.
-pub fn attr_floats(name: &str, values: &[f32]) -> AttributeProto {
-    AttributeProto {
-        floats: values.to_vec(),
-        ..attr(name, AttributeType::Floats)
-    }
-}
-
-/// A string attribute.
-pub fn attr_string(name: &str, value: &str) -> AttributeProto {
-    AttributeProto {
-        s: Some(value.as_bytes().to_vec()),
-        ..attr(name, AttributeType::String)
-    }
-}
-
-/// A tensor attribute (the `value` of a `Constant` node).
-pub fn attr_tensor(name: &str, value: TensorProto) -> AttributeProto {
-    AttributeProto {
-        t: Some(value),
-        ..attr(name, AttributeType::Tensor)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,10 +14,7 @@ mod tensor;
 
 use std::path::PathBuf;
 
-pub use builder::{
-    attr_float, attr_floats, attr_int, attr_ints, attr_string, attr_tensor, GraphBuilder,
-    DEFAULT_IR_VERSION,
-};
+pub use builder::{attr_int, attr_ints, GraphBuilder, DEFAULT_IR_VERSION};
 pub use cut::CutSpec;
 pub use model::Model;
 pub use tensor::{

@@ -77,11 +77,6 @@ impl Model {
         &mut self.proto
     }
 
-    /// Gives back the underlying protobuf.
-    pub fn into_proto(self) -> ModelProto {
-        self.proto
-    }
-
     /// The main graph.
     pub fn graph(&self) -> &GraphProto {
         self.proto

@@ -66,7 +66,7 @@ impl Row {
     ];
 
     /// Whether each column of [`Row::HEADERS`] holds numbers (right-aligned, sorted by value).
-    pub const NUMERIC: [bool; 13] = [
+    const NUMERIC: [bool; 13] = [
         false, false, false, false, true, true, false, true, true, true, true, true, false,
     ];
 

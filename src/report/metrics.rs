@@ -146,7 +146,7 @@ fn linfa_accuracy(scored: &[Scored]) -> f64 {
 }
 
 /// True if the true class has one of the `n` best scores (ties count against it).
-pub fn in_top(s: &Scored, n: usize) -> bool {
+fn in_top(s: &Scored, n: usize) -> bool {
     let own = s.scores[s.label];
     s.scores.iter().filter(|v| **v > own).count() < n
 }

@@ -131,9 +131,17 @@ pub fn auto(args: AutoArgs) -> Result<ExitCode> {
         }
         other => other?,
     };
-    let d = &outcome.decision;
-    let best = auto::choose::best_per_set(&d.search.candidates);
-    let mut sorted = best.clone();
+    print_candidates(&outcome.decision);
+    print_summary(&outcome);
+    if let Some(path) = &args.json {
+        write_json(path, args.baseline, &cfg, &outcome.decision, &stop)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The best C of every (feature set, classifier), best first, the chosen one marked (stdout).
+fn print_candidates(d: &auto::Decision) {
+    let mut sorted = auto::choose::best_per_set(&d.search.candidates);
     sorted.sort_by(|a, b| b.val_accuracy.total_cmp(&a.val_accuracy));
     let val = d.chosen.val_images.first().copied().unwrap_or(0);
     println!(
@@ -159,6 +167,11 @@ pub fn auto(args: AutoArgs) -> Result<ExitCode> {
             100.0 * c.val_accuracy
         );
     }
+}
+
+/// The data, the choice, the fine-tuning stages and where the outputs went (stderr).
+fn print_summary(outcome: &auto::AutoOutcome) {
+    let d = &outcome.decision;
     let s = &outcome.report.summary;
     let tests = outcome
         .report
@@ -209,22 +222,32 @@ pub fn auto(args: AutoArgs) -> Result<ExitCode> {
         outcome.model.display(),
         outcome.report_dir.join("report.html").display()
     );
-    if let Some(path) = &args.json {
-        if args.baseline {
-            eprintln!("== timing the baseline: one flattened extraction and one SVM grid");
-            let bench = auto::bench::against_baseline(&cfg, d, &stop)?;
-            crate::print_json(&bench, Some(path))?;
-        } else {
-            let total: f64 = d.phases.iter().map(|p| p.seconds).sum();
-            let json = serde_json::json!({
-                "bench": "auto",
-                "phases": d.phases,
-                "total_seconds": total,
-                "rows_computed": d.rows_computed,
-                "chosen": d.chosen,
-            });
-            std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")?;
-        }
+}
+
+/// The seconds of each phase as JSON at `path`; with `baseline`, first times the baseline
+/// (one flattened extraction and one SVM grid) and writes the comparison instead.
+fn write_json(
+    path: &Path,
+    baseline: bool,
+    cfg: &AutoConfig,
+    d: &auto::Decision,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<()> {
+    if baseline {
+        eprintln!("== timing the baseline: one flattened extraction and one SVM grid");
+        let bench = auto::bench::against_baseline(cfg, d, stop)?;
+        crate::print_json(&bench, Some(path))?;
+    } else {
+        let total: f64 = d.phases.iter().map(|p| p.seconds).sum();
+        let json = serde_json::json!({
+            "bench": "auto",
+            "phases": d.phases,
+            "total_seconds": total,
+            "rows_computed": d.rows_computed,
+            "chosen": d.chosen,
+        });
+        let text = serde_json::to_string_pretty(&json)? + "\n";
+        tlearn::output::write_atomic(path, text.as_bytes())?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! `tlearn finetune export-graph | train`: arguments and thin glue over `tlearn::finetune`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
@@ -9,8 +9,10 @@ use clap::{Args, Subcommand};
 use tlearn::backbone::{Compute, ExecutionProvider};
 use tlearn::finetune::bench::BenchConfig;
 use tlearn::finetune::report;
-use tlearn::finetune::run::{cache_tail, prepare, run, RunConfig};
-use tlearn::finetune::train::FinetuneParams;
+use tlearn::finetune::run::{
+    cache_tail, prepare, run_splits, RunConfig, SplitEvent, DEFAULT_HIDDEN,
+};
+use tlearn::finetune::train::{Ending, FinetuneParams};
 use tlearn::finetune::{eval_graph, train_graph, HeadPool, StepConfig, Unfreeze};
 use tlearn::output::{self, RunName};
 
@@ -113,7 +115,7 @@ pub struct NetArgs {
     )]
     pub model: PathBuf,
     /// Width of the head's hidden layer.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = DEFAULT_HIDDEN)]
     pub hidden: usize,
     /// SGD momentum.
     #[arg(long, default_value_t = defaults().momentum)]
@@ -276,38 +278,14 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
             names(&tail.trainable)
         );
     }
-    let mut summaries = Vec::new();
-    for &split in &args.splits {
-        let init_from = args
-            .init_from
-            .as_ref()
-            .map(|d| d.join(format!("split-{split}")));
-        let out = run_dir.join(format!("split-{split}"));
-        let cfg = run_config(&args.net, split, out, init_from);
-        let summary = run(&cfg, &params, &mut |e| {
-            if !args.quiet {
-                eprintln!(
-                    "split {split} epoch {:>3}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | {:.1} s",
-                    e.epoch, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.train_seconds
-                );
-            }
-            !stop.load(Ordering::SeqCst)
-        })?;
-        if stop.load(Ordering::SeqCst) {
-            eprintln!("interrupted: run the same command again to resume");
-            return Ok(ExitCode::from(130));
-        }
-        eprintln!(
-            "split {split}: {:?} after {} epochs, best epoch {} (val acc {:.4}), test acc {:.4}, {:.2} s/epoch -> {}",
-            summary.ending,
-            summary.epochs,
-            summary.best_epoch,
-            summary.val_accuracy,
-            summary.test_accuracy,
-            summary.seconds_per_epoch,
-            cfg.out.join("summary.json").display()
-        );
-        summaries.push(summary);
+    let base = run_config(&args.net, 0, run_dir.clone(), args.init_from.clone());
+    let summaries = run_splits(&base, &args.splits, &params, &mut |event| {
+        show(event, args.quiet, &run_dir);
+        !stop.load(Ordering::SeqCst)
+    })?;
+    if summaries.last().map(|s| s.ending) == Some(Ending::Interrupted) {
+        eprintln!("interrupted: run the same command again to resume");
+        return Ok(ExitCode::from(130));
     }
     let method = report::method(
         &tail,
@@ -339,6 +317,28 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         .iter()
         .for_each(|w| eprintln!("warning: {w}"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// An epoch's line (unless quiet), a finished split's line.
+fn show(event: SplitEvent, quiet: bool, run_dir: &Path) {
+    match event {
+        SplitEvent::Epoch(split, e) if !quiet => eprintln!(
+            "split {split} epoch {:>3}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | {:.1} s",
+            e.epoch, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.train_seconds
+        ),
+        SplitEvent::Epoch(..) => {}
+        SplitEvent::Done(s) => eprintln!(
+            "split {}: {:?} after {} epochs, best epoch {} (val acc {:.4}), test acc {:.4}, {:.2} s/epoch -> {}",
+            s.split,
+            s.ending,
+            s.epochs,
+            s.best_epoch,
+            s.val_accuracy,
+            s.test_accuracy,
+            s.seconds_per_epoch,
+            run_dir.join(format!("split-{}", s.split)).join("summary.json").display()
+        ),
+    }
 }
 
 /// The run's name and folder: RUNS/NAME, or the deprecated --out folder (NAME its last part).
