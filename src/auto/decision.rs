@@ -169,9 +169,21 @@ fn content(d: &Decision, report: &RunReport, png: &[u8]) -> Vec<Block> {
     out
 }
 
+/// The method's table with this data's cell marked, and why: size, similarity, action.
 fn table_case(d: &Decision) -> Vec<Block> {
     let small = d.stats.size == Size::Small;
     let similar = d.similarity == Similarity::Similar;
+    vec![
+        Block::Heading(3, "The method's table".into()),
+        method_table(small, similar),
+        Block::Para(size_reason(d, small)),
+        Block::Para(similarity_reason(d, similar)),
+        Block::Para(action(small, similar)),
+    ]
+}
+
+/// The method's four cases, the one that applies in bold with an arrow.
+fn method_table(small: bool, similar: bool) -> Block {
     let cell = |applies: bool, text: &str| {
         if applies {
             format!("**→ {text}**")
@@ -179,13 +191,47 @@ fn table_case(d: &Decision) -> Vec<Block> {
             text.to_string()
         }
     };
-    let deepest = d.layers.last().cloned().unwrap_or_default();
-    let size = format!(
+    table(
+        vec![
+            Column::left(""),
+            Column::left("similar to ImageNet"),
+            Column::left("different from ImageNet"),
+        ],
+        vec![
+            vec![
+                "small data".into(),
+                cell(
+                    small && similar,
+                    "feature extractor (linear classifier on the last layers)",
+                ),
+                cell(
+                    small && !similar,
+                    "linear classifier on earlier layers' features",
+                ),
+            ],
+            vec![
+                "large data".into(),
+                cell(!small && similar, "fine-tune the last block(s)"),
+                cell(
+                    !small && !similar,
+                    "fine-tune everything from the pretrained weights",
+                ),
+            ],
+        ],
+    )
+}
+
+fn size_reason(d: &Decision, small: bool) -> String {
+    format!(
         "Size: **{}**. The median class has {} images; from {LARGE_PER_CLASS} images per class on, tlearn counts data as large: below that, fine-tuning even the last VGG16 block (7 M weights) has too few images to beat a linear classifier on frozen features (on the flowers, 80 per class, fine-tuned block 5 measured 95.20 ± 1.11 % against 94.80 ± 2.13 % for the linear SVM).",
         if small { "small" } else { "large" },
         d.stats.per_class_spread.median
-    );
-    let similarity = if similar {
+    )
+}
+
+fn similarity_reason(d: &Decision, similar: bool) -> String {
+    let deepest = d.layers.last().cloned().unwrap_or_default();
+    if similar {
         format!(
             "Similarity: **similar**. The winner reads the deepest candidate layer, {deepest}: the best candidate with it scores {} % on validation, the best without it {} %. ImageNet's most specific features help, so in the method's sense the data is similar to ImageNet.",
             pct(d.best_with_deepest),
@@ -197,8 +243,11 @@ fn table_case(d: &Decision) -> Vec<Block> {
             pct(d.best_without_deepest),
             pct(d.best_with_deepest)
         )
-    };
-    let action = match (small, similar) {
+    }
+}
+
+fn action(small: bool, similar: bool) -> String {
+    match (small, similar) {
         (true, true) => "Case: small and similar → a feature extractor: the linear classifier chosen below, on features that include the last layer.".to_string(),
         (true, false) => "Case: small and different → features of earlier layers: the linear classifier chosen below.".to_string(),
         (false, _) => format!(
@@ -211,41 +260,7 @@ fn table_case(d: &Decision) -> Vec<Block> {
                 " Stage 2 trains the last block from its pretrained weights, not every convolution: the maps of earlier layers do not fit in memory for large data (VGG16's block3_pool is 800 KB per image)."
             }
         ),
-    };
-    vec![
-        Block::Heading(3, "The method's table".into()),
-        table(
-            vec![
-                Column::left(""),
-                Column::left("similar to ImageNet"),
-                Column::left("different from ImageNet"),
-            ],
-            vec![
-                vec![
-                    "small data".into(),
-                    cell(
-                        small && similar,
-                        "feature extractor (linear classifier on the last layers)",
-                    ),
-                    cell(
-                        small && !similar,
-                        "linear classifier on earlier layers' features",
-                    ),
-                ],
-                vec![
-                    "large data".into(),
-                    cell(!small && similar, "fine-tune the last block(s)"),
-                    cell(
-                        !small && !similar,
-                        "fine-tune everything from the pretrained weights",
-                    ),
-                ],
-            ],
-        ),
-        Block::Para(size),
-        Block::Para(similarity),
-        Block::Para(action),
-    ]
+    }
 }
 
 fn candidates(d: &Decision, png: &[u8]) -> Vec<Block> {

@@ -116,8 +116,7 @@ pub fn measure(
     splits: usize,
     seed: u64,
 ) -> Result<(DataStats, Vec<String>), TooSmall> {
-    let k = data.class_names.len();
-    let mut counts = vec![0usize; k];
+    let mut counts = vec![0usize; data.class_names.len()];
     data.samples.iter().for_each(|s| counts[s.label] += 1);
     let mut problems: Vec<String> = counts
         .iter()
@@ -128,35 +127,21 @@ pub fn measure(
         })
         .collect();
     let labels = data.labels();
-    let parts = stratified_splits(&labels, split, splits, seed);
     let mut warnings = Vec::new();
-    let mut split_counts = Vec::new();
-    for (s, assignment) in parts.iter().enumerate() {
-        // [class][part]
-        let mut by_class = vec![[0usize; 3]; k];
-        for (label, part) in labels.iter().zip(assignment) {
-            by_class[*label][*part as usize] += 1;
-        }
-        for (c, n) in by_class.iter().enumerate() {
-            let name = &data.class_names[c];
-            if n[Part::Train as usize] == 0 {
-                problems.push(format!("split {s} gives class {name} no training image"));
+    let split_counts: Vec<SplitCounts> = stratified_splits(&labels, split, splits, seed)
+        .iter()
+        .enumerate()
+        .map(|(s, parts)| {
+            let by_class = by_class(&labels, parts, counts.len());
+            check_split(s, &by_class, data, &counts, &mut problems, &mut warnings);
+            let total = |p: Part| by_class.iter().map(|n| n[p as usize]).sum::<usize>();
+            SplitCounts {
+                train: total(Part::Train),
+                val: total(Part::Val),
+                test: total(Part::Test),
             }
-            for (part, what) in [(Part::Val, "validation"), (Part::Test, "test")] {
-                if n[part as usize] == 0 && counts[c] >= MIN_PER_CLASS {
-                    warnings.push(format!(
-                        "split {s} gives class {name} no {what} image: its {what} accuracy says nothing about that class"
-                    ));
-                }
-            }
-        }
-        let total = |p: Part| by_class.iter().map(|n| n[p as usize]).sum::<usize>();
-        split_counts.push(SplitCounts {
-            train: total(Part::Train),
-            val: total(Part::Val),
-            test: total(Part::Test),
-        });
-    }
+        })
+        .collect();
     if !problems.is_empty() {
         return Err(TooSmall(problems));
     }
@@ -167,6 +152,46 @@ pub fn measure(
             100.0 / min_test.max(1) as f64
         ));
     }
+    Ok((stats(data, counts, split_counts), warnings))
+}
+
+/// Images per class and part of one split: `[class][part]`.
+fn by_class(labels: &[usize], parts: &[Part], classes: usize) -> Vec<[usize; 3]> {
+    let mut by_class = vec![[0usize; 3]; classes];
+    for (label, part) in labels.iter().zip(parts) {
+        by_class[*label][*part as usize] += 1;
+    }
+    by_class
+}
+
+/// A class without training images in split `s` is a problem; without validation or test
+/// images (when it has enough images overall), a warning.
+fn check_split(
+    s: usize,
+    by_class: &[[usize; 3]],
+    data: &DataSet,
+    counts: &[usize],
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    for (c, n) in by_class.iter().enumerate() {
+        let name = &data.class_names[c];
+        if n[Part::Train as usize] == 0 {
+            problems.push(format!("split {s} gives class {name} no training image"));
+        }
+        for (part, what) in [(Part::Val, "validation"), (Part::Test, "test")] {
+            if n[part as usize] == 0 && counts[c] >= MIN_PER_CLASS {
+                warnings.push(format!(
+                    "split {s} gives class {name} no {what} image: its {what} accuracy says nothing about that class"
+                ));
+            }
+        }
+    }
+}
+
+/// The statistics of images per class (`counts`), image sizes (read from the headers) and
+/// the splits.
+fn stats(data: &DataSet, counts: Vec<usize>, splits: Vec<SplitCounts>) -> DataStats {
     let headers: Vec<Result<(u32, u32), String>> = data
         .samples
         .par_iter()
@@ -179,28 +204,22 @@ pub fn measure(
         .iter()
         .position(|n| *n == per_class_spread.min)
         .unwrap_or(0);
-    let stats = DataStats {
-        classes: k,
+    DataStats {
+        classes: counts.len(),
         images: data.samples.len(),
-        per_class: data
-            .class_names
-            .iter()
-            .cloned()
-            .zip(counts.clone())
-            .collect(),
+        per_class: data.class_names.iter().cloned().zip(counts).collect(),
         per_class_spread,
         smallest_class: data.class_names[smallest].clone(),
         width: Spread::of(&sizes.iter().map(|s| s.0 as usize).collect::<Vec<_>>()),
         height: Spread::of(&sizes.iter().map(|s| s.1 as usize).collect::<Vec<_>>()),
         unreadable,
-        splits: split_counts,
+        splits,
         size: if per_class_spread.median >= LARGE_PER_CLASS {
             Size::Large
         } else {
             Size::Small
         },
-    };
-    Ok((stats, warnings))
+    }
 }
 
 #[cfg(test)]

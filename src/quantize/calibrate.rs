@@ -182,48 +182,21 @@ pub(crate) fn observe(
     p: &QuantizeValidParams,
 ) -> Result<Observed, QuantizeError> {
     let input = descriptor.input.as_str();
-    let mut probe = model.clone();
-    let outputs: Vec<String> = probe.output_names().iter().map(|s| s.to_string()).collect();
-    for t in tensors {
-        if t != input && !outputs.contains(t) {
-            probe
-                .graph_mut()
-                .output
-                .push(value_info(t, DataType::Float, None));
-        }
-    }
     let mut session = Compute::cpu(p.threads)
         .session_builder()?
-        .commit_from_memory(&probe.to_bytes())
+        .commit_from_memory(&probe(model, input, tensors).to_bytes())
         .map_err(BackboneError::from)?;
     let percentile = p.method == CalibrationMethod::Percentile;
     let mut ranges: Vec<(String, Range)> = tensors
         .iter()
         .map(|t| (t.clone(), Range::new(percentile)))
         .collect();
-    let prep = &descriptor.preprocessing;
-    let (chw, size) = (prep.chw_len(), prep.size as usize);
+    let size = descriptor.preprocessing.size as usize;
     let mut used = 0;
     let mut skipped = Vec::new();
     for batch in images.chunks(p.batch) {
-        // Decoded and preprocessed exactly as extraction prepares an image's original row.
-        let decoded: Vec<Result<Vec<f32>, String>> = batch
-            .par_iter()
-            .map(|(_, path)| {
-                let img = load_rgb(path, &p.limits).map_err(|e| e.to_string())?;
-                let mut chw_values = vec![0f32; chw];
-                prep.write_chw(&prep.resize(&img), &mut chw_values);
-                Ok(chw_values)
-            })
-            .collect();
-        let mut tensor = Vec::with_capacity(batch.len() * chw);
-        for ((stored, _), result) in batch.iter().zip(decoded) {
-            match result {
-                Ok(values) => tensor.extend(values),
-                Err(reason) => skipped.push((stored.clone(), reason)),
-            }
-        }
-        let n = tensor.len() / chw;
+        let tensor = preprocessed(batch, descriptor, p, &mut skipped);
+        let n = tensor.len() / descriptor.preprocessing.chw_len();
         if n == 0 {
             continue;
         }
@@ -258,6 +231,50 @@ pub(crate) fn observe(
         images: used,
         skipped,
     })
+}
+
+/// `model` with every tensor of `tensors` (but the input) also a graph output.
+fn probe(model: &Model, input: &str, tensors: &[String]) -> Model {
+    let mut probe = model.clone();
+    let outputs: Vec<String> = probe.output_names().iter().map(|s| s.to_string()).collect();
+    for t in tensors {
+        if t != input && !outputs.contains(t) {
+            probe
+                .graph_mut()
+                .output
+                .push(value_info(t, DataType::Float, None));
+        }
+    }
+    probe
+}
+
+/// The batch's images, decoded and preprocessed exactly as extraction prepares an image's
+/// original row, one after the other; images that fail go to `skipped`.
+fn preprocessed(
+    batch: &[(String, PathBuf)],
+    descriptor: &Descriptor,
+    p: &QuantizeValidParams,
+    skipped: &mut Vec<(String, String)>,
+) -> Vec<f32> {
+    let prep = &descriptor.preprocessing;
+    let chw = prep.chw_len();
+    let decoded: Vec<Result<Vec<f32>, String>> = batch
+        .par_iter()
+        .map(|(_, path)| {
+            let img = load_rgb(path, &p.limits).map_err(|e| e.to_string())?;
+            let mut chw_values = vec![0f32; chw];
+            prep.write_chw(&prep.resize(&img), &mut chw_values);
+            Ok(chw_values)
+        })
+        .collect();
+    let mut tensor = Vec::with_capacity(batch.len() * chw);
+    for ((stored, _), result) in batch.iter().zip(decoded) {
+        match result {
+            Ok(values) => tensor.extend(values),
+            Err(reason) => skipped.push((stored.clone(), reason)),
+        }
+    }
+    tensor
 }
 
 #[cfg(test)]

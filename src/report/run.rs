@@ -339,6 +339,58 @@ pub struct RunReport {
     pub warnings: Vec<String>,
 }
 
+impl Summary {
+    /// Mean and spread of each split's metrics and times.
+    fn over(splits: &[SplitReport]) -> Summary {
+        let over =
+            |f: fn(&SplitReport) -> f64| MeanStd::of(&splits.iter().map(f).collect::<Vec<_>>());
+        Summary {
+            splits: splits.len(),
+            accuracy: over(|s| s.metrics.accuracy),
+            top5_accuracy: over(|s| s.metrics.top5_accuracy),
+            macro_precision: over(|s| s.metrics.macro_precision),
+            macro_recall: over(|s| s.metrics.macro_recall),
+            macro_f1: over(|s| s.metrics.macro_f1),
+            fit_seconds: over(|s| s.fit.fit_seconds),
+            predict_seconds: over(|s| s.fit.predict_seconds),
+        }
+    }
+}
+
+/// The confusion matrices of every split added up: `[true][predicted]`.
+fn summed_confusion(splits: &[SplitReport], classes: usize) -> Vec<Vec<u32>> {
+    let mut confusion = vec![vec![0u32; classes]; classes];
+    for s in splits {
+        for (t, row) in s.metrics.confusion.iter().enumerate() {
+            for (p, n) in row.iter().enumerate() {
+                confusion[t][p] += n;
+            }
+        }
+    }
+    confusion
+}
+
+/// Every misclassified test image of every split.
+fn misses(outcome: &RunOutcome) -> Vec<Miss> {
+    outcome
+        .splits
+        .iter()
+        .flat_map(|s| {
+            s.test
+                .iter()
+                .filter(|t| t.label != t.predicted)
+                .map(move |t| Miss {
+                    split: s.fit.split,
+                    path: t.path.clone(),
+                    label: t.label,
+                    predicted: t.predicted,
+                    score: t.scores[t.predicted],
+                    true_score: t.scores[t.label],
+                })
+        })
+        .collect()
+}
+
 impl RunReport {
     /// Builds the report of a training outcome.
     pub fn new(
@@ -358,46 +410,11 @@ impl RunReport {
                 predictions: s.test.clone(),
             })
             .collect();
-        let over =
-            |f: fn(&SplitReport) -> f64| MeanStd::of(&splits.iter().map(f).collect::<Vec<_>>());
-        let summary = Summary {
-            splits: splits.len(),
-            accuracy: over(|s| s.metrics.accuracy),
-            top5_accuracy: over(|s| s.metrics.top5_accuracy),
-            macro_precision: over(|s| s.metrics.macro_precision),
-            macro_recall: over(|s| s.metrics.macro_recall),
-            macro_f1: over(|s| s.metrics.macro_f1),
-            fit_seconds: over(|s| s.fit.fit_seconds),
-            predict_seconds: over(|s| s.fit.predict_seconds),
-        };
-        let k = names.len();
-        let mut confusion = vec![vec![0u32; k]; k];
-        for s in &splits {
-            for (t, row) in s.metrics.confusion.iter().enumerate() {
-                for (p, n) in row.iter().enumerate() {
-                    confusion[t][p] += n;
-                }
-            }
-        }
+        let summary = Summary::over(&splits);
+        let confusion = summed_confusion(&splits, names.len());
         let per_class = per_class(names, &confusion);
         let averages = averages(&per_class);
-        let misclassified = outcome
-            .splits
-            .iter()
-            .flat_map(|s| {
-                s.test
-                    .iter()
-                    .filter(|t| t.label != t.predicted)
-                    .map(move |t| Miss {
-                        split: s.fit.split,
-                        path: t.path.clone(),
-                        label: t.label,
-                        predicted: t.predicted,
-                        score: t.scores[t.predicted],
-                        true_score: t.scores[t.label],
-                    })
-            })
-            .collect();
+        let misclassified = misses(outcome);
         let mut report = RunReport {
             version: REPORT_VERSION,
             run: run.to_string(),

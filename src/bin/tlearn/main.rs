@@ -114,42 +114,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             Some(command) => shard_cmd::cache(command),
             None => cache_info(&args.file.context("give a cache file")?).map(|_| ExitCode::SUCCESS),
         },
-        Command::Model(ModelCommand::Cut {
-            input,
-            outputs,
-            nchw_input,
-            free_dims,
-            out,
-        }) => {
-            let outputs = outputs
-                .iter()
-                .map(|o| match o.split_once('=') {
-                    Some((tensor, name)) => (tensor.to_string(), name.to_string()),
-                    None => (o.clone(), o.clone()),
-                })
-                .collect();
-            let mut model = Model::load(&input)?;
-            model.cut(&CutSpec {
-                outputs,
-                nchw_input,
-                free_dims,
-            })?;
-            model.save(&out)?;
-            eprintln!("wrote {}", out.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Model(ModelCommand::Quantize(args)) => quantize(args),
-        Command::Model(ModelCommand::Inspect { input }) => {
-            let model = Model::load(&input)?;
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "inputs: {}", model.input_names().join(", "))?;
-            writeln!(out, "outputs: {}", model.output_names().join(", "))?;
-            writeln!(out, "tensors (any can be given to `model cut --output`):")?;
-            for name in model.tensor_names() {
-                writeln!(out, "  {name}")?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Model(command) => model(command),
         Command::Augment(AugmentCommand::Preview {
             image,
             augment,
@@ -176,19 +141,64 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Report(args) => classify_cmd::report(args),
         Command::BenchClassifiers(args) => classify_cmd::bench(args),
         Command::Finetune(command) => finetune_cmd::dispatch(command),
-        Command::Bench(args) => {
-            if args.features.shard.is_some() {
-                bail!("tlearn bench measures a whole run: leave out --shard");
-            }
-            let cfg = config(&args.features);
-            match &args.against {
-                None => print_json(&tlearn::bench::features(&cfg)?, args.json.as_deref()),
-                Some(other) => print_json(
-                    &tlearn::bench::backbones(&cfg, other, args.rounds)?,
-                    args.json.as_deref(),
-                ),
-            }
+        Command::Bench(args) => bench(args),
+    }
+}
+
+/// `tlearn model cut | quantize | inspect`.
+fn model(command: ModelCommand) -> Result<ExitCode> {
+    match command {
+        ModelCommand::Cut {
+            input,
+            outputs,
+            nchw_input,
+            free_dims,
+            out,
+        } => {
+            let outputs = outputs
+                .iter()
+                .map(|o| match o.split_once('=') {
+                    Some((tensor, name)) => (tensor.to_string(), name.to_string()),
+                    None => (o.clone(), o.clone()),
+                })
+                .collect();
+            let mut model = Model::load(&input)?;
+            model.cut(&CutSpec {
+                outputs,
+                nchw_input,
+                free_dims,
+            })?;
+            model.save(&out)?;
+            eprintln!("wrote {}", out.display());
+            Ok(ExitCode::SUCCESS)
         }
+        ModelCommand::Quantize(args) => quantize(args),
+        ModelCommand::Inspect { input } => {
+            let model = Model::load(&input)?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "inputs: {}", model.input_names().join(", "))?;
+            writeln!(out, "outputs: {}", model.output_names().join(", "))?;
+            writeln!(out, "tensors (any can be given to `model cut --output`):")?;
+            for name in model.tensor_names() {
+                writeln!(out, "  {name}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `tlearn bench`: one backbone's pipeline, or two side by side (`--against`).
+fn bench(args: args::BenchArgs) -> Result<ExitCode> {
+    if args.features.shard.is_some() {
+        bail!("tlearn bench measures a whole run: leave out --shard");
+    }
+    let cfg = config(&args.features);
+    match &args.against {
+        None => print_json(&tlearn::bench::features(&cfg)?, args.json.as_deref()),
+        Some(other) => print_json(
+            &tlearn::bench::backbones(&cfg, other, args.rounds)?,
+            args.json.as_deref(),
+        ),
     }
 }
 
