@@ -276,6 +276,7 @@ pub fn run(
         // split) is for the chosen run only.
         &TrainConfig {
             refit_with_validation: false,
+            refit_on_all_labelled: false,
             ..cfg.train_config(Kind::Svm)
         },
         &mut |p| progress(Progress::Search(p)),
