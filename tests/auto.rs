@@ -479,6 +479,12 @@ fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
     );
     assert_eq!(a.classifier, b.classifier);
     assert_eq!(a.identity, b.identity);
+    // Both are refit on every labelled image after the evaluation, as `tlearn train` does.
+    assert!(
+        matches!(a.fit, Some(tlearn::classify::ModelFit::AllLabelled { .. })),
+        "{:?}",
+        a.fit
+    );
 }
 
 #[test]
