@@ -691,6 +691,43 @@ mod tests {
         assert!(missing.is_empty(), "a path that is not there lists nothing");
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn an_unlabeled_tree_lists_images_at_every_depth_and_what_it_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for file in ["b.jpg", "a/z.PNG", "a/notes.txt", "a/deeper/c.webp", ".hidden/x.jpg"] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        }
+        std::os::unix::fs::symlink(root, root.join("a/loop")).unwrap();
+        std::os::unix::fs::symlink(root.join("gone.jpg"), root.join("dangling.jpg")).unwrap();
+        let data = DataSet::unlabeled(root).unwrap();
+        assert!(!data.is_labelled() && data.class_names.is_empty());
+        let paths: Vec<&str> = data.samples.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(paths, ["a/deeper/c.webp", "a/z.PNG", "b.jpg"], "as ImageWalk lists them");
+        let ignored: Vec<(&str, IgnoredKind)> = data
+            .ignored
+            .iter()
+            .map(|i| (i.path.as_str(), i.kind))
+            .collect();
+        assert_eq!(
+            ignored,
+            [
+                ("a/loop", IgnoredKind::LinkedFolder),
+                ("a/notes.txt", IgnoredKind::NotAnImage),
+                ("dangling.jpg", IgnoredKind::DanglingLink),
+            ]
+        );
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join("notes.txt"), b"x").unwrap();
+        assert!(matches!(
+            DataSet::unlabeled(empty.path()),
+            Err(DatasetError::NoImages(_))
+        ));
+    }
+
     #[test]
     fn flowers_sized_split_is_40_20_20_and_seeded() {
         let labels: Vec<usize> = (0..17 * 80).map(|i| i / 80).collect();

@@ -359,7 +359,14 @@ pub(crate) fn run_setup(
     let progress = cfg.progress.as_deref();
     progress.inspect(|p| p.start(resumed.pending.len()));
     let start = Instant::now();
-    let pass = compute_rows(cfg, (&plan, &data), &cache, &mut backbone, &resumed.pending, stop);
+    let pass = compute_rows(
+        cfg,
+        (&plan, &data),
+        &cache,
+        &mut backbone,
+        &resumed.pending,
+        stop,
+    );
     progress.inspect(|p| p.finish());
     let (computed, interrupted) = pass?;
     let seconds = start.elapsed().as_secs_f64();
@@ -487,7 +494,10 @@ fn write_batch(
 }
 
 /// The skipped images (their original's row), with the reason, sorted by path.
-fn skipped_images(cache: &FeatureCache, plan: &Plan) -> Result<Vec<(String, String)>, ExtractError> {
+fn skipped_images(
+    cache: &FeatureCache,
+    plan: &Plan,
+) -> Result<Vec<(String, String)>, ExtractError> {
     let mut skipped: Vec<(String, String)> = cache
         .skipped()?
         .into_iter()

@@ -14,8 +14,7 @@ use tlearn::classify::data::CacheData;
 use tlearn::classify::nd::{Array1, Array2};
 use tlearn::classify::train::{run, TrainConfig};
 use tlearn::classify::{
-    ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, ModelFit,
-    TrainedModel,
+    ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, ModelFit, TrainedModel,
 };
 use tlearn::dataset::Part;
 
@@ -235,7 +234,14 @@ fn the_model_predict_uses_is_refit_on_every_labelled_row_with_the_best_mean_c() 
     let (outcome, model) = run(&data, &cfg, &mut |_| {}).unwrap();
     assert_eq!(outcome.splits.len(), 2);
     // The C of best mean validation accuracy over both splits (the first on ties).
-    let mean = |i: usize| outcome.splits.iter().map(|s| s.grid[i].val_accuracy).sum::<f64>() / 2.0;
+    let mean = |i: usize| {
+        outcome
+            .splits
+            .iter()
+            .map(|s| s.grid[i].val_accuracy)
+            .sum::<f64>()
+            / 2.0
+    };
     let best = (0..3).fold(0, |b, i| if mean(i) > mean(b) { i } else { b });
     assert_eq!(model.c, cfg.grid[best]);
     // Every usable row: each split's training, validation and test images and all copies.
@@ -243,12 +249,18 @@ fn the_model_predict_uses_is_refit_on_every_labelled_row_with_the_best_mean_c() 
     for split in 0..2 {
         let parts: Vec<Part> = rows.iter().map(|&r| data.parts[[r, split]]).collect();
         for part in [Part::Train, Part::Val, Part::Test] {
-            assert!(parts.contains(&part), "split {split} has {part:?} rows in the refit");
+            assert!(
+                parts.contains(&part),
+                "split {split} has {part:?} rows in the refit"
+            );
         }
     }
     assert!(rows.iter().any(|&r| data.copies[r] > 0));
     let by_hand = cfg
-        .fit(model.c, &DatasetBase::new(data.rows(&rows), data.targets(&rows)))
+        .fit(
+            model.c,
+            &DatasetBase::new(data.rows(&rows), data.targets(&rows)),
+        )
         .unwrap();
     assert_eq!(model.classifier, by_hand);
     let images = rows.iter().filter(|&&r| data.copies[r] == 0).count();
@@ -259,7 +271,13 @@ fn the_model_predict_uses_is_refit_on_every_labelled_row_with_the_best_mean_c() 
             rows: rows.len()
         })
     );
-    assert!(model.trained_on.contains(&format!("refit on all {images} labelled images")), "{}", model.trained_on);
+    assert!(
+        model
+            .trained_on
+            .contains(&format!("refit on all {images} labelled images")),
+        "{}",
+        model.trained_on
+    );
     // The fit is recorded in model.json.
     let path = dir.path().join("model.json");
     model.save(&path).unwrap();
@@ -273,15 +291,25 @@ fn the_model_predict_uses_is_refit_on_every_labelled_row_with_the_best_mean_c() 
     };
     let (same_outcome, first) = run(&data, &split0, &mut |_| {}).unwrap();
     let results = |o: &tlearn::classify::train::TrainOutcome| {
-        o.splits.iter().map(|s| (s.c, s.test.clone())).collect::<Vec<_>>()
+        o.splits
+            .iter()
+            .map(|s| (s.c, s.test.clone()))
+            .collect::<Vec<_>>()
     };
-    assert_eq!(results(&same_outcome), results(&outcome), "the evaluation does not change");
+    assert_eq!(
+        results(&same_outcome),
+        results(&outcome),
+        "the evaluation does not change"
+    );
     let sel = data.select(0, true, false).unwrap();
     let c0 = outcome.splits[0].c;
     // The SVM fits the grid as one warm-started path: by hand too, then take C's model.
     let at = cfg.grid.iter().position(|&c| c == c0).unwrap();
     let split0_by_hand = cfg
-        .fit_grid(&cfg.grid, &DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train)))
+        .fit_grid(
+            &cfg.grid,
+            &DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train)),
+        )
         .unwrap()
         .remove(at)
         .0;
@@ -293,7 +321,10 @@ fn the_model_predict_uses_is_refit_on_every_labelled_row_with_the_best_mean_c() 
             rows: sel.train.len()
         })
     );
-    assert_ne!(first.classifier, model.classifier, "the refit changed the model");
+    assert_ne!(
+        first.classifier, model.classifier,
+        "the refit changed the model"
+    );
     assert!(first.calibration.is_some());
     assert_eq!(first.calibration, model.calibration);
 }

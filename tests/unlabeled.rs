@@ -118,7 +118,11 @@ fn features_of_a_folder_tree_are_cached_shown_exported_and_refused_for_training(
         .arg(export.join("features.npy"))
         .output()
         .unwrap();
-    assert!(numpy.status.success(), "{}", String::from_utf8_lossy(&numpy.stderr));
+    assert!(
+        numpy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&numpy.stderr)
+    );
     let text = String::from_utf8(numpy.stdout).unwrap();
     let mut lines = text.lines();
     let dims = contents.identity.dims;
@@ -129,7 +133,10 @@ fn features_of_a_folder_tree_are_cached_shown_exported_and_refused_for_training(
         .split(' ')
         .map(|v| v.parse().unwrap())
         .collect();
-    assert_eq!(values, contents.features.iter().copied().collect::<Vec<_>>());
+    assert_eq!(
+        values,
+        contents.features.iter().copied().collect::<Vec<_>>()
+    );
     let rows = std::fs::read_to_string(export.join("rows.csv")).unwrap();
     let expected: Vec<String> = std::iter::once("path,label,class,status,copy".to_string())
         .chain(IMAGES.iter().map(|p| format!("{p},-1,,done,0")))
@@ -206,7 +213,11 @@ fn an_unlabeled_cache_resumes_to_the_same_bytes_and_is_never_mixed_with_a_labell
     }
     let resumed = run(&cfg, &AtomicBool::new(false)).unwrap();
     assert_eq!((resumed.computed, resumed.reused), (4, 6));
-    assert_eq!(feature_bytes(&cfg.out), complete, "resumed to the same bytes");
+    assert_eq!(
+        feature_bytes(&cfg.out),
+        complete,
+        "resumed to the same bytes"
+    );
 
     // The same tree read as folders of classes is another cache: refused, left as it is.
     let before = std::fs::read(&cfg.out).unwrap();

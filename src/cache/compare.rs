@@ -48,7 +48,8 @@ impl IdentityCheck {
             // A setting one side does not write reads as null, as serde's defaults do.
             let null = serde_json::Value::Null;
             if old.unwrap_or(&null) != new.unwrap_or(&null) {
-                let shown = |v: Option<&serde_json::Value>| v.map_or("none".into(), |v| v.to_string());
+                let shown =
+                    |v: Option<&serde_json::Value>| v.map_or("none".into(), |v| v.to_string());
                 self.push(name, &shown(old), &shown(new));
             }
         }

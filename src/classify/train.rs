@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::data::{CacheData, EvalImage, Selection};
 use super::linear::argmax_rows;
 use super::{
-    Calibration, ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams,
-    ModelFit, TrainedModel, DEFAULT_C_GRID,
+    Calibration, ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, ModelFit,
+    TrainedModel, DEFAULT_C_GRID,
 };
 use crate::cache::Identity;
 
