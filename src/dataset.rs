@@ -696,7 +696,13 @@ mod tests {
     fn an_unlabeled_tree_lists_images_at_every_depth_and_what_it_left_out() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for file in ["b.jpg", "a/z.PNG", "a/notes.txt", "a/deeper/c.webp", ".hidden/x.jpg"] {
+        for file in [
+            "b.jpg",
+            "a/z.PNG",
+            "a/notes.txt",
+            "a/deeper/c.webp",
+            ".hidden/x.jpg",
+        ] {
             let path = root.join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, b"x").unwrap();
@@ -706,7 +712,11 @@ mod tests {
         let data = DataSet::unlabeled(root).unwrap();
         assert!(!data.is_labelled() && data.class_names.is_empty());
         let paths: Vec<&str> = data.samples.iter().map(|s| s.path.as_str()).collect();
-        assert_eq!(paths, ["a/deeper/c.webp", "a/z.PNG", "b.jpg"], "as ImageWalk lists them");
+        assert_eq!(
+            paths,
+            ["a/deeper/c.webp", "a/z.PNG", "b.jpg"],
+            "as ImageWalk lists them"
+        );
         let ignored: Vec<(&str, IgnoredKind)> = data
             .ignored
             .iter()

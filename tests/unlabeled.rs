@@ -73,7 +73,7 @@ fn features_of_a_folder_tree_are_cached_shown_exported_and_refused_for_training(
             "--cache".as_ref(),
             cache.as_os_str(),
         ];
-        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(a)));
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
         tlearn().args(args).output().unwrap()
     };
     let out = features(&[]);
