@@ -41,6 +41,9 @@ pub const FORMAT_VERSION: u32 = 2;
 /// does not need); resuming needs [`FORMAT_VERSION`].
 const OLDEST_READABLE_VERSION: u32 = 1;
 
+/// The label of every row of a cache of unlabeled images (`tlearn features --unlabeled`).
+pub const UNLABELED: i32 = -1;
+
 /// Longest skip reason kept per row (fixed-length, so writing it never touches metadata).
 const REASON_LEN: usize = 200;
 
@@ -83,6 +86,9 @@ pub enum CacheError {
         /// What is wrong.
         problem: String,
     },
+    /// The cache holds unlabeled images: nothing to train a classifier on.
+    #[error("{} holds features of unlabeled images (made with `tlearn features --unlabeled`): they have no classes to train on. Export them (`tlearn cache export --npy`) for other tools, or make a labelled cache from a folder with one sub-folder per class (`tlearn features --data DIR` without --unlabeled)", .0.display())]
+    Unlabeled(PathBuf),
     /// There is no file at the path.
     #[error("no feature cache at {0}: make it with `tlearn features --cache {0}`")]
     Missing(PathBuf),
@@ -137,7 +143,7 @@ pub struct Identity {
     pub seed: u64,
     /// Split fractions.
     pub split: SplitSpec,
-    /// Number of seeded splits stored.
+    /// Number of seeded splits stored (0 for unlabeled images).
     pub splits: usize,
     /// Length of a feature row.
     pub dims: usize,
@@ -148,6 +154,10 @@ pub struct Identity {
     /// has `pooling` (`--layer/--pool`), so those identities stay as they were.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reprs: Vec<ReprColumns>,
+    /// The rows are unlabeled images (`--unlabeled`): no class names, every label
+    /// [`UNLABELED`], no splits. Absent (and not written) for labelled caches.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unlabeled: bool,
 }
 
 impl Identity {
@@ -169,7 +179,7 @@ pub struct RowPlan {
     pub image: u32,
     /// Source image path relative to the data root.
     pub path: String,
-    /// Class index.
+    /// Class index ([`UNLABELED`] for unlabeled images).
     pub label: i32,
     /// 0 for the original, k for the k-th augmented copy.
     pub copy: u16,
@@ -184,7 +194,7 @@ pub struct RowPlan {
 pub struct Plan {
     /// What makes the features.
     pub identity: Identity,
-    /// Class names, index = label.
+    /// Class names, index = label (none for unlabeled images).
     pub class_names: Vec<String>,
     /// Every row, in order.
     pub rows: Vec<RowPlan>,

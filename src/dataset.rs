@@ -55,6 +55,9 @@ pub enum DatasetError {
     /// No class with at least one image was found.
     #[error("no images found in {0}: expected one sub-folder per class holding images, or the flowers layout (jpg/image_NNNN.jpg)")]
     Empty(PathBuf),
+    /// No image anywhere under the folder (`--unlabeled`).
+    #[error("no images found in {0} or its sub-folders (image files are recognised by their extension: jpg, jpeg, png, bmp, gif, tif, tiff, webp, ppm)")]
+    NoImages(PathBuf),
     /// Only one class: a classifier needs at least two.
     #[error(
         "only one class ({0}) found: a classifier needs at least two classes (one sub-folder each)"
@@ -73,6 +76,8 @@ pub enum Layout {
     FolderPerClass,
     /// The Oxford 17 flowers archive layout.
     Flowers17,
+    /// Any folder tree of images without classes (`tlearn features --unlabeled`).
+    Unlabeled,
 }
 
 /// One image of the data set.
@@ -81,7 +86,8 @@ pub struct Sample {
     /// Path relative to the data set root, with `/` separators, in the lossless text form of
     /// [`path_to_stored`] (stable across machines; [`stored_to_path`] gives the file back).
     pub path: String,
-    /// Class index into [`DataSet::class_names`].
+    /// Class index into [`DataSet::class_names`] (0 in an unlabeled data set, which has none:
+    /// see [`DataSet::is_labelled`]).
     pub label: usize,
 }
 
@@ -116,6 +122,8 @@ pub enum IgnoredKind {
     Other,
     /// A file directly in the data root, outside every class folder.
     OutsideClasses,
+    /// A symbolic link to a folder: not followed (a link loop could trap the listing).
+    LinkedFolder,
 }
 
 impl fmt::Display for IgnoredKind {
@@ -126,6 +134,7 @@ impl fmt::Display for IgnoredKind {
             IgnoredKind::DanglingLink => "dangling symbolic link",
             IgnoredKind::Other => "not a regular file",
             IgnoredKind::OutsideClasses => "file outside the class folders",
+            IgnoredKind::LinkedFolder => "linked folder, not followed",
         })
     }
 }
@@ -240,6 +249,61 @@ impl DataSet {
             return Err(DatasetError::SingleClass(data.class_names[0].clone()));
         }
         Ok(data)
+    }
+
+    /// Every image under `root`, at any depth, as one data set without classes (`tlearn
+    /// features --unlabeled`): depth first in name order at each level, hidden entries left
+    /// out, linked folders not followed; what is not an image is listed in `ignored`.
+    pub fn unlabeled(root: &Path) -> Result<DataSet, DatasetError> {
+        let mut data = DataSet {
+            root: root.to_path_buf(),
+            layout: Layout::Unlabeled,
+            class_names: Vec::new(),
+            samples: Vec::new(),
+            warnings: Vec::new(),
+            ignored: Vec::new(),
+        };
+        // Entries still to visit, one reversed list per folder being walked (deepest last).
+        let mut stack = vec![sorted_entries(root, Path::new(""))?];
+        while let Some(top) = stack.last_mut() {
+            let Some(relative) = top.pop() else {
+                stack.pop();
+                continue;
+            };
+            let path = root.join(&relative);
+            let stored = path_to_stored(&relative);
+            let linked = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink());
+            match path_kind(&path) {
+                EntryKind::Folder if linked => data.ignored.push(Ignored {
+                    path: stored,
+                    kind: IgnoredKind::LinkedFolder,
+                }),
+                EntryKind::Folder => match sorted_entries(root, &relative) {
+                    Ok(entries) => stack.push(entries),
+                    Err(e) => data
+                        .warnings
+                        .push(format!("folder {stored}/ left out: {e}")),
+                },
+                EntryKind::File if has_image_extension(&relative) => data.samples.push(Sample {
+                    path: stored,
+                    label: 0,
+                }),
+                kind => data.ignored.push(Ignored {
+                    path: stored,
+                    kind: kind.ignored_kind(),
+                }),
+            }
+        }
+        if data.samples.is_empty() {
+            return Err(DatasetError::NoImages(root.to_path_buf()));
+        }
+        data.ignored.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(data)
+    }
+
+    /// Whether the images have classes (every layout but [`Layout::Unlabeled`]).
+    pub fn is_labelled(&self) -> bool {
+        self.layout != Layout::Unlabeled
     }
 
     /// Absolute (root-joined) path of a sample.
@@ -365,15 +429,38 @@ impl EntryKind {
 }
 
 fn entry_kind(entry: &std::fs::DirEntry) -> EntryKind {
-    match std::fs::metadata(entry.path()) {
+    path_kind(&entry.path())
+}
+
+fn path_kind(path: &Path) -> EntryKind {
+    match std::fs::metadata(path) {
         Ok(meta) if meta.is_file() => EntryKind::File,
         Ok(meta) if meta.is_dir() => EntryKind::Folder,
         Ok(_) => EntryKind::Other,
-        Err(_) if std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_symlink()) => {
+        Err(_) if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) => {
             EntryKind::DanglingLink
         }
         Err(_) => EntryKind::Other,
     }
+}
+
+/// The entries of `root/relative` as paths relative to `root`, sorted by name and reversed
+/// (the walk pops from the end), hidden ones left out.
+fn sorted_entries(root: &Path, relative: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    let dir = root.join(relative);
+    let unreadable = |source| DatasetError::Unreadable {
+        path: dir.clone(),
+        source,
+    };
+    let mut names: Vec<OsString> = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(unreadable)? {
+        let name = entry.map_err(unreadable)?.file_name();
+        if !os_bytes(&name).starts_with(b".") {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names.into_iter().rev().map(|n| relative.join(n)).collect())
 }
 
 /// Image files (by extension) directly in `dir`, as `prefix/name` stored paths; every other
@@ -426,19 +513,7 @@ impl ImageWalk {
 
     /// The entries of `dir`, sorted, reversed (popped from the end), without hidden ones.
     fn entries(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
-        let unreadable = |source| DatasetError::Unreadable {
-            path: dir.to_path_buf(),
-            source,
-        };
-        let mut names: Vec<OsString> = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(unreadable)? {
-            let name = entry.map_err(unreadable)?.file_name();
-            if !os_bytes(&name).starts_with(b".") {
-                names.push(name);
-            }
-        }
-        names.sort();
-        Ok(names.into_iter().rev().map(|n| dir.join(n)).collect())
+        sorted_entries(Path::new(""), dir)
     }
 }
 
@@ -614,6 +689,53 @@ mod tests {
         assert_eq!(found, expected);
         let missing: Vec<_> = ImageWalk::new(&root.join("absent")).collect();
         assert!(missing.is_empty(), "a path that is not there lists nothing");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_unlabeled_tree_lists_images_at_every_depth_and_what_it_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for file in [
+            "b.jpg",
+            "a/z.PNG",
+            "a/notes.txt",
+            "a/deeper/c.webp",
+            ".hidden/x.jpg",
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        }
+        std::os::unix::fs::symlink(root, root.join("a/loop")).unwrap();
+        std::os::unix::fs::symlink(root.join("gone.jpg"), root.join("dangling.jpg")).unwrap();
+        let data = DataSet::unlabeled(root).unwrap();
+        assert!(!data.is_labelled() && data.class_names.is_empty());
+        let paths: Vec<&str> = data.samples.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["a/deeper/c.webp", "a/z.PNG", "b.jpg"],
+            "as ImageWalk lists them"
+        );
+        let ignored: Vec<(&str, IgnoredKind)> = data
+            .ignored
+            .iter()
+            .map(|i| (i.path.as_str(), i.kind))
+            .collect();
+        assert_eq!(
+            ignored,
+            [
+                ("a/loop", IgnoredKind::LinkedFolder),
+                ("a/notes.txt", IgnoredKind::NotAnImage),
+                ("dangling.jpg", IgnoredKind::DanglingLink),
+            ]
+        );
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join("notes.txt"), b"x").unwrap();
+        assert!(matches!(
+            DataSet::unlabeled(empty.path()),
+            Err(DatasetError::NoImages(_))
+        ));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::augment::{AugmentParams, Recipe};
 use crate::backbone::{Backbone, BackboneError, ExecutionProvider, Pooling, Repr};
 use crate::cache::{
     CacheError, FeatureCache, Fingerprint, Identity, Plan, ReprColumns, RowPlan, RowStatus,
+    UNLABELED,
 };
 use crate::dataset::{
     stored_to_path, stratified_splits, DataSet, DatasetError, Ignored, Part, SplitSpec,
@@ -56,8 +57,10 @@ pub enum ExtractError {
 /// What to extract, from where, into which cache.
 #[derive(Debug, Clone)]
 pub struct ExtractConfig {
-    /// Data set root (folder per class, or the flowers layout).
+    /// Data set root (folder per class, or the flowers layout; any folder tree with `unlabeled`).
     pub data: PathBuf,
+    /// Every image under `data`, at any depth, without classes or splits.
+    pub unlabeled: bool,
     /// Backbone ONNX file (its descriptor sits beside it).
     pub model: PathBuf,
     /// Layers whose pooled outputs are concatenated.
@@ -112,6 +115,13 @@ impl ExtractConfig {
                 "at most 65535 copies per image (the cache stores the copy index in 16 bits)",
             );
         }
+        if self.unlabeled && self.per_class.is_some() {
+            return bad(
+                "per-class",
+                self.per_class.map_or(String::new(), |n| n.to_string()),
+                "unlabeled images have no classes to take images from",
+            );
+        }
         if self.per_class == Some(0) {
             return bad("per-class", "0".into(), "keep at least one image per class");
         }
@@ -123,6 +133,15 @@ impl ExtractConfig {
         }
         self.split.check()?;
         Ok(CheckedConfig(self.clone()))
+    }
+
+    /// Seeded splits stored with the features: none for unlabeled images.
+    pub fn stored_splits(&self) -> usize {
+        if self.unlabeled {
+            0
+        } else {
+            self.splits
+        }
     }
 
     /// The representations of a row, in column order: `reprs`, else every layer with `pooling`.
@@ -197,9 +216,10 @@ pub(crate) struct Prepared {
 }
 
 /// Lists the data set and plans every row, without touching the model or the cache.
+/// Unlabeled images have no splits, so they are augmented only with `augment_all`.
 pub fn plan_rows(cfg: &CheckedConfig, data: &DataSet) -> Vec<RowPlan> {
     let labels = data.labels();
-    let splits = stratified_splits(&labels, cfg.split, cfg.splits, cfg.seed);
+    let splits = stratified_splits(&labels, cfg.split, cfg.stored_splits(), cfg.seed);
     let augmenting = !cfg.recipe.is_none() && cfg.copies > 0;
     let mut rows = Vec::new();
     for (i, sample) in data.samples.iter().enumerate() {
@@ -220,7 +240,11 @@ pub fn plan_rows(cfg: &CheckedConfig, data: &DataSet) -> Vec<RowPlan> {
             rows.push(RowPlan {
                 image: i as u32,
                 path: sample.path.clone(),
-                label: sample.label as i32,
+                label: if data.is_labelled() {
+                    sample.label as i32
+                } else {
+                    UNLABELED
+                },
                 copy: u16::try_from(copy).expect("checked: at most 65535 copies"),
                 augment,
                 parts: parts.clone(),
@@ -232,6 +256,9 @@ pub fn plan_rows(cfg: &CheckedConfig, data: &DataSet) -> Vec<RowPlan> {
 
 /// The data set a run reads: `cfg.data`, cut to `cfg.per_class` images per class.
 pub fn open_data(cfg: &ExtractConfig) -> Result<DataSet, ExtractError> {
+    if cfg.unlabeled {
+        return Ok(DataSet::unlabeled(&cfg.data)?);
+    }
     let mut data = DataSet::open(&cfg.data)?;
     if let Some(n) = cfg.per_class {
         let mut kept = vec![0usize; data.class_names.len()];
@@ -291,10 +318,11 @@ pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
             copies: cfg.copies,
             seed: cfg.seed,
             split: cfg.split,
-            splits: cfg.splits,
+            splits: cfg.stored_splits(),
             dims: widths.iter().sum(),
             shard: None,
             reprs: side_by_side,
+            unlabeled: cfg.unlabeled,
         },
         class_names: data.class_names.clone(),
         rows,
@@ -327,86 +355,28 @@ pub(crate) fn run_setup(
         plan,
         mut backbone,
     } = setup;
-    let preprocessing = plan.identity.preprocessing.clone();
-    let dims = plan.identity.dims;
-    let reprs = plan.identity.representations();
-    let cache = FeatureCache::create_or_resume(&cfg.out, &plan)?;
-    let recomputed = cache.forget_changed_images(&plan.rows, &data.root, &cfg.limits)?;
-    let status = cache.status()?;
-    let pending: Vec<usize> = (0..status.len())
-        .filter(|&r| status[r] == RowStatus::Missing)
-        .collect();
-    let reused = status.iter().filter(|s| **s == RowStatus::Done).count();
-
+    let (cache, resumed) = open_cache(cfg, &plan, &data)?;
     let progress = cfg.progress.as_deref();
-    progress.inspect(|p| p.start(pending.len()));
+    progress.inspect(|p| p.start(resumed.pending.len()));
     let start = Instant::now();
-    let mut computed = 0;
-    let mut interrupted = false;
-    let (sender, receiver) = crossbeam_channel::bounded::<Prepared>(PREFETCH_BATCHES);
-    let outcome = std::thread::scope(|scope| -> Result<(), ExtractError> {
-        let producer_plan = &plan;
-        let data = &data;
-        let prep = &preprocessing;
-        scope.spawn(move || {
-            for batch in pending.chunks(cfg.batch) {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let prepared = prepare_batch(batch, producer_plan, data, prep, &cfg.limits);
-                if sender.send(prepared).is_err() {
-                    break;
-                }
-            }
-        });
-        for prepared in receiver.iter() {
-            if !prepared.rows.is_empty() {
-                let features =
-                    backbone.representations(&prepared.tensor, prepared.rows.len(), &reprs)?;
-                if let Some(bad) = features
-                    .outer_iter()
-                    .position(|r| r.iter().any(|v| !v.is_finite()))
-                {
-                    return Err(ExtractError::NonFinite(
-                        plan.rows[prepared.rows[bad]].path.clone(),
-                    ));
-                }
-                cache.write_fingerprints(&prepared.rows, &prepared.fingerprints)?;
-                cache.write_rows(&prepared.rows, features.view())?;
-                computed += prepared.rows.len();
-            }
-            for (rows, reason, fingerprint) in &prepared.failed {
-                cache.write_fingerprints(rows, &vec![*fingerprint; rows.len()])?;
-                cache.mark_skipped(rows, reason)?;
-            }
-            let written =
-                prepared.rows.len() + prepared.failed.iter().map(|f| f.0.len()).sum::<usize>();
-            progress.inspect(|p| p.advance(written));
-            if stop.load(Ordering::Relaxed) {
-                interrupted = true;
-                break;
-            }
-        }
-        drop(receiver);
-        Ok(())
-    });
+    let pass = compute_rows(
+        cfg,
+        (&plan, &data),
+        &cache,
+        &mut backbone,
+        &resumed.pending,
+        stop,
+    );
     progress.inspect(|p| p.finish());
-    outcome?;
+    let (computed, interrupted) = pass?;
     let seconds = start.elapsed().as_secs_f64();
-    let mut skipped: Vec<(String, String)> = cache
-        .skipped()?
-        .into_iter()
-        .filter(|(row, _)| plan.rows[*row].copy == 0)
-        .map(|(row, reason)| (plan.rows[row].path.clone(), reason))
-        .collect();
-    skipped.sort();
     Ok(Summary {
         images: data.samples.len(),
         rows: plan.rows.len(),
         computed,
-        reused,
-        skipped,
-        dims,
+        reused: resumed.reused,
+        skipped: skipped_images(&cache, &plan)?,
+        dims: plan.identity.dims,
         seconds,
         rows_per_second: if seconds > 0.0 {
             computed as f64 / seconds
@@ -414,10 +384,128 @@ pub(crate) fn run_setup(
             0.0
         },
         interrupted,
-        recomputed,
-        ignored: data.ignored.clone(),
-        warnings: data.warnings.clone(),
+        recomputed: resumed.recomputed,
+        ignored: data.ignored,
+        warnings: data.warnings,
     })
+}
+
+/// Where a resumed cache stands before this run computes anything.
+struct Resumed {
+    /// Rows still to compute.
+    pending: Vec<usize>,
+    /// Rows already done.
+    reused: usize,
+    /// Images whose file changed since: their rows are pending again.
+    recomputed: Vec<String>,
+}
+
+/// Creates or resumes the cache of `plan`, forgetting the rows of images whose file changed.
+fn open_cache(
+    cfg: &CheckedConfig,
+    plan: &Plan,
+    data: &DataSet,
+) -> Result<(FeatureCache, Resumed), ExtractError> {
+    let cache = FeatureCache::create_or_resume(&cfg.out, plan)?;
+    let recomputed = cache.forget_changed_images(&plan.rows, &data.root, &cfg.limits)?;
+    let status = cache.status()?;
+    let pending = (0..status.len())
+        .filter(|&r| status[r] == RowStatus::Missing)
+        .collect();
+    let reused = status.iter().filter(|s| **s == RowStatus::Done).count();
+    let resumed = Resumed {
+        pending,
+        reused,
+        recomputed,
+    };
+    Ok((cache, resumed))
+}
+
+/// Computes the `pending` rows: batches are decoded on a producer thread (rayon inside) while
+/// the backbone runs the previous one, and each is written as it comes. Returns the rows
+/// computed and whether `stop` ended the pass early.
+fn compute_rows(
+    cfg: &CheckedConfig,
+    (plan, data): (&Plan, &DataSet),
+    cache: &FeatureCache,
+    backbone: &mut Backbone,
+    pending: &[usize],
+    stop: &AtomicBool,
+) -> Result<(usize, bool), ExtractError> {
+    let preprocessing = &plan.identity.preprocessing;
+    let reprs = plan.identity.representations();
+    let (mut computed, mut interrupted) = (0, false);
+    let (sender, receiver) = crossbeam_channel::bounded::<Prepared>(PREFETCH_BATCHES);
+    std::thread::scope(|scope| -> Result<(), ExtractError> {
+        scope.spawn(move || {
+            for batch in pending.chunks(cfg.batch) {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let prepared = prepare_batch(batch, plan, data, preprocessing, &cfg.limits);
+                if sender.send(prepared).is_err() {
+                    break;
+                }
+            }
+        });
+        for prepared in receiver.iter() {
+            computed += write_batch(cache, plan, backbone, &reprs, &prepared)?;
+            let written =
+                prepared.rows.len() + prepared.failed.iter().map(|f| f.0.len()).sum::<usize>();
+            cfg.progress.as_deref().inspect(|p| p.advance(written));
+            if stop.load(Ordering::Relaxed) {
+                interrupted = true;
+                break;
+            }
+        }
+        drop(receiver);
+        Ok(())
+    })?;
+    Ok((computed, interrupted))
+}
+
+/// Runs the backbone on one prepared batch and writes its rows (fingerprints first, then the
+/// features and their status), then marks its unusable images skipped; the rows computed.
+fn write_batch(
+    cache: &FeatureCache,
+    plan: &Plan,
+    backbone: &mut Backbone,
+    reprs: &[Repr],
+    prepared: &Prepared,
+) -> Result<usize, ExtractError> {
+    if !prepared.rows.is_empty() {
+        let features = backbone.representations(&prepared.tensor, prepared.rows.len(), reprs)?;
+        if let Some(bad) = features
+            .outer_iter()
+            .position(|r| r.iter().any(|v| !v.is_finite()))
+        {
+            return Err(ExtractError::NonFinite(
+                plan.rows[prepared.rows[bad]].path.clone(),
+            ));
+        }
+        cache.write_fingerprints(&prepared.rows, &prepared.fingerprints)?;
+        cache.write_rows(&prepared.rows, features.view())?;
+    }
+    for (rows, reason, fingerprint) in &prepared.failed {
+        cache.write_fingerprints(rows, &vec![*fingerprint; rows.len()])?;
+        cache.mark_skipped(rows, reason)?;
+    }
+    Ok(prepared.rows.len())
+}
+
+/// The skipped images (their original's row), with the reason, sorted by path.
+fn skipped_images(
+    cache: &FeatureCache,
+    plan: &Plan,
+) -> Result<Vec<(String, String)>, ExtractError> {
+    let mut skipped: Vec<(String, String)> = cache
+        .skipped()?
+        .into_iter()
+        .filter(|(row, _)| plan.rows[*row].copy == 0)
+        .map(|(row, reason)| (plan.rows[row].path.clone(), reason))
+        .collect();
+    skipped.sort();
+    Ok(skipped)
 }
 
 /// Decodes each source image of the batch once, then augments and preprocesses each of its rows.

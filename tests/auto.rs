@@ -412,6 +412,9 @@ fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert_eq!(md.matches("## Decision (tlearn auto)").count(), 1, "{md}");
     assert!(md.contains("not run: the data is small"), "{md}");
+    // The chosen section says which model `predict` uses: the refit on every labelled image.
+    let chosen = md.split("### Chosen").nth(1).unwrap_or_default();
+    assert!(chosen.contains("refit on all"), "{chosen}");
     assert!(!out.join("runs/auto-finetune-head").exists());
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("auto.json")).unwrap())
@@ -479,6 +482,12 @@ fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
     );
     assert_eq!(a.classifier, b.classifier);
     assert_eq!(a.identity, b.identity);
+    // Both are refit on every labelled image after the evaluation, as `tlearn train` does.
+    assert!(
+        matches!(a.fit, Some(tlearn::classify::ModelFit::AllLabelled { .. })),
+        "{:?}",
+        a.fit
+    );
 }
 
 #[test]

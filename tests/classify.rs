@@ -14,7 +14,7 @@ use tlearn::classify::data::CacheData;
 use tlearn::classify::nd::{Array1, Array2};
 use tlearn::classify::train::{run, TrainConfig};
 use tlearn::classify::{
-    ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, TrainedModel,
+    ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, ModelFit, TrainedModel,
 };
 use tlearn::dataset::Part;
 
@@ -197,6 +197,7 @@ fn a_refit_with_validation_trains_on_training_and_validation_rows_only() {
         grid: vec![0.1],
         splits: vec![0],
         refit_with_validation: true,
+        refit_on_all_labelled: false,
         ..TrainConfig::new(Kind::Svm)
     };
     let (outcome, model) = run(&data, &cfg, &mut |_| {}).unwrap();
@@ -219,6 +220,113 @@ fn a_refit_with_validation_trains_on_training_and_validation_rows_only() {
     };
     let (_, unrefit) = run(&data, &plain, &mut |_| {}).unwrap();
     assert_ne!(unrefit.classifier, by_hand, "the refit changed the model");
+}
+
+#[test]
+fn the_model_predict_uses_is_refit_on_every_labelled_row_with_the_best_mean_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = CacheData::load(&tiny_cache(dir.path(), Pooling::Avg)).unwrap();
+    let cfg = TrainConfig {
+        grid: vec![1e-3, 0.1, 10.0],
+        ..TrainConfig::new(Kind::Svm)
+    };
+    assert!(cfg.refit_on_all_labelled, "refit is the default");
+    let (outcome, model) = run(&data, &cfg, &mut |_| {}).unwrap();
+    assert_eq!(outcome.splits.len(), 2);
+    // The C of best mean validation accuracy over both splits (the first on ties).
+    let mean = |i: usize| {
+        outcome
+            .splits
+            .iter()
+            .map(|s| s.grid[i].val_accuracy)
+            .sum::<f64>()
+            / 2.0
+    };
+    let best = (0..3).fold(0, |b, i| if mean(i) > mean(b) { i } else { b });
+    assert_eq!(model.c, cfg.grid[best]);
+    // Every usable row: each split's training, validation and test images and all copies.
+    let rows: Vec<usize> = (0..data.labels.len()).filter(|&r| data.usable[r]).collect();
+    for split in 0..2 {
+        let parts: Vec<Part> = rows.iter().map(|&r| data.parts[[r, split]]).collect();
+        for part in [Part::Train, Part::Val, Part::Test] {
+            assert!(
+                parts.contains(&part),
+                "split {split} has {part:?} rows in the refit"
+            );
+        }
+    }
+    assert!(rows.iter().any(|&r| data.copies[r] > 0));
+    let by_hand = cfg
+        .fit(
+            model.c,
+            &DatasetBase::new(data.rows(&rows), data.targets(&rows)),
+        )
+        .unwrap();
+    assert_eq!(model.classifier, by_hand);
+    let images = rows.iter().filter(|&&r| data.copies[r] == 0).count();
+    assert_eq!(
+        model.fit,
+        Some(ModelFit::AllLabelled {
+            images,
+            rows: rows.len()
+        })
+    );
+    assert!(
+        model
+            .trained_on
+            .contains(&format!("refit on all {images} labelled images")),
+        "{}",
+        model.trained_on
+    );
+    // The fit is recorded in model.json.
+    let path = dir.path().join("model.json");
+    model.save(&path).unwrap();
+    assert_eq!(TrainedModel::load(&path).unwrap(), model);
+
+    // --no-refit: split 0's model, fitted on its training rows with split 0's C, as before;
+    // Platt's sigmoids are the same in both (split 0's validation margins).
+    let split0 = TrainConfig {
+        refit_on_all_labelled: false,
+        ..cfg.clone()
+    };
+    let (same_outcome, first) = run(&data, &split0, &mut |_| {}).unwrap();
+    let results = |o: &tlearn::classify::train::TrainOutcome| {
+        o.splits
+            .iter()
+            .map(|s| (s.c, s.test.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        results(&same_outcome),
+        results(&outcome),
+        "the evaluation does not change"
+    );
+    let sel = data.select(0, true, false).unwrap();
+    let c0 = outcome.splits[0].c;
+    // The SVM fits the grid as one warm-started path: by hand too, then take C's model.
+    let at = cfg.grid.iter().position(|&c| c == c0).unwrap();
+    let split0_by_hand = cfg
+        .fit_grid(
+            &cfg.grid,
+            &DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train)),
+        )
+        .unwrap()
+        .remove(at)
+        .0;
+    assert_eq!((first.classifier.clone(), first.c), (split0_by_hand, c0));
+    assert_eq!(
+        first.fit,
+        Some(ModelFit::Split {
+            split: 0,
+            rows: sel.train.len()
+        })
+    );
+    assert_ne!(
+        first.classifier, model.classifier,
+        "the refit changed the model"
+    );
+    assert!(first.calibration.is_some());
+    assert_eq!(first.calibration, model.calibration);
 }
 
 #[test]
@@ -455,6 +563,8 @@ fn test_time_augmentation_averages_the_copies_of_an_image() {
     let mut train_cfg = TrainConfig::new(Kind::Logistic);
     train_cfg.grid = vec![1.0];
     train_cfg.tta = true;
+    // The scores are those of split 0's model, not the refit on every image.
+    train_cfg.refit_on_all_labelled = false;
     let (outcome, model) = run(&data, &train_cfg, &mut |_| {}).unwrap();
     let image = &sel.test[0];
     let rows = model.classifier.scores(data.rows(&image.rows).view());

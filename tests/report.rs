@@ -253,6 +253,53 @@ fn warnings_name_small_test_sets_trivial_top5_and_the_data_root_that_holds_the_i
     );
     let html = std::fs::read_to_string(reports.join("svm-tiny/report.html")).unwrap();
     assert!(html.contains("<div class=\"warn\">"), "{html}");
+
+    // The report and model.json say which model `predict` uses: refit on every labelled
+    // image by default, split 0's with --no-refit.
+    assert!(
+        md.contains("model that `predict` uses: `")
+            && md.contains("refit on all 24 labelled images"),
+        "{md}"
+    );
+    let model = std::fs::read_to_string(runs.join("svm-tiny/model.json")).unwrap();
+    assert!(
+        model.contains(r#""fit":{"kind":"all_labelled","images":24"#),
+        "{model}"
+    );
+    let out = tlearn()
+        .args([
+            "train",
+            "svm",
+            "--quiet",
+            "--no-refit",
+            "--run",
+            "split0",
+            "--c",
+            "1",
+            "--cache",
+        ])
+        .arg(&cache)
+        .arg("--runs")
+        .arg(&runs)
+        .arg("--reports")
+        .arg(&reports)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(reports.join("split0/report.md")).unwrap();
+    assert!(
+        md.contains("`predict` uses the first split's model") && md.contains("split 0's model: "),
+        "{md}"
+    );
+    let model = std::fs::read_to_string(runs.join("split0/model.json")).unwrap();
+    assert!(
+        model.contains(r#""fit":{"kind":"split","split":0"#),
+        "{model}"
+    );
 }
 
 #[test]

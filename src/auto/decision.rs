@@ -408,7 +408,7 @@ fn chosen(d: &Decision, report: &RunReport) -> Vec<Block> {
     vec![
         Block::Heading(3, "Chosen".into()),
         Block::Para(format!(
-            "**{} on {} ({} dims), C = {:e}**: validation accuracy {} % (mean of {} splits, n = {} validation images per split); test accuracy {} % ± {} (n = {} test images per split). Model: `{}`; usable with `tlearn predict --model {}`.",
+            "**{} on {} ({} dims), C = {:e}**: validation accuracy {} % (mean of {} splits, n = {} validation images per split); test accuracy {} % ± {} (n = {} test images per split). Model: `{}`, {}; usable with `tlearn predict --model {}`.",
             c.kind,
             c.reprs.join(" + "),
             c.dims,
@@ -420,6 +420,7 @@ fn chosen(d: &Decision, report: &RunReport) -> Vec<Block> {
             pct(s.accuracy.std),
             per_split(&tests),
             report.model.as_ref().map_or("", |m| m.path.as_str()),
+            report.model.as_ref().map_or("", |m| m.trained_on.as_str()),
             report.model.as_ref().map_or("", |m| m.path.as_str()),
         )),
     ]

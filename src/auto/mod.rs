@@ -395,10 +395,11 @@ fn search_candidates(
         cfg.kinds.len(),
         cfg.grid.len()
     )));
-    // Candidates are scored as fitted on training images: the refit (one more fit per split)
-    // is for the chosen run only.
+    // Candidates are scored as fitted on training images: the refits (one more fit per split,
+    // and one on every labelled image) are for the chosen run only.
     let base = TrainConfig {
         refit_with_validation: false,
+        refit_on_all_labelled: false,
         ..cfg.train_config(Kind::Svm)
     };
     let search = choose::search(cache, &sets, &cfg.kinds, &base, &mut |p| {

@@ -2,16 +2,21 @@
 //! reports, predict): a file that was cut, widened, relabelled or edited by hand is refused
 //! with what is wrong, before anything is trained or written.
 
+use std::path::PathBuf;
+
 use ndarray::Array2;
 
-use super::{CacheError, FeatureCache, Identity, RowStatus};
+use super::{CacheError, FeatureCache, Identity, RowStatus, UNLABELED};
 use crate::dataset::Part;
 
 /// A cache read whole and checked: every dataset has one entry per row, the features are
 /// `rows x identity.dims`, labels name a class, split codes and statuses are valid, copy
-/// indices are within the identity's copies, and finished rows hold finite values.
+/// indices are within the identity's copies, and finished rows hold finite values. An
+/// unlabeled cache has no class names, every label [`UNLABELED`] and no splits.
 #[derive(Debug, Clone)]
 pub struct Contents {
+    /// The cache file.
+    pub path: PathBuf,
     /// What made the features.
     pub identity: Identity,
     /// Class names, index = label.
@@ -20,8 +25,8 @@ pub struct Contents {
     pub features: Array2<f32>,
     /// State of every row.
     pub status: Vec<RowStatus>,
-    /// Class index of every row.
-    pub labels: Vec<usize>,
+    /// Class index of every row; `None` for unlabeled images (use [`Contents::labels`]).
+    pub labels: Option<Vec<usize>>,
     /// Augmented-copy index of every row (0 = the original image).
     pub copies: Vec<u16>,
     /// Source image of every row, relative to the data root.
@@ -62,9 +67,14 @@ impl FeatureCache {
                 return Err(damaged(format!("{name} has {len} entries for {rows} rows")));
             }
         }
-        let labels = checked_labels(&labels, class_names.len()).map_err(damaged)?;
+        let labels = if self.identity.unlabeled {
+            checked_unlabeled(&labels, class_names.len()).map_err(damaged)?;
+            None
+        } else {
+            Some(checked_labels(&labels, class_names.len()).map_err(damaged)?)
+        };
         let status = checked_status(&raw_status).map_err(damaged)?;
-        let parts = checked_parts(&self.splits()?, rows, self.identity.splits).map_err(damaged)?;
+        let parts = checked_parts(&self.splits()?, rows, &self.identity).map_err(damaged)?;
         if let Some(row) = copies
             .iter()
             .position(|&c| u32::from(c) > self.identity.copies)
@@ -84,6 +94,7 @@ impl FeatureCache {
             )));
         }
         Ok(Contents {
+            path: self.path.clone(),
             identity: self.identity.clone(),
             class_names,
             features,
@@ -94,6 +105,32 @@ impl FeatureCache {
             parts,
             backbone: self.backbone(),
         })
+    }
+}
+
+impl Contents {
+    /// The class index of every row; refuses a cache of unlabeled images, which nothing can
+    /// be trained on ([`CacheError::Unlabeled`]).
+    pub fn labels(&self) -> Result<&[usize], CacheError> {
+        self.labels
+            .as_deref()
+            .ok_or_else(|| CacheError::Unlabeled(self.path.clone()))
+    }
+}
+
+/// An unlabeled cache's labels: no class names, every label [`UNLABELED`].
+fn checked_unlabeled(labels: &[i32], classes: usize) -> Result<(), String> {
+    if classes > 0 {
+        return Err(format!(
+            "it is marked unlabeled but holds {classes} class names"
+        ));
+    }
+    match labels.iter().position(|&l| l != UNLABELED) {
+        Some(row) => Err(format!(
+            "it is marked unlabeled but row {row} has label {}",
+            labels[row]
+        )),
+        None => Ok(()),
     }
 }
 
@@ -124,11 +161,22 @@ fn checked_status(raw: &[u8]) -> Result<Vec<RowStatus>, String> {
         .collect()
 }
 
-/// Split codes as [`Part`]s: `rows x splits`, splits as the identity says (at least one).
-fn checked_parts(codes: &Array2<u8>, rows: usize, splits: usize) -> Result<Array2<Part>, String> {
-    if splits == 0 || codes.dim() != (rows, splits) {
+/// Split codes as [`Part`]s: `rows x splits`, splits as the identity says (at least one, or
+/// none for unlabeled images).
+fn checked_parts(
+    codes: &Array2<u8>,
+    rows: usize,
+    identity: &Identity,
+) -> Result<Array2<Part>, String> {
+    let splits = identity.splits;
+    let (allowed, what) = if identity.unlabeled {
+        (splits == 0, "none: unlabeled images")
+    } else {
+        (splits > 0, "at least one")
+    };
+    if !allowed || codes.dim() != (rows, splits) {
         return Err(format!(
-            "split is {} x {}, the identity says {rows} rows x {splits} splits (at least one)",
+            "split is {} x {}, the identity says {rows} rows x {splits} splits ({what})",
             codes.nrows(),
             codes.ncols()
         ));

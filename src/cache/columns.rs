@@ -186,6 +186,7 @@ mod tests {
             dims: reprs.iter().map(|r| r.dims).sum(),
             shard: None,
             reprs,
+            unlabeled: false,
         }
     }
 

@@ -38,13 +38,19 @@ impl IdentityCheck {
         self
     }
 
-    /// Compares every setting of two identities, in the identity's field order.
+    /// Compares every setting of two identities, in the identity's field order (a setting
+    /// written by one side only, such as `unlabeled`, differs too).
     pub fn all(mut self, left: &Identity, right: &Identity) -> Self {
         let (left, right) = (json_object(left), json_object(right));
-        for (name, value) in &right {
-            let old = left.get(name).cloned().unwrap_or_default();
-            if old != *value {
-                self.push(name, &old.to_string(), &value.to_string());
+        let only_left = left.keys().filter(|k| !right.contains_key(*k));
+        for name in right.keys().chain(only_left) {
+            let (old, new) = (left.get(name), right.get(name));
+            // A setting one side does not write reads as null, as serde's defaults do.
+            let null = serde_json::Value::Null;
+            if old.unwrap_or(&null) != new.unwrap_or(&null) {
+                let shown =
+                    |v: Option<&serde_json::Value>| v.map_or("none".into(), |v| v.to_string());
+                self.push(name, &shown(old), &shown(new));
             }
         }
         self

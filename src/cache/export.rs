@@ -81,7 +81,8 @@ fn npy_header(rows: usize, dims: usize) -> Vec<u8> {
 }
 
 /// One CSV line per row: path (as stored, relative to the data root), label, class, status,
-/// copy, then the part code (0 train, 1 val, 2 test) in each split.
+/// copy, then the part code (0 train, 1 val, 2 test) in each split (none for unlabeled images,
+/// whose label is -1 and class empty).
 fn rows_table(c: &Contents) -> Vec<u8> {
     let mut csv = csv::Writer::from_writer(Vec::new());
     let mut header = ["path", "label", "class", "status", "copy"]
@@ -95,10 +96,15 @@ fn rows_table(c: &Contents) -> Vec<u8> {
             RowStatus::Skipped => "skipped",
             RowStatus::Missing => "missing",
         };
+        // Unlabeled images: label -1 (as the cache stores it), no class name.
+        let (label, class) = match &c.labels {
+            Some(labels) => (labels[row].to_string(), c.class_names[labels[row]].clone()),
+            None => (super::UNLABELED.to_string(), String::new()),
+        };
         let mut fields = vec![
             path.clone(),
-            c.labels[row].to_string(),
-            c.class_names[c.labels[row]].clone(),
+            label,
+            class,
             status.to_string(),
             c.copies[row].to_string(),
         ];

@@ -61,6 +61,7 @@ impl CacheData {
             return Err(ClassifyError::EmptyCache(path.to_path_buf()));
         }
         let contents = cache.contents()?;
+        let labels = contents.labels()?.to_vec();
         let missing = contents
             .status
             .iter()
@@ -87,7 +88,7 @@ impl CacheData {
             features: to_linfa(contents.features),
             identity: contents.identity,
             class_names: contents.class_names,
-            labels: contents.labels,
+            labels,
             copies: contents.copies,
             paths: contents.paths,
             backbone: contents.backbone,
@@ -203,6 +204,14 @@ impl CacheData {
             val,
             test,
         })
+    }
+
+    /// Every usable row: each image's original and, if `copies`, its augmented copies
+    /// (the rows of a refit on all labelled images).
+    pub fn labelled_rows(&self, copies: bool) -> Vec<usize> {
+        (0..self.labels.len())
+            .filter(|&r| self.usable[r] && (copies || self.copies[r] == 0))
+            .collect()
     }
 
     /// The features of `rows`, in that order.

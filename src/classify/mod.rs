@@ -26,7 +26,7 @@ use crate::cache::{CacheError, SelectError};
 
 pub use linear::LinearClassifier;
 pub use logistic::{LogisticParams, LogisticValidParams};
-pub use persist::TrainedModel;
+pub use persist::{ModelFit, TrainedModel};
 pub use platt::Calibration;
 pub use scaler::Scaler;
 pub use svm::{LinearSvmParams, LinearSvmValidParams};

@@ -15,6 +15,27 @@ pub const MODEL_FORMAT: &str = "tlearn-linear-model";
 /// Version of the model file layout; bump when it changes incompatibly.
 pub const MODEL_VERSION: u32 = 1;
 
+/// Which fit a saved model is (recorded in model.json as `fit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelFit {
+    /// Refit after the evaluation on every labelled row of the cache (`tlearn train`'s default).
+    AllLabelled {
+        /// Labelled images (originals) it was fitted on.
+        images: usize,
+        /// Rows it was fitted on (the images and, if used, their augmented copies).
+        rows: usize,
+    },
+    /// The model of one split of the evaluation (`tlearn train --no-refit`).
+    Split {
+        /// The split.
+        split: usize,
+        /// Rows it was fitted on (training rows; with validation rows under
+        /// `--refit-with-validation`).
+        rows: usize,
+    },
+}
+
 /// A classifier together with what it needs to be used on new features.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainedModel {
@@ -26,8 +47,10 @@ pub struct TrainedModel {
     pub identity: Identity,
     /// The regularisation chosen on the validation split.
     pub c: f64,
-    /// Which cache and split it was trained on (free text, for people).
+    /// Which cache and rows it was trained on (free text, for people).
     pub trained_on: String,
+    /// Which fit it is; `None` in models saved before it was recorded (the first split's).
+    pub fit: Option<ModelFit>,
     /// SVM only: Platt's sigmoids, fitted on validation margins, that turn margins into
     /// probabilities (absent in models saved before they existed: margins only).
     pub calibration: Option<Calibration>,
@@ -59,6 +82,9 @@ struct ModelFile {
     /// Absolute path of the backbone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     backbone: Option<std::path::PathBuf>,
+    /// Which fit it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fit: Option<ModelFit>,
 }
 
 /// What is wrong with a model file's numbers, if anything: NaN or infinite values, or a
@@ -102,6 +128,7 @@ impl TrainedModel {
             bias: c.bias.to_vec(),
             platt: self.calibration.clone(),
             backbone: self.backbone.clone(),
+            fit: self.fit.clone(),
         };
         let text = serde_json::to_string(&file).expect("model serialises");
         Ok(crate::output::write_atomic(path, text.as_bytes())?)
@@ -157,6 +184,7 @@ impl TrainedModel {
             trained_on: file.trained_on,
             calibration: file.platt,
             backbone: file.backbone,
+            fit: file.fit,
         })
     }
 

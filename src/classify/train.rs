@@ -9,10 +9,10 @@ use linfa::ParamGuard;
 use ndarray16::{Array1, Axis};
 use serde::{Deserialize, Serialize};
 
-use super::data::{CacheData, EvalImage};
+use super::data::{CacheData, EvalImage, Selection};
 use super::linear::argmax_rows;
 use super::{
-    Calibration, ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams,
+    Calibration, ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, ModelFit,
     TrainedModel, DEFAULT_C_GRID,
 };
 use crate::cache::Identity;
@@ -62,6 +62,14 @@ pub struct TrainConfig {
     /// choice still never sees a test image, and the scored model learns from more images.
     #[serde(default)]
     pub refit_with_validation: bool,
+    /// After the evaluation, fit the model `predict` uses once more, on every labelled row
+    /// of the cache (every split's training, validation and test images, with their copies
+    /// when `train_copies`) with the C of best mean validation accuracy over the splits run,
+    /// as scikit-learn's grid search refits by default. False: keep the first split's model.
+    /// (Not [`Self::refit_with_validation`], which refits inside each split before testing.)
+    /// Absent in older reports, which kept the first split's model.
+    #[serde(default)]
+    pub refit_on_all_labelled: bool,
 }
 
 impl TrainConfig {
@@ -77,7 +85,21 @@ impl TrainConfig {
             svm_tol: 1e-3,
             max_iterations: 100,
             refit_with_validation: false,
+            refit_on_all_labelled: true,
         }
+    }
+
+    /// Fits one classifier with regularisation `c` on `rows` of `data`; with its seconds.
+    pub fn fit_rows(
+        &self,
+        c: f64,
+        data: &CacheData,
+        rows: &[usize],
+    ) -> Result<(LinearClassifier, f64), ClassifyError> {
+        let start = Instant::now();
+        let dataset = DatasetBase::new(data.rows(rows), data.targets(rows));
+        let model = self.fit(c, &dataset)?;
+        Ok((model, start.elapsed().as_secs_f64()))
     }
 
     /// Fits one classifier of this configuration with regularisation `c`.
@@ -225,12 +247,45 @@ fn calibrate(model: &LinearClassifier, val: &[Scored]) -> Option<Calibration> {
     })
 }
 
-/// Runs the protocol; returns the outcome and the model of the first split run.
+/// Runs the protocol; returns the outcome and the model `predict` uses: refit on every
+/// labelled row ([`TrainConfig::refit_on_all_labelled`]), or the first split's.
 pub fn run(
     data: &CacheData,
     cfg: &TrainConfig,
     log: &mut dyn FnMut(String),
 ) -> Result<(TrainOutcome, TrainedModel), ClassifyError> {
+    let (splits, selections) = select_splits(data, cfg)?;
+    let mut outcomes = Vec::new();
+    let mut first_model = None;
+    for (&split, sel) in splits.iter().zip(&selections) {
+        let (outcome, classifier, val_scored) = run_split(data, cfg, split, sel, log)?;
+        if first_model.is_none() {
+            first_model = Some(split_model(data, cfg, &outcome, classifier, &val_scored));
+        }
+        outcomes.push(outcome);
+    }
+    let first_model = first_model.expect("at least one split");
+    let model = if cfg.refit_on_all_labelled {
+        refit_on_all_labelled(data, cfg, &outcomes, first_model, log)?
+    } else {
+        first_model
+    };
+    let outcome = TrainOutcome {
+        config: cfg.clone(),
+        cache: data.path.display().to_string(),
+        identity: data.identity.clone(),
+        class_names: data.class_names.clone(),
+        splits: outcomes,
+    };
+    Ok((outcome, model))
+}
+
+/// The splits to run and their rows, every one checked first, so a bad one fails before
+/// minutes of fitting.
+fn select_splits(
+    data: &CacheData,
+    cfg: &TrainConfig,
+) -> Result<(Vec<usize>, Vec<Selection>), ClassifyError> {
     if cfg.grid.is_empty() {
         return Err(ClassifyError::InvalidParams("the C grid is empty".into()));
     }
@@ -239,97 +294,197 @@ pub fn run(
     } else {
         cfg.splits.clone()
     };
-    // Check every split first, so a bad one fails before minutes of fitting.
     let selections = splits
         .iter()
         .map(|&s| data.select(s, cfg.train_copies, cfg.tta))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut outcomes = Vec::new();
-    let mut first_model = None;
-    for (&split, sel) in splits.iter().zip(&selections) {
-        let dataset = DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train));
-        let fits = cfg.fit_grid(&cfg.grid, &dataset).map_err(|e| match e {
-            ClassifyError::EmptyClass { class, .. } => ClassifyError::EmptyClass { class, split },
-            other => other,
-        })?;
-        let mut best: Option<(f64, LinearClassifier, f64, f64, Vec<Scored>)> = None;
-        let mut grid = Vec::new();
-        for (&c, (model, fit_seconds)) in cfg.grid.iter().zip(fits) {
-            let val_scored = score_images(&model, data, &sel.val);
-            let val_accuracy = accuracy(&val_scored);
-            log(format!(
-                "{} split {split}: C = {c:e}: validation accuracy {:.2}% (fit {fit_seconds:.1} s, {} rows)",
-                cfg.kind,
-                100.0 * val_accuracy,
-                sel.train.len()
-            ));
-            grid.push(GridPoint {
+    Ok((splits, selections))
+}
+
+/// What validation chose in one split.
+struct Chosen {
+    /// The C of the best validation accuracy (the earlier, more regularised one on ties).
+    c: f64,
+    /// Its validation accuracy.
+    val_accuracy: f64,
+    /// Its fit on the training rows.
+    model: LinearClassifier,
+    /// Seconds of that fit.
+    fit_seconds: f64,
+    /// The validation images scored by that training-only fit.
+    val_scored: Vec<Scored>,
+}
+
+/// Fits the grid on the split's training rows and keeps the C of best validation accuracy;
+/// also every C's validation accuracy.
+fn choose_c(
+    data: &CacheData,
+    cfg: &TrainConfig,
+    split: usize,
+    sel: &Selection,
+    log: &mut dyn FnMut(String),
+) -> Result<(Chosen, Vec<GridPoint>), ClassifyError> {
+    let dataset = DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train));
+    let fits = cfg.fit_grid(&cfg.grid, &dataset).map_err(|e| match e {
+        ClassifyError::EmptyClass { class, .. } => ClassifyError::EmptyClass { class, split },
+        other => other,
+    })?;
+    let mut best: Option<Chosen> = None;
+    let mut grid = Vec::new();
+    for (&c, (model, fit_seconds)) in cfg.grid.iter().zip(fits) {
+        let val_scored = score_images(&model, data, &sel.val);
+        let val_accuracy = accuracy(&val_scored);
+        log(format!(
+            "{} split {split}: C = {c:e}: validation accuracy {:.2}% (fit {fit_seconds:.1} s, {} rows)",
+            cfg.kind,
+            100.0 * val_accuracy,
+            sel.train.len()
+        ));
+        grid.push(GridPoint {
+            c,
+            val_accuracy,
+            fit_seconds,
+        });
+        // Strictly better only: on ties the earlier (more regularised) C stays.
+        if best.as_ref().is_none_or(|b| val_accuracy > b.val_accuracy) {
+            best = Some(Chosen {
                 c,
                 val_accuracy,
+                model,
                 fit_seconds,
-            });
-            // Strictly better only: on ties the earlier (more regularised) C stays.
-            if best.as_ref().is_none_or(|b| val_accuracy > b.0) {
-                best = Some((val_accuracy, model, fit_seconds, c, val_scored));
-            }
-        }
-        // Platt's sigmoids come from the validation margins of the training-only fit: a refit
-        // has seen those images, so its own margins on them would be overconfident.
-        let (_, model, fit_seconds, c, val_scored) = best.expect("the grid is not empty");
-        let (model, fit_seconds, train_rows) = if cfg.refit_with_validation {
-            let rows = [sel.train.as_slice(), &sel.val_rows].concat();
-            let start = Instant::now();
-            let dataset = DatasetBase::new(data.rows(&rows), data.targets(&rows));
-            let model = cfg.fit(c, &dataset)?;
-            (model, start.elapsed().as_secs_f64(), rows.len())
-        } else {
-            (model, fit_seconds, sel.train.len())
-        };
-        let start = Instant::now();
-        let test = score_images(&model, data, &sel.test);
-        let predict_seconds = start.elapsed().as_secs_f64();
-        log(format!(
-            "{} split {split}: chose C = {c:e}; test accuracy {:.2}% on {} images",
-            cfg.kind,
-            100.0 * accuracy(&test),
-            test.len()
-        ));
-        if first_model.is_none() {
-            first_model = Some(TrainedModel {
-                calibration: calibrate(&model, &val_scored),
-                backbone: data.backbone.clone(),
-                classifier: model,
-                class_names: data.class_names.clone(),
-                identity: data.identity.clone(),
-                c,
-                trained_on: format!(
-                    "{} split {split} ({train_rows} training rows{})",
-                    data.path.display(),
-                    if cfg.refit_with_validation {
-                        ", validation rows included after choosing C"
-                    } else {
-                        ""
-                    }
-                ),
+                val_scored,
             });
         }
-        outcomes.push(SplitOutcome {
-            split,
-            c,
-            grid,
-            train_rows,
-            val_images: sel.val.len(),
-            fit_seconds,
-            predict_seconds,
-            test,
-        });
     }
-    let outcome = TrainOutcome {
-        config: cfg.clone(),
-        cache: data.path.display().to_string(),
-        identity: data.identity.clone(),
-        class_names: data.class_names.clone(),
-        splits: outcomes,
+    Ok((best.expect("the grid is not empty"), grid))
+}
+
+/// One split: C chosen on validation, the refit on training + validation rows if asked, the
+/// test images scored. Also the split's classifier and its training-only validation scores.
+fn run_split(
+    data: &CacheData,
+    cfg: &TrainConfig,
+    split: usize,
+    sel: &Selection,
+    log: &mut dyn FnMut(String),
+) -> Result<(SplitOutcome, LinearClassifier, Vec<Scored>), ClassifyError> {
+    let (chosen, grid) = choose_c(data, cfg, split, sel, log)?;
+    let c = chosen.c;
+    let (model, fit_seconds, train_rows) = if cfg.refit_with_validation {
+        let rows = [sel.train.as_slice(), &sel.val_rows].concat();
+        let (model, seconds) = cfg.fit_rows(c, data, &rows)?;
+        (model, seconds, rows.len())
+    } else {
+        (chosen.model, chosen.fit_seconds, sel.train.len())
     };
-    Ok((outcome, first_model.expect("at least one split")))
+    let start = Instant::now();
+    let test = score_images(&model, data, &sel.test);
+    let predict_seconds = start.elapsed().as_secs_f64();
+    log(format!(
+        "{} split {split}: chose C = {c:e}; test accuracy {:.2}% on {} images",
+        cfg.kind,
+        100.0 * accuracy(&test),
+        test.len()
+    ));
+    let outcome = SplitOutcome {
+        split,
+        c,
+        grid,
+        train_rows,
+        val_images: sel.val.len(),
+        fit_seconds,
+        predict_seconds,
+        test,
+    };
+    Ok((outcome, model, chosen.val_scored))
+}
+
+/// The saved form of one split's classifier. Platt's sigmoids come from the validation
+/// margins of the training-only fit (`val_scored`): a refit on training + validation rows has
+/// seen those images, so its own margins on them would be overconfident.
+fn split_model(
+    data: &CacheData,
+    cfg: &TrainConfig,
+    outcome: &SplitOutcome,
+    classifier: LinearClassifier,
+    val_scored: &[Scored],
+) -> TrainedModel {
+    let (split, rows) = (outcome.split, outcome.train_rows);
+    TrainedModel {
+        calibration: calibrate(&classifier, val_scored),
+        backbone: data.backbone.clone(),
+        classifier,
+        class_names: data.class_names.clone(),
+        identity: data.identity.clone(),
+        c: outcome.c,
+        trained_on: format!(
+            "split {split}'s model: {} split {split} ({rows} training rows{}), not refit on all labelled images",
+            data.path.display(),
+            if cfg.refit_with_validation {
+                ", validation rows included after choosing C"
+            } else {
+                ""
+            }
+        ),
+        fit: Some(ModelFit::Split { split, rows }),
+    }
+}
+
+/// The C of best mean validation accuracy over the splits run (the earlier, more regularised
+/// one on ties), as scikit-learn's grid search chooses the C it refits with.
+fn best_mean_c(grid: &[f64], outcomes: &[SplitOutcome]) -> f64 {
+    let mean = |c: f64| {
+        let found: Vec<f64> = outcomes
+            .iter()
+            .flat_map(|o| o.grid.iter().filter(|g| g.c == c).map(|g| g.val_accuracy))
+            .collect();
+        found.iter().sum::<f64>() / found.len().max(1) as f64
+    };
+    let mut best = (grid[0], mean(grid[0]));
+    for &c in &grid[1..] {
+        let m = mean(c);
+        if m > best.1 {
+            best = (c, m);
+        }
+    }
+    best.0
+}
+
+/// The model `predict` uses, fitted after the evaluation on every labelled row of the cache
+/// with the C of [`best_mean_c`]; the rest (classes, identity, backbone) as `first`.
+fn refit_on_all_labelled(
+    data: &CacheData,
+    cfg: &TrainConfig,
+    outcomes: &[SplitOutcome],
+    first: TrainedModel,
+    log: &mut dyn FnMut(String),
+) -> Result<TrainedModel, ClassifyError> {
+    let c = best_mean_c(&cfg.grid, outcomes);
+    let rows = data.labelled_rows(cfg.train_copies);
+    let images = rows.iter().filter(|&&r| data.copies[r] == 0).count();
+    let (classifier, seconds) = cfg.fit_rows(c, data, &rows)?;
+    log(format!(
+        "{}: refit with C = {c:e} on all {images} labelled images ({} rows) in {seconds:.1} s: the model predict uses",
+        cfg.kind,
+        rows.len()
+    ));
+    Ok(TrainedModel {
+        classifier,
+        c,
+        trained_on: format!(
+            "refit on all {images} labelled images of {} ({} rows: every split's training, validation and test images{}) after the evaluation, with the C of best mean validation accuracy over {} split(s)",
+            data.path.display(),
+            rows.len(),
+            if cfg.train_copies { " and their augmented copies" } else { "" },
+            outcomes.len()
+        ),
+        fit: Some(ModelFit::AllLabelled {
+            images,
+            rows: rows.len(),
+        }),
+        // Platt's sigmoids stay those of the first split's training-only fit, fitted on its
+        // validation images' margins: the refit has seen every labelled image, so no
+        // held-out margins are left to fit them on.
+        ..first
+    })
 }

@@ -54,6 +54,7 @@ impl Data {
         shape: Option<Vec<usize>>,
     ) -> Result<Data, FinetuneError> {
         let contents = FeatureCache::open(path)?.contents()?;
+        let labels: Vec<i64> = contents.labels()?.iter().map(|&l| l as i64).collect();
         let x = match repr {
             Some(repr) => {
                 let (_, columns) = contents.identity.select(std::slice::from_ref(repr))?;
@@ -70,7 +71,6 @@ impl Data {
                 contents.parts.ncols()
             )));
         }
-        let labels: Vec<i64> = contents.labels.iter().map(|&l| l as i64).collect();
         let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
         for (row, status) in contents.status.iter().enumerate() {
             if *status != RowStatus::Done {

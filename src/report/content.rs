@@ -88,7 +88,7 @@ fn headline(r: &RunReport) -> Vec<Block> {
     ];
     if let Some(m) = &r.model {
         about.push(format!(
-            "model: `{}` ({}, {} {})",
+            "model that `predict` uses: `{}` ({}; {} {})",
             m.path,
             m.trained_on,
             r.method.chosen_title(),

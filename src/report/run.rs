@@ -90,13 +90,18 @@ impl Method {
         };
         match self {
             Method::Linear(c) => format!(
-                "augmented copies {copies}, test-time augmentation {}, C grid {:?} chosen on validation{}",
+                "augmented copies {copies}, test-time augmentation {}, C grid {:?} chosen on validation{}; {}",
                 if c.tta { "on" } else { "off" },
                 c.grid,
                 if c.refit_with_validation {
                     ", then refit with it on training + validation images before testing"
                 } else {
                     ""
+                },
+                if c.refit_on_all_labelled {
+                    "after the evaluation, the model `predict` uses was refit on all labelled images with the C of best mean validation accuracy"
+                } else {
+                    "`predict` uses the first split's model (not refit on all labelled images)"
                 }
             ),
             Method::Finetune(f) => {

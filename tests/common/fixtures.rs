@@ -51,6 +51,7 @@ pub fn image_folder(dir: &Path, classes: usize, per_class: usize) -> PathBuf {
 pub fn config(data: &Path, model: &Path, out: &Path) -> ExtractConfig {
     ExtractConfig {
         data: data.to_path_buf(),
+        unlabeled: false,
         model: model.to_path_buf(),
         layers: vec!["block2_pool".into()],
         pooling: Pooling::Flatten,

@@ -49,9 +49,14 @@ pub enum Command {
 /// Arguments of `tlearn features`.
 #[derive(Debug, Args)]
 pub struct FeaturesArgs {
-    /// Data set root: one sub-folder per class, or the flowers layout (jpg/image_NNNN.jpg).
+    /// Data set root: one sub-folder per class, or the flowers layout (jpg/image_NNNN.jpg);
+    /// with --unlabeled, any folder tree of images.
     #[arg(long)]
     pub data: PathBuf,
+    /// Every image under --data, at any depth, without classes: no labels (-1) and no splits
+    /// (augmented copies only with --augment-all); classifiers refuse such a cache.
+    #[arg(long, conflicts_with_all = ["split", "splits", "per_class"])]
+    pub unlabeled: bool,
     /// Backbone ONNX model; its descriptor `<model>.toml` must sit beside it.
     #[arg(
         long = "backbone",
@@ -239,6 +244,7 @@ impl RunOpts {
     ) -> tlearn::extract::ExtractConfig {
         tlearn::extract::ExtractConfig {
             data: data.to_path_buf(),
+            unlabeled: false,
             model: backbone.to_path_buf(),
             layers: Vec::new(),
             pooling: Pooling::Avg,

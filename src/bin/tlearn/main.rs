@@ -240,6 +240,7 @@ fn config(args: &FeaturesArgs) -> ExtractConfig {
     cfg.layers = args.layers.clone();
     cfg.pooling = args.pooling;
     cfg.reprs = args.reprs.clone();
+    cfg.unlabeled = args.unlabeled;
     cfg
 }
 
@@ -387,7 +388,11 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
             cache.rows
         )?;
     }
-    writeln!(out, "  classes: {}", cache.class_names()?.join(", "))?;
+    if id.unlabeled {
+        writeln!(out, "  classes: none (unlabeled images, label -1)")?;
+    } else {
+        writeln!(out, "  classes: {}", cache.class_names()?.join(", "))?;
+    }
     writeln!(
         out,
         "  model: {} ({}, sha256 {})",
@@ -410,14 +415,17 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
             .collect();
         writeln!(out, "  representations: {}", listed.join(", "))?;
     }
+    let splits = if id.unlabeled {
+        "none".to_string()
+    } else {
+        format!("{} x {}", id.splits, id.split)
+    };
     writeln!(
         out,
-        "  augment: {} x{}  seed: {}  splits: {} x {}",
+        "  augment: {} x{}  seed: {}  splits: {splits}",
         id.augment,
         id.copies_held(),
         id.seed,
-        id.splits,
-        id.split
     )?;
     if let Some(shard) = &id.shard {
         writeln!(out, "  {}", shard_cmd::describe(shard, cache.rows))?;
