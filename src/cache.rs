@@ -558,6 +558,15 @@ fn text(value: &str) -> VarLenUnicode {
 
 fn write_layout(path: &Path, plan: &Plan, zero_features: bool) -> hdf5::Result<()> {
     let file = hdf5::File::create(path)?;
+    create_features(&file, plan, zero_features)?;
+    write_rows(&file, plan)?;
+    write_identity_attrs(&file, plan)?;
+    file.flush()?;
+    file.close()
+}
+
+/// The `features` dataset, allocated whole (zeros when `zero_features`).
+fn create_features(file: &hdf5::File, plan: &Plan, zero_features: bool) -> hdf5::Result<()> {
     let rows = plan.rows.len();
     let dims = plan.identity.dims;
     // About 512 KiB per chunk so a chunk fits HDF5's default 1 MiB chunk cache.
@@ -572,6 +581,13 @@ fn write_layout(path: &Path, plan: &Plan, zero_features: bool) -> hdf5::Result<(
             FillTime::Never
         })
         .create("features")?;
+    Ok(())
+}
+
+/// Every row's metadata (class names, paths, augmentation, label, image, copy, split parts),
+/// and the per-row status, skip reason and fingerprint datasets, all "not done yet".
+fn write_rows(file: &hdf5::File, plan: &Plan) -> hdf5::Result<()> {
+    let rows = plan.rows.len();
     let strings = |values: Vec<VarLenUnicode>, name: &str| -> hdf5::Result<()> {
         file.new_dataset_builder()
             .with_data(&Array1::from(values))
@@ -607,7 +623,12 @@ fn write_layout(path: &Path, plan: &Plan, zero_features: bool) -> hdf5::Result<(
     file.new_dataset_builder()
         .with_data(&Array1::from_elem(rows, Reason::new()))
         .create("skip_reason")?;
-    fingerprint::create_dataset(&file, rows)?;
+    fingerprint::create_dataset(file, rows)?;
+    Ok(())
+}
+
+/// The identity and its parts as file attributes (the parts for h5py users).
+fn write_identity_attrs(file: &hdf5::File, plan: &Plan) -> hdf5::Result<()> {
     let attr = |name: &str, value: String| -> hdf5::Result<()> {
         file.new_attr::<VarLenUnicode>()
             .create(name)?
@@ -642,6 +663,5 @@ fn write_layout(path: &Path, plan: &Plan, zero_features: bool) -> hdf5::Result<(
             serde_json::to_string(&columns).expect("serialises"),
         )?;
     }
-    file.flush()?;
-    file.close()
+    Ok(())
 }

@@ -660,22 +660,30 @@ pub fn stratified_splits(
 mod tests {
     use super::*;
 
-    #[test]
-    fn image_walk_is_recursive_sorted_and_skips_non_images_hidden_and_linked_folders() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        for file in [
-            "b.jpg",
-            "a/z.PNG",
-            "a/notes.txt",
-            "a/deeper/c.webp",
-            ".hidden/x.jpg",
-            "c.jpg",
-        ] {
+    /// Writes a one-byte file at each of `files` (relative to `root`), making the folders.
+    fn tree(root: &Path, files: &[&str]) {
+        for file in files {
             let path = root.join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, b"x").unwrap();
         }
+    }
+
+    #[test]
+    fn image_walk_is_recursive_sorted_and_skips_non_images_hidden_and_linked_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        tree(
+            root,
+            &[
+                "b.jpg",
+                "a/z.PNG",
+                "a/notes.txt",
+                "a/deeper/c.webp",
+                ".hidden/x.jpg",
+                "c.jpg",
+            ],
+        );
         // A link back to the root: followed, it would loop for ever.
         #[cfg(unix)]
         std::os::unix::fs::symlink(root, root.join("a/loop")).unwrap();
@@ -696,17 +704,16 @@ mod tests {
     fn an_unlabeled_tree_lists_images_at_every_depth_and_what_it_left_out() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for file in [
-            "b.jpg",
-            "a/z.PNG",
-            "a/notes.txt",
-            "a/deeper/c.webp",
-            ".hidden/x.jpg",
-        ] {
-            let path = root.join(file);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, b"x").unwrap();
-        }
+        tree(
+            root,
+            &[
+                "b.jpg",
+                "a/z.PNG",
+                "a/notes.txt",
+                "a/deeper/c.webp",
+                ".hidden/x.jpg",
+            ],
+        );
         std::os::unix::fs::symlink(root, root.join("a/loop")).unwrap();
         std::os::unix::fs::symlink(root.join("gone.jpg"), root.join("dangling.jpg")).unwrap();
         let data = DataSet::unlabeled(root).unwrap();

@@ -115,41 +115,12 @@ pub fn decode_rgb(
     let Some(format) = reader.format() else {
         return Err(PreprocessError::NotAnImage { path: err_path() });
     };
-    let mut image_limits = Limits::default();
-    image_limits.max_image_width = Some(limits.max_side);
-    image_limits.max_image_height = Some(limits.max_side);
-    // Room for the largest accepted image as 16-bit RGBA plus decoder scratch space.
-    image_limits.max_alloc = Some(
-        limits
-            .max_pixels
-            .saturating_mul(8)
-            .saturating_add(256 << 20),
-    );
-    reader.limits(image_limits);
+    reader.limits(decoder_limits(limits));
 
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| map_image_error(path, e))?;
-    let (width, height) = decoder.dimensions();
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > limits.max_pixels {
-        return Err(PreprocessError::TooLarge {
-            path: err_path(),
-            detail: format!(
-                "{width}x{height} is {:.1} megapixels, more than the limit of {:.1}",
-                pixels as f64 / 1e6,
-                limits.max_pixels as f64 / 1e6
-            ),
-        });
-    }
-    if width < limits.min_side || height < limits.min_side {
-        return Err(PreprocessError::TooSmall {
-            path: err_path(),
-            width,
-            height,
-            min_side: limits.min_side,
-        });
-    }
+    check_size(path, decoder.dimensions(), limits)?;
     let jpeg_end = if format == ImageFormat::Jpeg {
         let Some(end) = jpeg_end(bytes) else {
             return Err(PreprocessError::Corrupt {
@@ -173,6 +144,49 @@ pub fn decode_rgb(
     };
     img.apply_orientation(orientation);
     Ok(to_rgb8_over_white(img))
+}
+
+/// The decoder's own limits: the largest side, and memory for the largest accepted image.
+fn decoder_limits(limits: &DecodeLimits) -> Limits {
+    let mut image_limits = Limits::default();
+    image_limits.max_image_width = Some(limits.max_side);
+    image_limits.max_image_height = Some(limits.max_side);
+    // Room for the largest accepted image as 16-bit RGBA plus decoder scratch space.
+    image_limits.max_alloc = Some(
+        limits
+            .max_pixels
+            .saturating_mul(8)
+            .saturating_add(256 << 20),
+    );
+    image_limits
+}
+
+/// Refuses an image with more pixels than the limit or a side below the smallest.
+fn check_size(
+    path: &Path,
+    (width, height): (u32, u32),
+    limits: &DecodeLimits,
+) -> Result<(), PreprocessError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(PreprocessError::TooLarge {
+            path: path.to_path_buf(),
+            detail: format!(
+                "{width}x{height} is {:.1} megapixels, more than the limit of {:.1}",
+                pixels as f64 / 1e6,
+                limits.max_pixels as f64 / 1e6
+            ),
+        });
+    }
+    if width < limits.min_side || height < limits.min_side {
+        return Err(PreprocessError::TooSmall {
+            path: path.to_path_buf(),
+            width,
+            height,
+            min_side: limits.min_side,
+        });
+    }
+    Ok(())
 }
 
 /// Bytes put before a progressive JPEG's end marker to tell whether its last scan is complete.

@@ -368,10 +368,22 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
         other => (other?, false),
     };
     let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", path.display())?;
+    write_row_counts(&mut out, &cache, busy)?;
+    write_identity(&mut out, &cache)?;
+    for (row, reason) in cache.skipped()? {
+        writeln!(out, "  skipped row {row}: {reason}")?;
+    }
+    if cache.rows == 0 {
+        bail!("the cache has no rows");
+    }
+    Ok(())
+}
+
+/// How many rows are done, missing and skipped (and whether another process writes them).
+fn write_row_counts(out: &mut impl Write, cache: &FeatureCache, busy: bool) -> Result<()> {
     let status = cache.status()?;
     let count = |s| status.iter().filter(|x| **x == s).count();
-    let id = &cache.identity;
-    writeln!(out, "{}", path.display())?;
     writeln!(
         out,
         "  rows: {} ({} done, {} missing, {} skipped)",
@@ -388,6 +400,12 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
             cache.rows
         )?;
     }
+    Ok(())
+}
+
+/// What the cache's identity says: classes, model, layers, augmentation, splits, shard.
+fn write_identity(out: &mut impl Write, cache: &FeatureCache) -> Result<()> {
+    let id = &cache.identity;
     if id.unlabeled {
         writeln!(out, "  classes: none (unlabeled images, label -1)")?;
     } else {
@@ -429,12 +447,6 @@ fn cache_info(path: &std::path::Path) -> Result<()> {
     )?;
     if let Some(shard) = &id.shard {
         writeln!(out, "  {}", shard_cmd::describe(shard, cache.rows))?;
-    }
-    for (row, reason) in cache.skipped()? {
-        writeln!(out, "  skipped row {row}: {reason}")?;
-    }
-    if cache.rows == 0 {
-        bail!("the cache has no rows");
     }
     Ok(())
 }
