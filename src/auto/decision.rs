@@ -472,14 +472,11 @@ fn short(layers: &str) -> String {
     layers.replace("_pool", "")
 }
 
-/// Validation accuracy of the best C of every (feature set, classifier): layers on x,
-/// pooling and classifier as series.
-fn plot_png(d: &Decision) -> Result<RgbImage, String> {
-    register_font();
-    let best: Vec<&Candidate> = best_per_set(&d.search.candidates);
+/// The plot's x values (layer sets, in search order) and series (pooling and classifier).
+fn axes<'a>(best: &[&'a Candidate]) -> (Vec<&'a str>, Vec<String>) {
     let mut xs: Vec<&str> = Vec::new();
     let mut series: Vec<String> = Vec::new();
-    for c in &best {
+    for c in best {
         if !xs.contains(&c.layers.as_str()) {
             xs.push(&c.layers);
         }
@@ -488,6 +485,15 @@ fn plot_png(d: &Decision) -> Result<RgbImage, String> {
             series.push(name);
         }
     }
+    (xs, series)
+}
+
+/// Validation accuracy of the best C of every (feature set, classifier): layers on x,
+/// pooling and classifier as series.
+fn plot_png(d: &Decision) -> Result<RgbImage, String> {
+    register_font();
+    let best: Vec<&Candidate> = best_per_set(&d.search.candidates);
+    let (xs, series) = axes(&best);
     let low = best.iter().map(|c| c.val_accuracy).fold(1.0f64, f64::min);
     let low = ((low - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
     let mut buf = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
