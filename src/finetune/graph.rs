@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::grad::{self, ConvShape, Ops, OPSET};
+use super::grad::{self, ConvGrad, ConvShape, Ops, OPSET};
 use super::FinetuneError;
 use crate::onnx::{DataType, Dim, Model};
 
@@ -312,13 +312,22 @@ fn output(ops: &mut Ops, tensor: &str, name: &str, elem: DataType, dims: &[Dim])
 
 /// The graph of one training step: forward, softmax cross-entropy, backward, SGD update.
 pub fn train_graph(arch: &Arch, step: StepConfig) -> Result<Model, FinetuneError> {
+    train_graph_as(arch, step, ConvGrad::default())
+}
+
+/// [`train_graph`] with the convolutions' gradients written the way `how` says.
+pub fn train_graph_as(
+    arch: &Arch,
+    step: StepConfig,
+    how: ConvGrad,
+) -> Result<Model, FinetuneError> {
     arch.check()?;
     let params = arch.params();
     let mut ops = Ops::new("tlearn_finetune_step");
     declare_step_inputs(&mut ops, arch, &params, step);
     let f = forward(&mut ops, arch, "x", Some("dropout_mask"));
     let loss = grad::softmax_cross_entropy(&mut ops, &f.logits, "labels", arch.classes);
-    let grads = backward(&mut ops, arch, &f, &loss.dlogits);
+    let grads = backward(&mut ops, arch, &f, &loss.dlogits, how);
     let scalar: [Dim; 0] = [];
     output(&mut ops, &loss.loss, "loss", DataType::Float, &scalar);
     output(&mut ops, &loss.correct, "correct", DataType::Int64, &scalar);
@@ -348,7 +357,13 @@ fn declare_step_inputs(ops: &mut Ops, arch: &Arch, params: &[ParamSpec], step: S
 }
 
 /// The backward pass from the logits' gradient, deep to shallow: (parameter, gradient) pairs.
-fn backward(ops: &mut Ops, arch: &Arch, f: &Forward, dlogits: &str) -> Vec<(String, String)> {
+fn backward(
+    ops: &mut Ops,
+    arch: &Arch,
+    f: &Forward,
+    dlogits: &str,
+    how: ConvGrad,
+) -> Vec<(String, String)> {
     let mut grads: Vec<(String, String)> = Vec::new();
     let dropped = f.dropped.as_deref().unwrap_or(&f.hidden);
     let (dh, dw2, db2) = grad::dense_backward(ops, dropped, "fc2.w", dlogits, true);
@@ -380,7 +395,7 @@ fn backward(ops: &mut Ops, arch: &Arch, f: &Forward, dlogits: &str) -> Vec<(Stri
         }
         let dz = grad::relu_backward(ops, y, &d);
         let w = format!("{}.w", c.name);
-        let (dx, dw, db) = grad::conv_backward(ops, x, &w, &dz, ConvShape::VGG, i > 0);
+        let (dx, dw, db) = grad::conv_backward_as(how, ops, x, &w, &dz, ConvShape::VGG, i > 0);
         grads.push((w, dw));
         grads.push((format!("{}.b", c.name), db));
         if let Some(dx) = dx {

@@ -20,6 +20,7 @@ pub mod data;
 pub mod grad;
 pub mod graph;
 pub mod network;
+pub mod profile;
 pub mod report;
 pub mod run;
 pub mod runner;
@@ -29,7 +30,10 @@ use std::path::PathBuf;
 
 use ort::session::Session;
 
-pub use graph::{eval_graph, train_graph, Arch, ConvLayer, Group, HeadPool, ParamSpec, StepConfig};
+pub use graph::{
+    eval_graph, train_graph, train_graph_as, Arch, ConvLayer, Group, HeadPool, ParamSpec,
+    StepConfig,
+};
 pub use network::Unfreeze;
 
 use crate::backbone::{BackboneError, Compute};
@@ -74,6 +78,14 @@ pub enum FinetuneError {
         /// Last completed epoch whose checkpoint is on disk (0: none).
         kept: usize,
     },
+    /// ONNX Runtime's profile could not be read.
+    #[error("ONNX Runtime's profile {}: {reason}", path.display())]
+    Profile {
+        /// The profile file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A checkpoint is missing, damaged, or from another run.
     #[error("checkpoint {}: {reason}", path.display())]
     Checkpoint {
@@ -97,8 +109,19 @@ pub enum FinetuneError {
 
 /// An ONNX Runtime session on `model`, where `compute` says.
 pub fn session(model: &Model, compute: Compute) -> Result<Session, FinetuneError> {
-    let session = compute
-        .session_builder()?
-        .commit_from_memory(&model.to_bytes())?;
-    Ok(session)
+    session_with(model, compute, None)
+}
+
+/// [`session`], with ONNX Runtime's profiler on when `profile` names where its file goes (a
+/// prefix: ONNX Runtime adds the start time and `.json`; [`Session::end_profiling`] says).
+pub fn session_with(
+    model: &Model,
+    compute: Compute,
+    profile: Option<&std::path::Path>,
+) -> Result<Session, FinetuneError> {
+    let mut builder = compute.session_builder()?;
+    if let Some(prefix) = profile {
+        builder = builder.with_profiling(prefix).map_err(ort::Error::from)?;
+    }
+    Ok(builder.commit_from_memory(&model.to_bytes())?)
 }

@@ -6,14 +6,17 @@
 //! `--ep cuda` the values live in CUDA memory; only batches, loss and logits cross the bus),
 //! and no step ever writes a buffer it also reads.
 
+use std::path::PathBuf;
+
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{IoBinding, Session};
 use ort::value::Tensor;
 
 use super::checkpoint::Tensors;
 use super::data::Data;
-use super::graph::{eval_graph, train_graph, Arch, Group, ParamSpec, StepConfig};
-use super::{session, FinetuneError};
+use super::grad::ConvGrad;
+use super::graph::{eval_graph, train_graph_as, Arch, Group, ParamSpec, StepConfig};
+use super::{session, session_with, FinetuneError};
 use crate::backbone::{Compute, ExecutionProvider};
 use crate::numeric;
 
@@ -43,6 +46,17 @@ fn scalar(v: f32) -> Result<Tensor<f32>, ort::Error> {
     Tensor::from_array((Vec::<i64>::new(), vec![v]))
 }
 
+/// How a [`Runner`] writes and runs its training step: the defaults train; the bench compares
+/// formulations and profiles.
+#[derive(Debug, Clone, Default)]
+pub struct StepOptions {
+    /// How the convolutions' gradients are written.
+    pub conv_grad: ConvGrad,
+    /// Profile the training session with ONNX Runtime's profiler, its file starting with this
+    /// path ([`Runner::end_profiling`] gives the file).
+    pub profile: Option<PathBuf>,
+}
+
 impl Runner {
     /// Sessions for `arch` with the values of `state` (momenta included) and learning rates
     /// `(pretrained, new)`.
@@ -53,8 +67,21 @@ impl Runner {
         lrs: (f32, f32),
         compute: Compute,
     ) -> Result<Runner, FinetuneError> {
+        Self::with_options(arch, step, state, lrs, compute, &StepOptions::default())
+    }
+
+    /// [`Runner::new`] with the step written and run as `options` say.
+    pub fn with_options(
+        arch: &Arch,
+        step: StepConfig,
+        state: &Tensors,
+        lrs: (f32, f32),
+        compute: Compute,
+        options: &StepOptions,
+    ) -> Result<Runner, FinetuneError> {
         let specs = arch.params();
-        let train = session(&train_graph(arch, step)?, compute)?;
+        let graph = train_graph_as(arch, step, options.conv_grad)?;
+        let train = session_with(&graph, compute, options.profile.as_deref())?;
         let eval = session(&eval_graph(arch)?, compute)?;
         let alloc = Allocator::default();
         // On CUDA the values are copied to the device once; steps then read and write there.
@@ -146,15 +173,30 @@ impl Runner {
         let mut all = Vec::new();
         for chunk in rows.chunks(batch.max(1)) {
             let (x, _) = data.batch(chunk);
-            let b = &mut self.eval_bind[self.cur];
-            let shape = batch_shape(chunk.len(), &data.shape);
-            b.bind_input("x", &Tensor::from_array((shape, x))?)?;
-            // A device-bound output keeps its first buffer; a last, smaller batch needs a new one.
-            b.bind_output_to_device("logits", &self.cpu)?;
-            let out = self.eval.run_binding(&self.eval_bind[self.cur])?;
-            all.extend_from_slice(out["logits"].try_extract_tensor::<f32>()?.1);
+            all.extend(self.forward(x, &data.shape, chunk.len())?);
         }
         Ok(all)
+    }
+
+    /// Logits of one batch of `n` rows of shape `x_shape` (the evaluation graph: no dropout,
+    /// no backward), rows x classes, row-major.
+    pub fn forward(
+        &mut self,
+        x: Vec<f32>,
+        x_shape: &[usize],
+        n: usize,
+    ) -> Result<Vec<f32>, FinetuneError> {
+        let b = &mut self.eval_bind[self.cur];
+        b.bind_input("x", &Tensor::from_array((batch_shape(n, x_shape), x))?)?;
+        // A device-bound output keeps its first buffer; a last, smaller batch needs a new one.
+        b.bind_output_to_device("logits", &self.cpu)?;
+        let out = self.eval.run_binding(&self.eval_bind[self.cur])?;
+        Ok(out["logits"].try_extract_tensor::<f32>()?.1.to_vec())
+    }
+
+    /// Stops the training session's profiler (see [`StepOptions::profile`]) and gives its file.
+    pub fn end_profiling(&mut self) -> Result<PathBuf, FinetuneError> {
+        Ok(PathBuf::from(self.train.end_profiling()?))
     }
 
     /// Mean cross-entropy and accuracy of `rows`.
