@@ -22,6 +22,7 @@ use super::network::{pretrained, tail, Unfreeze};
 use super::profile::{op_times, OpTime};
 use super::run::{prepare, Prepared, RunConfig};
 use super::runner::{Runner, StepOptions};
+use super::store::ParamStore;
 use super::train::initial_params;
 use super::{FinetuneError, StepConfig};
 use crate::backbone::{Compute, ExecutionProvider};
@@ -101,7 +102,7 @@ pub struct StepTimes {
 }
 
 /// Stage 2's formulations, training's first.
-const FORMULATIONS: [ConvGrad; 2] = [ConvGrad::Im2col, ConvGrad::Transposed];
+pub const FORMULATIONS: [ConvGrad; 2] = [ConvGrad::Im2col, ConvGrad::Transposed];
 
 /// Times stage 1 on the `block5_pool` cache and stage 2 on generated batches with the
 /// backbone's block-5 weights.
@@ -109,7 +110,10 @@ pub fn bench(b: &BenchConfig) -> Result<FinetuneBench, FinetuneError> {
     let load_before = crate::bench::load_average();
     let stage1 = stage1(b)?;
     let arch = stage2_arch(b, &stage1.arch)?;
-    let times = stage2(b, &arch, &stage1.backbone, stage1.classes)?;
+    let weights = pretrained(&stage1.backbone, &arch.convs)?;
+    let state = Tensors::fresh(initial_params(&arch, 1, &weights)?);
+    let sizes = (b.batch, stage2_steps(b));
+    let times = time_stage2(&arch, &state, stage1.classes, sizes, b.compute)?;
     let epoch_steps = stage1.train_rows.div_ceil(b.batch) as f64;
     let forward = times.forward;
     let formulations: Vec<StepTimes> = FORMULATIONS
@@ -181,13 +185,14 @@ fn stage1(b: &BenchConfig) -> Result<Stage1, FinetuneError> {
         backbone,
         ..
     } = prepare(&cfg, b.compute)?;
-    let params = initial_params(&arch, 1, &|_| None)?;
-    let mut runner = Runner::new(&arch, STEP, &fresh(params), (1e-3, 1e-3), b.compute)?;
+    let params = initial_params(&arch, 1, &ParamStore::new())?;
+    let state = Tensors::fresh(params);
+    let mut runner = Runner::new(&arch, STEP, &state, (1e-3, 1e-3), b.compute)?;
     let mut masks = Masks::new(7);
     let start = Instant::now();
     for rows in data.train.chunks(b.batch) {
         let (x, labels) = data.batch(rows);
-        runner.step(x, &data.shape, labels, masks.next(rows.len()))?;
+        runner.step(x, &data.shape, labels, masks.next(rows.len(), arch.hidden))?;
     }
     let epoch_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
@@ -213,25 +218,26 @@ fn stage2_arch(b: &BenchConfig, head: &Arch) -> Result<Arch, FinetuneError> {
     })
 }
 
-/// What [`stage2`] measured: mean forward seconds, and per formulation mean step seconds and
-/// their profile.
-struct Stage2 {
-    forward: f64,
-    steps: Vec<(f64, Vec<OpTime>)>,
+/// What [`time_stage2`] measured.
+#[derive(Debug, Clone)]
+pub struct Stage2Times {
+    /// Mean seconds of the forward pass (evaluation graph) of one batch.
+    pub forward: f64,
+    /// Per formulation ([`FORMULATIONS`] order): mean seconds per step and the profile.
+    pub steps: Vec<(f64, Vec<OpTime>)>,
 }
 
-/// Times the forward pass and a step of every formulation side by side on generated batches
-/// (convolution time does not depend on the values), alternating the formulations' order
-/// each round so that a changing load weighs on all alike; round 0 warms up.
-fn stage2(
-    b: &BenchConfig,
+/// Times `arch`'s forward pass and a step of every formulation, starting from `state`, side by
+/// side on generated batches of `classes` classes (convolution time does not depend on the
+/// values): `(batch, steps)` rounds after a warm-up round, the formulations' order alternating
+/// each round so that a changing load weighs on all alike.
+pub fn time_stage2(
     arch: &Arch,
-    backbone: &Model,
+    state: &Tensors,
     classes: usize,
-) -> Result<Stage2, FinetuneError> {
-    let weights = pretrained(backbone, &arch.convs)?;
-    let params = initial_params(arch, 1, &|name| weights.get(name).cloned())?;
-    let state = fresh(params);
+    (batch, timed): (usize, usize),
+    compute: Compute,
+) -> Result<Stage2Times, FinetuneError> {
     let profiles = tempfile::tempdir().map_err(|source| FinetuneError::Io {
         path: std::env::temp_dir(),
         source,
@@ -242,18 +248,18 @@ fn stage2(
             conv_grad: how,
             profile: Some(profiles.path().join(format!("{how:?}"))),
         };
-        let runner = Runner::with_options(arch, STEP, &state, (1e-3, 1e-3), b.compute, &options)?;
+        let runner = Runner::with_options(arch, STEP, state, (1e-3, 1e-3), compute, &options)?;
         runners.push(runner);
     }
-    let (shape, batch) = (&arch.input, b.batch);
+    let shape = &arch.input;
     let row: usize = shape.iter().product();
     let (mut gen, mut masks) = (ChaCha8Rng::seed_from_u64(8), Masks::new(7));
     let mut forward = 0.0;
     let mut steps = vec![0.0; runners.len()];
-    for round in 0..=stage2_steps(b) {
+    for round in 0..=timed {
         let x: Vec<f32> = (0..batch * row).map(|_| gen.random::<f32>()).collect();
         let labels: Vec<i64> = (0..batch).map(|i| (i % classes) as i64).collect();
-        let mask = masks.next(batch);
+        let mask = masks.next(batch, arch.hidden);
         let start = Instant::now();
         runners[0].forward(x.clone(), shape, batch)?;
         let seconds = start.elapsed().as_secs_f64();
@@ -272,13 +278,13 @@ fn stage2(
             };
         }
     }
-    let timed = stage2_steps(b) as f64;
+    let timed = timed as f64;
     let mut out = Vec::new();
     for (runner, seconds) in runners.iter_mut().zip(steps) {
         let (ops, _) = op_times(&runner.end_profiling()?, 1)?;
         out.push((seconds / timed, ops));
     }
-    Ok(Stage2 {
+    Ok(Stage2Times {
         forward: forward / timed,
         steps: out,
     })
@@ -286,14 +292,6 @@ fn stage2(
 
 /// Width of the head's hidden layer, as `tlearn finetune train`'s default.
 const HIDDEN: usize = 256;
-
-/// `params` with zero momenta.
-fn fresh(params: Vec<Vec<f32>>) -> Tensors {
-    Tensors {
-        momenta: params.iter().map(|v| vec![0.0; v.len()]).collect(),
-        params,
-    }
-}
 
 /// Seeded dropout masks of rate 0.5 for the hidden layer.
 struct Masks(ChaCha8Rng);
@@ -303,8 +301,8 @@ impl Masks {
         Masks(ChaCha8Rng::seed_from_u64(seed))
     }
 
-    fn next(&mut self, rows: usize) -> Vec<f32> {
-        (0..rows * HIDDEN)
+    fn next(&mut self, rows: usize, hidden: usize) -> Vec<f32> {
+        (0..rows * hidden)
             .map(|_| if self.0.random::<bool>() { 2.0 } else { 0.0 })
             .collect()
     }

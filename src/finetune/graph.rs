@@ -8,11 +8,10 @@
 //! `correct`, then `P.new` and `P.momentum.new`. The evaluation graph takes `x` and the
 //! parameters and gives `logits` and `probabilities`.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::grad::{self, ConvGrad, ConvShape, Ops, OPSET};
+use super::store::ParamStore;
 use super::FinetuneError;
 use crate::onnx::{DataType, Dim, Model};
 
@@ -62,8 +61,13 @@ impl ParamSpec {
 
     /// Name of its momentum input.
     pub fn momentum(&self) -> String {
-        format!("{}.momentum", self.name)
+        momentum_name(&self.name)
     }
+}
+
+/// Name of the momentum of parameter `name` (graph input and checkpoint tensor).
+pub fn momentum_name(name: &str) -> String {
+    format!("{name}.momentum")
 }
 
 /// How the last map becomes the head's input vector.
@@ -458,7 +462,7 @@ pub fn convs_graph(
     input: &[usize],
     convs: &[ConvLayer],
     pool: Option<HeadPool>,
-    weights: &HashMap<String, Vec<f32>>,
+    weights: &ParamStore,
 ) -> Result<Model, FinetuneError> {
     let arch = Arch {
         input: input.to_vec(),
@@ -472,9 +476,7 @@ pub fn convs_graph(
     let mut ops = Ops::new("tlearn_convs");
     ops.g.input("x", DataType::Float, &arch.x_dims());
     for p in arch.params().iter().filter(|p| !p.name.starts_with("fc")) {
-        let values = weights
-            .get(&p.name)
-            .ok_or_else(|| FinetuneError::Arch(format!("no weights for {}", p.name)))?;
+        let values = weights.values(p)?;
         let dims: Vec<i64> = p.dims.iter().map(|&d| d as i64).collect();
         ops.g.initializer_f32(&p.name, values, &dims);
     }

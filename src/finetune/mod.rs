@@ -24,6 +24,7 @@ pub mod profile;
 pub mod report;
 pub mod run;
 pub mod runner;
+pub mod store;
 pub mod train;
 
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ pub use graph::{
     StepConfig,
 };
 pub use network::Unfreeze;
+pub use store::{ParamStore, ParamTensor, StoreError};
 
 use crate::backbone::{BackboneError, Compute};
 use crate::onnx::Model;
@@ -78,6 +80,9 @@ pub enum FinetuneError {
         /// Last completed epoch whose checkpoint is on disk (0: none).
         kept: usize,
     },
+    /// Parameters missing, or of another shape than the network's.
+    #[error("parameters: {0}")]
+    Store(#[from] StoreError),
     /// ONNX Runtime's profile could not be read.
     #[error("ONNX Runtime's profile {}: {reason}", path.display())]
     Profile {

@@ -16,6 +16,7 @@ use super::checkpoint::Tensors;
 use super::data::Data;
 use super::grad::ConvGrad;
 use super::graph::{eval_graph, train_graph_as, Arch, Group, ParamSpec, StepConfig};
+use super::store::ParamStore;
 use super::{session, session_with, FinetuneError};
 use crate::backbone::{Compute, ExecutionProvider};
 use crate::numeric;
@@ -26,8 +27,8 @@ pub struct Runner {
     hidden: usize,
     train: Session,
     eval: Session,
-    /// Per set: parameter then momentum, for each [`ParamSpec`].
-    sets: [Vec<Tensor<f32>>; 2],
+    /// Per set: one slot per [`ParamSpec`], in `specs` order.
+    sets: [Vec<Slot>; 2],
     train_bind: [IoBinding; 2],
     eval_bind: [IoBinding; 2],
     /// The set holding the current values.
@@ -36,6 +37,12 @@ pub struct Runner {
     cpu: MemoryInfo<'static>,
     /// Whether parameters and momenta live in CUDA memory.
     on_cuda: bool,
+}
+
+/// One parameter's runtime values in one set.
+struct Slot {
+    param: Tensor<f32>,
+    momentum: Tensor<f32>,
 }
 
 fn shape(dims: &[usize]) -> Vec<i64> {
@@ -86,18 +93,24 @@ impl Runner {
         let alloc = Allocator::default();
         // On CUDA the values are copied to the device once; steps then read and write there.
         let on_cuda = compute.ep == ExecutionProvider::Cuda;
-        let mut sets: [Vec<Tensor<f32>>; 2] = [Vec::new(), Vec::new()];
+        state.params.check(&specs)?;
+        state.momenta.check(&specs)?;
+        let value = |values: &[f32], dims: &[usize]| -> Result<Tensor<f32>, FinetuneError> {
+            let mut t = Tensor::<f32>::new(&alloc, shape(dims))?;
+            t.extract_tensor_mut().1.copy_from_slice(values);
+            Ok(if on_cuda {
+                t.to(AllocationDevice::CUDA, 0)?
+            } else {
+                t
+            })
+        };
+        let mut sets: [Vec<Slot>; 2] = [Vec::new(), Vec::new()];
         for set in &mut sets {
-            for (i, p) in specs.iter().enumerate() {
-                for values in [&state.params[i], &state.momenta[i]] {
-                    let mut t = Tensor::<f32>::new(&alloc, shape(&p.dims))?;
-                    t.extract_tensor_mut().1.copy_from_slice(values);
-                    set.push(if on_cuda {
-                        t.to(AllocationDevice::CUDA, 0)?
-                    } else {
-                        t
-                    });
-                }
+            for p in &specs {
+                set.push(Slot {
+                    param: value(state.params.values(p)?, &p.dims)?,
+                    momentum: value(state.momenta.values(p)?, &p.dims)?,
+                });
             }
         }
         let cpu = MemoryInfo::new(
@@ -109,14 +122,19 @@ impl Runner {
         let mut train_bind = [train.create_binding()?, train.create_binding()?];
         let mut eval_bind = [eval.create_binding()?, eval.create_binding()?];
         for k in 0..2 {
-            let (from, to) = (k, 1 - k);
             let b = &mut train_bind[k];
-            for (i, p) in specs.iter().enumerate() {
-                b.bind_input(p.name.as_str(), &sets[from][2 * i])?;
-                b.bind_input(p.momentum(), &sets[from][2 * i + 1])?;
-                b.bind_output(format!("{}.new", p.name), &mut sets[to][2 * i])?;
-                b.bind_output(format!("{}.new", p.momentum()), &mut sets[to][2 * i + 1])?;
-                eval_bind[k].bind_input(p.name.as_str(), &sets[from][2 * i])?;
+            // Binding k reads set k and writes the other one.
+            let [first, second] = &mut sets;
+            let (read, write) = match k {
+                0 => (&*first, second),
+                _ => (&*second, first),
+            };
+            for ((p, now), next) in specs.iter().zip(read.iter()).zip(write.iter_mut()) {
+                b.bind_input(p.name.as_str(), &now.param)?;
+                b.bind_input(p.momentum(), &now.momentum)?;
+                b.bind_output(format!("{}.new", p.name), &mut next.param)?;
+                b.bind_output(format!("{}.new", p.momentum()), &mut next.momentum)?;
+                eval_bind[k].bind_input(p.name.as_str(), &now.param)?;
             }
             for (group, lr) in [(Group::Pretrained, lrs.0), (Group::New, lrs.1)] {
                 if specs.iter().any(|p| p.group == group) {
@@ -217,23 +235,19 @@ impl Runner {
 
     /// The current parameters and momenta, copied to the host.
     pub fn state(&self) -> Result<Tensors, FinetuneError> {
-        let set = &self.sets[self.cur];
-        let read = |k: usize| -> Result<Vec<f32>, FinetuneError> {
+        let read = |t: &Tensor<f32>| -> Result<Vec<f32>, FinetuneError> {
             if self.on_cuda {
-                let host = set[k].to(AllocationDevice::CPU, 0)?;
+                let host = t.to(AllocationDevice::CPU, 0)?;
                 return Ok(host.try_extract_tensor::<f32>()?.1.to_vec());
             }
-            Ok(set[k].try_extract_tensor::<f32>()?.1.to_vec())
+            Ok(t.try_extract_tensor::<f32>()?.1.to_vec())
         };
-        let mut t = Tensors {
-            params: Vec::new(),
-            momenta: Vec::new(),
-        };
-        for i in 0..self.specs.len() {
-            t.params.push(read(2 * i)?);
-            t.momenta.push(read(2 * i + 1)?);
+        let (mut params, mut momenta) = (ParamStore::new(), ParamStore::new());
+        for (p, slot) in self.specs.iter().zip(&self.sets[self.cur]) {
+            params.insert(&p.name, p.dims.clone(), read(&slot.param)?)?;
+            momenta.insert(&p.name, p.dims.clone(), read(&slot.momentum)?)?;
         }
-        Ok(t)
+        Ok(Tensors { params, momenta })
     }
 }
 
