@@ -6,7 +6,9 @@
 //! loop ([`train`]) feeds it batches of the frozen part's cached output and keeps parameters and
 //! momenta in ONNX Runtime values between steps ([`runner`]); [`checkpoint`] makes runs
 //! resumable. [`mod@run`] is a whole run on a feature cache (network, pretrained weights, test
-//! accuracy, exported inference model), [`mod@bench`] times both stages, [`curves`] draws the PNG.
+//! accuracy, exported inference model), [`mod@bench`] times both stages (and, with [`profile`],
+//! where a step's time goes), [`curves`] draws the PNG. Parameters and momenta are named,
+//! shape-checked tensors ([`store`]).
 //!
 //! Stage 1 trains the head on cached `block5_pool`; stage 2 trains the last convolutions with
 //! the stage-1 head on an earlier cached layer (`block4_pool` for block 5). [`network`] knows
