@@ -183,19 +183,15 @@ fn conv_weight_grad_im2col(ops: &mut Ops, x: &str, dy: &str, shape: ConvShape) -
     let (k, p) = (shape.kernel, shape.pad);
     let pads = ops.ints(&[0, 0, p, p, 0, 0, p, p]);
     let padded = ops.op("Pad", &[&xt, &pads], vec![]);
-    // Shift i keeps rows (or columns) i .. Hp - (k - 1 - i) of the padded map: the output's
-    // size. Columns are cut first, k copies of short runs; each row cut then copies whole maps,
-    // which ONNX Runtime does faster than k * k cuts of both.
-    let shift = |ops: &mut Ops, x: &str, axis: i64, i: i64| {
-        let end = if i == k - 1 { i64::MAX } else { i - (k - 1) };
-        let (starts, ends, axes) = (ops.ints(&[i]), ops.ints(&[end]), ops.ints(&[axis]));
-        ops.op("Slice", &[x, &starts, &ends, &axes], vec![])
-    };
-    let columns: Vec<String> = (0..k).map(|j| shift(ops, &padded, 3, j)).collect();
+    let axes = ops.ints(&[2, 3]);
+    // Shift (i, j) keeps rows i .. Hp - (k - 1 - i) of the padded map: the output's size.
+    let end = |i: i64| if i == k - 1 { i64::MAX } else { i - (k - 1) };
     let mut shifts = Vec::new();
     for i in 0..k {
-        for column in &columns {
-            shifts.push(shift(ops, column, 2, i));
+        for j in 0..k {
+            let starts = ops.ints(&[i, j]);
+            let ends = ops.ints(&[end(i), end(j)]);
+            shifts.push(ops.op("Slice", &[&padded, &starts, &ends, &axes], vec![]));
         }
     }
     let shifts: Vec<&str> = shifts.iter().map(String::as_str).collect();
