@@ -103,7 +103,7 @@ pub fn conv(ops: &mut Ops, x: &str, w: &str, b: &str, shape: ConvShape) -> Strin
 /// differences). [`ConvGrad::Im2col`] is what training uses: on ONNX Runtime's CPU kernels its
 /// input gradient costs what the forward Conv costs and its weight gradient one large GEMM,
 /// where [`ConvGrad::Transposed`] (the first formulation, kept as the bench's baseline) spends
-/// about 1.4x and 2.5-3x the forward Conv on them (`tlearn finetune bench`).
+/// about 1.25x and 2-2.7x the forward Conv on them (`tlearn finetune bench`, README).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConvGrad {
