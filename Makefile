@@ -183,7 +183,8 @@ features-block4: build models data
 	$(TLEARN) features --data data/flowers17 --backbone models/vgg16.onnx --layer block4_pool --pool flatten \
 	  --augment flip,rotate,scale,crop --copies 2 --quiet --cache data/block4.h5
 
-## bench-finetune: seconds per epoch of stage 1 (measured) and stage 2 (from a few steps), JSON
+## bench-finetune: seconds per epoch of stage 1 (measured) and stage 2 (from a few steps), and the
+## stage-2 step beside its forward pass, both formulations, by operator type; JSON
 bench: bench-finetune
 bench-finetune: features
 	mkdir -p reports && $(TLEARN) finetune bench --json reports/bench-finetune.json

@@ -194,7 +194,7 @@ fn mean(values: &[f64]) -> f64 {
 }
 
 /// The 1-minute load average from /proc (0 where unavailable).
-fn load_average() -> f64 {
+pub fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())

@@ -16,7 +16,7 @@ mod step;
 mod train;
 
 use fd::{assert_close, away_from_zero, declare, distinct, dot, open, run, slopes, uniform, Input};
-use tlearn::finetune::grad::{self, ConvShape, Ops};
+use tlearn::finetune::grad::{self, ConvGrad, ConvShape, Ops};
 
 /// Checks the backward of a one-operator graph: the graph gets the op's inputs plus `dy`, and
 /// outputs `y` and the gradients; the objective of the finite differences is `sum(y * dy)`.
@@ -142,17 +142,47 @@ fn max_pool_backward_gives_a_tied_window_one_gradient() {
 
 #[test]
 fn conv_backward_matches_finite_differences() {
+    check_conv_backward(ConvGrad::Im2col, ConvShape::VGG);
+}
+
+#[test]
+fn conv_backward_as_transposed_matches_finite_differences() {
+    check_conv_backward(ConvGrad::Transposed, ConvShape::VGG);
+}
+
+#[test]
+fn conv_backward_matches_finite_differences_without_padding_and_with_a_5x5_kernel() {
+    // Other shapes exercise the im2col slices' ends and the input gradient's "full" padding.
+    for how in [ConvGrad::Im2col, ConvGrad::Transposed] {
+        check_conv_backward(how, ConvShape { kernel: 3, pad: 0 });
+        check_conv_backward(how, ConvShape { kernel: 5, pad: 2 });
+    }
+}
+
+/// A conv of a 5x4 map (3 -> 4 channels, batch 2) against finite differences, written `how`.
+fn check_conv_backward(how: ConvGrad, shape: ConvShape) {
+    let k = shape.kernel as usize;
+    let out = |side: usize| side + 2 * shape.pad as usize + 1 - k;
     let inputs = [
         ("x", Input::F32(vec![2, 3, 5, 4], uniform(8, 120, 1.0))),
-        ("w", Input::F32(vec![4, 3, 3, 3], uniform(9, 108, 1.0))),
+        (
+            "w",
+            Input::F32(vec![4, 3, k, k], uniform(9, 12 * k * k, 1.0)),
+        ),
         ("b", Input::F32(vec![4], uniform(10, 4, 1.0))),
     ];
-    check_op(&inputs, &[2, 4, 5, 4], 1e-2, (2e-3, 1e-3), |ops| {
-        let y = grad::conv(ops, "x", "w", "b", ConvShape::VGG);
-        let (dx, dw, db) = grad::conv_backward(ops, "x", "w", "dy", ConvShape::VGG, true);
-        let grads = vec![("x", dx.unwrap()), ("w", dw), ("b", db)];
-        (y, grads.into_iter().map(|(a, b)| (a.into(), b)).collect())
-    });
+    check_op(
+        &inputs,
+        &[2, 4, out(5), out(4)],
+        1e-2,
+        (2e-3, 1e-3),
+        |ops| {
+            let y = grad::conv(ops, "x", "w", "b", shape);
+            let (dx, dw, db) = grad::conv_backward_as(how, ops, "x", "w", "dy", shape, true);
+            let grads = vec![("x", dx.unwrap()), ("w", dw), ("b", db)];
+            (y, grads.into_iter().map(|(a, b)| (a.into(), b)).collect())
+        },
+    );
 }
 
 #[test]

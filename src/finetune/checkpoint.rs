@@ -8,7 +8,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::graph::ParamSpec;
+use super::graph::{momentum_name, ParamSpec};
+use super::store::{ParamStore, ParamTensor, StoreError};
 use super::FinetuneError;
 use crate::onnx::proto::StringStringEntryProto;
 use crate::onnx::{GraphBuilder, Model};
@@ -48,28 +49,34 @@ pub struct Meta {
     pub best_epoch: usize,
 }
 
-/// Parameters and (for resumable checkpoints) momenta, in [`ParamSpec`] order.
+/// Parameters and (for resumable checkpoints) momenta, by parameter name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensors {
     /// Parameter values.
-    pub params: Vec<Vec<f32>>,
-    /// Momentum values; empty in a parameters-only file.
-    pub momenta: Vec<Vec<f32>>,
+    pub params: ParamStore,
+    /// Momentum values, by the name of their parameter; empty in a parameters-only file.
+    pub momenta: ParamStore,
 }
 
-/// Writes `meta` and `tensors` to `path` atomically.
-pub fn save(
-    path: &Path,
-    specs: &[ParamSpec],
-    meta: &Meta,
-    tensors: &Tensors,
-) -> Result<(), FinetuneError> {
+impl Tensors {
+    /// `params` with zero momenta: the start of a run.
+    pub fn fresh(params: ParamStore) -> Tensors {
+        Tensors {
+            momenta: params.zeros_like(),
+            params,
+        }
+    }
+}
+
+/// Writes `meta` and `tensors` to `path` atomically: each parameter `P` under its name, its
+/// momentum as `P.momentum`, each with its shape.
+pub fn save(path: &Path, meta: &Meta, tensors: &Tensors) -> Result<(), FinetuneError> {
     let mut b = GraphBuilder::new("tlearn_finetune_checkpoint");
-    let dims = |p: &ParamSpec| p.dims.iter().map(|&d| d as i64).collect::<Vec<_>>();
-    for (i, p) in specs.iter().enumerate() {
-        b.initializer_f32(&p.name, &tensors.params[i], &dims(p));
-        if let Some(m) = tensors.momenta.get(i) {
-            b.initializer_f32(&p.momentum(), m, &dims(p));
+    let dims = |t: &ParamTensor| t.dims.iter().map(|&d| d as i64).collect::<Vec<_>>();
+    for (name, t) in tensors.params.iter() {
+        b.initializer_f32(name, &t.values, &dims(t));
+        if let Some(m) = tensors.momenta.get(name) {
+            b.initializer_f32(&momentum_name(name), &m.values, &dims(m));
         }
     }
     let mut model = b.build(super::grad::OPSET)?;
@@ -84,7 +91,9 @@ pub fn save(
     Ok(())
 }
 
-/// Reads a checkpoint written by [`save`]; `momenta` asks for the momenta too.
+/// Reads the tensors of `specs` from a checkpoint written by [`save`] (this version's or an
+/// earlier one's: the layout has not changed), each checked to have its spec's shape;
+/// `momenta` asks for the momenta too.
 pub fn load(
     path: &Path,
     specs: &[ParamSpec],
@@ -102,26 +111,26 @@ pub fn load(
         .find(|e| e.key() == META_KEY)
         .ok_or_else(|| bad("not a tlearn fine-tuning checkpoint (no metadata)".into()))?;
     let meta: Meta = serde_json::from_str(meta.value()).map_err(|e| bad(e.to_string()))?;
-    let read = |name: &str, len: usize| -> Result<Vec<f32>, FinetuneError> {
-        let values = model
-            .initializer_f32(name)
-            .map_err(|e| bad(e.to_string()))?;
-        if values.len() != len {
-            return Err(bad(format!(
-                "'{name}' holds {} values, the network needs {len}",
-                values.len()
-            )));
-        }
-        Ok(values)
+    let other_network = |e: StoreError| {
+        bad(format!(
+            "{e}: it was made for another network; use another run name, or move that folder away to start afresh"
+        ))
     };
     let mut tensors = Tensors {
-        params: Vec::new(),
-        momenta: Vec::new(),
+        params: ParamStore::new(),
+        momenta: ParamStore::new(),
     };
     for p in specs {
-        tensors.params.push(read(&p.name, p.len())?);
+        let mut names = vec![(p.name.clone(), &mut tensors.params)];
         if momenta {
-            tensors.momenta.push(read(&p.momentum(), p.len())?);
+            names.push((p.momentum(), &mut tensors.momenta));
+        }
+        for (name, store) in names {
+            let (dims, values) = model
+                .initializer_f32_shaped(&name)
+                .map_err(|e| bad(e.to_string()))?;
+            store.insert(&p.name, dims, values).map_err(other_network)?;
+            store.values(p).map_err(other_network)?;
         }
     }
     Ok((meta, tensors))

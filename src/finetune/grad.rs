@@ -6,6 +6,8 @@
 
 use std::collections::HashSet;
 
+use serde::Serialize;
+
 use crate::onnx::{attr_int, attr_ints, DataType, GraphBuilder};
 
 /// Opset of every graph tlearn writes (ScatterElements' `reduction` needs 16; 17 is widely read).
@@ -95,13 +97,129 @@ pub fn conv(ops: &mut Ops, x: &str, w: &str, b: &str, shape: ConvShape) -> Strin
     ops.op("Conv", &[x, w, b], shape.attrs())
 }
 
-/// Gradients of [`conv`]: `(dx, dw, db)`; `dx` only when `need_dx` (a frozen input needs none).
+/// How [`conv_backward`] writes a convolution's gradients as ONNX operators.
 ///
-/// The input gradient is the transposed convolution of `dy` with the same kernel. The weight
-/// gradient is a convolution over the batch: with batch and channels swapped, `x` becomes
-/// `in` images of `N` channels and `dy` becomes `out` kernels of `N` channels and map size; their
-/// convolution with the forward padding is `[in, out, k, k]`, the transposed weight gradient.
+/// Both give the same values (within float rounding; the tests check each against finite
+/// differences). [`ConvGrad::Im2col`] is what training uses: on ONNX Runtime's CPU kernels its
+/// input gradient costs what the forward Conv costs and its weight gradient one large GEMM,
+/// where [`ConvGrad::Transposed`] (the first formulation, kept as the bench's baseline) spends
+/// about 1.25x and 2-2.7x the forward Conv on them (`tlearn finetune bench`, README).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvGrad {
+    /// Input gradient as a Conv of `dy` with the spatially flipped, in/out-swapped kernel; weight
+    /// gradient as one GEMM of `dy` (batch and map flattened) with the patches of `x` (im2col
+    /// written as `k * k` shifted slices of the padded input).
+    #[default]
+    Im2col,
+    /// Input gradient as a ConvTranspose of `dy` with the kernel; weight gradient as a Conv over
+    /// the batch (batch and channels swapped: a map-sized kernel, a `k x k` output per pair).
+    Transposed,
+}
+
+/// Gradients of [`conv`]: `(dx, dw, db)`; `dx` only when `need_dx` (a frozen input needs none).
+/// Stride 1 only, as [`conv`].
 pub fn conv_backward(
+    ops: &mut Ops,
+    x: &str,
+    w: &str,
+    dy: &str,
+    shape: ConvShape,
+    need_dx: bool,
+) -> (Option<String>, String, String) {
+    conv_backward_as(ConvGrad::default(), ops, x, w, dy, shape, need_dx)
+}
+
+/// [`conv_backward`] written the way `how` says.
+pub fn conv_backward_as(
+    how: ConvGrad,
+    ops: &mut Ops,
+    x: &str,
+    w: &str,
+    dy: &str,
+    shape: ConvShape,
+    need_dx: bool,
+) -> (Option<String>, String, String) {
+    match how {
+        ConvGrad::Im2col => {
+            let dx = need_dx.then(|| conv_input_grad(ops, w, dy, shape));
+            let (dw, db) = conv_weight_grad_im2col(ops, x, dy, shape);
+            (dx, dw, db)
+        }
+        ConvGrad::Transposed => conv_backward_transposed(ops, x, w, dy, shape, need_dx),
+    }
+}
+
+/// `dx` as a convolution of `dy` with `w` flipped in both spatial axes and with its input and
+/// output channels swapped, padded `k - 1 - pad`: the "full" correlation that undoes [`conv`]'s.
+fn conv_input_grad(ops: &mut Ops, w: &str, dy: &str, shape: ConvShape) -> String {
+    let starts = ops.ints(&[-1, -1]);
+    let ends = ops.ints(&[i64::MIN, i64::MIN]);
+    let axes = ops.ints(&[2, 3]);
+    let steps = ops.ints(&[-1, -1]);
+    let flipped = ops.op("Slice", &[w, &starts, &ends, &axes, &steps], vec![]);
+    let swapped = ops.op(
+        "Transpose",
+        &[&flipped],
+        vec![attr_ints("perm", &[1, 0, 2, 3])],
+    );
+    let full = ConvShape {
+        kernel: shape.kernel,
+        pad: shape.kernel - 1 - shape.pad,
+    };
+    ops.op("Conv", &[dy, &swapped], full.attrs())
+}
+
+/// `(dw, db)` as one GEMM: with batch and channels swapped and the positions flattened, `dy`
+/// is `[out, N H W]` and the `k * k` shifted views of the padded `x` stacked are
+/// `[k k in, N H W]`; their product is `[out, k k in]`, reordered to `[out, in, k, k]`. `db` sums
+/// the same `[out, N H W]` rows.
+fn conv_weight_grad_im2col(ops: &mut Ops, x: &str, dy: &str, shape: ConvShape) -> (String, String) {
+    let swap = || vec![attr_ints("perm", &[1, 0, 2, 3])];
+    let rows = ops.ints(&[0, -1]);
+    let dyt = ops.op("Transpose", &[dy], swap());
+    let dy_rows = ops.op("Reshape", &[&dyt, &rows], vec![]);
+    let xt = ops.op("Transpose", &[x], swap());
+    let (k, p) = (shape.kernel, shape.pad);
+    let pads = ops.ints(&[0, 0, p, p, 0, 0, p, p]);
+    let padded = ops.op("Pad", &[&xt, &pads], vec![]);
+    let axes = ops.ints(&[2, 3]);
+    // Shift (i, j) keeps rows i .. Hp - (k - 1 - i) of the padded map: the output's size.
+    let end = |i: i64| if i == k - 1 { i64::MAX } else { i - (k - 1) };
+    let mut shifts = Vec::new();
+    for i in 0..k {
+        for j in 0..k {
+            let starts = ops.ints(&[i, j]);
+            let ends = ops.ints(&[end(i), end(j)]);
+            shifts.push(ops.op("Slice", &[&padded, &starts, &ends, &axes], vec![]));
+        }
+    }
+    let shifts: Vec<&str> = shifts.iter().map(String::as_str).collect();
+    let stacked = ops.op("Concat", &shifts, vec![attr_int("axis", 0)]);
+    let patches = ops.op("Reshape", &[&stacked, &rows], vec![]);
+    let dw_rows = ops.op("Gemm", &[&dy_rows, &patches], vec![attr_int("transB", 1)]);
+    let kk_in = ops.ints(&[0, k, k, -1]);
+    let dw_kk = ops.op("Reshape", &[&dw_rows, &kk_in], vec![]);
+    let dw = ops.op(
+        "Transpose",
+        &[&dw_kk],
+        vec![attr_ints("perm", &[0, 3, 1, 2])],
+    );
+    let axis1 = ops.ints(&[1]);
+    let db = ops.op(
+        "ReduceSum",
+        &[&dy_rows, &axis1],
+        vec![attr_int("keepdims", 0)],
+    );
+    (dw, db)
+}
+
+/// [`ConvGrad::Transposed`]: the input gradient is the transposed convolution of `dy` with the
+/// same kernel. The weight gradient is a convolution over the batch: with batch and channels
+/// swapped, `x` becomes `in` images of `N` channels and `dy` becomes `out` kernels of `N`
+/// channels and map size; their convolution with the forward padding is `[in, out, k, k]`, the
+/// transposed weight gradient.
+fn conv_backward_transposed(
     ops: &mut Ops,
     x: &str,
     w: &str,

@@ -8,11 +8,10 @@
 //! `correct`, then `P.new` and `P.momentum.new`. The evaluation graph takes `x` and the
 //! parameters and gives `logits` and `probabilities`.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::grad::{self, ConvShape, Ops, OPSET};
+use super::grad::{self, ConvGrad, ConvShape, Ops, OPSET};
+use super::store::ParamStore;
 use super::FinetuneError;
 use crate::onnx::{DataType, Dim, Model};
 
@@ -62,8 +61,13 @@ impl ParamSpec {
 
     /// Name of its momentum input.
     pub fn momentum(&self) -> String {
-        format!("{}.momentum", self.name)
+        momentum_name(&self.name)
     }
+}
+
+/// Name of the momentum of parameter `name` (graph input and checkpoint tensor).
+pub fn momentum_name(name: &str) -> String {
+    format!("{name}.momentum")
 }
 
 /// How the last map becomes the head's input vector.
@@ -312,13 +316,22 @@ fn output(ops: &mut Ops, tensor: &str, name: &str, elem: DataType, dims: &[Dim])
 
 /// The graph of one training step: forward, softmax cross-entropy, backward, SGD update.
 pub fn train_graph(arch: &Arch, step: StepConfig) -> Result<Model, FinetuneError> {
+    train_graph_as(arch, step, ConvGrad::default())
+}
+
+/// [`train_graph`] with the convolutions' gradients written the way `how` says.
+pub fn train_graph_as(
+    arch: &Arch,
+    step: StepConfig,
+    how: ConvGrad,
+) -> Result<Model, FinetuneError> {
     arch.check()?;
     let params = arch.params();
     let mut ops = Ops::new("tlearn_finetune_step");
     declare_step_inputs(&mut ops, arch, &params, step);
     let f = forward(&mut ops, arch, "x", Some("dropout_mask"));
     let loss = grad::softmax_cross_entropy(&mut ops, &f.logits, "labels", arch.classes);
-    let grads = backward(&mut ops, arch, &f, &loss.dlogits);
+    let grads = backward(&mut ops, arch, &f, &loss.dlogits, how);
     let scalar: [Dim; 0] = [];
     output(&mut ops, &loss.loss, "loss", DataType::Float, &scalar);
     output(&mut ops, &loss.correct, "correct", DataType::Int64, &scalar);
@@ -348,7 +361,13 @@ fn declare_step_inputs(ops: &mut Ops, arch: &Arch, params: &[ParamSpec], step: S
 }
 
 /// The backward pass from the logits' gradient, deep to shallow: (parameter, gradient) pairs.
-fn backward(ops: &mut Ops, arch: &Arch, f: &Forward, dlogits: &str) -> Vec<(String, String)> {
+fn backward(
+    ops: &mut Ops,
+    arch: &Arch,
+    f: &Forward,
+    dlogits: &str,
+    how: ConvGrad,
+) -> Vec<(String, String)> {
     let mut grads: Vec<(String, String)> = Vec::new();
     let dropped = f.dropped.as_deref().unwrap_or(&f.hidden);
     let (dh, dw2, db2) = grad::dense_backward(ops, dropped, "fc2.w", dlogits, true);
@@ -380,7 +399,7 @@ fn backward(ops: &mut Ops, arch: &Arch, f: &Forward, dlogits: &str) -> Vec<(Stri
         }
         let dz = grad::relu_backward(ops, y, &d);
         let w = format!("{}.w", c.name);
-        let (dx, dw, db) = grad::conv_backward(ops, x, &w, &dz, ConvShape::VGG, i > 0);
+        let (dx, dw, db) = grad::conv_backward_as(how, ops, x, &w, &dz, ConvShape::VGG, i > 0);
         grads.push((w, dw));
         grads.push((format!("{}.b", c.name), db));
         if let Some(dx) = dx {
@@ -443,7 +462,7 @@ pub fn convs_graph(
     input: &[usize],
     convs: &[ConvLayer],
     pool: Option<HeadPool>,
-    weights: &HashMap<String, Vec<f32>>,
+    weights: &ParamStore,
 ) -> Result<Model, FinetuneError> {
     let arch = Arch {
         input: input.to_vec(),
@@ -457,9 +476,7 @@ pub fn convs_graph(
     let mut ops = Ops::new("tlearn_convs");
     ops.g.input("x", DataType::Float, &arch.x_dims());
     for p in arch.params().iter().filter(|p| !p.name.starts_with("fc")) {
-        let values = weights
-            .get(&p.name)
-            .ok_or_else(|| FinetuneError::Arch(format!("no weights for {}", p.name)))?;
+        let values = weights.values(p)?;
         let dims: Vec<i64> = p.dims.iter().map(|&d| d as i64).collect();
         ops.g.initializer_f32(&p.name, values, &dims);
     }

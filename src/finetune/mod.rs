@@ -6,7 +6,9 @@
 //! loop ([`train`]) feeds it batches of the frozen part's cached output and keeps parameters and
 //! momenta in ONNX Runtime values between steps ([`runner`]); [`checkpoint`] makes runs
 //! resumable. [`mod@run`] is a whole run on a feature cache (network, pretrained weights, test
-//! accuracy, exported inference model), [`mod@bench`] times both stages, [`curves`] draws the PNG.
+//! accuracy, exported inference model), [`mod@bench`] times both stages (and, with [`profile`],
+//! where a step's time goes), [`curves`] draws the PNG. Parameters and momenta are named,
+//! shape-checked tensors ([`store`]).
 //!
 //! Stage 1 trains the head on cached `block5_pool`; stage 2 trains the last convolutions with
 //! the stage-1 head on an earlier cached layer (`block4_pool` for block 5). [`network`] knows
@@ -20,17 +22,23 @@ pub mod data;
 pub mod grad;
 pub mod graph;
 pub mod network;
+pub mod profile;
 pub mod report;
 pub mod run;
 pub mod runner;
+pub mod store;
 pub mod train;
 
 use std::path::PathBuf;
 
 use ort::session::Session;
 
-pub use graph::{eval_graph, train_graph, Arch, ConvLayer, Group, HeadPool, ParamSpec, StepConfig};
+pub use graph::{
+    eval_graph, train_graph, train_graph_as, Arch, ConvLayer, Group, HeadPool, ParamSpec,
+    StepConfig,
+};
 pub use network::Unfreeze;
+pub use store::{ParamStore, ParamTensor, StoreError};
 
 use crate::backbone::{BackboneError, Compute};
 use crate::onnx::Model;
@@ -74,6 +82,17 @@ pub enum FinetuneError {
         /// Last completed epoch whose checkpoint is on disk (0: none).
         kept: usize,
     },
+    /// Parameters missing, or of another shape than the network's.
+    #[error("parameters: {0}")]
+    Store(#[from] StoreError),
+    /// ONNX Runtime's profile could not be read.
+    #[error("ONNX Runtime's profile {}: {reason}", path.display())]
+    Profile {
+        /// The profile file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A checkpoint is missing, damaged, or from another run.
     #[error("checkpoint {}: {reason}", path.display())]
     Checkpoint {
@@ -97,8 +116,19 @@ pub enum FinetuneError {
 
 /// An ONNX Runtime session on `model`, where `compute` says.
 pub fn session(model: &Model, compute: Compute) -> Result<Session, FinetuneError> {
-    let session = compute
-        .session_builder()?
-        .commit_from_memory(&model.to_bytes())?;
-    Ok(session)
+    session_with(model, compute, None)
+}
+
+/// [`session`], with ONNX Runtime's profiler on when `profile` names where its file goes (a
+/// prefix: ONNX Runtime adds the start time and `.json`; [`Session::end_profiling`] says).
+pub fn session_with(
+    model: &Model,
+    compute: Compute,
+    profile: Option<&std::path::Path>,
+) -> Result<Session, FinetuneError> {
+    let mut builder = compute.session_builder()?;
+    if let Some(prefix) = profile {
+        builder = builder.with_profiling(prefix).map_err(ort::Error::from)?;
+    }
+    Ok(builder.commit_from_memory(&model.to_bytes())?)
 }

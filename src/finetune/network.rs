@@ -1,13 +1,13 @@
 //! VGG16 as fine-tuning sees it: the convolutions after a cached layer, which of them train,
 //! their pretrained weights, running the frozen ones, and the exported inference model.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 
 use ndarray::Array2;
 
 use super::data::Data;
 use super::graph::{map_dims, Arch, ConvLayer, HeadPool};
+use super::store::ParamStore;
 use super::FinetuneError;
 use crate::backbone::Compute;
 use crate::onnx::proto::NodeProto;
@@ -130,11 +130,9 @@ fn conv_node<'m>(model: &'m Model, layer: &str) -> Result<&'m NodeProto, Finetun
         .ok_or_else(|| FinetuneError::Arch(format!("the backbone has no convolution {layer}")))
 }
 
-/// Pretrained weights and biases of `convs`, by parameter name (`NAME.w`, `NAME.b`).
-pub fn pretrained(
-    model: &Model,
-    convs: &[ConvLayer],
-) -> Result<HashMap<String, Vec<f32>>, FinetuneError> {
+/// Pretrained weights and biases of `convs`, by parameter name (`NAME.w`, `NAME.b`), with the
+/// backbone's shapes.
+pub fn pretrained(model: &Model, convs: &[ConvLayer]) -> Result<ParamStore, FinetuneError> {
     // An int8 backbone's weights are int8 behind DequantizeLinear: nothing to train from.
     if model
         .graph()
@@ -146,17 +144,13 @@ pub fn pretrained(
             "the backbone is quantised (int8): fine-tune from its fp32 original, e.g. models/vgg16.onnx".into(),
         ));
     }
-    let mut out = HashMap::new();
+    let mut out = ParamStore::new();
     for c in convs {
         let node = conv_node(model, &c.name)?;
-        out.insert(
-            format!("{}.w", c.name),
-            model.initializer_f32(&node.input[1])?,
-        );
-        out.insert(
-            format!("{}.b", c.name),
-            model.initializer_f32(&node.input[2])?,
-        );
+        for (suffix, input) in [("w", &node.input[1]), ("b", &node.input[2])] {
+            let (dims, values) = model.initializer_f32_shaped(input)?;
+            out.insert(&format!("{}.{suffix}", c.name), dims, values)?;
+        }
     }
     Ok(out)
 }
@@ -196,11 +190,12 @@ pub fn forward_rows(
 pub fn inference_model(
     backbone: &Model,
     arch: &Arch,
-    params: &[Vec<f32>],
+    params: &ParamStore,
 ) -> Result<Model, FinetuneError> {
     let mut model = backbone.clone();
     let specs = arch.params();
-    let value = |name: &str| &params[specs.iter().position(|p| p.name == name).expect("known")];
+    params.check(&specs)?;
+    let value = |name: &str| params.get(name).map_or(&[][..], |t| &t.values);
     for c in &arch.convs {
         let node = conv_node(&model, &c.name)?;
         let (w, b) = (node.input[1].clone(), node.input[2].clone());
@@ -211,7 +206,7 @@ pub fn inference_model(
     g.output.clear();
     for p in specs.iter().filter(|p| p.name.starts_with("fc")) {
         let dims: Vec<i64> = p.dims.iter().map(|&d| d as i64).collect();
-        let mut values = value(&p.name).clone();
+        let mut values = value(&p.name).to_vec();
         if p.name == "fc1.w" {
             // The training graph's head scale, folded into the first dense layer.
             values.iter_mut().for_each(|v| *v *= arch.head_scale);

@@ -1,7 +1,6 @@
 //! A whole fine-tuning run on a feature cache: the network that fits the cached layer, the
 //! pretrained weights, training, test evaluation, the exported inference model and a summary.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -11,6 +10,7 @@ use super::data::Data;
 use super::graph::{convs_graph, Arch, HeadPool};
 use super::network::{forward_rows, inference_model, pretrained, tail, Tail, Unfreeze};
 use super::runner::loss_and_accuracy;
+use super::store::ParamStore;
 use super::train::{fit, initial_params, logits, CheckedParams, Ending};
 use super::FinetuneError;
 use crate::backbone::{Compute, Descriptor, Pooling, Repr};
@@ -117,10 +117,7 @@ pub fn unit_scale(rows: ndarray::ArrayView2<f32>) -> f32 {
 }
 
 /// The head scale and best head parameters of the finished run in `dir`, checked to fit `arch`.
-pub fn trained_head(
-    dir: &Path,
-    arch: &Arch,
-) -> Result<(f32, HashMap<String, Vec<f32>>), FinetuneError> {
+pub fn trained_head(dir: &Path, arch: &Arch) -> Result<(f32, ParamStore), FinetuneError> {
     let path = dir.join("best.onnx");
     let bad = |reason: String| FinetuneError::Checkpoint {
         path: path.clone(),
@@ -138,8 +135,7 @@ pub fn trained_head(
     let scale = fingerprint["arch"]["head_scale"]
         .as_f64()
         .ok_or_else(|| bad("records no head scale".into()))? as f32;
-    let names = specs.into_iter().map(|p| p.name);
-    Ok((scale, names.zip(tensors.params).collect()))
+    Ok((scale, tensors.params))
 }
 
 /// Training rows the head scale is measured on (evenly spread; all when fewer).
@@ -171,7 +167,7 @@ pub fn prepare(cfg: &RunConfig, compute: Compute) -> Result<Prepared, FinetuneEr
     if let Some(dir) = &cfg.init_from {
         let head;
         (arch.head_scale, head) = trained_head(dir, &arch)?;
-        start.extend(head);
+        start.extend(head)?;
     } else {
         // The pretrained head inputs set the scale; the trained convolutions then keep it.
         let step = data.train.len().div_ceil(SCALE_ROWS).max(1);
@@ -194,7 +190,7 @@ pub struct Prepared {
     /// Its input rows.
     pub data: Data,
     /// Starting values by parameter name; the others are initialised afresh.
-    pub start: HashMap<String, Vec<f32>>,
+    pub start: ParamStore,
     /// The backbone: pretrained weights, base of the exported model.
     pub backbone: Model,
 }
@@ -212,7 +208,7 @@ pub fn run(
         start,
         backbone,
     } = prepare(cfg, params.compute)?;
-    let init = initial_params(&arch, params.seed, &|name| start.get(name).cloned())?;
+    let init = initial_params(&arch, params.seed, &start)?;
     let outcome = fit(params, &arch, init, &data, &cfg.out, on_epoch)?;
     let start = std::time::Instant::now();
     let logits = logits(&arch, &outcome.best, &data, &data.test, params.compute)?;

@@ -6,14 +6,18 @@
 //! `--ep cuda` the values live in CUDA memory; only batches, loss and logits cross the bus),
 //! and no step ever writes a buffer it also reads.
 
+use std::path::PathBuf;
+
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{IoBinding, Session};
 use ort::value::Tensor;
 
 use super::checkpoint::Tensors;
 use super::data::Data;
-use super::graph::{eval_graph, train_graph, Arch, Group, ParamSpec, StepConfig};
-use super::{session, FinetuneError};
+use super::grad::ConvGrad;
+use super::graph::{eval_graph, train_graph_as, Arch, Group, ParamSpec, StepConfig};
+use super::store::ParamStore;
+use super::{session, session_with, FinetuneError};
 use crate::backbone::{Compute, ExecutionProvider};
 use crate::numeric;
 
@@ -23,8 +27,8 @@ pub struct Runner {
     hidden: usize,
     train: Session,
     eval: Session,
-    /// Per set: parameter then momentum, for each [`ParamSpec`].
-    sets: [Vec<Tensor<f32>>; 2],
+    /// Per set: one slot per [`ParamSpec`], in `specs` order.
+    sets: [Vec<Slot>; 2],
     train_bind: [IoBinding; 2],
     eval_bind: [IoBinding; 2],
     /// The set holding the current values.
@@ -35,12 +39,29 @@ pub struct Runner {
     on_cuda: bool,
 }
 
+/// One parameter's runtime values in one set.
+struct Slot {
+    param: Tensor<f32>,
+    momentum: Tensor<f32>,
+}
+
 fn shape(dims: &[usize]) -> Vec<i64> {
     dims.iter().map(|&d| d as i64).collect()
 }
 
 fn scalar(v: f32) -> Result<Tensor<f32>, ort::Error> {
     Tensor::from_array((Vec::<i64>::new(), vec![v]))
+}
+
+/// How a [`Runner`] writes and runs its training step: the defaults train; the bench compares
+/// formulations and profiles.
+#[derive(Debug, Clone, Default)]
+pub struct StepOptions {
+    /// How the convolutions' gradients are written.
+    pub conv_grad: ConvGrad,
+    /// Profile the training session with ONNX Runtime's profiler, its file starting with this
+    /// path ([`Runner::end_profiling`] gives the file).
+    pub profile: Option<PathBuf>,
 }
 
 impl Runner {
@@ -53,24 +74,43 @@ impl Runner {
         lrs: (f32, f32),
         compute: Compute,
     ) -> Result<Runner, FinetuneError> {
+        Self::with_options(arch, step, state, lrs, compute, &StepOptions::default())
+    }
+
+    /// [`Runner::new`] with the step written and run as `options` say.
+    pub fn with_options(
+        arch: &Arch,
+        step: StepConfig,
+        state: &Tensors,
+        lrs: (f32, f32),
+        compute: Compute,
+        options: &StepOptions,
+    ) -> Result<Runner, FinetuneError> {
         let specs = arch.params();
-        let train = session(&train_graph(arch, step)?, compute)?;
+        let graph = train_graph_as(arch, step, options.conv_grad)?;
+        let train = session_with(&graph, compute, options.profile.as_deref())?;
         let eval = session(&eval_graph(arch)?, compute)?;
         let alloc = Allocator::default();
         // On CUDA the values are copied to the device once; steps then read and write there.
         let on_cuda = compute.ep == ExecutionProvider::Cuda;
-        let mut sets: [Vec<Tensor<f32>>; 2] = [Vec::new(), Vec::new()];
+        state.params.check(&specs)?;
+        state.momenta.check(&specs)?;
+        let value = |values: &[f32], dims: &[usize]| -> Result<Tensor<f32>, FinetuneError> {
+            let mut t = Tensor::<f32>::new(&alloc, shape(dims))?;
+            t.extract_tensor_mut().1.copy_from_slice(values);
+            Ok(if on_cuda {
+                t.to(AllocationDevice::CUDA, 0)?
+            } else {
+                t
+            })
+        };
+        let mut sets: [Vec<Slot>; 2] = [Vec::new(), Vec::new()];
         for set in &mut sets {
-            for (i, p) in specs.iter().enumerate() {
-                for values in [&state.params[i], &state.momenta[i]] {
-                    let mut t = Tensor::<f32>::new(&alloc, shape(&p.dims))?;
-                    t.extract_tensor_mut().1.copy_from_slice(values);
-                    set.push(if on_cuda {
-                        t.to(AllocationDevice::CUDA, 0)?
-                    } else {
-                        t
-                    });
-                }
+            for p in &specs {
+                set.push(Slot {
+                    param: value(state.params.values(p)?, &p.dims)?,
+                    momentum: value(state.momenta.values(p)?, &p.dims)?,
+                });
             }
         }
         let cpu = MemoryInfo::new(
@@ -82,14 +122,19 @@ impl Runner {
         let mut train_bind = [train.create_binding()?, train.create_binding()?];
         let mut eval_bind = [eval.create_binding()?, eval.create_binding()?];
         for k in 0..2 {
-            let (from, to) = (k, 1 - k);
             let b = &mut train_bind[k];
-            for (i, p) in specs.iter().enumerate() {
-                b.bind_input(p.name.as_str(), &sets[from][2 * i])?;
-                b.bind_input(p.momentum(), &sets[from][2 * i + 1])?;
-                b.bind_output(format!("{}.new", p.name), &mut sets[to][2 * i])?;
-                b.bind_output(format!("{}.new", p.momentum()), &mut sets[to][2 * i + 1])?;
-                eval_bind[k].bind_input(p.name.as_str(), &sets[from][2 * i])?;
+            // Binding k reads set k and writes the other one.
+            let [first, second] = &mut sets;
+            let (read, write) = match k {
+                0 => (&*first, second),
+                _ => (&*second, first),
+            };
+            for ((p, now), next) in specs.iter().zip(read.iter()).zip(write.iter_mut()) {
+                b.bind_input(p.name.as_str(), &now.param)?;
+                b.bind_input(p.momentum(), &now.momentum)?;
+                b.bind_output(format!("{}.new", p.name), &mut next.param)?;
+                b.bind_output(format!("{}.new", p.momentum()), &mut next.momentum)?;
+                eval_bind[k].bind_input(p.name.as_str(), &now.param)?;
             }
             for (group, lr) in [(Group::Pretrained, lrs.0), (Group::New, lrs.1)] {
                 if specs.iter().any(|p| p.group == group) {
@@ -146,15 +191,30 @@ impl Runner {
         let mut all = Vec::new();
         for chunk in rows.chunks(batch.max(1)) {
             let (x, _) = data.batch(chunk);
-            let b = &mut self.eval_bind[self.cur];
-            let shape = batch_shape(chunk.len(), &data.shape);
-            b.bind_input("x", &Tensor::from_array((shape, x))?)?;
-            // A device-bound output keeps its first buffer; a last, smaller batch needs a new one.
-            b.bind_output_to_device("logits", &self.cpu)?;
-            let out = self.eval.run_binding(&self.eval_bind[self.cur])?;
-            all.extend_from_slice(out["logits"].try_extract_tensor::<f32>()?.1);
+            all.extend(self.forward(x, &data.shape, chunk.len())?);
         }
         Ok(all)
+    }
+
+    /// Logits of one batch of `n` rows of shape `x_shape` (the evaluation graph: no dropout,
+    /// no backward), rows x classes, row-major.
+    pub fn forward(
+        &mut self,
+        x: Vec<f32>,
+        x_shape: &[usize],
+        n: usize,
+    ) -> Result<Vec<f32>, FinetuneError> {
+        let b = &mut self.eval_bind[self.cur];
+        b.bind_input("x", &Tensor::from_array((batch_shape(n, x_shape), x))?)?;
+        // A device-bound output keeps its first buffer; a last, smaller batch needs a new one.
+        b.bind_output_to_device("logits", &self.cpu)?;
+        let out = self.eval.run_binding(&self.eval_bind[self.cur])?;
+        Ok(out["logits"].try_extract_tensor::<f32>()?.1.to_vec())
+    }
+
+    /// Stops the training session's profiler (see [`StepOptions::profile`]) and gives its file.
+    pub fn end_profiling(&mut self) -> Result<PathBuf, FinetuneError> {
+        Ok(PathBuf::from(self.train.end_profiling()?))
     }
 
     /// Mean cross-entropy and accuracy of `rows`.
@@ -175,23 +235,19 @@ impl Runner {
 
     /// The current parameters and momenta, copied to the host.
     pub fn state(&self) -> Result<Tensors, FinetuneError> {
-        let set = &self.sets[self.cur];
-        let read = |k: usize| -> Result<Vec<f32>, FinetuneError> {
+        let read = |t: &Tensor<f32>| -> Result<Vec<f32>, FinetuneError> {
             if self.on_cuda {
-                let host = set[k].to(AllocationDevice::CPU, 0)?;
+                let host = t.to(AllocationDevice::CPU, 0)?;
                 return Ok(host.try_extract_tensor::<f32>()?.1.to_vec());
             }
-            Ok(set[k].try_extract_tensor::<f32>()?.1.to_vec())
+            Ok(t.try_extract_tensor::<f32>()?.1.to_vec())
         };
-        let mut t = Tensors {
-            params: Vec::new(),
-            momenta: Vec::new(),
-        };
-        for i in 0..self.specs.len() {
-            t.params.push(read(2 * i)?);
-            t.momenta.push(read(2 * i + 1)?);
+        let (mut params, mut momenta) = (ParamStore::new(), ParamStore::new());
+        for (p, slot) in self.specs.iter().zip(&self.sets[self.cur]) {
+            params.insert(&p.name, p.dims.clone(), read(&slot.param)?)?;
+            momenta.insert(&p.name, p.dims.clone(), read(&slot.momentum)?)?;
         }
-        Ok(t)
+        Ok(Tensors { params, momenta })
     }
 }
 

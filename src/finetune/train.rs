@@ -13,6 +13,7 @@ use super::checkpoint::{self, EpochStats, Meta, Tensors};
 use super::data::Data;
 use super::graph::{eval_graph, train_graph, Arch, ParamSpec, StepConfig};
 use super::runner::Runner;
+use super::store::ParamStore;
 use super::FinetuneError;
 use crate::backbone::Compute;
 
@@ -119,7 +120,7 @@ pub struct Outcome {
     /// Epoch of the kept parameters (lowest validation loss).
     pub best_epoch: usize,
     /// Parameters of the best epoch.
-    pub best: Vec<Vec<f32>>,
+    pub best: ParamStore,
     /// Why the run ended.
     pub ending: Ending,
 }
@@ -149,42 +150,33 @@ impl RunFiles {
 }
 
 /// He-uniform weights (Glorot for the output layer) and zero biases for the new layers, from
-/// `seed`; pretrained layers take their values from `pretrained` by parameter name.
+/// `seed`; the tensors `start` holds (pretrained layers, a trained head) are taken as they are,
+/// checked to have the network's shapes.
 pub fn initial_params(
     arch: &Arch,
     seed: u64,
-    pretrained: &dyn Fn(&str) -> Option<Vec<f32>>,
-) -> Result<Vec<Vec<f32>>, FinetuneError> {
+    start: &ParamStore,
+) -> Result<ParamStore, FinetuneError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1417_a11e);
-    let mut out = Vec::new();
-    for p in arch.params() {
-        if let Some(values) = pretrained(&p.name) {
-            if values.len() != p.len() {
-                return Err(FinetuneError::Arch(format!(
-                    "pretrained {} has {} values, the network needs {:?}",
-                    p.name,
-                    values.len(),
-                    p.dims
-                )));
-            }
-            out.push(values);
-        } else if p.dims.len() == 1 {
-            out.push(vec![0.0; p.len()]);
-        } else {
-            let (fan_in, fan_out) = (p.dims[0] as f32, p.dims[1] as f32);
-            let limit = if p.name == "fc2.w" {
-                (6.0 / (fan_in + fan_out)).sqrt()
-            } else {
-                (6.0 / fan_in).sqrt()
-            };
-            out.push(
-                (0..p.len())
-                    .map(|_| rng.random_range(-limit..limit))
-                    .collect(),
-            );
+    ParamStore::from_specs(&arch.params(), |p| {
+        if start.get(&p.name).is_some() {
+            return Ok(start.values(p)?.to_vec());
         }
-    }
-    Ok(out)
+        if p.dims.len() == 1 {
+            return Ok(vec![0.0; p.len()]);
+        }
+        let (fan_in, fan_out) = (p.dims[0] as f32, p.dims[1] as f32);
+        let limit = if p.name == "fc2.w" {
+            (6.0 / (fan_in + fan_out)).sqrt()
+        } else {
+            (6.0 / fan_in).sqrt()
+        };
+        Ok::<_, FinetuneError>(
+            (0..p.len())
+                .map(|_| rng.random_range(-limit..limit))
+                .collect(),
+        )
+    })
 }
 
 /// The RNG of one epoch: shuffling and dropout masks depend on (seed, epoch) only, so a resumed
@@ -202,7 +194,7 @@ fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
 pub fn fit(
     params: &CheckedParams,
     arch: &Arch,
-    init: Vec<Vec<f32>>,
+    init: ParamStore,
     data: &Data,
     dir: &Path,
     on_epoch: &mut dyn FnMut(&EpochStats) -> bool,
@@ -232,7 +224,7 @@ pub fn fit(
             break;
         }
         let stats = train_epoch(params, arch, data, &mut runner, epoch, meta.epoch)?;
-        record_epoch(&files, &specs, &mut meta, &stats, &runner)?;
+        record_epoch(&files, &mut meta, &stats, &runner)?;
         if !on_epoch(&stats) {
             ending = Ending::Interrupted;
             break;
@@ -281,7 +273,7 @@ fn start_or_resume(
     files: &RunFiles,
     specs: &[ParamSpec],
     fingerprint: String,
-    init: Vec<Vec<f32>>,
+    init: ParamStore,
 ) -> Result<(Meta, Tensors), FinetuneError> {
     if files.checkpoint.exists() {
         let (meta, state) = checkpoint::load(&files.checkpoint, specs, true)?;
@@ -293,20 +285,14 @@ fn start_or_resume(
         }
         return Ok((meta, state));
     }
-    let momenta = init.iter().map(|p| vec![0.0; p.len()]).collect();
+    init.check(specs)?;
     let meta = Meta {
         epoch: 0,
         fingerprint,
         history: Vec::new(),
         best_epoch: 0,
     };
-    Ok((
-        meta,
-        Tensors {
-            params: init,
-            momenta,
-        },
-    ))
+    Ok((meta, Tensors::fresh(init)))
 }
 
 /// One epoch: seeded shuffled steps with dropout masks, then validation. A NaN or diverging
@@ -377,7 +363,6 @@ fn train_epoch(
 /// validation loss is the lowest so far), the history and the curves.
 fn record_epoch(
     files: &RunFiles,
-    specs: &[ParamSpec],
     meta: &mut Meta,
     stats: &EpochStats,
     runner: &Runner,
@@ -393,11 +378,11 @@ fn record_epoch(
         meta.best_epoch = stats.epoch;
         let params_only = Tensors {
             params: state.params.clone(),
-            momenta: Vec::new(),
+            momenta: ParamStore::new(),
         };
-        checkpoint::save(&files.best, specs, meta, &params_only)?;
+        checkpoint::save(&files.best, meta, &params_only)?;
     }
-    checkpoint::save(&files.checkpoint, specs, meta, &state)?;
+    checkpoint::save(&files.checkpoint, meta, &state)?;
     let history = serde_json::to_string_pretty(&meta.history).expect("history serialises");
     crate::output::write_atomic(&files.history, (history + "\n").as_bytes())?;
     write_curves(&files.curves, &meta.history)
@@ -422,16 +407,12 @@ fn write_curves(path: &Path, history: &[EpochStats]) -> Result<(), FinetuneError
 /// after [`fit`].
 pub fn logits(
     arch: &Arch,
-    params: &[Vec<f32>],
+    params: &ParamStore,
     data: &Data,
     rows: &[usize],
     compute: Compute,
 ) -> Result<Vec<f32>, FinetuneError> {
-    let momenta = params.iter().map(|p| vec![0.0; p.len()]).collect();
-    let state = Tensors {
-        params: params.to_vec(),
-        momenta,
-    };
+    let state = Tensors::fresh(params.clone());
     let step = StepConfig {
         momentum: 0.0,
         weight_decay: 0.0,

@@ -141,6 +141,18 @@ impl Model {
         tensor_f32_data(t)
     }
 
+    /// The dims and values of the f32 initializer called `name`.
+    pub fn initializer_f32_shaped(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), OnnxError> {
+        let t = self
+            .initializer(name)
+            .ok_or_else(|| missing_initializer(name))?;
+        let dims = t
+            .dims
+            .iter()
+            .map(|&d| usize::try_from(d).unwrap_or(usize::MAX));
+        Ok((dims.collect(), tensor_f32_data(t)?))
+    }
+
     /// Replaces the values of the f32 initializer `name`, keeping its dims (e.g. trained weights).
     pub fn set_initializer_f32(&mut self, name: &str, data: &[f32]) -> Result<(), OnnxError> {
         let t = self

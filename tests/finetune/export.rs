@@ -1,7 +1,7 @@
 //! The exported inference model: backbone with the trained convolutions, head and softmax.
 
 use tlearn::finetune::network::{inference_model, pretrained};
-use tlearn::finetune::{eval_graph, Arch, ConvLayer, HeadPool};
+use tlearn::finetune::{eval_graph, Arch, ConvLayer, HeadPool, ParamStore, StoreError};
 use tlearn::onnx::{attr_ints, DataType, Dim, GraphBuilder, Model};
 
 use super::fd::{open_model, run, uniform, Input};
@@ -53,22 +53,24 @@ fn arch(convs: Vec<ConvLayer>, input: Vec<usize>) -> Arch {
     }
 }
 
-fn random_params(arch: &Arch) -> Vec<Vec<f32>> {
-    arch.params()
-        .iter()
-        .enumerate()
-        .map(|(i, p)| uniform(50 + i as u64, p.len(), 0.5))
-        .collect()
+fn random_params(arch: &Arch) -> ParamStore {
+    let mut seed = 50;
+    ParamStore::from_specs(&arch.params(), |p| {
+        seed += 1;
+        Ok::<_, StoreError>(uniform(seed, p.len(), 0.5))
+    })
+    .unwrap()
 }
 
 /// Runs the eval graph of `arch` with `params` on `x` ([2, ...input]).
-fn eval(arch: &Arch, params: &[Vec<f32>], x: Vec<f32>) -> Vec<f32> {
+fn eval(arch: &Arch, params: &ParamStore, x: Vec<f32>) -> Vec<f32> {
     let mut inputs = vec![(
         "x".to_string(),
         Input::F32([vec![2], arch.input.clone()].concat(), x),
     )];
-    for (p, v) in arch.params().iter().zip(params) {
-        inputs.push((p.name.clone(), Input::F32(p.dims.clone(), v.clone())));
+    for p in arch.params() {
+        let v = params.values(&p).unwrap().to_vec();
+        inputs.push((p.name.clone(), Input::F32(p.dims.clone(), v)));
     }
     let inputs: Vec<(&str, Input)> = inputs
         .iter()
@@ -95,14 +97,11 @@ fn pretrained_weights_come_from_the_backbone() {
         pool: true,
     };
     let weights = pretrained(&backbone, &arch(vec![conv], vec![2, 8, 8]).convs).unwrap();
-    assert_eq!(
-        weights["block5_conv3.w"],
-        backbone.initializer_f32("w5").unwrap()
-    );
-    assert_eq!(
-        weights["block5_conv3.b"],
-        backbone.initializer_f32("b5").unwrap()
-    );
+    let w = weights.get("block5_conv3.w").unwrap();
+    assert_eq!(w.values, backbone.initializer_f32("w5").unwrap());
+    assert_eq!(w.dims, [3, 2, 3, 3]);
+    let b = weights.get("block5_conv3.b").unwrap();
+    assert_eq!(b.values, backbone.initializer_f32("b5").unwrap());
     let missing = ConvLayer {
         name: "block5_conv1".into(),
         out: 3,
@@ -147,7 +146,8 @@ fn exported_model_carries_the_trained_convolution() {
     };
     let tail = arch(vec![conv], vec![2, 8, 8]);
     let params = random_params(&tail);
-    assert_ne!(params[0], backbone.initializer_f32("w5").unwrap());
+    let w = &params.get("block5_conv3.w").unwrap().values;
+    assert_ne!(w, &backbone.initializer_f32("w5").unwrap());
     let x = uniform(71, 2 * 2 * 8 * 8, 1.0);
     // The tiny backbone's input is what the tail reads (block4_pool in VGG16).
     let expected = eval(&tail, &params, x.clone());

@@ -2,7 +2,14 @@
 
 use super::fd::{assert_close, open_model, run, slopes, uniform, Input};
 use tlearn::backbone::Compute;
-use tlearn::finetune::{train_graph, Arch, ConvLayer, Group, HeadPool, StepConfig};
+use tlearn::finetune::bench::{time_stage2, FORMULATIONS};
+use tlearn::finetune::checkpoint::Tensors;
+use tlearn::finetune::grad::ConvGrad;
+use tlearn::finetune::train::initial_params;
+use tlearn::finetune::{
+    train_graph, train_graph_as, Arch, ConvLayer, Group, HeadPool, ParamSpec, ParamStore,
+    StepConfig, StoreError,
+};
 
 /// Two convolutions (the first pooled), then the head: every backward builder in one graph.
 pub fn tiny_arch() -> Arch {
@@ -184,12 +191,15 @@ fn io_bound_steps_equal_plain_runs_that_feed_outputs_back() {
     let (lrs, n) = ((0.05, 0.1), 3);
     let start = Step::new(&arch, 0.0, lrs);
     let specs = arch.params();
+    let store = |name: &dyn Fn(&ParamSpec) -> String| {
+        ParamStore::from_specs(&specs, |p| {
+            Ok::<_, StoreError>(start.f32(&name(p)).to_vec())
+        })
+        .unwrap()
+    };
     let state = tlearn::finetune::checkpoint::Tensors {
-        params: specs.iter().map(|p| start.f32(&p.name).to_vec()).collect(),
-        momenta: specs
-            .iter()
-            .map(|p| start.f32(&p.momentum()).to_vec())
-            .collect(),
+        params: store(&|p| p.name.clone()),
+        momenta: store(&|p| p.momentum()),
     };
     let mut runner =
         tlearn::finetune::runner::Runner::new(&arch, config, &state, lrs, Compute::cpu(1)).unwrap();
@@ -229,10 +239,66 @@ fn io_bound_steps_equal_plain_runs_that_feed_outputs_back() {
         }
     }
     let bound = runner.state().unwrap();
-    for (i, p) in specs.iter().enumerate() {
+    for p in &specs {
         let Input::F32(_, expected) = &inputs.iter().find(|(n, _)| *n == p.name).unwrap().1 else {
             unreachable!()
         };
-        assert_eq!(&bound.params[i], expected, "{}", p.name);
+        assert_eq!(bound.params.values(p).unwrap(), expected, "{}", p.name);
+    }
+}
+
+#[test]
+fn both_formulations_of_the_conv_gradients_give_the_same_step() {
+    let arch = tiny_arch();
+    let config = StepConfig {
+        momentum: 0.9,
+        weight_decay: 0.01,
+    };
+    let step = Step::new(&arch, 0.3, (0.05, 0.1));
+    let names: Vec<String> = arch
+        .params()
+        .iter()
+        .map(|p| format!("{}.new", p.name))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut outputs = Vec::new();
+    for how in [ConvGrad::Im2col, ConvGrad::Transposed] {
+        let mut session = open_model(&train_graph_as(&arch, config, how).unwrap());
+        outputs.push(run(&mut session, &step.refs(), &names));
+    }
+    for (name, (a, b)) in names.iter().zip(outputs[0].iter().zip(&outputs[1])) {
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                "{name}: {x} vs {y}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_stage_2_timing_profiles_each_formulation_beside_the_forward_pass() {
+    let arch = tiny_arch();
+    let state = Tensors::fresh(initial_params(&arch, 3, &ParamStore::new()).unwrap());
+    let times = time_stage2(&arch, &state, arch.classes, (4, 2), Compute::cpu(1)).unwrap();
+    assert!(times.forward > 0.0);
+    assert_eq!(times.steps.len(), FORMULATIONS.len());
+    let ops = |k: usize| -> Vec<&str> { times.steps[k].1.iter().map(|o| o.op.as_str()).collect() };
+    for (k, how) in FORMULATIONS.iter().enumerate() {
+        assert!(times.steps[k].0 > 0.0, "{how:?}");
+        // What tells the formulations apart: ConvTranspose, or the im2col slices and GEMM.
+        let transposed = ops(k).contains(&"ConvTranspose");
+        assert_eq!(
+            transposed,
+            *how == ConvGrad::Transposed,
+            "{how:?}: {:?}",
+            ops(k)
+        );
+        assert_eq!(
+            ops(k).contains(&"Concat"),
+            !transposed,
+            "{how:?}: {:?}",
+            ops(k)
+        );
     }
 }

@@ -7,7 +7,7 @@ use tlearn::backbone::Compute;
 use tlearn::finetune::checkpoint;
 use tlearn::finetune::data::Data;
 use tlearn::finetune::train::{fit, initial_params, CheckedParams, Ending, FinetuneParams};
-use tlearn::finetune::FinetuneError;
+use tlearn::finetune::{FinetuneError, ParamStore, StoreError};
 
 use super::fd::uniform;
 use super::step::tiny_arch;
@@ -56,13 +56,18 @@ fn params(epochs: usize) -> CheckedParams {
     .unwrap()
 }
 
-fn init() -> Vec<Vec<f32>> {
+fn init() -> ParamStore {
     // The "pretrained" convolutions get fixed random values here.
     let arch = tiny_arch();
-    let convs = |name: &str| {
-        let p = arch.params().into_iter().find(|p| p.name == name)?;
-        (!p.name.starts_with("fc")).then(|| uniform(name.len() as u64, p.len(), 0.4))
-    };
+    let specs: Vec<_> = arch
+        .params()
+        .into_iter()
+        .filter(|p| !p.name.starts_with("fc"))
+        .collect();
+    let convs = ParamStore::from_specs(&specs, |p| {
+        Ok::<_, StoreError>(uniform(p.name.len() as u64, p.len(), 0.4))
+    })
+    .unwrap();
     initial_params(&arch, 7, &convs).unwrap()
 }
 
@@ -201,6 +206,37 @@ fn a_checkpoint_of_other_settings_is_refused() {
 }
 
 #[test]
+fn a_checkpoint_whose_tensor_has_another_shape_is_refused_even_with_as_many_values() {
+    let data = tiny_data();
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), 2, &data, Some(1)).unwrap();
+    let path = dir.path().join("checkpoint.onnx");
+    let (meta, state) = checkpoint::load(&path, &tiny_arch().params(), true).unwrap();
+    // fc1.w written transposed: as many values as the network's [8, 5], another shape.
+    let mut params = ParamStore::new();
+    for (name, t) in state.params.iter() {
+        let mut dims = t.dims.clone();
+        if name == "fc1.w" {
+            dims.reverse();
+        }
+        params.insert(name, dims, t.values.clone()).unwrap();
+    }
+    let edited = checkpoint::Tensors {
+        params,
+        momenta: state.momenta,
+    };
+    checkpoint::save(&path, &meta, &edited).unwrap();
+    let e = run(dir.path(), 2, &data, None).unwrap_err();
+    assert!(matches!(e, FinetuneError::Checkpoint { .. }), "{e}");
+    let e = e.to_string();
+    assert!(
+        e.contains("'fc1.w' has shape [5, 8], the network needs [8, 5]")
+            && e.contains("another network"),
+        "{e}"
+    );
+}
+
+#[test]
 fn settings_out_of_range_are_refused() {
     for bad in [
         FinetuneParams {
@@ -237,10 +273,7 @@ fn cuda_that_cannot_start_is_an_error_not_a_silent_cpu_run() {
             momentum: 0.9,
             weight_decay: 0.0,
         },
-        &checkpoint::Tensors {
-            momenta: init().iter().map(|p| vec![0.0; p.len()]).collect(),
-            params: init(),
-        },
+        &checkpoint::Tensors::fresh(init()),
         (0.1, 0.1),
         cuda,
     )
