@@ -175,7 +175,7 @@ fn stage1(b: &BenchConfig) -> Result<Stage1, FinetuneError> {
         backbone: b.backbone.clone(),
         unfreeze: Unfreeze::Last(0),
         pool: b.pool,
-        hidden: HIDDEN,
+        hidden: super::run::DEFAULT_HIDDEN,
         out: PathBuf::new(),
         init_from: None,
     };
@@ -289,9 +289,6 @@ pub fn time_stage2(
         steps: out,
     })
 }
-
-/// Width of the head's hidden layer, as `tlearn finetune train`'s default.
-const HIDDEN: usize = 256;
 
 /// Seeded dropout masks of rate 0.5 for the hidden layer.
 struct Masks(ChaCha8Rng);
