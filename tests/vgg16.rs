@@ -115,18 +115,24 @@ fn start_extraction(out: &Path) -> Child {
         .unwrap()
 }
 
-/// Waits until the cache file exists (the run is past its set-up), then `extra` more.
-fn wait_for(path: &Path, extra: Duration) {
+/// Waits until the cache another process is writing has its first finished batch, so a
+/// signal sent now lands mid-run however loaded the machine is.
+fn wait_for_first_batch(path: &Path) {
     let start = Instant::now();
-    while !path.exists() {
+    loop {
+        let done = FeatureCache::open_unlocked(path)
+            .and_then(|c| c.status())
+            .map_or(0, |s| s.iter().filter(|s| **s == RowStatus::Done).count());
+        if done > 0 {
+            return;
+        }
         assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "{} never appeared",
+            start.elapsed() < Duration::from_secs(300),
+            "{} has no finished row after 300 s",
             path.display()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(extra);
 }
 
 fn done_rows(cache: &Path) -> usize {
@@ -148,7 +154,7 @@ fn a_killed_run_resumes_to_the_same_bytes_as_an_uninterrupted_one() {
 
     let killed = dir.path().join("killed.h5");
     let mut child = start_extraction(&killed);
-    wait_for(&killed, Duration::from_millis(1500));
+    wait_for_first_batch(&killed);
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     let done = done_rows(&killed);
@@ -177,7 +183,7 @@ fn ctrl_c_stops_after_the_batch_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f.h5");
     let child = start_extraction(&out);
-    wait_for(&out, Duration::from_millis(1000));
+    wait_for_first_batch(&out);
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -103,6 +103,15 @@ pub fn stages(
     Ok(vec![head, block])
 }
 
+impl Stage {
+    /// This stage's report renamed as auto's run, and its model (`linear` if it has none).
+    pub fn as_auto(&self, linear: PathBuf) -> (RunReport, PathBuf) {
+        let mut report = self.report.clone();
+        report.run = super::RUN.to_string();
+        (report, self.model.clone().unwrap_or(linear))
+    }
+}
+
 /// The cache of stage 2's input layer.
 pub fn stage2_cache(cfg: &AutoConfig) -> PathBuf {
     cfg.out.join("cache").join("finetune-input.h5")

@@ -20,7 +20,7 @@ use crate::classify::data::CacheData;
 use crate::classify::train::{self, TrainConfig};
 use crate::classify::{ClassifyError, Kind, DEFAULT_C_GRID};
 use crate::extract::{self, ExtractConfig, ExtractError};
-use crate::finetune::train::FinetuneParams;
+use crate::finetune::train::{CheckedParams, FinetuneParams};
 use crate::report::run::ModelInfo;
 use crate::report::{ReportError, RunReport};
 
@@ -239,23 +239,11 @@ pub fn run(
     let (mut report, mut model) = train_chosen(cfg, &cache, &chosen, &measured.root)?;
     clock.lap("train and report");
 
-    let (finetune_reason, stages) = match finetune_plan(cfg, &measured.stats, &measured.layers)? {
-        Err(reason) => (reason, Vec::new()),
-        Ok((reason, before)) => {
-            let deepest = measured.deepest();
-            let stages = finetune::stages(cfg, deepest, &before, &finetune_params, stop, progress)?;
-            clock.lap("fine-tune");
-            (reason, stages)
-        }
-    };
-    let winner = stages
-        .iter()
-        .filter(|s| s.val_accuracy > chosen.val_accuracy + choose::TIE)
-        .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy));
+    let (finetune_reason, stages) =
+        fine_tune(cfg, &measured, &finetune_params, &mut clock, stop, progress)?;
+    let winner = finetune_winner(&stages, &chosen);
     if let Some(stage) = winner {
-        report = stage.report.clone();
-        report.run = RUN.to_string();
-        model = stage.model.clone().unwrap_or(model);
+        (report, model) = stage.as_auto(model);
     }
 
     let (similarity, best_with_deepest, best_without_deepest) =
@@ -286,6 +274,37 @@ pub fn run(
         model,
         report_dir,
     })
+}
+
+/// The fine-tuning stages if [`finetune_plan`] runs them (timed as a phase), and why or why not.
+fn fine_tune(
+    cfg: &AutoConfig,
+    measured: &Measured,
+    params: &CheckedParams,
+    clock: &mut Clock,
+    stop: &AtomicBool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(String, Vec<finetune::Stage>), AutoError> {
+    match finetune_plan(cfg, &measured.stats, &measured.layers)? {
+        Err(reason) => Ok((reason, Vec::new())),
+        Ok((reason, before)) => {
+            let stages =
+                finetune::stages(cfg, measured.deepest(), &before, params, stop, progress)?;
+            clock.lap("fine-tune");
+            Ok((reason, stages))
+        }
+    }
+}
+
+/// The fine-tuning stage with the best validation accuracy, if it beats the linear choice.
+fn finetune_winner<'a>(
+    stages: &'a [finetune::Stage],
+    chosen: &Candidate,
+) -> Option<&'a finetune::Stage> {
+    stages
+        .iter()
+        .filter(|s| s.val_accuracy > chosen.val_accuracy + choose::TIE)
+        .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy))
 }
 
 /// Wall-clock seconds of each phase, in order.

@@ -10,7 +10,7 @@ use super::graph::{map_dims, Arch, ConvLayer, HeadPool};
 use super::store::ParamStore;
 use super::FinetuneError;
 use crate::backbone::Compute;
-use crate::onnx::proto::NodeProto;
+use crate::onnx::proto::{GraphProto, NodeProto};
 use crate::onnx::Model;
 
 /// VGG16's convolutions, shallow to deep: Keras layer name, output channels, and whether a 2x2
@@ -217,6 +217,13 @@ pub fn inference_model(
             &dims,
         ));
     }
+    add_head(g, arch);
+    Ok(model)
+}
+
+/// The head's nodes after `block5_pool` (pooling, dense, ReLU, dense, softmax) and the
+/// `probabilities` output; its weights are the `head/fc*` initializers.
+fn add_head(g: &mut GraphProto, arch: &Arch) {
     let node = |op: &str, inputs: &[&str], output: &str, attrs| NodeProto {
         name: Some(format!("head/{output}")),
         op_type: Some(op.into()),
@@ -238,27 +245,20 @@ pub fn inference_model(
             "head/avg"
         }
     };
-    g.node.push(node("Flatten", &[map], "head/flat", axis1()));
-    g.node.push(node(
-        "Gemm",
-        &["head/flat", "head/fc1.w", "head/fc1.b"],
-        "head/fc1",
-        vec![],
-    ));
-    g.node
-        .push(node("Relu", &["head/fc1"], "head/hidden", vec![]));
-    g.node.push(node(
-        "Gemm",
-        &["head/hidden", "head/fc2.w", "head/fc2.b"],
-        "head/logits",
-        vec![],
-    ));
-    g.node.push(node(
-        "Softmax",
-        &["head/logits"],
-        super::run::PROBABILITIES,
-        axis1(),
-    ));
+    let fc1 = ["head/flat", "head/fc1.w", "head/fc1.b"];
+    let fc2 = ["head/hidden", "head/fc2.w", "head/fc2.b"];
+    g.node.extend([
+        node("Flatten", &[map], "head/flat", axis1()),
+        node("Gemm", &fc1, "head/fc1", vec![]),
+        node("Relu", &["head/fc1"], "head/hidden", vec![]),
+        node("Gemm", &fc2, "head/logits", vec![]),
+        node(
+            "Softmax",
+            &["head/logits"],
+            super::run::PROBABILITIES,
+            axis1(),
+        ),
+    ]);
     let dims = [
         crate::onnx::Dim::sym("batch"),
         crate::onnx::Dim::Fixed(arch.classes as i64),
@@ -268,7 +268,6 @@ pub fn inference_model(
         crate::onnx::DataType::Float,
         Some(&dims),
     ));
-    Ok(model)
 }
 
 #[cfg(test)]

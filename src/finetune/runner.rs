@@ -53,6 +53,44 @@ fn scalar(v: f32) -> Result<Tensor<f32>, ort::Error> {
     Tensor::from_array((Vec::<i64>::new(), vec![v]))
 }
 
+/// One set of runtime values holding `state`'s parameters and momenta, in `specs` order (in
+/// CUDA memory when `on_cuda`).
+fn slots(specs: &[ParamSpec], state: &Tensors, on_cuda: bool) -> Result<Vec<Slot>, FinetuneError> {
+    let alloc = Allocator::default();
+    let value = |values: &[f32], dims: &[usize]| -> Result<Tensor<f32>, FinetuneError> {
+        let mut t = Tensor::<f32>::new(&alloc, shape(dims))?;
+        t.extract_tensor_mut().1.copy_from_slice(values);
+        Ok(if on_cuda {
+            t.to(AllocationDevice::CUDA, 0)?
+        } else {
+            t
+        })
+    };
+    specs
+        .iter()
+        .map(|p| {
+            Ok(Slot {
+                param: value(state.params.values(p)?, &p.dims)?,
+                momentum: value(state.momenta.values(p)?, &p.dims)?,
+            })
+        })
+        .collect()
+}
+
+/// Binds the learning rate of each group that has parameters.
+fn bind_learning_rates(
+    b: &mut IoBinding,
+    specs: &[ParamSpec],
+    (pretrained, new): (f32, f32),
+) -> Result<(), FinetuneError> {
+    for (group, lr) in [(Group::Pretrained, pretrained), (Group::New, new)] {
+        if specs.iter().any(|p| p.group == group) {
+            b.bind_input(group.lr_input(), &scalar(lr)?)?;
+        }
+    }
+    Ok(())
+}
+
 /// How a [`Runner`] writes and runs its training step: the defaults train; the bench compares
 /// formulations and profiles.
 #[derive(Debug, Clone, Default)]
@@ -90,29 +128,14 @@ impl Runner {
         let graph = train_graph_as(arch, step, options.conv_grad)?;
         let train = session_with(&graph, compute, options.profile.as_deref())?;
         let eval = session(&eval_graph(arch)?, compute)?;
-        let alloc = Allocator::default();
         // On CUDA the values are copied to the device once; steps then read and write there.
         let on_cuda = compute.ep == ExecutionProvider::Cuda;
         state.params.check(&specs)?;
         state.momenta.check(&specs)?;
-        let value = |values: &[f32], dims: &[usize]| -> Result<Tensor<f32>, FinetuneError> {
-            let mut t = Tensor::<f32>::new(&alloc, shape(dims))?;
-            t.extract_tensor_mut().1.copy_from_slice(values);
-            Ok(if on_cuda {
-                t.to(AllocationDevice::CUDA, 0)?
-            } else {
-                t
-            })
-        };
-        let mut sets: [Vec<Slot>; 2] = [Vec::new(), Vec::new()];
-        for set in &mut sets {
-            for p in &specs {
-                set.push(Slot {
-                    param: value(state.params.values(p)?, &p.dims)?,
-                    momentum: value(state.momenta.values(p)?, &p.dims)?,
-                });
-            }
-        }
+        let mut sets = [
+            slots(&specs, state, on_cuda)?,
+            slots(&specs, state, on_cuda)?,
+        ];
         let cpu = MemoryInfo::new(
             AllocationDevice::CPU,
             0,
@@ -122,13 +145,13 @@ impl Runner {
         let mut train_bind = [train.create_binding()?, train.create_binding()?];
         let mut eval_bind = [eval.create_binding()?, eval.create_binding()?];
         for k in 0..2 {
-            let b = &mut train_bind[k];
             // Binding k reads set k and writes the other one.
             let [first, second] = &mut sets;
             let (read, write) = match k {
                 0 => (&*first, second),
                 _ => (&*second, first),
             };
+            let b = &mut train_bind[k];
             for ((p, now), next) in specs.iter().zip(read.iter()).zip(write.iter_mut()) {
                 b.bind_input(p.name.as_str(), &now.param)?;
                 b.bind_input(p.momentum(), &now.momentum)?;
@@ -136,11 +159,7 @@ impl Runner {
                 b.bind_output(format!("{}.new", p.momentum()), &mut next.momentum)?;
                 eval_bind[k].bind_input(p.name.as_str(), &now.param)?;
             }
-            for (group, lr) in [(Group::Pretrained, lrs.0), (Group::New, lrs.1)] {
-                if specs.iter().any(|p| p.group == group) {
-                    b.bind_input(group.lr_input(), &scalar(lr)?)?;
-                }
-            }
+            bind_learning_rates(b, &specs, lrs)?;
             b.bind_output_to_device("loss", &cpu)?;
             b.bind_output_to_device("correct", &cpu)?;
             eval_bind[k].bind_output_to_device("logits", &cpu)?;

@@ -248,20 +248,7 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
 
 fn train(args: TrainArgs) -> Result<ExitCode> {
     let stop = crate::stop_on_ctrl_c("stopping after this epoch's checkpoint (Ctrl-C again to quit at once; the last checkpoint stays)")?;
-    let params = FinetuneParams {
-        epochs: args.epochs,
-        batch: args.batch,
-        lr_new: args.lr_new,
-        lr_pretrained: args.lr_pretrained,
-        momentum: args.net.momentum,
-        weight_decay: args.net.weight_decay,
-        dropout: args.dropout,
-        patience: args.patience,
-        seed: args.seed,
-        compute: args.compute.compute(),
-        ..FinetuneParams::default()
-    }
-    .check()?;
+    let params = params(&args).check()?;
     let (name, run_dir) = run_folder(&args)?;
     let dir = args.reports.join(name.as_str());
     output::check_apart(&run_dir, &dir)?;
@@ -303,9 +290,33 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         &summaries,
     )?;
     tlearn::report::write_run(&report, &dir)?;
+    print_outcome(&report, &dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The fine-tuning settings the flags give (checked by the caller).
+fn params(args: &TrainArgs) -> FinetuneParams {
+    FinetuneParams {
+        epochs: args.epochs,
+        batch: args.batch,
+        lr_new: args.lr_new,
+        lr_pretrained: args.lr_pretrained,
+        momentum: args.net.momentum,
+        weight_decay: args.net.weight_decay,
+        dropout: args.dropout,
+        patience: args.patience,
+        seed: args.seed,
+        compute: args.compute.compute(),
+        ..FinetuneParams::default()
+    }
+}
+
+/// The run's test accuracy and report (stdout), its warnings (stderr).
+fn print_outcome(report: &tlearn::report::RunReport, dir: &Path) {
     let s = &report.summary;
     println!(
-        "{name}: test accuracy {:.2}% ± {:.2} over {} split(s) of {} test images; report {}",
+        "{}: test accuracy {:.2}% ± {:.2} over {} split(s) of {} test images; report {}",
+        report.run,
         100.0 * s.accuracy.mean,
         100.0 * s.accuracy.std,
         s.splits,
@@ -316,7 +327,6 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         .warnings
         .iter()
         .for_each(|w| eprintln!("warning: {w}"));
-    Ok(ExitCode::SUCCESS)
 }
 
 /// An epoch's line (unless quiet), a finished split's line.
