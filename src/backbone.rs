@@ -21,12 +21,14 @@ const ORT_LIB_NAME: &str = "libonnxruntime.so";
 #[derive(Debug, thiserror::Error)]
 pub enum BackboneError {
     /// The descriptor TOML is missing or malformed.
-    #[error("backbone descriptor {path}: {message}")]
+    #[error("backbone descriptor {path}: {}", crate::output::with_cause(.message, .source))]
     Descriptor {
         /// The descriptor file.
         path: PathBuf,
-        /// What is wrong.
+        /// What is wrong, or what to do about `source`.
         message: String,
+        /// The error reading, parsing or checking it.
+        source: Option<crate::output::Cause>,
     },
     /// The model file does not have the sha256 its descriptor records.
     #[error("model {path} has sha256 {actual} but its descriptor expects {expected}: rebuild it with `make models`, or fix the descriptor if you changed the model on purpose")]
@@ -177,22 +179,16 @@ impl Descriptor {
         let path = Self::path_for(model);
         let text = std::fs::read_to_string(&path).map_err(|e| BackboneError::Descriptor {
             path: path.clone(),
-            message: format!(
-                "{e}; every model needs a descriptor next to it (see models/vgg16.toml)"
-            ),
+            message: "cannot read it (every model needs a descriptor next to it, see models/vgg16.toml)"
+                .into(),
+            source: Some(e.into()),
         })?;
         let descriptor: Descriptor =
-            toml::from_str(&text).map_err(|e| BackboneError::Descriptor {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            toml::from_str(&text).map_err(|e| descriptor_error(&path, e))?;
         descriptor
             .preprocessing
             .validate()
-            .map_err(|e| BackboneError::Descriptor {
-                path,
-                message: e.to_string(),
-            })?;
+            .map_err(|e| descriptor_error(&path, e))?;
         Ok(descriptor)
     }
 
@@ -212,11 +208,17 @@ impl Descriptor {
     /// Writes this descriptor next to `model`.
     pub fn save_beside(&self, model: &Path) -> Result<(), BackboneError> {
         let path = Self::path_for(model);
-        let text = toml::to_string(self).map_err(|e| BackboneError::Descriptor {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let text = toml::to_string(self).map_err(|e| descriptor_error(&path, e))?;
         Ok(crate::output::write_atomic(&path, text.as_bytes())?)
+    }
+}
+
+/// The descriptor at `path` could not be parsed, checked or written because of `source`.
+fn descriptor_error(path: &Path, source: impl Into<crate::output::Cause>) -> BackboneError {
+    BackboneError::Descriptor {
+        path: path.to_path_buf(),
+        message: String::new(),
+        source: Some(source.into()),
     }
 }
 

@@ -95,7 +95,7 @@ pub(crate) fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>, ReportError> {
         &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
     )
-    .map_err(|e| ReportError::Image(e.to_string()))?;
+    ?;
     Ok(bytes)
 }
 
