@@ -179,8 +179,9 @@ impl Descriptor {
         let path = Self::path_for(model);
         let text = std::fs::read_to_string(&path).map_err(|e| BackboneError::Descriptor {
             path: path.clone(),
-            message: "cannot read it (every model needs a descriptor next to it, see models/vgg16.toml)"
-                .into(),
+            message:
+                "cannot read it (every model needs a descriptor next to it, see models/vgg16.toml)"
+                    .into(),
             source: Some(e.into()),
         })?;
         let descriptor: Descriptor =

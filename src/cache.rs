@@ -269,13 +269,12 @@ impl FeatureCache {
     }
 
     fn open_as(path: &Path, write: bool, lock: bool) -> Result<FeatureCache, CacheError> {
-        let not_cache = |reason: String, source: Option<crate::output::Cause>| {
-            CacheError::NotACache {
+        let not_cache =
+            |reason: String, source: Option<crate::output::Cause>| CacheError::NotACache {
                 path: path.to_path_buf(),
                 reason,
                 source,
-            }
-        };
+            };
         // A strong close degree: dropping the cache closes the file at once, not whenever the
         // last dataset handle goes, so a following open never meets a stale lock.
         let mut builder = hdf5::File::with_options();

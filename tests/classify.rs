@@ -586,12 +586,18 @@ fn unreadable_model_files_keep_their_cause() {
     assert!(matches!(e, ClassifyError::ModelFile { .. }), "{e}");
     assert!(e.to_string().contains("train it again"), "{e}");
     let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
-    assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound), "{e}");
+    assert_eq!(
+        io.map(|e| e.kind()),
+        Some(std::io::ErrorKind::NotFound),
+        "{e}"
+    );
 
     let cut = dir.path().join("cut.json");
     std::fs::write(&cut, "{\"format\": ").unwrap();
     let e = TrainedModel::load(&cut).unwrap_err();
     assert!(e.to_string().contains("not complete JSON: "), "{e}");
-    let json = e.source().and_then(|s| s.downcast_ref::<serde_json::Error>());
+    let json = e
+        .source()
+        .and_then(|s| s.downcast_ref::<serde_json::Error>());
     assert!(json.is_some_and(|j| j.is_eof()), "{e}");
 }

@@ -147,8 +147,8 @@ impl TrainedModel {
             source: None,
         };
         let text = std::fs::read_to_string(path).map_err(|e| because("", e.into()))?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| because("not complete JSON", e.into()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| because("not complete JSON", e.into()))?;
         if value.get("format").and_then(|f| f.as_str()) != Some(MODEL_FORMAT) {
             return Err(bad("no tlearn model format marker".into()));
         }
