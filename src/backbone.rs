@@ -62,8 +62,8 @@ pub enum BackboneError {
     #[error("no ONNX Runtime library found; looked in: {}. Run `make ort` in the tlearn checkout, or set {ORT_LIB_ENV} to a libonnxruntime.so", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     RuntimeNotFound(Vec<PathBuf>),
     /// The CUDA execution provider was asked for but cannot be used.
-    #[error("the CUDA execution provider is not available: {0}. Use `--ep cpu`, or install the CUDA build of ONNX Runtime with `make ort-cuda` and point {ORT_LIB_ENV} at it")]
-    CudaUnavailable(String),
+    #[error("the CUDA execution provider is not available: {}. Use `--ep cpu`, or install the CUDA build of ONNX Runtime with `make ort-cuda` and point {ORT_LIB_ENV} at it", .0.to_string().trim_end_matches('.'))]
+    CudaUnavailable(#[source] ort::Error),
     /// ONNX Runtime reported an error.
     #[error("ONNX Runtime: {0}")]
     Ort(#[from] ort::Error),
@@ -277,9 +277,7 @@ impl Compute {
         if self.ep == ExecutionProvider::Cuda {
             builder = builder
                 .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
-                .map_err(|e| {
-                    BackboneError::CudaUnavailable(e.to_string().trim_end_matches('.').to_string())
-                })?;
+                .map_err(|e| BackboneError::CudaUnavailable(e.into()))?;
         }
         Ok(builder
             .with_intra_threads(self.threads.max(1))
