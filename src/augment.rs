@@ -230,62 +230,78 @@ impl FromStr for Recipe {
                 Some((n, v)) => (n.trim(), Some(v.trim())),
                 None => (*item, None),
             };
-            let conflict = || Err(AugmentError::Conflict(name.to_string()));
-            let no_value = |set: &mut bool| match value {
-                Some(_) => Err(bad(name, "takes no value")),
-                None if *set => Err(AugmentError::Conflict(name.to_string())),
-                None => {
-                    *set = true;
-                    Ok(())
-                }
-            };
             match name {
-                "none" => {
-                    if items.len() > 1 {
-                        return conflict();
-                    }
-                    if value.is_some() {
-                        return Err(bad(name, "takes no value"));
-                    }
-                }
-                "flip" => no_value(&mut recipe.flip)?,
-                "vflip" => no_value(&mut recipe.vflip)?,
-                "rotate" if recipe.rotate.is_some() => return conflict(),
-                "rotate" => {
-                    let deg = value.map_or(Ok(DEFAULT_ROTATE), |v| number(name, v))?;
-                    if !(0.0..=180.0).contains(&deg) {
-                        return Err(bad(name, "expected degrees in [0, 180]"));
-                    }
-                    recipe.rotate = Some(deg);
-                }
-                "scale" if recipe.scale.is_some() => return conflict(),
-                "scale" => {
-                    let range = match value {
-                        None => DEFAULT_SCALE,
-                        Some(v) => match v.split_once('-') {
-                            Some((lo, hi)) => [number(name, lo)?, number(name, hi)?],
-                            None => [number(name, v)?; 2],
-                        },
-                    };
-                    let [lo, hi] = range;
-                    if !(lo > 0.0 && lo <= hi && hi <= 10.0) {
-                        return Err(bad(name, "expected MIN-MAX with 0 < MIN <= MAX <= 10"));
-                    }
-                    recipe.scale = Some(range);
-                }
-                "crop" if recipe.crop.is_some() => return conflict(),
-                "crop" => {
-                    let min = value.map_or(Ok(DEFAULT_CROP), |v| number(name, v))?;
-                    if !(min > 0.0 && min <= 1.0) {
-                        return Err(bad(name, "expected a minimum area fraction in (0, 1]"));
-                    }
-                    recipe.crop = Some(min);
-                }
+                "none" if items.len() > 1 => return Err(AugmentError::Conflict(name.into())),
+                "none" => switch(name, value, &mut false)?,
+                "flip" => switch(name, value, &mut recipe.flip)?,
+                "vflip" => switch(name, value, &mut recipe.vflip)?,
+                "rotate" => set_once(&mut recipe.rotate, name, || rotate_degrees(value))?,
+                "scale" => set_once(&mut recipe.scale, name, || scale_range(value))?,
+                "crop" => set_once(&mut recipe.crop, name, || crop_area(value))?,
                 _ => return Err(AugmentError::UnknownOp(item.to_string())),
             }
         }
         Ok(recipe)
     }
+}
+
+/// Turns on the op `name`, which takes no value and may be given once.
+fn switch(name: &str, value: Option<&str>, set: &mut bool) -> Result<(), AugmentError> {
+    match value {
+        Some(_) => Err(bad(name, "takes no value")),
+        None if *set => Err(AugmentError::Conflict(name.to_string())),
+        None => {
+            *set = true;
+            Ok(())
+        }
+    }
+}
+
+/// Sets the op `name` from `parse`; it may be given once.
+fn set_once<T>(
+    slot: &mut Option<T>,
+    name: &str,
+    parse: impl FnOnce() -> Result<T, AugmentError>,
+) -> Result<(), AugmentError> {
+    if slot.is_some() {
+        return Err(AugmentError::Conflict(name.to_string()));
+    }
+    *slot = Some(parse()?);
+    Ok(())
+}
+
+/// `rotate[=DEG]`: the largest angle, in [0, 180].
+fn rotate_degrees(value: Option<&str>) -> Result<f32, AugmentError> {
+    let deg = value.map_or(Ok(DEFAULT_ROTATE), |v| number("rotate", v))?;
+    if !(0.0..=180.0).contains(&deg) {
+        return Err(bad("rotate", "expected degrees in [0, 180]"));
+    }
+    Ok(deg)
+}
+
+/// `scale[=MIN-MAX]` or `scale=S`: the zoom range, 0 < MIN <= MAX <= 10.
+fn scale_range(value: Option<&str>) -> Result<[f32; 2], AugmentError> {
+    let range = match value {
+        None => DEFAULT_SCALE,
+        Some(v) => match v.split_once('-') {
+            Some((lo, hi)) => [number("scale", lo)?, number("scale", hi)?],
+            None => [number("scale", v)?; 2],
+        },
+    };
+    let [lo, hi] = range;
+    if !(lo > 0.0 && lo <= hi && hi <= 10.0) {
+        return Err(bad("scale", "expected MIN-MAX with 0 < MIN <= MAX <= 10"));
+    }
+    Ok(range)
+}
+
+/// `crop[=MIN]`: the smallest area fraction kept, in (0, 1].
+fn crop_area(value: Option<&str>) -> Result<f32, AugmentError> {
+    let min = value.map_or(Ok(DEFAULT_CROP), |v| number("crop", v))?;
+    if !(min > 0.0 && min <= 1.0) {
+        return Err(bad("crop", "expected a minimum area fraction in (0, 1]"));
+    }
+    Ok(min)
 }
 
 fn bad(op: &str, reason: &str) -> AugmentError {

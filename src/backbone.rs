@@ -21,12 +21,14 @@ const ORT_LIB_NAME: &str = "libonnxruntime.so";
 #[derive(Debug, thiserror::Error)]
 pub enum BackboneError {
     /// The descriptor TOML is missing or malformed.
-    #[error("backbone descriptor {path}: {message}")]
+    #[error("backbone descriptor {path}: {}", crate::output::with_cause(.message, .source))]
     Descriptor {
         /// The descriptor file.
         path: PathBuf,
-        /// What is wrong.
+        /// What is wrong, or what to do about `source`.
         message: String,
+        /// The error reading, parsing or checking it.
+        source: Option<crate::output::Cause>,
     },
     /// The model file does not have the sha256 its descriptor records.
     #[error("model {path} has sha256 {actual} but its descriptor expects {expected}: rebuild it with `make models`, or fix the descriptor if you changed the model on purpose")]
@@ -60,8 +62,8 @@ pub enum BackboneError {
     #[error("no ONNX Runtime library found; looked in: {}. Run `make ort` in the tlearn checkout, or set {ORT_LIB_ENV} to a libonnxruntime.so", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     RuntimeNotFound(Vec<PathBuf>),
     /// The CUDA execution provider was asked for but cannot be used.
-    #[error("the CUDA execution provider is not available: {0}. Use `--ep cpu`, or install the CUDA build of ONNX Runtime with `make ort-cuda` and point {ORT_LIB_ENV} at it")]
-    CudaUnavailable(String),
+    #[error("the CUDA execution provider is not available: {}. Use `--ep cpu`, or install the CUDA build of ONNX Runtime with `make ort-cuda` and point {ORT_LIB_ENV} at it", .0.to_string().trim_end_matches('.'))]
+    CudaUnavailable(#[source] ort::Error),
     /// ONNX Runtime reported an error.
     #[error("ONNX Runtime: {0}")]
     Ort(#[from] ort::Error),
@@ -177,22 +179,17 @@ impl Descriptor {
         let path = Self::path_for(model);
         let text = std::fs::read_to_string(&path).map_err(|e| BackboneError::Descriptor {
             path: path.clone(),
-            message: format!(
-                "{e}; every model needs a descriptor next to it (see models/vgg16.toml)"
-            ),
+            message:
+                "cannot read it (every model needs a descriptor next to it, see models/vgg16.toml)"
+                    .into(),
+            source: Some(e.into()),
         })?;
         let descriptor: Descriptor =
-            toml::from_str(&text).map_err(|e| BackboneError::Descriptor {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            toml::from_str(&text).map_err(|e| descriptor_error(&path, e))?;
         descriptor
             .preprocessing
             .validate()
-            .map_err(|e| BackboneError::Descriptor {
-                path,
-                message: e.to_string(),
-            })?;
+            .map_err(|e| descriptor_error(&path, e))?;
         Ok(descriptor)
     }
 
@@ -212,11 +209,17 @@ impl Descriptor {
     /// Writes this descriptor next to `model`.
     pub fn save_beside(&self, model: &Path) -> Result<(), BackboneError> {
         let path = Self::path_for(model);
-        let text = toml::to_string(self).map_err(|e| BackboneError::Descriptor {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let text = toml::to_string(self).map_err(|e| descriptor_error(&path, e))?;
         Ok(crate::output::write_atomic(&path, text.as_bytes())?)
+    }
+}
+
+/// The descriptor at `path` could not be parsed, checked or written because of `source`.
+fn descriptor_error(path: &Path, source: impl Into<crate::output::Cause>) -> BackboneError {
+    BackboneError::Descriptor {
+        path: path.to_path_buf(),
+        message: String::new(),
+        source: Some(source.into()),
     }
 }
 
@@ -274,9 +277,7 @@ impl Compute {
         if self.ep == ExecutionProvider::Cuda {
             builder = builder
                 .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
-                .map_err(|e| {
-                    BackboneError::CudaUnavailable(e.to_string().trim_end_matches('.').to_string())
-                })?;
+                .map_err(|e| BackboneError::CudaUnavailable(e.into()))?;
         }
         Ok(builder
             .with_intra_threads(self.threads.max(1))

@@ -70,12 +70,14 @@ pub enum CacheError {
         what: String,
     },
     /// The file is not a tlearn cache, or is damaged.
-    #[error("{path} is not a readable tlearn feature cache ({reason}); delete it and run `tlearn features` again")]
+    #[error("{path} is not a readable tlearn feature cache ({}); delete it and run `tlearn features` again", crate::output::with_cause(.reason, .source))]
     NotACache {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
+        /// What is wrong (or which part could not be read).
         reason: String,
+        /// The error that made it unreadable, if any.
+        source: Option<crate::output::Cause>,
     },
     /// The file's datasets disagree with each other or with its identity (cut, widened,
     /// relabelled or edited by hand).
@@ -267,10 +269,12 @@ impl FeatureCache {
     }
 
     fn open_as(path: &Path, write: bool, lock: bool) -> Result<FeatureCache, CacheError> {
-        let not_cache = |reason: String| CacheError::NotACache {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let not_cache =
+            |reason: String, source: Option<crate::output::Cause>| CacheError::NotACache {
+                path: path.to_path_buf(),
+                reason,
+                source,
+            };
         // A strong close degree: dropping the cache closes the file at once, not whenever the
         // last dataset handle goes, so a following open never meets a stale lock.
         let mut builder = hdf5::File::with_options();
@@ -289,21 +293,22 @@ impl FeatureCache {
                     path: path.to_path_buf(),
                 }
             } else {
-                not_cache(e.to_string())
+                not_cache(String::new(), Some(e.into()))
             }
         })?;
         let read_attr = |name: &str| -> Result<String, CacheError> {
             let value: VarLenUnicode = file
                 .attr(name)
                 .and_then(|a| a.read_scalar())
-                .map_err(|e| not_cache(format!("attribute {name}: {e}")))?;
+                .map_err(|e| not_cache(format!("attribute {name}"), Some(e.into())))?;
             Ok(value.as_str().to_string())
         };
         let format: u32 = read_attr("format_version")?.parse().unwrap_or(0);
         if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&format) {
-            return Err(not_cache(format!(
-                "layout version {format}, this tlearn reads {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}"
-            )));
+            return Err(not_cache(
+                format!("layout version {format}, this tlearn reads {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}"),
+                None,
+            ));
         }
         if write && format != FORMAT_VERSION {
             return Err(CacheError::Mismatch {
@@ -312,10 +317,10 @@ impl FeatureCache {
             });
         }
         let identity: Identity = serde_json::from_str(&read_attr("identity")?)
-            .map_err(|e| not_cache(format!("identity: {e}")))?;
+            .map_err(|e| not_cache("identity".into(), Some(e.into())))?;
         let rows = file
             .dataset("status")
-            .map_err(|e| not_cache(e.to_string()))?
+            .map_err(|e| not_cache(String::new(), Some(e.into())))?
             .size();
         Ok(FeatureCache {
             path: path.to_path_buf(),

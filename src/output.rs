@@ -56,6 +56,19 @@ pub fn describe_io(error: &std::io::Error) -> String {
     }
 }
 
+/// An error kept as the cause of another, so `std::error::Error::source` chains reach it.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// `what` followed by its cause's message (either may be missing), for error messages that
+/// keep the cause as their source.
+pub fn with_cause(what: &str, cause: &Option<Cause>) -> String {
+    match cause {
+        None => what.to_string(),
+        Some(cause) if what.is_empty() => cause.to_string(),
+        Some(cause) => format!("{what}: {cause}"),
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
     move |source| OutputError::Io {
         path: path.to_path_buf(),

@@ -575,3 +575,29 @@ fn test_time_augmentation_averages_the_copies_of_an_image() {
         assert!((a - b).abs() < 1e-6, "{a} vs {b}");
     }
 }
+
+/// An unreadable model file keeps what went wrong as its error source, and says what to do.
+#[test]
+fn unreadable_model_files_keep_their_cause() {
+    use std::error::Error;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let e = TrainedModel::load(&missing).unwrap_err();
+    assert!(matches!(e, ClassifyError::ModelFile { .. }), "{e}");
+    assert!(e.to_string().contains("train it again"), "{e}");
+    let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+    assert_eq!(
+        io.map(|e| e.kind()),
+        Some(std::io::ErrorKind::NotFound),
+        "{e}"
+    );
+
+    let cut = dir.path().join("cut.json");
+    std::fs::write(&cut, "{\"format\": ").unwrap();
+    let e = TrainedModel::load(&cut).unwrap_err();
+    assert!(e.to_string().contains("not complete JSON: "), "{e}");
+    let json = e
+        .source()
+        .and_then(|s| s.downcast_ref::<serde_json::Error>());
+    assert!(json.is_some_and(|j| j.is_eof()), "{e}");
+}

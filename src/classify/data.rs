@@ -146,12 +146,32 @@ impl CacheData {
                 available: self.splits(),
             });
         }
+        let (train, val_rows, [val, test]) = self.gather(split, train_copies, tta);
+        self.check_every_class_trains(&train, split)?;
+        for (images, part) in [(&val, "validation"), (&test, "test")] {
+            if images.is_empty() {
+                return Err(ClassifyError::NoRows { split, part });
+            }
+        }
+        Ok(Selection {
+            train,
+            val_rows,
+            val,
+            test,
+        })
+    }
+
+    /// The training rows, the validation rows and the validation and test images of `split`
+    /// (see [`Self::select`]), in row order.
+    fn gather(
+        &self,
+        split: usize,
+        train_copies: bool,
+        tta: bool,
+    ) -> (Vec<usize>, Vec<usize>, [Vec<EvalImage>; 2]) {
         let (mut train, mut val_rows) = (Vec::new(), Vec::new());
         let mut images: [BTreeMap<&str, EvalImage>; 2] = Default::default();
-        for row in 0..self.labels.len() {
-            if !self.usable[row] {
-                continue;
-            }
+        for row in (0..self.labels.len()).filter(|&row| self.usable[row]) {
             let part = self.parts[[row, split]];
             let copy = self.copies[row];
             if part == Part::Val && (copy == 0 || train_copies) {
@@ -160,50 +180,41 @@ impl CacheData {
             match part {
                 Part::Train if copy == 0 || train_copies => train.push(row),
                 Part::Val | Part::Test if copy == 0 || tta => {
-                    let image = images[part as usize - 1]
-                        .entry(&self.paths[row])
-                        .or_insert_with(|| EvalImage {
-                            path: self.paths[row].clone(),
-                            label: self.labels[row],
-                            rows: Vec::new(),
-                        });
-                    // Copy 0 first, so the first row is always the original image.
-                    if copy == 0 {
-                        image.rows.insert(0, row);
-                    } else {
-                        image.rows.push(row);
-                    }
+                    self.add_eval_row(&mut images[part as usize - 1], row)
                 }
                 _ => {}
             }
         }
+        let images = images.map(|m| m.into_values().collect());
+        (train, val_rows, images)
+    }
+
+    /// Adds `row` to its image's rows.
+    fn add_eval_row<'a>(&'a self, images: &mut BTreeMap<&'a str, EvalImage>, row: usize) {
+        let image = images.entry(&self.paths[row]).or_insert_with(|| EvalImage {
+            path: self.paths[row].clone(),
+            label: self.labels[row],
+            rows: Vec::new(),
+        });
+        // Copy 0 first, so the first row is always the original image.
+        if self.copies[row] == 0 {
+            image.rows.insert(0, row);
+        } else {
+            image.rows.push(row);
+        }
+    }
+
+    /// Refuses a split in which a class has no training row.
+    fn check_every_class_trains(&self, train: &[usize], split: usize) -> Result<(), ClassifyError> {
         let mut counts = vec![0usize; self.class_names.len()];
         train.iter().for_each(|&r| counts[self.labels[r]] += 1);
-        if let Some(class) = counts.iter().position(|c| *c == 0) {
-            return Err(ClassifyError::EmptyClass {
+        match counts.iter().position(|c| *c == 0) {
+            Some(class) => Err(ClassifyError::EmptyClass {
                 class: self.class_names[class].clone(),
                 split,
-            });
+            }),
+            None => Ok(()),
         }
-        let [val, test] = images.map(|m| m.into_values().collect::<Vec<_>>());
-        if val.is_empty() {
-            return Err(ClassifyError::NoRows {
-                split,
-                part: "validation",
-            });
-        }
-        if test.is_empty() {
-            return Err(ClassifyError::NoRows {
-                split,
-                part: "test",
-            });
-        }
-        Ok(Selection {
-            train,
-            val_rows,
-            val,
-            test,
-        })
     }
 
     /// Every usable row: each image's original and, if `copies`, its augmented copies

@@ -5,7 +5,7 @@ use linfa::dataset::DatasetBase;
 use linfa::traits::Fit;
 use linfa::ParamGuard;
 use linfa_logistic::{LogisticRegression, MultiLogisticRegression};
-use ndarray16::{Array1, Array2};
+use ndarray16::{Array1, Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
 use super::svm::class_count;
@@ -106,48 +106,12 @@ impl Fit<Array2<f32>, Array1<usize>, ClassifyError> for LogisticValidParams {
             Some(l) => l.clone(),
             None => standard.mapv(|v| v as f64),
         };
-        let y = dataset.targets();
-        let alpha = 1.0 / self.c;
-        let dims = x.ncols();
-        let mut weights = Array2::<f32>::zeros((classes, dims));
-        let mut bias = Array1::<f32>::zeros(classes);
-        if self.multinomial {
-            let fitted = MultiLogisticRegression::default()
-                .alpha(alpha)
-                .max_iterations(self.max_iterations)
-                .gradient_tolerance(self.gradient_tolerance)
-                .fit(&DatasetBase::new(x.view(), y.view()))?;
-            // linfa orders its classes by value; all are present (checked above).
-            for (col, &class) in fitted.classes().iter().enumerate() {
-                weights
-                    .row_mut(class)
-                    .assign(&fitted.params().column(col).mapv(|v| v as f32));
-                bias[class] = fitted.intercept()[col] as f32;
-            }
+        let y = dataset.targets().view();
+        let (mut weights, bias) = if self.multinomial {
+            self.fit_multinomial(x.view(), y, classes)?
         } else {
-            let solved: Vec<Result<(Array1<f32>, f32), ClassifyError>> = (0..classes)
-                .into_par_iter()
-                .map(|class| {
-                    let target: Array1<bool> = y.iter().map(|&c| c == class).collect();
-                    let fitted = LogisticRegression::default()
-                        .alpha(alpha)
-                        .max_iterations(self.max_iterations)
-                        .gradient_tolerance(self.gradient_tolerance)
-                        .fit(&DatasetBase::new(x.view(), target))?;
-                    // linfa labels the more frequent class positive: flip when that is "rest".
-                    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
-                    Ok((
-                        fitted.params().mapv(|v| (sign * v) as f32),
-                        (sign * fitted.intercept()) as f32,
-                    ))
-                })
-                .collect();
-            for (class, result) in solved.into_iter().enumerate() {
-                let (w, b) = result?;
-                weights.row_mut(class).assign(&w);
-                bias[class] = b;
-            }
-        }
+            self.fit_one_vs_all(x.view(), y, classes)?
+        };
         if let Some(l) = &reduced {
             weights = gram::expand(l, weights.mapv(|v| v as f64).view(), standard.view());
         }
@@ -161,6 +125,77 @@ impl Fit<Array2<f32>, Array1<usize>, ClassifyError> for LogisticValidParams {
             weights,
             bias,
         })
+    }
+}
+
+/// One weight row and one bias per class.
+type Weights = (Array2<f32>, Array1<f32>);
+
+impl LogisticValidParams {
+    /// One softmax regression over all classes.
+    fn fit_multinomial(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView1<usize>,
+        classes: usize,
+    ) -> Result<Weights, ClassifyError> {
+        let fitted = MultiLogisticRegression::default()
+            .alpha(1.0 / self.c)
+            .max_iterations(self.max_iterations)
+            .gradient_tolerance(self.gradient_tolerance)
+            .fit(&DatasetBase::new(x, y))?;
+        let mut weights = Array2::<f32>::zeros((classes, x.ncols()));
+        let mut bias = Array1::<f32>::zeros(classes);
+        // linfa orders its classes by value; all are present (checked by `class_count`).
+        for (col, &class) in fitted.classes().iter().enumerate() {
+            weights
+                .row_mut(class)
+                .assign(&fitted.params().column(col).mapv(|v| v as f32));
+            bias[class] = fitted.intercept()[col] as f32;
+        }
+        Ok((weights, bias))
+    }
+
+    /// One binary regression per class against the rest, in parallel.
+    fn fit_one_vs_all(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView1<usize>,
+        classes: usize,
+    ) -> Result<Weights, ClassifyError> {
+        let solved: Vec<Result<(Array1<f32>, f32), ClassifyError>> = (0..classes)
+            .into_par_iter()
+            .map(|class| self.fit_binary(x, y, class))
+            .collect();
+        let mut weights = Array2::<f32>::zeros((classes, x.ncols()));
+        let mut bias = Array1::<f32>::zeros(classes);
+        for (class, result) in solved.into_iter().enumerate() {
+            let (w, b) = result?;
+            weights.row_mut(class).assign(&w);
+            bias[class] = b;
+        }
+        Ok((weights, bias))
+    }
+
+    /// `class` against the rest: its weights and bias, positive for `class`.
+    fn fit_binary(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView1<usize>,
+        class: usize,
+    ) -> Result<(Array1<f32>, f32), ClassifyError> {
+        let target: Array1<bool> = y.iter().map(|&c| c == class).collect();
+        let fitted = LogisticRegression::default()
+            .alpha(1.0 / self.c)
+            .max_iterations(self.max_iterations)
+            .gradient_tolerance(self.gradient_tolerance)
+            .fit(&DatasetBase::new(x, target))?;
+        // linfa labels the more frequent class positive: flip when that is "rest".
+        let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+        Ok((
+            fitted.params().mapv(|v| (sign * v) as f32),
+            (sign * fitted.intercept()) as f32,
+        ))
     }
 }
 

@@ -98,31 +98,24 @@ pub enum ClassifyError {
     #[error("the model was trained on other features ({0}): use features made with the same backbone, layers, pooling and preprocessing, or train a model on these")]
     Incompatible(String),
     /// The model file cannot be used.
-    #[error("{path} is not a usable tlearn model ({reason}); train it again with `tlearn train`")]
+    #[error("{path} is not a usable tlearn model ({}); train it again with `tlearn train`", crate::output::with_cause(.reason, .source))]
     ModelFile {
         /// The model file.
         path: PathBuf,
         /// What is wrong.
         reason: String,
+        /// The error that made it unusable, if any.
+        source: Option<crate::output::Cause>,
     },
-    /// linfa (or linfa-logistic) reported an error.
+    /// linfa reported an error.
     #[error("linfa: {0}")]
-    Linfa(String),
+    Linfa(#[from] linfa::Error),
+    /// linfa-logistic reported an error.
+    #[error("linfa: {0}")]
+    Logistic(#[from] linfa_logistic::error::Error),
     /// The model could not be written.
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),
-}
-
-impl From<linfa::Error> for ClassifyError {
-    fn from(e: linfa::Error) -> Self {
-        ClassifyError::Linfa(e.to_string())
-    }
-}
-
-impl From<linfa_logistic::error::Error> for ClassifyError {
-    fn from(e: linfa_logistic::error::Error) -> Self {
-        ClassifyError::Linfa(e.to_string())
-    }
 }
 
 /// The three kinds of linear classifier.

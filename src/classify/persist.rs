@@ -136,13 +136,19 @@ impl TrainedModel {
 
     /// Reads a model written by [`Self::save`]; refuses other files and other layout versions.
     pub fn load(path: &Path) -> Result<TrainedModel, ClassifyError> {
+        let because = |reason: &str, source: crate::output::Cause| ClassifyError::ModelFile {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+            source: Some(source),
+        };
         let bad = |reason: String| ClassifyError::ModelFile {
             path: path.to_path_buf(),
             reason,
+            source: None,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| because("", e.into()))?;
         let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not complete JSON: {e}")))?;
+            serde_json::from_str(&text).map_err(|e| because("not complete JSON", e.into()))?;
         if value.get("format").and_then(|f| f.as_str()) != Some(MODEL_FORMAT) {
             return Err(bad("no tlearn model format marker".into()));
         }
@@ -153,7 +159,7 @@ impl TrainedModel {
                 version.map_or("unknown".into(), |v| v.to_string())
             )));
         }
-        let file: ModelFile = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        let file: ModelFile = serde_json::from_value(value).map_err(|e| because("", e.into()))?;
         let classes = file.class_names.len();
         let consistent = classes >= 2
             && file.mean.len() == file.dims

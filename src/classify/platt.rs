@@ -35,6 +35,99 @@ impl Params {
     }
 }
 
+/// One sigmoid fit: the margins, Platt's smoothed targets and the starting point.
+struct Problem<'a> {
+    margins: &'a [f64],
+    targets: Vec<f64>,
+    start: Params,
+}
+
+/// A Newton step in (a, b), with the loss's slope along it.
+#[derive(Debug, Clone, Copy)]
+struct Direction {
+    da: f64,
+    db: f64,
+    slope: f64,
+}
+
+impl<'a> Problem<'a> {
+    /// Targets are `(n+ + 1) / (n+ + 2)` for the class and `1 / (n- + 2)` for the rest.
+    fn new(margins: &'a [f64], positive: &[bool]) -> Problem<'a> {
+        let positives = positive.iter().filter(|p| **p).count() as f64;
+        let negatives = positive.len() as f64 - positives;
+        let (hi, lo) = (
+            (positives + 1.0) / (positives + 2.0),
+            1.0 / (negatives + 2.0),
+        );
+        Problem {
+            margins,
+            targets: positive.iter().map(|&p| if p { hi } else { lo }).collect(),
+            start: Params {
+                a: 0.0,
+                b: ((negatives + 1.0) / (positives + 1.0)).ln(),
+            },
+        }
+    }
+
+    /// The cross-entropy of `s` against the targets.
+    fn loss(&self, s: Params) -> f64 {
+        self.margins
+            .iter()
+            .zip(&self.targets)
+            .map(|(f, t)| {
+                let z = s.a * f + s.b;
+                // -(t ln p + (1 - t) ln (1 - p)) with p = 1 / (1 + e^z), without overflow.
+                if z >= 0.0 {
+                    t * z + (-z).exp().ln_1p()
+                } else {
+                    (t - 1.0) * z + z.exp().ln_1p()
+                }
+            })
+            .sum()
+    }
+
+    /// The Newton step from `s`, or `None` when the gradient is small enough to stop.
+    fn newton_direction(&self, s: Params) -> Option<Direction> {
+        // Gradient and Hessian of the loss in (a, b).
+        let (mut h11, mut h22, mut h21, mut g1, mut g2) = (SIGMA, SIGMA, 0.0, 0.0, 0.0);
+        for (f, t) in self.margins.iter().zip(&self.targets) {
+            let p = s.probability(*f);
+            let d2 = p * (1.0 - p);
+            h11 += f * f * d2;
+            h22 += d2;
+            h21 += f * d2;
+            let d1 = t - p;
+            g1 += f * d1;
+            g2 += d1;
+        }
+        if g1.abs() < EPSILON && g2.abs() < EPSILON {
+            return None;
+        }
+        let det = h11 * h22 - h21 * h21;
+        let (da, db) = (-(h22 * g1 - h21 * g2) / det, -(-h21 * g1 + h11 * g2) / det);
+        let slope = g1 * da + g2 * db;
+        Some(Direction { da, db, slope })
+    }
+
+    /// The first of the halved steps along `d` that lowers the loss enough (Armijo), with its
+    /// loss; `None` when even the smallest does not.
+    fn line_search(&self, s: Params, value: f64, d: Direction) -> Option<(Params, f64)> {
+        let mut step = 1.0;
+        while step >= MIN_STEP {
+            let next = Params {
+                a: s.a + step * d.da,
+                b: s.b + step * d.db,
+            };
+            let next_value = self.loss(next);
+            if next_value < value + 1e-4 * step * d.slope {
+                return Some((next, next_value));
+            }
+            step /= 2.0;
+        }
+        None
+    }
+}
+
 /// Most Newton iterations of a fit.
 const MAX_ITERATIONS: usize = 100;
 /// Smallest line-search step before the fit gives up (and keeps its best point).
@@ -50,67 +143,16 @@ impl Sigmoid {
     /// does not send the slope to infinity. Stops when the gradient is below 1e-5 (libsvm's
     /// tolerance), so the parameters are within about 1e-5 of the optimum.
     pub fn fit(margins: &[f64], positive: &[bool]) -> Sigmoid {
-        let positives = positive.iter().filter(|p| **p).count() as f64;
-        let negatives = positive.len() as f64 - positives;
-        let (hi, lo) = (
-            (positives + 1.0) / (positives + 2.0),
-            1.0 / (negatives + 2.0),
-        );
-        let targets: Vec<f64> = positive.iter().map(|&p| if p { hi } else { lo }).collect();
-        let loss = |s: Params| -> f64 {
-            margins
-                .iter()
-                .zip(&targets)
-                .map(|(f, t)| {
-                    let z = s.a * f + s.b;
-                    // -(t ln p + (1 - t) ln (1 - p)) with p = 1 / (1 + e^z), without overflow.
-                    if z >= 0.0 {
-                        t * z + (-z).exp().ln_1p()
-                    } else {
-                        (t - 1.0) * z + z.exp().ln_1p()
-                    }
-                })
-                .sum()
-        };
-        let mut s = Params {
-            a: 0.0,
-            b: ((negatives + 1.0) / (positives + 1.0)).ln(),
-        };
-        let mut value = loss(s);
+        let problem = Problem::new(margins, positive);
+        let mut s = problem.start;
+        let mut value = problem.loss(s);
         for _ in 0..MAX_ITERATIONS {
-            // Gradient and Hessian of the loss in (a, b).
-            let (mut h11, mut h22, mut h21, mut g1, mut g2) = (SIGMA, SIGMA, 0.0, 0.0, 0.0);
-            for (f, t) in margins.iter().zip(&targets) {
-                let p = s.probability(*f);
-                let d2 = p * (1.0 - p);
-                h11 += f * f * d2;
-                h22 += d2;
-                h21 += f * d2;
-                let d1 = t - p;
-                g1 += f * d1;
-                g2 += d1;
-            }
-            if g1.abs() < EPSILON && g2.abs() < EPSILON {
+            let Some(direction) = problem.newton_direction(s) else {
                 break;
-            }
-            let det = h11 * h22 - h21 * h21;
-            let (da, db) = (-(h22 * g1 - h21 * g2) / det, -(-h21 * g1 + h11 * g2) / det);
-            let slope = g1 * da + g2 * db;
-            let mut step = 1.0;
-            while step >= MIN_STEP {
-                let next = Params {
-                    a: s.a + step * da,
-                    b: s.b + step * db,
-                };
-                let next_value = loss(next);
-                if next_value < value + 1e-4 * step * slope {
-                    (s, value) = (next, next_value);
-                    break;
-                }
-                step /= 2.0;
-            }
-            if step < MIN_STEP {
-                break;
+            };
+            match problem.line_search(s, value, direction) {
+                Some(next) => (s, value) = next,
+                None => break,
             }
         }
         Sigmoid {

@@ -40,27 +40,7 @@ pub(crate) struct Sites {
 /// quantised already, has no Conv, or has Convs whose weights are not constants.
 pub(crate) fn find_sites(model: &Model, path: &Path) -> Result<Sites, QuantizeError> {
     let g = model.graph();
-    let unsupported = |why: String| QuantizeError::Unsupported {
-        model: path.to_path_buf(),
-        why,
-    };
-    if let Some(n) = g.node.iter().find(|n| QUANTIZED_OPS.contains(&n.op_type())) {
-        return Err(QuantizeError::AlreadyQuantized {
-            model: path.to_path_buf(),
-            what: format!("it has a {} node, '{}'", n.op_type(), n.name()),
-        });
-    }
-    let integer = [DataType::Int8 as i32, DataType::Uint8 as i32];
-    if let Some(t) = g
-        .initializer
-        .iter()
-        .find(|t| integer.contains(&t.data_type()))
-    {
-        return Err(QuantizeError::AlreadyQuantized {
-            model: path.to_path_buf(),
-            what: format!("initializer '{}' holds 8-bit integers", t.name()),
-        });
-    }
+    refuse_quantized(g, path)?;
     let convs: Vec<usize> = (0..g.node.len()).filter(|&i| is_conv(&g.node[i])).collect();
     if convs.is_empty() {
         return Err(QuantizeError::NoConv {
@@ -71,32 +51,13 @@ pub(crate) fn find_sites(model: &Model, path: &Path) -> Result<Sites, QuantizeEr
     match model.opset_version("") {
         Some(v) if v >= 13 => {}
         v => {
-            return Err(unsupported(format!(
+            return Err(unsupported(path, format!(
                 "it imports opset {v:?} of the ONNX domain; per-channel quantisation needs 13 or later (re-export the model with opset 13+)"
             )))
         }
     }
     for &i in &convs {
-        let n = &g.node[i];
-        for (k, what) in [(1, "weight"), (2, "bias")] {
-            let Some(name) = n.input.get(k).filter(|s| !s.is_empty()) else {
-                continue;
-            };
-            let Some(t) = model.initializer(name) else {
-                return Err(unsupported(format!(
-                    "the {what} of Conv '{}' ('{name}') is computed, not a constant",
-                    n.name()
-                )));
-            };
-            tensor_f32_data(t)?;
-            if k == 1 && t.dims.len() < 3 {
-                return Err(unsupported(format!(
-                    "the weight of Conv '{}' has dims {:?}",
-                    n.name(),
-                    t.dims
-                )));
-            }
-        }
+        check_conv_constants(model, &g.node[i], path)?;
     }
     let (calibrated, shared) = activation_sites(g, &convs);
     Ok(Sites {
@@ -104,6 +65,67 @@ pub(crate) fn find_sites(model: &Model, path: &Path) -> Result<Sites, QuantizeEr
         calibrated,
         shared,
     })
+}
+
+/// The model at `path` cannot be quantised, for the reason `why`.
+fn unsupported(path: &Path, why: String) -> QuantizeError {
+    QuantizeError::Unsupported {
+        model: path.to_path_buf(),
+        why,
+    }
+}
+
+/// Refuses a graph with quantised operators or 8-bit integer initializers.
+fn refuse_quantized(g: &GraphProto, path: &Path) -> Result<(), QuantizeError> {
+    let already = |what: String| QuantizeError::AlreadyQuantized {
+        model: path.to_path_buf(),
+        what,
+    };
+    if let Some(n) = g.node.iter().find(|n| QUANTIZED_OPS.contains(&n.op_type())) {
+        return Err(already(format!(
+            "it has a {} node, '{}'",
+            n.op_type(),
+            n.name()
+        )));
+    }
+    let integer = [DataType::Int8 as i32, DataType::Uint8 as i32];
+    match g
+        .initializer
+        .iter()
+        .find(|t| integer.contains(&t.data_type()))
+    {
+        Some(t) => Err(already(format!(
+            "initializer '{}' holds 8-bit integers",
+            t.name()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a Conv whose weight or bias is computed, not f32 data, or a weight of under 3 dims.
+fn check_conv_constants(model: &Model, n: &NodeProto, path: &Path) -> Result<(), QuantizeError> {
+    for (k, what) in [(1, "weight"), (2, "bias")] {
+        let Some(name) = n.input.get(k).filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        let Some(t) = model.initializer(name) else {
+            return Err(unsupported(
+                path,
+                format!(
+                    "the {what} of Conv '{}' ('{name}') is computed, not a constant",
+                    n.name()
+                ),
+            ));
+        };
+        tensor_f32_data(t)?;
+        if k == 1 && t.dims.len() < 3 {
+            return Err(unsupported(
+                path,
+                format!("the weight of Conv '{}' has dims {:?}", n.name(), t.dims),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_conv(n: &NodeProto) -> bool {
@@ -156,39 +178,12 @@ pub(crate) fn rewrite(
 ) -> Result<Model, QuantizeError> {
     let mut out = model.clone();
     let g = out.graph_mut();
-    let inputs: HashSet<String> = g.input.iter().map(|v| v.name().to_string()).collect();
-    // Every quantised tensor with the tensor whose parameters (initializers) it uses.
-    let mut owner: HashMap<String, String> =
-        calibrated.keys().map(|t| (t.clone(), t.clone())).collect();
-    for (t, source) in &sites.shared {
-        let root = owner.get(source).cloned().unwrap_or_else(|| source.clone());
-        owner.insert(t.clone(), root);
-    }
+    let owner = owners(sites, calibrated);
     let mut names = Names::new(g);
-    let mut inits: Vec<TensorProto> = Vec::new();
-    // Graph order, not the map's: the same model and ranges give the same bytes.
-    for t in &sites.calibrated {
-        let p = calibrated[t];
-        inits.push(tensor_f32(&names.scale(t), &[p.scale], &[]));
-        inits.push(tensor_raw(
-            &names.zero_point(t),
-            DataType::Uint8,
-            &[],
-            vec![p.zero_point],
-        ));
-    }
-
+    let inits = activation_params(sites, calibrated, &mut names);
     let old_nodes = std::mem::take(&mut g.node);
     let mut nodes: Vec<NodeProto> = Vec::with_capacity(old_nodes.len() * 2);
-    let mut renamed_inputs: HashMap<String, String> = HashMap::new();
-    // Graph inputs cannot be renamed: their readers read the DequantizeLinear output instead.
-    let mut fed: Vec<&String> = owner.keys().filter(|t| inputs.contains(*t)).collect();
-    fed.sort();
-    for t in fed {
-        let dq = names.fresh(&format!("{t}_dequantized"));
-        nodes.extend(qdq_pair(t, &dq, &owner[t], &mut names));
-        renamed_inputs.insert(t.clone(), dq);
-    }
+    let renamed_inputs = dequantize_inputs(g, &owner, &mut names, &mut nodes);
     let mut constants = Constants::default();
     for (i, mut n) in old_nodes.into_iter().enumerate() {
         for input in &mut n.input {
@@ -201,15 +196,7 @@ pub(crate) fn rewrite(
             let x_scale = calibrated[&owner[x]].scale;
             constants.quantize_conv(model, &mut n, x_scale, &mut names, &mut nodes)?;
         }
-        // A quantised output is renamed; the DequantizeLinear writes the old name, so every
-        // reader (and a graph output) gets the quantised value without being edited.
-        let mut after = Vec::new();
-        for o in n.output.iter_mut().filter(|o| owner.contains_key(*o)) {
-            let t = o.clone();
-            let float = names.fresh(&format!("{t}_float"));
-            *o = float.clone();
-            after.extend(qdq_pair(&float, &t, &owner[&t], &mut names));
-        }
+        let after = quantize_outputs(&mut n, &owner, &mut names);
         nodes.push(n);
         nodes.extend(after);
     }
@@ -222,6 +209,76 @@ pub(crate) fn rewrite(
     g.initializer.extend(inits);
     g.initializer.extend(constants.inits);
     Ok(out)
+}
+
+/// Every quantised tensor with the tensor whose parameters (initializers) it uses.
+fn owners(sites: &Sites, calibrated: &HashMap<String, ActParams>) -> HashMap<String, String> {
+    let mut owner: HashMap<String, String> =
+        calibrated.keys().map(|t| (t.clone(), t.clone())).collect();
+    for (t, source) in &sites.shared {
+        let root = owner.get(source).cloned().unwrap_or_else(|| source.clone());
+        owner.insert(t.clone(), root);
+    }
+    owner
+}
+
+/// The scale and zero point initializers of every calibrated tensor.
+fn activation_params(
+    sites: &Sites,
+    calibrated: &HashMap<String, ActParams>,
+    names: &mut Names,
+) -> Vec<TensorProto> {
+    let mut inits: Vec<TensorProto> = Vec::new();
+    // Graph order, not the map's: the same model and ranges give the same bytes.
+    for t in &sites.calibrated {
+        let p = calibrated[t];
+        inits.push(tensor_f32(&names.scale(t), &[p.scale], &[]));
+        inits.push(tensor_raw(
+            &names.zero_point(t),
+            DataType::Uint8,
+            &[],
+            vec![p.zero_point],
+        ));
+    }
+    inits
+}
+
+/// QDQ pairs (into `nodes`) for the quantised graph inputs, which cannot be renamed: their
+/// readers read the DequantizeLinear output instead. Returns each input's new name.
+fn dequantize_inputs(
+    g: &GraphProto,
+    owner: &HashMap<String, String>,
+    names: &mut Names,
+    nodes: &mut Vec<NodeProto>,
+) -> HashMap<String, String> {
+    let inputs: HashSet<String> = g.input.iter().map(|v| v.name().to_string()).collect();
+    let mut renamed_inputs: HashMap<String, String> = HashMap::new();
+    let mut fed: Vec<&String> = owner.keys().filter(|t| inputs.contains(*t)).collect();
+    fed.sort();
+    for t in fed {
+        let dq = names.fresh(&format!("{t}_dequantized"));
+        nodes.extend(qdq_pair(t, &dq, &owner[t], names));
+        renamed_inputs.insert(t.clone(), dq);
+    }
+    renamed_inputs
+}
+
+/// Renames the quantised outputs of `n` and returns the QDQ pairs that follow it: the
+/// DequantizeLinear writes the old name, so every reader (and a graph output) gets the
+/// quantised value without being edited.
+fn quantize_outputs(
+    n: &mut NodeProto,
+    owner: &HashMap<String, String>,
+    names: &mut Names,
+) -> Vec<NodeProto> {
+    let mut after = Vec::new();
+    for o in n.output.iter_mut().filter(|o| owner.contains_key(*o)) {
+        let t = o.clone();
+        let float = names.fresh(&format!("{t}_float"));
+        *o = float.clone();
+        after.extend(qdq_pair(&float, &t, &owner[&t], names));
+    }
+    after
 }
 
 /// QuantizeLinear(`from`) then DequantizeLinear into `to`, with the parameters of `owner`.

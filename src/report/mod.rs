@@ -33,9 +33,12 @@ pub enum ReportError {
     /// The report folder could not be replaced safely.
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),
-    /// An image could not be encoded.
+    /// A plot or picture could not be drawn.
     #[error("image encoding: {0}")]
     Image(String),
+    /// An image could not be encoded as PNG.
+    #[error("image encoding: {0}")]
+    Encode(#[from] image::ImageError),
     /// No run reports to compare.
     #[error("no run reports (*/report.json) in {0}: train a classifier first, e.g. `make svm`")]
     NoRuns(PathBuf),

@@ -94,8 +94,7 @@ pub(crate) fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>, ReportError> {
     img.write_to(
         &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
-    )
-    .map_err(|e| ReportError::Image(e.to_string()))?;
+    )?;
     Ok(bytes)
 }
 
