@@ -660,6 +660,15 @@ pub fn stratified_splits(
 mod tests {
     use super::*;
 
+    /// Images at several depths, a text file, and an image in a hidden folder.
+    const MIXED: [&str; 5] = [
+        "b.jpg",
+        "a/z.PNG",
+        "a/notes.txt",
+        "a/deeper/c.webp",
+        ".hidden/x.jpg",
+    ];
+
     /// Writes a one-byte file at each of `files` (relative to `root`), making the folders.
     fn tree(root: &Path, files: &[&str]) {
         for file in files {
@@ -673,17 +682,8 @@ mod tests {
     fn image_walk_is_recursive_sorted_and_skips_non_images_hidden_and_linked_folders() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        tree(
-            root,
-            &[
-                "b.jpg",
-                "a/z.PNG",
-                "a/notes.txt",
-                "a/deeper/c.webp",
-                ".hidden/x.jpg",
-                "c.jpg",
-            ],
-        );
+        tree(root, &MIXED);
+        tree(root, &["c.jpg"]);
         // A link back to the root: followed, it would loop for ever.
         #[cfg(unix)]
         std::os::unix::fs::symlink(root, root.join("a/loop")).unwrap();
@@ -704,16 +704,7 @@ mod tests {
     fn an_unlabeled_tree_lists_images_at_every_depth_and_what_it_left_out() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        tree(
-            root,
-            &[
-                "b.jpg",
-                "a/z.PNG",
-                "a/notes.txt",
-                "a/deeper/c.webp",
-                ".hidden/x.jpg",
-            ],
-        );
+        tree(root, &MIXED);
         std::os::unix::fs::symlink(root, root.join("a/loop")).unwrap();
         std::os::unix::fs::symlink(root.join("gone.jpg"), root.join("dangling.jpg")).unwrap();
         let data = DataSet::unlabeled(root).unwrap();

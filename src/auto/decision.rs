@@ -16,7 +16,7 @@ use crate::finetune::curves::{register_font, FONT};
 use crate::report::doc::{self, Block, Column, Image, Table};
 use crate::report::html::page;
 use crate::report::plot::PALETTE;
-use crate::report::write::write_run_with;
+use crate::report::write::{png_bytes, write_run_with};
 use crate::report::{ReportError, RunReport};
 
 /// The plot's file name in the report folder.
@@ -37,13 +37,7 @@ fn add_decision(decision: &Decision, report: &RunReport, dir: &Path) -> Result<(
         let path = path.to_path_buf();
         move |source| ReportError::Io { path, source }
     };
-    let png = plot_png(decision).map_err(ReportError::Image)?;
-    let mut png_bytes = Vec::new();
-    png.write_to(
-        &mut std::io::Cursor::new(&mut png_bytes),
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| ReportError::Image(e.to_string()))?;
+    let png_bytes = png_bytes(&plot_png(decision).map_err(ReportError::Image)?)?;
     let blocks = content(decision, report, &png_bytes);
     let md = doc::markdown(&blocks);
     let html = doc::html(&blocks);
