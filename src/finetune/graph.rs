@@ -308,9 +308,12 @@ fn declare_inputs(ops: &mut Ops, params: &[ParamSpec], momenta: bool) {
     }
 }
 
-/// Renames `tensor` to the graph output `name`.
+/// Makes `tensor` the graph output `name`: renamed where a node writes it (an Identity would
+/// copy every updated parameter each step), else copied by an Identity.
 fn output(ops: &mut Ops, tensor: &str, name: &str, elem: DataType, dims: &[Dim]) {
-    ops.g.node("Identity", &[tensor], &[name], vec![]);
+    if !ops.g.rename(tensor, name) {
+        ops.g.node("Identity", &[tensor], &[name], vec![]);
+    }
     ops.g.output(name, elem, dims);
 }
 

@@ -97,6 +97,24 @@ impl GraphBuilder {
         self.graph.node.last_mut().expect("just pushed")
     }
 
+    /// Renames the tensor `from`, which a node of the graph writes, to `to` wherever it is
+    /// written or read. `false` (nothing renamed) when no node writes `from`.
+    pub fn rename(&mut self, from: &str, to: &str) -> bool {
+        let nodes = &mut self.graph.node;
+        if !nodes.iter().any(|n| n.output.iter().any(|o| o == from)) {
+            return false;
+        }
+        for name in nodes
+            .iter_mut()
+            .flat_map(|n| n.input.iter_mut().chain(n.output.iter_mut()))
+        {
+            if name == from {
+                *name = to.to_string();
+            }
+        }
+        true
+    }
+
     /// Imports an extra operator domain (e.g. `com.microsoft`) next to the default one.
     pub fn opset_import(&mut self, domain: &str, version: i64) -> &mut Self {
         self.extra_opsets.push(OperatorSetIdProto {
