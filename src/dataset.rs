@@ -669,6 +669,14 @@ mod tests {
         ".hidden/x.jpg",
     ];
 
+    /// What a listing left out, as (path, kind).
+    fn ignored(data: &DataSet) -> Vec<(&str, IgnoredKind)> {
+        data.ignored
+            .iter()
+            .map(|i| (i.path.as_str(), i.kind))
+            .collect()
+    }
+
     /// Writes a one-byte file at each of `files` (relative to `root`), making the folders.
     fn tree(root: &Path, files: &[&str]) {
         for file in files {
@@ -715,13 +723,8 @@ mod tests {
             ["a/deeper/c.webp", "a/z.PNG", "b.jpg"],
             "as ImageWalk lists them"
         );
-        let ignored: Vec<(&str, IgnoredKind)> = data
-            .ignored
-            .iter()
-            .map(|i| (i.path.as_str(), i.kind))
-            .collect();
         assert_eq!(
-            ignored,
+            ignored(&data),
             [
                 ("a/loop", IgnoredKind::LinkedFolder),
                 ("a/notes.txt", IgnoredKind::NotAnImage),
@@ -840,13 +843,8 @@ mod tests {
         let paths: Vec<&str> = data.samples.iter().map(|s| s.path.as_str()).collect();
         assert_eq!(paths, ["caf%E9/%FF.jpg", "plain/a.png"]);
         assert!(data.full_path(&data.samples[0]).is_file());
-        let ignored: Vec<(&str, IgnoredKind)> = data
-            .ignored
-            .iter()
-            .map(|i| (i.path.as_str(), i.kind))
-            .collect();
         assert_eq!(
-            ignored,
+            ignored(&data),
             [
                 ("README", IgnoredKind::OutsideClasses),
                 ("plain/dangling.jpg", IgnoredKind::DanglingLink),

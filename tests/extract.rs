@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
-use common::fixtures::{config, feature_bytes, image_folder, tiny_backbone};
+use common::fixtures::{config, feature_bytes, forget_rows, image_folder, tiny_backbone};
 use tlearn::backbone::{BackboneError, ExecutionProvider, Pooling};
 use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::extract::{run, ExtractError};
@@ -126,19 +126,8 @@ fn resume_computes_only_missing_rows() {
     let cfg = config(&data, &model, &dir.path().join("f.h5"));
     run(&cfg, &go()).unwrap();
     let complete = feature_bytes(&cfg.out);
-    {
-        // Forget rows 3..7 as a killed run would have: features zero, status missing.
-        let file = hdf5::File::open_rw(&cfg.out).unwrap();
-        let zeros = ndarray::Array2::<f32>::zeros((4, 512));
-        file.dataset("features")
-            .unwrap()
-            .write_slice(&zeros, ndarray::s![3..7, ..])
-            .unwrap();
-        file.dataset("status")
-            .unwrap()
-            .write_slice(&ndarray::Array1::<u8>::zeros(4), ndarray::s![3..7])
-            .unwrap();
-    }
+    // Forget rows 3..7 as a killed run would have: features zero, status missing.
+    forget_rows(&cfg.out, &[3, 4, 5, 6]);
     let summary = run(&cfg, &go()).unwrap();
     assert_eq!((summary.computed, summary.reused), (4, 6));
     assert_eq!(feature_bytes(&cfg.out), complete);

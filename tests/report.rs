@@ -229,15 +229,20 @@ fn warnings_name_small_test_sets_trivial_top5_and_the_data_root_that_holds_the_i
 
     // The CLI prints them and the report shows them, with n beside the accuracy.
     let (runs, reports) = (dir.path().join("runs"), dir.path().join("reports"));
-    let out = tlearn()
-        .args(["train", "svm", "--quiet", "--c", "1", "--cache"])
-        .arg(&cache)
-        .arg("--runs")
-        .arg(&runs)
-        .arg("--reports")
-        .arg(&reports)
-        .output()
-        .unwrap();
+    let train = |extra: &[&str]| {
+        tlearn()
+            .args(["train", "svm", "--quiet", "--c", "1"])
+            .args(extra)
+            .arg("--cache")
+            .arg(&cache)
+            .arg("--runs")
+            .arg(&runs)
+            .arg("--reports")
+            .arg(&reports)
+            .output()
+            .unwrap()
+    };
+    let out = train(&[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -266,25 +271,7 @@ fn warnings_name_small_test_sets_trivial_top5_and_the_data_root_that_holds_the_i
         model.contains(r#""fit":{"kind":"all_labelled","images":24"#),
         "{model}"
     );
-    let out = tlearn()
-        .args([
-            "train",
-            "svm",
-            "--quiet",
-            "--no-refit",
-            "--run",
-            "split0",
-            "--c",
-            "1",
-            "--cache",
-        ])
-        .arg(&cache)
-        .arg("--runs")
-        .arg(&runs)
-        .arg("--reports")
-        .arg(&reports)
-        .output()
-        .unwrap();
+    let out = train(&["--no-refit", "--run", "split0"]);
     assert!(
         out.status.success(),
         "{}",

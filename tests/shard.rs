@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use common::contents::assert_same_cache;
-use common::fixtures::{config, feature_bytes, image_folder, serial, tiny_backbone, tlearn};
+use common::fixtures::{
+    config, feature_bytes, forget_rows, image_folder, serial, tiny_backbone, tlearn,
+};
 use tlearn::cache::merge::{merge, MergeError};
 use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::extract::{run, ExtractConfig, ExtractError};
@@ -29,25 +31,6 @@ fn run_shards(cfg: &ExtractConfig, dir: &Path, count: usize) -> Vec<PathBuf> {
             cfg.out
         })
         .collect()
-}
-
-/// Marks `rows` missing with zero features, as a process killed before writing them leaves them.
-fn forget(cache: &Path, rows: &[usize]) {
-    let file = hdf5::File::open_rw(cache).unwrap();
-    let dims = file.dataset("features").unwrap().shape()[1];
-    for &row in rows {
-        file.dataset("features")
-            .unwrap()
-            .write_slice(
-                &ndarray::Array2::<f32>::zeros((1, dims)),
-                ndarray::s![row..row + 1, ..],
-            )
-            .unwrap();
-        file.dataset("status")
-            .unwrap()
-            .write_slice(&ndarray::Array1::<u8>::zeros(1), ndarray::s![row..row + 1])
-            .unwrap();
-    }
 }
 
 /// Augmented copies, two splits and skipped (corrupt) images: every dataset has something to merge.
@@ -116,7 +99,7 @@ fn an_interrupted_shard_resumes_and_a_shard_of_another_plan_is_refused() {
     let done: Vec<usize> = (0..status.len())
         .filter(|&r| status[r] == RowStatus::Done)
         .collect();
-    forget(&resumed.out, &done[..2]);
+    forget_rows(&resumed.out, &done[..2]);
     let summary = shard::run(&resumed, spec, &go()).unwrap();
     assert_eq!((summary.computed, summary.reused), (2, done.len() - 2));
     assert_same_cache(&resumed.out, &whole[1]);
@@ -162,7 +145,7 @@ fn bad_merges_are_refused_and_write_nothing() {
     }
     let incomplete = dir.path().join("incomplete.h5");
     std::fs::copy(&a[2], &incomplete).unwrap();
-    forget(&incomplete, &[0, 1]);
+    forget_rows(&incomplete, &[0, 1]);
     cfg.seed += 1;
     let b = run_shards(&cfg, &dir.path().join("b"), 3);
 

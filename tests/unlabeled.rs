@@ -197,20 +197,8 @@ fn an_unlabeled_cache_resumes_to_the_same_bytes_and_is_never_mixed_with_a_labell
     let ignored: Vec<&str> = first.ignored.iter().map(|i| i.path.as_str()).collect();
     assert_eq!(ignored, ["2024/march/README", "2024/notes.txt"]);
     let complete = feature_bytes(&cfg.out);
-    let dims = FeatureCache::open(&cfg.out).unwrap().identity.dims;
-    {
-        // Forget rows 3..7 as a killed run would have: features zero, status missing.
-        let file = hdf5::File::open_rw(&cfg.out).unwrap();
-        let zeros = ndarray::Array2::<f32>::zeros((4, dims));
-        file.dataset("features")
-            .unwrap()
-            .write_slice(&zeros, ndarray::s![3..7, ..])
-            .unwrap();
-        file.dataset("status")
-            .unwrap()
-            .write_slice(&ndarray::Array1::<u8>::zeros(4), ndarray::s![3..7])
-            .unwrap();
-    }
+    // Forget rows 3..7 as a killed run would have: features zero, status missing.
+    common::fixtures::forget_rows(&cfg.out, &[3, 4, 5, 6]);
     let resumed = run(&cfg, &AtomicBool::new(false)).unwrap();
     assert_eq!((resumed.computed, resumed.reused), (4, 6));
     assert_eq!(

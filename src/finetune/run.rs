@@ -300,18 +300,19 @@ impl RunConfig {
     }
 }
 
-/// Runs each of `splits` in turn (see [`RunConfig::for_split`]). `observe` returning `false`
+/// Runs each of `splits` of the run whose folder is `base.out` in turn (see
+/// [`RunConfig::for_split`]; `base.split` is not read). `observe` returning `false`
 /// on an epoch interrupts: the summaries so far come back, the last one
 /// [`Ending::Interrupted`], and the same call resumes from the checkpoints.
 pub fn run_splits(
-    run_dir: &RunConfig,
+    base: &RunConfig,
     splits: &[usize],
     params: &CheckedParams,
     observe: &mut dyn FnMut(SplitEvent) -> bool,
 ) -> Result<Vec<Summary>, FinetuneError> {
     let mut summaries = Vec::new();
     for &split in splits {
-        let summary = run(&run_dir.for_split(split), params, &mut |e| {
+        let summary = run(&base.for_split(split), params, &mut |e| {
             observe(SplitEvent::Epoch(split, e))
         })?;
         let interrupted = summary.ending == Ending::Interrupted;

@@ -162,3 +162,22 @@ pub fn feature_bytes(cache: &Path) -> Vec<u8> {
         .expect("features read");
     features.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
+
+/// Marks `rows` missing with zero features, as a process killed before writing them leaves them.
+pub fn forget_rows(cache: &Path, rows: &[usize]) {
+    let file = hdf5::File::open_rw(cache).unwrap();
+    let dims = file.dataset("features").unwrap().shape()[1];
+    for &row in rows {
+        file.dataset("features")
+            .unwrap()
+            .write_slice(
+                &ndarray::Array2::<f32>::zeros((1, dims)),
+                ndarray::s![row..row + 1, ..],
+            )
+            .unwrap();
+        file.dataset("status")
+            .unwrap()
+            .write_slice(&ndarray::Array1::<u8>::zeros(1), ndarray::s![row..row + 1])
+            .unwrap();
+    }
+}
