@@ -66,7 +66,7 @@ impl Data {
         };
         if split >= contents.parts.ncols() {
             return Err(FinetuneError::Data(format!(
-                "{} holds {} split(s); --split {split} does not exist",
+                "{} holds {} split(s), numbered from 0; split {split} does not exist",
                 path.display(),
                 contents.parts.ncols()
             )));
