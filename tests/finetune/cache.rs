@@ -55,7 +55,7 @@ fn cache_rows_split_into_parts_with_copies_only_in_training() {
         assert_eq!(trained + held_out, originals);
     }
     let e = Data::from_cache(&cache, 2, None, None).unwrap_err();
-    assert!(e.to_string().contains("--split 2"), "{e}");
+    assert!(e.to_string().contains("split 2 does not exist"), "{e}");
     let e = Data::from_cache(&cache, 0, None, Some(vec![7, 7])).unwrap_err();
     assert!(matches!(e, FinetuneError::Data(_)), "{e}");
 }
