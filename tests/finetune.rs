@@ -142,6 +142,11 @@ fn max_pool_backward_gives_a_tied_window_one_gradient() {
 
 #[test]
 fn conv_backward_matches_finite_differences() {
+    check_conv_backward(ConvGrad::default(), ConvShape::VGG);
+}
+
+#[test]
+fn conv_backward_as_im2col_matches_finite_differences() {
     check_conv_backward(ConvGrad::Im2col, ConvShape::VGG);
 }
 
@@ -152,8 +157,9 @@ fn conv_backward_as_transposed_matches_finite_differences() {
 
 #[test]
 fn conv_backward_matches_finite_differences_without_padding_and_with_a_5x5_kernel() {
-    // Other shapes exercise the im2col slices' ends and the input gradient's "full" padding.
-    for how in [ConvGrad::Im2col, ConvGrad::Transposed] {
+    // Other shapes exercise the im2col slices' ends, the 3-D convolution's padding and the input
+    // gradient's "full" padding.
+    for how in [ConvGrad::Volume, ConvGrad::Im2col, ConvGrad::Transposed] {
         check_conv_backward(how, ConvShape { kernel: 3, pad: 0 });
         check_conv_backward(how, ConvShape { kernel: 5, pad: 2 });
     }

@@ -102,7 +102,7 @@ pub struct StepTimes {
 }
 
 /// Stage 2's formulations, training's first.
-pub const FORMULATIONS: [ConvGrad; 2] = [ConvGrad::Im2col, ConvGrad::Transposed];
+pub const FORMULATIONS: [ConvGrad; 3] = [ConvGrad::Volume, ConvGrad::Im2col, ConvGrad::Transposed];
 
 /// Times stage 1 on the `block5_pool` cache and stage 2 on generated batches with the
 /// backbone's block-5 weights.

@@ -99,18 +99,25 @@ pub fn conv(ops: &mut Ops, x: &str, w: &str, b: &str, shape: ConvShape) -> Strin
 
 /// How [`conv_backward`] writes a convolution's gradients as ONNX operators.
 ///
-/// Both give the same values (within float rounding; the tests check each against finite
-/// differences). [`ConvGrad::Im2col`] is what training uses: on ONNX Runtime's CPU kernels its
-/// input gradient costs what the forward Conv costs and its weight gradient one large GEMM,
-/// where [`ConvGrad::Transposed`] (the first formulation, kept as the bench's baseline) spends
-/// about 1.25x and 2-2.7x the forward Conv on them (`tlearn finetune bench`, README).
+/// All give the same values (within float rounding; the tests check each against finite
+/// differences). [`ConvGrad::Volume`] is what training uses: on ONNX Runtime's CPU kernels its
+/// input gradient costs what the forward Conv costs and its weight gradient one large GEMM
+/// whose patches ONNX Runtime's Conv gathers itself, piece by piece. [`ConvGrad::Im2col`]
+/// materialises those patches with standard operators first, and [`ConvGrad::Transposed`] (the
+/// first formulation) spends about 1.25x and 2-2.7x the forward Conv on the two gradients; both
+/// are kept as the bench's baselines (`tlearn finetune bench`, README).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConvGrad {
+    /// Input gradient as in [`ConvGrad::Im2col`]; weight gradient as one 3-D convolution: the
+    /// batch becomes the channels, the input channels a depth axis the kernel does not slide
+    /// along, and `dy` the map-sized kernel, so the `[out, in, k, k]` result is one GEMM over
+    /// batch and map (ONNX Runtime's vol2col feeds it without a `k * k` copy of the input).
+    #[default]
+    Volume,
     /// Input gradient as a Conv of `dy` with the spatially flipped, in/out-swapped kernel; weight
     /// gradient as one GEMM of `dy` (batch and map flattened) with the patches of `x` (im2col
     /// written as `k * k` shifted slices of the padded input).
-    #[default]
     Im2col,
     /// Input gradient as a ConvTranspose of `dy` with the kernel; weight gradient as a Conv over
     /// the batch (batch and channels swapped: a map-sized kernel, a `k x k` output per pair).
@@ -141,6 +148,11 @@ pub fn conv_backward_as(
     need_dx: bool,
 ) -> (Option<String>, String, String) {
     match how {
+        ConvGrad::Volume => {
+            let dx = need_dx.then(|| conv_input_grad(ops, w, dy, shape));
+            let (dw, db) = conv_weight_grad_volume(ops, x, dy, shape);
+            (dx, dw, db)
+        }
         ConvGrad::Im2col => {
             let dx = need_dx.then(|| conv_input_grad(ops, w, dy, shape));
             let (dw, db) = conv_weight_grad_im2col(ops, x, dy, shape);
@@ -168,6 +180,29 @@ fn conv_input_grad(ops: &mut Ops, w: &str, dy: &str, shape: ConvShape) -> String
         pad: shape.kernel - 1 - shape.pad,
     };
     ops.op("Conv", &[dy, &swapped], full.attrs())
+}
+
+/// `(dw, db)` as one 3-D convolution. `x` `[N, in, H, W]` read as one `[1, N, in, H, W]` volume
+/// (batch as channels, input channels as depth) and `dy` `[N, out, Ho, Wo]` as `out` kernels of
+/// `[N, 1, Ho, Wo]`: each output `[1, out, in, k, k]` sums `dy` times the `x` window shifted by
+/// `(kh, kw)` over batch and map with the forward padding, which is `dw`; no reordering needed.
+fn conv_weight_grad_volume(ops: &mut Ops, x: &str, dy: &str, shape: ConvShape) -> (String, String) {
+    let front = ops.ints(&[0]);
+    let volume = ops.op("Unsqueeze", &[x, &front], vec![]);
+    let dyt = ops.op("Transpose", &[dy], vec![attr_ints("perm", &[1, 0, 2, 3])]);
+    let depth = ops.ints(&[2]);
+    let kernels = ops.op("Unsqueeze", &[&dyt, &depth], vec![]);
+    let p = shape.pad;
+    let pads = vec![attr_ints("pads", &[0, p, p, 0, p, p])];
+    let dw5 = ops.op("Conv", &[&volume, &kernels], pads);
+    let dw = ops.op("Squeeze", &[&dw5, &front], vec![]);
+    let sum_axes = ops.ints(&[1, 2, 3]);
+    let db = ops.op(
+        "ReduceSum",
+        &[&dyt, &sum_axes],
+        vec![attr_int("keepdims", 0)],
+    );
+    (dw, db)
 }
 
 /// `(dw, db)` as one GEMM: with batch and channels swapped and the positions flattened, `dy`
@@ -251,10 +286,15 @@ pub fn relu(ops: &mut Ops, x: &str) -> String {
 }
 
 /// Gradient of [`relu`] from its output `y`: `dy` where `y > 0`, else 0 (0 at the kink).
+///
+/// Written as `dy * float(y > 0)`: ONNX Runtime's Cast and Mul take about half the time of a
+/// broadcasting Where on block 5's maps.
 pub fn relu_backward(ops: &mut Ops, y: &str, dy: &str) -> String {
     let zero = ops.scalar(0.0);
     let positive = ops.op("Greater", &[y, &zero], vec![]);
-    ops.op("Where", &[&positive, dy, &zero], vec![])
+    let float = DataType::Float as i64;
+    let mask = ops.op("Cast", &[&positive], vec![attr_int("to", float)]);
+    ops.op("Mul", &[dy, &mask], vec![])
 }
 
 /// 2x2 max pooling with stride 2: `(y, indices)`, the indices for [`max_pool_backward`].
