@@ -184,7 +184,7 @@ features-block4: build models data
 	  --augment flip,rotate,scale,crop --copies 2 --quiet --cache data/block4.h5
 
 ## bench-finetune: seconds per epoch of stage 1 (measured) and stage 2 (from a few steps), and the
-## stage-2 step beside its forward pass, both formulations, by operator type; JSON
+## stage-2 step beside its forward pass, each formulation, by operator type; JSON
 bench: bench-finetune
 bench-finetune: features
 	mkdir -p reports && $(TLEARN) finetune bench --json reports/bench-finetune.json

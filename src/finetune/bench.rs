@@ -4,9 +4,9 @@
 //! Stage 1 runs one real epoch on the cache. A stage-2 epoch takes minutes on a small CPU, so
 //! it is timed over a few steps on generated batches of the trainable convolutions' input
 //! (convolution time does not depend on the values) and scaled to the cache's training rows;
-//! the JSON says so. The one-off pass of the frozen convolutions is not included. Beside each
-//! step it times the forward pass of the same layers and the step's other formulation
-//! ([`ConvGrad`]), and ONNX Runtime's profiler tells where each step's time goes.
+//! the JSON says so. The one-off pass of the frozen convolutions is not included. Beside the
+//! step training uses it times the forward pass of the same layers and the step's other
+//! formulations ([`ConvGrad`]), and ONNX Runtime's profiler tells where each step's time goes.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
