@@ -244,54 +244,28 @@ pub fn time_stage2(
     })?;
     // Timed without the profiler, whose per-node events would weigh on the step (a graph of
     // many small nodes) and not on the forward pass; profiled apart for the breakdown.
-    let open = |profile: Option<&Path>| -> Result<Vec<Runner>, FinetuneError> {
-        FORMULATIONS
-            .iter()
-            .map(|&how| {
-                let options = StepOptions {
-                    conv_grad: how,
-                    profile: profile.map(|dir| dir.join(format!("{how:?}"))),
-                };
-                Runner::with_options(arch, STEP, state, (1e-3, 1e-3), compute, &options)
-            })
-            .collect()
-    };
-    let mut runners = open(None)?;
-    let mut profiled = open(Some(profiles.path()))?;
-    let shape = &arch.input;
-    let row: usize = shape.iter().product();
-    let (mut gen, mut masks) = (ChaCha8Rng::seed_from_u64(8), Masks::new(7));
+    let mut runners = formulation_runners(arch, state, compute, None)?;
+    let mut profiled = formulation_runners(arch, state, compute, Some(profiles.path()))?;
+    let mut batches = Batches::new(arch, classes, batch);
     let mut forward = 0.0;
     let mut steps = vec![0.0; runners.len()];
     for round in 0..=timed {
-        let x: Vec<f32> = (0..batch * row).map(|_| gen.random::<f32>()).collect();
-        let labels: Vec<i64> = (0..batch).map(|i| (i % classes) as i64).collect();
-        let mask = masks.next(batch, arch.hidden);
-        let start = Instant::now();
-        runners[0].forward(x.clone(), shape, batch)?;
-        let seconds = start.elapsed().as_secs_f64();
-        forward += if round > 0 { seconds } else { 0.0 };
-        let mut order: Vec<usize> = (0..runners.len()).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for k in order {
-            let start = Instant::now();
-            runners[k].step(x.clone(), shape, labels.clone(), mask.clone())?;
-            steps[k] += if round > 0 {
-                start.elapsed().as_secs_f64()
-            } else {
-                0.0
-            };
-            // A warm-up and one profiled step per round.
+        let b = batches.next();
+        // Round 0 warms up: its times are not counted.
+        let counted = |seconds: f64| if round > 0 { seconds } else { 0.0 };
+        forward += counted(seconds_of(|| runners[0].forward(b.x.clone(), &b.shape, batch))?);
+        for k in round_order(runners.len(), round) {
+            steps[k] += counted(seconds_of(|| b.step(&mut runners[k]))?);
+            // Profiled: a warm-up step, then one step the profile averages.
             if round < 2 {
-                profiled[k].step(x.clone(), shape, labels.clone(), mask.clone())?;
+                b.step(&mut profiled[k])?;
             }
         }
     }
     let timed = timed as f64;
     let mut out = Vec::new();
     for (runner, seconds) in profiled.iter_mut().zip(steps) {
+        // The profile's first step is the warm-up.
         let (ops, _) = op_times(&runner.end_profiling()?, 1)?;
         out.push((seconds / timed, ops));
     }
@@ -299,6 +273,97 @@ pub fn time_stage2(
         forward: forward / timed,
         steps: out,
     })
+}
+
+/// One runner per formulation ([`FORMULATIONS`] order), profiled into `profile` when given.
+fn formulation_runners(
+    arch: &Arch,
+    state: &Tensors,
+    compute: Compute,
+    profile: Option<&Path>,
+) -> Result<Vec<Runner>, FinetuneError> {
+    FORMULATIONS
+        .iter()
+        .map(|&how| {
+            let options = StepOptions {
+                conv_grad: how,
+                profile: profile.map(|dir| dir.join(format!("{how:?}"))),
+            };
+            Runner::with_options(arch, STEP, state, (1e-3, 1e-3), compute, &options)
+        })
+        .collect()
+}
+
+/// The runners' order in `round`: reversed every other round, so that a changing load weighs
+/// on all alike.
+fn round_order(runners: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..runners).collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+/// Seconds `work` takes.
+fn seconds_of<T>(work: impl FnOnce() -> Result<T, FinetuneError>) -> Result<f64, FinetuneError> {
+    let start = Instant::now();
+    work()?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Generated batches of a network's input: seeded values (convolution time does not depend on
+/// them), labels cycling through the classes, seeded dropout masks.
+struct Batches {
+    shape: Vec<usize>,
+    rows: usize,
+    classes: usize,
+    hidden: usize,
+    values: ChaCha8Rng,
+    masks: Masks,
+}
+
+/// One generated batch.
+struct Batch {
+    shape: Vec<usize>,
+    x: Vec<f32>,
+    labels: Vec<i64>,
+    mask: Vec<f32>,
+}
+
+impl Batches {
+    fn new(arch: &Arch, classes: usize, rows: usize) -> Batches {
+        Batches {
+            shape: arch.input.clone(),
+            rows,
+            classes,
+            hidden: arch.hidden,
+            values: ChaCha8Rng::seed_from_u64(8),
+            masks: Masks::new(7),
+        }
+    }
+
+    fn next(&mut self) -> Batch {
+        let row: usize = self.shape.iter().product();
+        let values = &mut self.values;
+        Batch {
+            shape: self.shape.clone(),
+            x: (0..self.rows * row).map(|_| values.random::<f32>()).collect(),
+            labels: (0..self.rows).map(|i| (i % self.classes) as i64).collect(),
+            mask: self.masks.next(self.rows, self.hidden),
+        }
+    }
+}
+
+impl Batch {
+    /// One training step of `runner` on this batch.
+    fn step(&self, runner: &mut Runner) -> Result<(f32, i64), FinetuneError> {
+        runner.step(
+            self.x.clone(),
+            &self.shape,
+            self.labels.clone(),
+            self.mask.clone(),
+        )
+    }
 }
 
 /// Seeded dropout masks of rate 0.5 for the hidden layer.
