@@ -212,60 +212,23 @@ pub fn run(
     stop: &AtomicBool,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<AutoOutcome, AutoError> {
-    if cfg.kinds.is_empty() || cfg.grid.is_empty() {
-        return Err(AutoError::InvalidParams(
-            "auto needs at least one classifier and one C".into(),
-        ));
-    }
-    // Checked now, so a bad setting fails before the extraction, not after it.
-    let finetune_params = cfg.finetune_params.clone().check()?;
+    let finetune_params = check(cfg)?;
     let mut clock = Clock::start();
     let measured = measure_data(cfg, progress)?;
     clock.lap("measure");
-    let (extract_cfg, summary) = extract_once(cfg, &measured.reprs, stop, progress)?;
+    let extraction = extract_once(cfg, &measured.reprs, stop, progress)?;
     clock.lap("extract");
     let cache = CacheData::load(&cfg.cache())?;
-    let search = search_candidates(cfg, &cache, &measured.layers, progress)?;
-    let chosen = choose::best(&search.candidates)
-        .expect("at least one candidate")
-        .clone();
+    let linear = search_candidates(cfg, &cache, &measured.layers, progress)?;
     clock.lap("choose");
-    progress(Progress::Phase(format!(
-        "training the chosen {} on {} (C = {:e}) as run {RUN}",
-        chosen.kind,
-        chosen.reprs.join("+"),
-        chosen.c
-    )));
-    let (mut report, mut model) = train_chosen(cfg, &cache, &chosen, &measured.root)?;
+    let (mut report, mut model) =
+        train_chosen(cfg, &cache, &linear.chosen, &measured.root, progress)?;
     clock.lap("train and report");
-
-    let (finetune_reason, stages) =
-        fine_tune(cfg, &measured, &finetune_params, &mut clock, stop, progress)?;
-    let winner = finetune_winner(&stages, &chosen);
-    if let Some(stage) = winner {
+    let tuned = fine_tune(cfg, &measured, &finetune_params, &mut clock, stop, progress)?;
+    if let Some(stage) = tuned.winner(&linear.chosen) {
         (report, model) = stage.as_auto(model);
     }
-
-    let (similarity, best_with_deepest, best_without_deepest) =
-        similarity(&search, &chosen, measured.deepest());
-    let decision = Decision {
-        commands: commands(cfg, &extract_cfg, &chosen),
-        stats: measured.stats,
-        warnings: measured.warnings,
-        skipped: summary.skipped,
-        rows_computed: summary.computed,
-        layers: measured.layers,
-        extracted: measured.reprs.iter().map(ToString::to_string).collect(),
-        similarity,
-        best_with_deepest,
-        best_without_deepest,
-        search,
-        chosen,
-        finetune_won: winner.map(|s| s.run.clone()),
-        finetune_reason,
-        finetune: stages,
-        phases: clock.phases,
-    };
+    let decision = decide(cfg, measured, extraction, linear, tuned, clock.phases);
     let report_dir = cfg.reports().join(RUN);
     decision::write(&decision, &report, &report_dir)?;
     Ok(AutoOutcome {
@@ -276,6 +239,56 @@ pub fn run(
     })
 }
 
+/// Checks the settings now, so that a bad one fails before the extraction, not after it; gives
+/// the checked fine-tuning parameters.
+fn check(cfg: &AutoConfig) -> Result<CheckedParams, AutoError> {
+    if cfg.kinds.is_empty() || cfg.grid.is_empty() {
+        return Err(AutoError::InvalidParams(
+            "auto needs at least one classifier and one C".into(),
+        ));
+    }
+    Ok(cfg.finetune_params.clone().check()?)
+}
+
+/// The decision: what each phase measured, found and chose, and how long each took.
+fn decide(
+    cfg: &AutoConfig,
+    measured: Measured,
+    (extract_cfg, summary): (ExtractConfig, extract::Summary),
+    linear: Linear,
+    tuned: Finetuned,
+    phases: Vec<PhaseTime>,
+) -> Decision {
+    let (similarity, best_with_deepest, best_without_deepest) =
+        similarity(&linear.search, &linear.chosen, measured.deepest());
+    Decision {
+        commands: commands(cfg, &extract_cfg, &linear.chosen),
+        stats: measured.stats,
+        warnings: measured.warnings,
+        skipped: summary.skipped,
+        rows_computed: summary.computed,
+        layers: measured.layers,
+        extracted: measured.reprs.iter().map(ToString::to_string).collect(),
+        similarity,
+        best_with_deepest,
+        best_without_deepest,
+        finetune_won: tuned.winner(&linear.chosen).map(|s| s.run.clone()),
+        search: linear.search,
+        chosen: linear.chosen,
+        finetune_reason: tuned.reason,
+        finetune: tuned.stages,
+        phases,
+    }
+}
+
+/// What the fine-tuning stages did.
+struct Finetuned {
+    /// Why they ran or not.
+    reason: String,
+    /// The stages that ran.
+    stages: Vec<finetune::Stage>,
+}
+
 /// The fine-tuning stages if [`finetune_plan`] runs them (timed as a phase), and why or why not.
 fn fine_tune(
     cfg: &AutoConfig,
@@ -284,27 +297,29 @@ fn fine_tune(
     clock: &mut Clock,
     stop: &AtomicBool,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<(String, Vec<finetune::Stage>), AutoError> {
+) -> Result<Finetuned, AutoError> {
     match finetune_plan(cfg, &measured.stats, &measured.layers)? {
-        Err(reason) => Ok((reason, Vec::new())),
+        Err(reason) => Ok(Finetuned {
+            reason,
+            stages: Vec::new(),
+        }),
         Ok((reason, before)) => {
             let stages =
                 finetune::stages(cfg, measured.deepest(), &before, params, stop, progress)?;
             clock.lap("fine-tune");
-            Ok((reason, stages))
+            Ok(Finetuned { reason, stages })
         }
     }
 }
 
-/// The fine-tuning stage with the best validation accuracy, if it beats the linear choice.
-fn finetune_winner<'a>(
-    stages: &'a [finetune::Stage],
-    chosen: &Candidate,
-) -> Option<&'a finetune::Stage> {
-    stages
-        .iter()
-        .filter(|s| s.val_accuracy > chosen.val_accuracy + choose::TIE)
-        .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy))
+impl Finetuned {
+    /// The stage with the best validation accuracy, if it beats the linear choice.
+    fn winner(&self, chosen: &Candidate) -> Option<&finetune::Stage> {
+        self.stages
+            .iter()
+            .filter(|s| s.val_accuracy > chosen.val_accuracy + choose::TIE)
+            .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy))
+    }
 }
 
 /// Wall-clock seconds of each phase, in order.
@@ -400,13 +415,19 @@ fn extract_once(
     Ok((extract_cfg, summary))
 }
 
-/// Scores every feature set x classifier x C on validation images.
+/// The linear search and its best candidate.
+struct Linear {
+    search: Search,
+    chosen: Candidate,
+}
+
+/// Scores every feature set x classifier x C on validation images and picks the best.
 fn search_candidates(
     cfg: &AutoConfig,
     cache: &CacheData,
     layers: &[String],
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<Search, AutoError> {
+) -> Result<Linear, AutoError> {
     let sets = choose::feature_sets(layers);
     progress(Progress::Phase(format!(
         "scoring {} feature sets x {} classifier(s) x {} C on validation images",
@@ -424,7 +445,10 @@ fn search_candidates(
     let search = choose::search(cache, &sets, &cfg.kinds, &base, &mut |p| {
         progress(Progress::Search(p))
     })?;
-    Ok(search)
+    let chosen = choose::best(&search.candidates)
+        .expect("at least one candidate")
+        .clone();
+    Ok(Linear { search, chosen })
 }
 
 /// Similar or different, from whether the chosen candidate reads the deepest layer, with the
@@ -500,7 +524,14 @@ fn train_chosen(
     cache: &CacheData,
     chosen: &Candidate,
     data_root: &Path,
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(RunReport, PathBuf), AutoError> {
+    progress(Progress::Phase(format!(
+        "training the chosen {} on {} (C = {:e}) as run {RUN}",
+        chosen.kind,
+        chosen.reprs.join("+"),
+        chosen.c
+    )));
     let sub = cache.using(&chosen.representations())?;
     let train_cfg = TrainConfig {
         grid: vec![chosen.c],

@@ -155,58 +155,18 @@ impl LinearSvmValidParams {
         dataset: &DatasetBase<Array2<f32>, Array1<usize>>,
     ) -> Result<Vec<(LinearClassifier, f64)>, ClassifyError> {
         for &c in grid {
-            LinearSvmParams(LinearSvmValidParams { c, ..self.clone() }).check_ref()?;
+            LinearSvmParams(self.with_c(c)).check_ref()?;
         }
         let classes = class_count(dataset)?;
         let scaler = Scaler::fit(dataset.records().view());
         let x = scaler.transform(dataset.records().view());
-        let signs: Vec<Vec<f32>> = (0..classes)
-            .map(|class| {
-                let y = dataset.targets();
-                y.iter()
-                    .map(|&c| if c == class { 1.0 } else { -1.0 })
-                    .collect()
-            })
-            .collect();
-        let (n, dims) = x.dim();
-        // Fewer rows than dimensions (flattened maps): work on the Gram matrix, computed once
-        // (one matrix product) for all classes and C's; a coordinate step then costs O(rows)
-        // instead of O(dims). The +1 is the bias feature's product.
-        let gram = (n < dims).then(|| x.dot(&x.t()) + 1.0);
-        let mut order: Vec<usize> = (0..grid.len()).collect();
-        order.sort_by(|&a, &b| grid[a].total_cmp(&grid[b]));
-        let mut alphas = vec![vec![0f64; n]; classes];
+        let problem = OneVsAll::new(x.view(), dataset.targets(), classes);
+        let mut alphas = vec![vec![0f64; x.nrows()]; classes];
         let mut models = vec![None; grid.len()];
-        for g in order {
+        for g in ascending(grid) {
             let start = Instant::now();
-            let params = LinearSvmValidParams {
-                c: grid[g],
-                ..self.clone()
-            };
-            alphas = (0..classes)
-                .into_par_iter()
-                .map(|k| {
-                    let start = &alphas[k];
-                    match &gram {
-                        Some(gram) => {
-                            let mut m = Dual {
-                                gram: gram.view(),
-                                f: vec![0.0; n],
-                            };
-                            params.solve_binary(&mut m, &signs[k], k as u64, start)
-                        }
-                        None => {
-                            let mut m = Primal {
-                                x: x.view(),
-                                w: vec![0.0; dims],
-                                b: 0.0,
-                            };
-                            params.solve_binary(&mut m, &signs[k], k as u64, start)
-                        }
-                    }
-                })
-                .collect();
-            let (weights, bias) = primal_of(&alphas, &signs, x.view());
+            alphas = problem.solve(&self.with_c(grid[g]), &alphas);
+            let (weights, bias) = primal_of(&alphas, &problem.signs, x.view());
             let model = LinearClassifier {
                 kind: Kind::Svm,
                 scaler: scaler.clone(),
@@ -216,6 +176,73 @@ impl LinearSvmValidParams {
             models[g] = Some((model, start.elapsed().as_secs_f64()));
         }
         Ok(models.into_iter().flatten().collect())
+    }
+
+    /// These parameters with C = `c`.
+    fn with_c(&self, c: f64) -> LinearSvmValidParams {
+        LinearSvmValidParams { c, ..self.clone() }
+    }
+}
+
+/// Indices of `grid` from the smallest C up (the order of warm starts).
+fn ascending(grid: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..grid.len()).collect();
+    order.sort_by(|&a, &b| grid[a].total_cmp(&grid[b]));
+    order
+}
+
+/// The binary problems of one-vs-all on standardised rows.
+struct OneVsAll<'a> {
+    x: ArrayView2<'a, f32>,
+    /// Per class, +1 for its rows and -1 for the others.
+    signs: Vec<Vec<f32>>,
+    /// Fewer rows than dimensions (flattened maps): the Gram matrix, computed once (one matrix
+    /// product) for all classes and C's; a coordinate step then costs O(rows) instead of
+    /// O(dims). The +1 is the bias feature's product.
+    gram: Option<Array2<f32>>,
+}
+
+impl<'a> OneVsAll<'a> {
+    fn new(x: ArrayView2<'a, f32>, y: &Array1<usize>, classes: usize) -> OneVsAll<'a> {
+        let signs = (0..classes)
+            .map(|class| {
+                y.iter()
+                    .map(|&c| if c == class { 1.0 } else { -1.0 })
+                    .collect()
+            })
+            .collect();
+        let (n, dims) = x.dim();
+        let gram = (n < dims).then(|| x.dot(&x.t()) + 1.0);
+        OneVsAll { x, signs, gram }
+    }
+
+    /// Every class's dual variables under `params`, class `k` starting from `start[k]`
+    /// (classes solved in parallel).
+    fn solve(&self, params: &LinearSvmValidParams, start: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        let (n, dims) = self.x.dim();
+        (0..self.signs.len())
+            .into_par_iter()
+            .map(|k| {
+                let (y, from) = (&self.signs[k], &start[k]);
+                match &self.gram {
+                    Some(gram) => {
+                        let mut m = Dual {
+                            gram: gram.view(),
+                            f: vec![0.0; n],
+                        };
+                        params.solve_binary(&mut m, y, k as u64, from)
+                    }
+                    None => {
+                        let mut m = Primal {
+                            x: self.x,
+                            w: vec![0.0; dims],
+                            b: 0.0,
+                        };
+                        params.solve_binary(&mut m, y, k as u64, from)
+                    }
+                }
+            })
+            .collect()
     }
 }
 
@@ -312,58 +339,95 @@ impl LinearSvmValidParams {
         class: u64,
         start: &[f64],
     ) -> Vec<f64> {
-        let n = y.len();
         let diag = 0.5 / self.c; // D_ii of the squared hinge loss; its upper bound is infinite.
-        let mut alpha = start.to_vec();
-        for (i, &a) in alpha.iter().enumerate() {
+        let mut cd = Descent::new(m, y, diag, start);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ (class << 32));
+        for _ in 0..self.max_epochs {
+            let (pg_max, pg_min) = cd.pass(&mut rng);
+            if pg_max - pg_min <= self.tol {
+                if cd.active == y.len() {
+                    break;
+                }
+                // Converged on the active rows: check all rows once more before stopping.
+                cd.active = y.len();
+                cd.pg_max_old = f64::INFINITY;
+                continue;
+            }
+            cd.pg_max_old = if pg_max <= 0.0 { f64::INFINITY } else { pg_max };
+        }
+        cd.alpha
+    }
+}
+
+/// The state of dual coordinate descent on one binary problem.
+struct Descent<'m, 'y, M> {
+    m: &'m mut M,
+    y: &'y [f32],
+    diag: f64,
+    /// `Q_ii`: the squared norm of row `i` plus `diag`.
+    q: Vec<f64>,
+    alpha: Vec<f64>,
+    /// Rows in visiting order; the first `active` are not shrunk.
+    index: Vec<usize>,
+    active: usize,
+    /// The largest projected gradient of the last pass: rows at their bound with a gradient
+    /// above it are shrunk. Only the lower bound shrinks: the squared hinge has no upper bound
+    /// on alpha.
+    pg_max_old: f64,
+}
+
+impl<'m, 'y, M: Margins> Descent<'m, 'y, M> {
+    /// Starts from the dual variables `start`, bringing the zero margins of `m` to them.
+    fn new(m: &'m mut M, y: &'y [f32], diag: f64, start: &[f64]) -> Self {
+        let n = y.len();
+        for (i, &a) in start.iter().enumerate() {
             if a != 0.0 {
                 m.step(i, (a * y[i] as f64) as f32);
             }
         }
-        let q: Vec<f64> = (0..n).map(|i| m.sq_norm(i) + diag).collect();
-        let mut index: Vec<usize> = (0..n).collect();
-        let mut active = n;
-        // Only the lower bound shrinks: the squared hinge has no upper bound on alpha.
-        let mut pg_max_old = f64::INFINITY;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ (class << 32));
-        for _ in 0..self.max_epochs {
-            let (mut pg_max, mut pg_min) = (f64::NEG_INFINITY, f64::INFINITY);
-            index[..active].shuffle(&mut rng);
-            let mut s = 0;
-            while s < active {
-                let i = index[s];
-                let g = y[i] as f64 * m.margin(i) - 1.0 + diag * alpha[i];
-                let mut pg = g;
-                if alpha[i] == 0.0 {
-                    if g > pg_max_old {
-                        // Shrink: this row is at its bound and likely to stay there.
-                        active -= 1;
-                        index.swap(s, active);
-                        continue;
-                    }
-                    pg = g.min(0.0);
-                }
-                pg_max = pg_max.max(pg);
-                pg_min = pg_min.min(pg);
-                if pg.abs() > 1e-12 {
-                    let old = alpha[i];
-                    alpha[i] = (old - g / q[i]).max(0.0);
-                    m.step(i, ((alpha[i] - old) * y[i] as f64) as f32);
-                }
-                s += 1;
-            }
-            if pg_max - pg_min <= self.tol {
-                if active == n {
-                    break;
-                }
-                // Converged on the active rows: check all rows once more before stopping.
-                active = n;
-                pg_max_old = f64::INFINITY;
-                continue;
-            }
-            pg_max_old = if pg_max <= 0.0 { f64::INFINITY } else { pg_max };
+        let q = (0..n).map(|i| m.sq_norm(i) + diag).collect();
+        Descent {
+            m,
+            y,
+            diag,
+            q,
+            alpha: start.to_vec(),
+            index: (0..n).collect(),
+            active: n,
+            pg_max_old: f64::INFINITY,
         }
-        alpha
+    }
+
+    /// One pass over the active rows in a random order, shrinking as it goes; returns the
+    /// largest and smallest projected gradient.
+    fn pass(&mut self, rng: &mut rand_chacha::ChaCha8Rng) -> (f64, f64) {
+        let (mut pg_max, mut pg_min) = (f64::NEG_INFINITY, f64::INFINITY);
+        self.index[..self.active].shuffle(rng);
+        let mut s = 0;
+        while s < self.active {
+            let i = self.index[s];
+            let y = self.y[i] as f64;
+            let g = y * self.m.margin(i) - 1.0 + self.diag * self.alpha[i];
+            let mut pg = g;
+            if self.alpha[i] == 0.0 {
+                if g > self.pg_max_old {
+                    // Shrink: this row is at its bound and likely to stay there.
+                    self.active -= 1;
+                    self.index.swap(s, self.active);
+                    continue;
+                }
+                pg = g.min(0.0);
+            }
+            pg_max = pg_max.max(pg);
+            pg_min = pg_min.min(pg);
+            if pg.abs() > 1e-12 {
+                let old = self.alpha[i];
+                self.alpha[i] = (old - g / self.q[i]).max(0.0);
+                self.m.step(i, ((self.alpha[i] - old) * y) as f32);
+            }
+            s += 1;
+        }
+        (pg_max, pg_min)
     }
 }
 
