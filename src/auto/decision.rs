@@ -12,10 +12,11 @@ use plotters::prelude::*;
 use super::choose::{best_per_set, Candidate};
 use super::measure::{Size, LARGE_PER_CLASS};
 use super::{Decision, Similarity};
-use crate::finetune::curves::{register_font, FONT};
 use crate::report::doc::{self, Block, Column, Image, Table};
 use crate::report::html::page;
-use crate::report::plot::PALETTE;
+use crate::report::plot::{
+    accuracy_floor, chart_on, draw_err, draw_legend, line_with_legend, render, styled_mesh, PALETTE,
+};
 use crate::report::write::{png_bytes, write_run_with};
 use crate::report::{ReportError, RunReport};
 
@@ -103,44 +104,8 @@ fn table(columns: Vec<Column>, rows: Vec<Vec<String>>) -> Block {
 
 /// The section's blocks; `png` is the candidates plot.
 fn content(d: &Decision, report: &RunReport, png: &[u8]) -> Vec<Block> {
-    let s = &d.stats;
     let mut out = vec![Block::Heading(2, "Decision (tlearn auto)".into())];
-    out.push(Block::Heading(3, "The data".into()));
-    let skipped = if d.skipped.is_empty() {
-        "none".to_string()
-    } else {
-        let list: Vec<String> = d
-            .skipped
-            .iter()
-            .map(|(p, r)| format!("{p} ({r})"))
-            .collect();
-        format!("{}: {}", d.skipped.len(), list.join("; "))
-    };
-    let splits: Vec<String> = s
-        .splits
-        .iter()
-        .map(|c| format!("{} / {} / {}", c.train, c.val, c.test))
-        .collect();
-    out.push(Block::List(vec![
-        format!("{} images in {} classes", s.images, s.classes),
-        format!(
-            "images per class: smallest {} ({}), median {}, largest {}",
-            s.per_class_spread.min,
-            s.smallest_class,
-            s.per_class_spread.median,
-            s.per_class_spread.max
-        ),
-        format!(
-            "image sizes (width x height): smallest {} x {}, median {} x {}, largest {} x {}",
-            s.width.min, s.height.min, s.width.median, s.height.median, s.width.max, s.height.max
-        ),
-        format!("skipped files: {skipped}"),
-        format!(
-            "{} seeded splits; train / validation / test images per split: {}",
-            s.splits.len(),
-            splits.join(", ")
-        ),
-    ]));
+    out.extend(the_data(d));
     if !d.warnings.is_empty() {
         out.push(Block::Heading(3, "Warnings".into()));
         out.push(Block::List(d.warnings.clone()));
@@ -161,6 +126,50 @@ fn content(d: &Decision, report: &RunReport, png: &[u8]) -> Vec<Block> {
             .collect(),
     ));
     out
+}
+
+/// The measured data: images, classes, sizes, skipped files and splits.
+fn the_data(d: &Decision) -> Vec<Block> {
+    let s = &d.stats;
+    let splits: Vec<String> = s
+        .splits
+        .iter()
+        .map(|c| format!("{} / {} / {}", c.train, c.val, c.test))
+        .collect();
+    let items = vec![
+        format!("{} images in {} classes", s.images, s.classes),
+        format!(
+            "images per class: smallest {} ({}), median {}, largest {}",
+            s.per_class_spread.min,
+            s.smallest_class,
+            s.per_class_spread.median,
+            s.per_class_spread.max
+        ),
+        format!(
+            "image sizes (width x height): smallest {} x {}, median {} x {}, largest {} x {}",
+            s.width.min, s.height.min, s.width.median, s.height.median, s.width.max, s.height.max
+        ),
+        format!("skipped files: {}", skipped_files(d)),
+        format!(
+            "{} seeded splits; train / validation / test images per split: {}",
+            s.splits.len(),
+            splits.join(", ")
+        ),
+    ];
+    vec![Block::Heading(3, "The data".into()), Block::List(items)]
+}
+
+/// The files the extraction skipped, with their reasons, or "none".
+fn skipped_files(d: &Decision) -> String {
+    if d.skipped.is_empty() {
+        return "none".to_string();
+    }
+    let list: Vec<String> = d
+        .skipped
+        .iter()
+        .map(|(p, r)| format!("{p} ({r})"))
+        .collect();
+    format!("{}: {}", d.skipped.len(), list.join("; "))
 }
 
 /// The method's table with this data's cell marked, and why: size, similarity, action.
@@ -257,23 +266,61 @@ fn action(small: bool, similar: bool) -> String {
     }
 }
 
+/// The search: what was scored and how, a plot and a table of each (feature set, classifier)
+/// at its best C.
 fn candidates(d: &Decision, png: &[u8]) -> Vec<Block> {
-    let c = &d.search.candidates;
-    let sets = best_per_set(c);
+    let sets = best_per_set(&d.search.candidates);
     let val = per_split(&d.chosen.val_images);
-    let kinds: Vec<String> = {
-        let mut k: Vec<String> = Vec::new();
-        for s in &sets {
-            if !k.contains(&s.kind.to_string()) {
-                k.push(s.kind.to_string());
-            }
+    vec![
+        Block::Heading(3, "Candidates".into()),
+        Block::Para(search_summary(d, &sets, &val)),
+        Block::Image(Image {
+            alt: "validation accuracy per candidate".into(),
+            file: PLOT.into(),
+            bytes: png.to_vec(),
+        }),
+        table(
+            vec![
+                Column::left("features"),
+                Column::left("classifier"),
+                Column::right("dims"),
+                Column::right("best C"),
+                Column::right(format!("validation accuracy % (mean, n = {val} per split)")),
+                Column::right("per split"),
+            ],
+            best_rows(&sets),
+        ),
+    ]
+}
+
+/// How many candidates were scored, on what, and how the best is chosen; `sets` are the best
+/// of each (feature set, classifier), `val` the validation images per split.
+fn search_summary(d: &Decision, sets: &[&Candidate], val: &str) -> String {
+    let c = &d.search.candidates;
+    let mut kinds: Vec<String> = Vec::new();
+    for s in sets {
+        if !kinds.contains(&s.kind.to_string()) {
+            kinds.push(s.kind.to_string());
         }
-        k
-    };
+    }
     let grid = c.len() / sets.len().max(1);
-    let mut sorted = sets.clone();
+    format!(
+        "{} candidates: {} feature sets (every representation stored by one extraction: {}; adjacent layers concatenated) x {} ({}) x {} values of C. Each is scored by its validation accuracy averaged over the {} seeded splits (n = {val} validation images per split); test images are never looked at to choose. Ties go to the cheaper model: fewer dimensions, then the SVM, then the smaller C.",
+        c.len(),
+        sets.len() / kinds.len().max(1),
+        d.extracted.join(", "),
+        kinds.len(),
+        kinds.join(", "),
+        grid,
+        d.chosen.val_per_split.len()
+    )
+}
+
+/// One row per (feature set, classifier) at its best C, the most accurate first.
+fn best_rows(sets: &[&Candidate]) -> Vec<Vec<String>> {
+    let mut sorted = sets.to_vec();
     sorted.sort_by(|a, b| b.val_accuracy.total_cmp(&a.val_accuracy));
-    let rows = sorted
+    sorted
         .iter()
         .map(|s| {
             vec![
@@ -289,36 +336,7 @@ fn candidates(d: &Decision, png: &[u8]) -> Vec<Block> {
                     .join(" / "),
             ]
         })
-        .collect();
-    vec![
-        Block::Heading(3, "Candidates".into()),
-        Block::Para(format!(
-            "{} candidates: {} feature sets (every representation stored by one extraction: {}; adjacent layers concatenated) x {} ({}) x {} values of C. Each is scored by its validation accuracy averaged over the {} seeded splits (n = {val} validation images per split); test images are never looked at to choose. Ties go to the cheaper model: fewer dimensions, then the SVM, then the smaller C.",
-            c.len(),
-            sets.len() / kinds.len().max(1),
-            d.extracted.join(", "),
-            kinds.len(),
-            kinds.join(", "),
-            grid,
-            d.chosen.val_per_split.len()
-        )),
-        Block::Image(Image {
-            alt: "validation accuracy per candidate".into(),
-            file: PLOT.into(),
-            bytes: png.to_vec(),
-        }),
-        table(
-            vec![
-                Column::left("features"),
-                Column::left("classifier"),
-                Column::right("dims"),
-                Column::right("best C"),
-                Column::right(format!("validation accuracy % (mean, n = {val} per split)")),
-                Column::right("per split"),
-            ],
-            rows,
-        ),
-    ]
+        .collect()
 }
 
 fn finetuning(d: &Decision) -> Vec<Block> {
@@ -485,67 +503,42 @@ fn axes<'a>(best: &[&'a Candidate]) -> (Vec<&'a str>, Vec<String>) {
 /// Validation accuracy of the best C of every (feature set, classifier): layers on x,
 /// pooling and classifier as series.
 fn plot_png(d: &Decision) -> Result<RgbImage, String> {
-    register_font();
     let best: Vec<&Candidate> = best_per_set(&d.search.candidates);
     let (xs, series) = axes(&best);
-    let low = best.iter().map(|c| c.val_accuracy).fold(1.0f64, f64::min);
-    let low = ((low - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
-    let mut buf = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
-    {
-        let err = |e: DrawingAreaErrorKind<_>| e.to_string();
-        let root = BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+    let low = accuracy_floor(best.iter().map(|c| c.val_accuracy));
+    let labels: Vec<String> = xs.iter().map(|x| short(x)).collect();
+    render(WIDTH, HEIGHT, |root| {
         let n = xs.len().max(1) as i32;
-        let labels: Vec<String> = xs.iter().map(|x| short(x)).collect();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "validation accuracy per candidate (best C, mean over splits)",
-                (FONT, 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(55)
-            .build_cartesian_2d((0..n - 1).into_segmented(), low..1.0)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("layers")
-            .y_desc("validation accuracy")
+        let caption = "validation accuracy per candidate (best C, mean over splits)";
+        let mut chart = chart_on(root, caption, (0..n - 1).into_segmented(), low..1.0)?;
+        styled_mesh(chart.configure_mesh(), ("layers", "validation accuracy"))
             .x_label_formatter(&|x| match x {
                 SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 14))
-            .light_line_style(WHITE.mix(0.0))
             .draw()
-            .map_err(err)?;
+            .map_err(draw_err)?;
         for (i, name) in series.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let points: Vec<(SegmentValue<i32>, f64)> = best
-                .iter()
-                .filter(|c| &format!("{} {}", c.pooling, c.kind) == name)
-                .map(|c| {
-                    let x = xs.iter().position(|x| *x == c.layers).unwrap_or(0) as i32;
-                    (SegmentValue::CenterOf(x), c.val_accuracy)
-                })
-                .collect();
-            chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(4))
-                .map_err(err)?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+            let style = PALETTE[i % PALETTE.len()].stroke_width(2);
+            let points = series_points(&best, &xs, name);
+            line_with_legend(&mut chart, points, (style, 4), name.as_str())?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 13))
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(err)?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(RgbImage::from_raw(WIDTH, HEIGHT, buf).expect("the buffer has the image's size"))
+        draw_legend(&mut chart, 13, SeriesLabelPosition::LowerRight)
+    })
+}
+
+/// The points of `series` (its pooling and classifier): each of its candidates at its
+/// layers' place on x.
+fn series_points(
+    best: &[&Candidate],
+    xs: &[&str],
+    series: &str,
+) -> Vec<(SegmentValue<i32>, f64)> {
+    best.iter()
+        .filter(|c| format!("{} {}", c.pooling, c.kind) == series)
+        .map(|c| {
+            let x = xs.iter().position(|x| *x == c.layers).unwrap_or(0) as i32;
+            (SegmentValue::CenterOf(x), c.val_accuracy)
+        })
+        .collect()
 }

@@ -46,27 +46,17 @@ impl FeatureCache {
         };
         let rows = self.rows;
         let features = self.features()?;
-        let dims = self.identity.dims;
-        if features.dim() != (rows, dims) {
-            return Err(damaged(format!(
-                "features are {} x {}, the identity says {rows} rows of {dims}",
-                features.nrows(),
-                features.ncols()
-            )));
-        }
+        checked_shape(&features, rows, self.identity.dims).map_err(damaged)?;
         let class_names = self.class_names()?;
         let (labels, paths, copies) = (self.labels()?, self.paths()?, self.copies()?);
         let raw_status = self.raw_status()?;
-        for (name, len) in [
+        let lengths = [
             ("label", labels.len()),
             ("path", paths.len()),
             ("copy", copies.len()),
             ("status", raw_status.len()),
-        ] {
-            if len != rows {
-                return Err(damaged(format!("{name} has {len} entries for {rows} rows")));
-            }
-        }
+        ];
+        checked_lengths(&lengths, rows).map_err(damaged)?;
         let labels = if self.identity.unlabeled {
             checked_unlabeled(&labels, class_names.len()).map_err(damaged)?;
             None
@@ -75,24 +65,8 @@ impl FeatureCache {
         };
         let status = checked_status(&raw_status).map_err(damaged)?;
         let parts = checked_parts(&self.splits()?, rows, &self.identity).map_err(damaged)?;
-        if let Some(row) = copies
-            .iter()
-            .position(|&c| u32::from(c) > self.identity.copies)
-        {
-            return Err(damaged(format!(
-                "row {row} is copy {} but the cache was made with {} copies",
-                copies[row], self.identity.copies
-            )));
-        }
-        let done = |row: usize| status[row] == RowStatus::Done;
-        if let Some(row) =
-            (0..rows).find(|&r| done(r) && !features.row(r).iter().all(|v| v.is_finite()))
-        {
-            return Err(damaged(format!(
-                "row {row} ({}) holds NaN or infinite values",
-                paths[row]
-            )));
-        }
+        checked_copies(&copies, self.identity.copies).map_err(damaged)?;
+        checked_finite(&features, &status, &paths).map_err(damaged)?;
         Ok(Contents {
             path: self.path.clone(),
             identity: self.identity.clone(),
@@ -105,6 +79,54 @@ impl FeatureCache {
             parts,
             backbone: self.backbone(),
         })
+    }
+}
+
+/// Features of `rows x dims`, as the identity says.
+fn checked_shape(features: &Array2<f32>, rows: usize, dims: usize) -> Result<(), String> {
+    if features.dim() != (rows, dims) {
+        return Err(format!(
+            "features are {} x {}, the identity says {rows} rows of {dims}",
+            features.nrows(),
+            features.ncols()
+        ));
+    }
+    Ok(())
+}
+
+/// One entry per row in each named dataset.
+fn checked_lengths(lengths: &[(&str, usize)], rows: usize) -> Result<(), String> {
+    match lengths.iter().find(|(_, len)| *len != rows) {
+        Some((name, len)) => Err(format!("{name} has {len} entries for {rows} rows")),
+        None => Ok(()),
+    }
+}
+
+/// Copy indices within the identity's `copies`.
+fn checked_copies(copies: &[u16], most: u32) -> Result<(), String> {
+    match copies.iter().position(|&c| u32::from(c) > most) {
+        Some(row) => Err(format!(
+            "row {row} is copy {} but the cache was made with {most} copies",
+            copies[row]
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Finite values in every finished row (the others hold zeros).
+fn checked_finite(
+    features: &Array2<f32>,
+    status: &[RowStatus],
+    paths: &[String],
+) -> Result<(), String> {
+    let done = |row: usize| status[row] == RowStatus::Done;
+    let bad = |row: usize| !features.row(row).iter().all(|v| v.is_finite());
+    match (0..status.len()).find(|&row| done(row) && bad(row)) {
+        Some(row) => Err(format!(
+            "row {row} ({}) holds NaN or infinite values",
+            paths[row]
+        )),
+        None => Ok(()),
     }
 }
 

@@ -3,6 +3,9 @@
 //! precision-recall curves, and validation accuracy over the C grid.
 
 use image::RgbImage;
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::AsRangedCoord;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -43,7 +46,7 @@ fn blues(share: f64) -> RGBColor {
 }
 
 /// A drawing of `width` x `height` made by `draw`, as an image.
-fn render(
+pub(crate) fn render(
     width: u32,
     height: u32,
     draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<(), String>,
@@ -81,9 +84,10 @@ struct Layout {
     label: i32,
 }
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+/// A drawing area of a bitmap.
+pub(crate) type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
-fn draw_err(e: DrawingAreaErrorKind<impl std::error::Error + Send + Sync>) -> String {
+pub(crate) fn draw_err(e: DrawingAreaErrorKind<impl std::error::Error + Send + Sync>) -> String {
     e.to_string()
 }
 
@@ -241,120 +245,153 @@ pub fn pr_curves_png(names: &[String], predictions: &[&Scored]) -> Result<RgbIma
     let legend_rows = names.len() as u32;
     let height = (460).max(120 + 17 * legend_rows);
     render(960, height, |root| {
-        let err = |e: DrawingAreaErrorKind<_>| e.to_string();
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "precision-recall per class (test images of all splits)",
-                (FONT, 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0.0..1.0f64, 0.0..1.02f64)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("recall")
-            .y_desc("precision")
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 14))
-            .light_line_style(WHITE.mix(0.0))
+        let caption = "precision-recall per class (test images of all splits)";
+        let mut chart = chart_on(root, caption, 0.0..1.0f64, 0.0..1.02f64)?;
+        styled_mesh(chart.configure_mesh(), ("recall", "precision"))
             .draw()
-            .map_err(err)?;
+            .map_err(draw_err)?;
         for (c, name) in names.iter().enumerate() {
             let points = pr_curve(predictions, c);
             if points.is_empty() {
                 continue;
             }
-            let color = PALETTE[c % PALETTE.len()];
-            let style = if c < PALETTE.len() {
-                color.stroke_width(2)
-            } else {
-                color.stroke_width(1)
-            };
-            chart
-                .draw_series(LineSeries::new(points, style))
-                .map_err(err)?
-                .label(short(name))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            // Colours repeat after the palette's ten: the first ten classes' lines are thicker.
+            let width = if c < PALETTE.len() { 2 } else { 1 };
+            let style = PALETTE[c % PALETTE.len()].stroke_width(width);
+            line_with_legend(&mut chart, points, (style, 0), short(name))?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 12))
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(err)
+        draw_legend(&mut chart, 12, SeriesLabelPosition::LowerLeft)
     })
 }
 
 /// Validation accuracy of every C tried, one line per split, the chosen C marked; None when no
 /// split tried a grid (fine-tuning: its curves show validation accuracy per epoch).
 pub fn grid_png(fits: &[&SplitFit]) -> Option<Result<RgbImage, String>> {
-    let points: Vec<(f64, f64)> = fits
-        .iter()
-        .flat_map(|f| f.grid.iter().map(|g| (g.c.log10(), g.val_accuracy)))
-        .collect();
+    let line = |f: &SplitFit| -> Vec<(f64, f64)> {
+        f.grid
+            .iter()
+            .map(|g| (g.c.log10(), g.val_accuracy))
+            .collect()
+    };
+    let points: Vec<(f64, f64)> = fits.iter().flat_map(|f| line(f)).collect();
     if points.is_empty() {
         return None;
     }
     let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
         (lo.min(p.0), hi.max(p.0))
     });
-    let low = points.iter().map(|p| p.1).fold(1.0f64, f64::min);
-    let low = ((low - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
+    let low = accuracy_floor(points.iter().map(|p| p.1));
     Some(render(960, 400, |root| {
-        let err = |e: DrawingAreaErrorKind<_>| e.to_string();
-        let mut chart = ChartBuilder::on(root)
-            .caption("validation accuracy over C (● chosen)", (FONT, 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(55)
-            .build_cartesian_2d(lo - 0.3..hi + 0.3, low..1.0f64)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("C")
-            .y_desc("validation accuracy")
+        let caption = "validation accuracy over C (● chosen)";
+        let mut chart = chart_on(root, caption, lo - 0.3..hi + 0.3, low..1.0f64)?;
+        styled_mesh(chart.configure_mesh(), ("C", "validation accuracy"))
             .x_labels(((hi - lo) as usize + 1).clamp(2, 12))
             .x_label_formatter(&|v| format!("1e{:.0}", v))
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 14))
-            .light_line_style(WHITE.mix(0.0))
             .draw()
-            .map_err(err)?;
+            .map_err(draw_err)?;
         for (i, f) in fits.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
-            let line: Vec<(f64, f64)> = f
-                .grid
-                .iter()
-                .map(|g| (g.c.log10(), g.val_accuracy))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(line, color.stroke_width(2)).point_size(3))
-                .map_err(err)?
-                .label(format!("split {}", f.split))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            let chosen = f.chosen.parse::<f64>().ok();
-            let marks = f
-                .grid
-                .iter()
-                .filter(|g| Some(g.c) == chosen)
-                .map(|g| Circle::new((g.c.log10(), g.val_accuracy), 7, color.filled()));
-            chart.draw_series(marks).map_err(err)?;
+            let label = format!("split {}", f.split);
+            line_with_legend(&mut chart, line(f), (color.stroke_width(2), 3), label)?;
+            mark_chosen(&mut chart, f, color)?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 13))
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(err)
+        draw_legend(&mut chart, 13, SeriesLabelPosition::LowerRight)
     }))
+}
+
+/// A dot on the chosen C of a split's line.
+fn mark_chosen(
+    chart: &mut Chart<RangedCoordf64, RangedCoordf64>,
+    f: &SplitFit,
+    color: RGBColor,
+) -> Result<(), String> {
+    let chosen = f.chosen.parse::<f64>().ok();
+    let marks = f
+        .grid
+        .iter()
+        .filter(|g| Some(g.c) == chosen)
+        .map(|g| Circle::new((g.c.log10(), g.val_accuracy), 7, color.filled()));
+    chart.draw_series(marks).map_err(draw_err)?;
+    Ok(())
+}
+
+/// A chart of the report's plots (and auto's): drawn on a bitmap, x by y.
+pub(crate) type Chart<'a, 'b, X, Y> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<X, Y>>;
+
+/// A chart on `root` over `x` and `y` under `caption`, with the plots' margins and label room.
+pub(crate) fn chart_on<'a, 'b, X: AsRangedCoord, Y: AsRangedCoord>(
+    root: &Area<'b>,
+    caption: &str,
+    x: X,
+    y: Y,
+) -> Result<Chart<'a, 'b, X::CoordDescType, Y::CoordDescType>, String> {
+    ChartBuilder::on(root)
+        .caption(caption, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(x, y)
+        .map_err(draw_err)
+}
+
+/// The plots' mesh style: axes named `(x, y)` in the embedded font, no light grid lines; the
+/// caller adds what its axes need and draws it.
+pub(crate) fn styled_mesh<'a, 'b, X: Ranged, Y: Ranged, DB: DrawingBackend>(
+    mut mesh: MeshStyle<'a, 'b, X, Y, DB>,
+    (x, y): (&str, &str),
+) -> MeshStyle<'a, 'b, X, Y, DB> {
+    mesh.x_desc(x)
+        .y_desc(y)
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 14))
+        .light_line_style(WHITE.mix(0.0));
+    mesh
+}
+
+/// A line through `points` drawn in `style` with dots of `dots` pixels (0: none), named
+/// `label` in the legend.
+pub(crate) fn line_with_legend<'a, 'b, X, Y>(
+    chart: &mut Chart<'a, 'b, X, Y>,
+    points: Vec<(X::ValueType, Y::ValueType)>,
+    (style, dots): (ShapeStyle, u32),
+    label: impl Into<String>,
+) -> Result<(), String>
+where
+    X: Ranged,
+    Y: Ranged,
+    X::ValueType: Clone + 'static,
+    Y::ValueType: Clone + 'static,
+    'b: 'a,
+{
+    chart
+        .draw_series(LineSeries::new(points, style).point_size(dots))
+        .map_err(draw_err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    Ok(())
+}
+
+/// The legend in `font`-pixel type at `position`, on a light box.
+pub(crate) fn draw_legend<'a, 'b: 'a, X: Ranged, Y: Ranged>(
+    chart: &mut Chart<'a, 'b, X, Y>,
+    font: u32,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .label_font((FONT, font))
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(draw_err)
+}
+
+/// The bottom of an accuracy axis: a tenth at least 0.02 below the lowest of `accuracies`
+/// (from 0 to 0.9), so that every point shows above it.
+pub(crate) fn accuracy_floor(accuracies: impl Iterator<Item = f64>) -> f64 {
+    let low = accuracies.fold(1.0f64, f64::min);
+    ((low - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0
 }
 
 #[cfg(test)]
