@@ -16,7 +16,10 @@ use super::{AutoConfig, AutoError, Progress};
 use crate::backbone::{Pooling, Repr};
 use crate::extract::{self, ExtractConfig};
 use crate::finetune::report::{method, run_report};
-use crate::finetune::run::{cache_tail, run_splits, RunConfig, SplitEvent, DEFAULT_HIDDEN};
+use crate::finetune::network::Tail;
+use crate::finetune::run::{
+    cache_tail, run_splits, RunConfig, SplitEvent, Summary, DEFAULT_HIDDEN,
+};
 use crate::finetune::train::{CheckedParams, Ending};
 use crate::finetune::{HeadPool, Unfreeze};
 use crate::report::RunReport;
@@ -135,7 +138,30 @@ fn stage(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Stage, AutoError> {
     let (tail, _) = cache_tail(cache, Some(&repr), unfreeze)?;
-    let trained = match tail.trainable.len() {
+    let trained = what_trains(&tail, &repr);
+    progress(Progress::Phase(format!("fine-tuning {name}: {trained}")));
+    let base = RunConfig {
+        features: cache.to_path_buf(),
+        repr: Some(repr.clone()),
+        split: 0,
+        backbone: cfg.extract.model.clone(),
+        unfreeze,
+        pool: HeadPool::Avg,
+        hidden: DEFAULT_HIDDEN,
+        out: cfg.runs().join(name),
+        init_from: init_from.map(Path::to_path_buf),
+    };
+    let summaries = every_split(cfg, name, &base, params, stop, progress)?;
+    let method = method(&tail, base.pool, base.hidden, params, init_from);
+    let root = cfg.extract.data.as_path();
+    let report = run_report(name, method, cache, Some(root), &base.out, &summaries)?;
+    let input = format!("{} ({repr})", cache.display());
+    Ok(Stage::scored(name, trained, input, report, &summaries))
+}
+
+/// What a stage trains, in words: a new head, or convolutions and the stage-1 head.
+fn what_trains(tail: &Tail, repr: &Repr) -> String {
+    match tail.trainable.len() {
         0 => format!("a new head on {repr}"),
         n => format!(
             "{n} convolution(s) ({}) and the stage-1 head, from {repr}",
@@ -145,22 +171,21 @@ fn stage(
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-    };
-    progress(Progress::Phase(format!("fine-tuning {name}: {trained}")));
-    let run_dir = cfg.runs().join(name);
-    let base = RunConfig {
-        features: cache.to_path_buf(),
-        repr: Some(repr.clone()),
-        split: 0,
-        backbone: cfg.extract.model.clone(),
-        unfreeze,
-        pool: HeadPool::Avg,
-        hidden: DEFAULT_HIDDEN,
-        out: run_dir.clone(),
-        init_from: init_from.map(Path::to_path_buf),
-    };
+    }
+}
+
+/// Runs `base` on every split of auto's data, reporting each epoch; stopping on request is
+/// [`AutoError::Interrupted`] (checkpoints are kept and resume).
+fn every_split(
+    cfg: &AutoConfig,
+    name: &str,
+    base: &RunConfig,
+    params: &CheckedParams,
+    stop: &AtomicBool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Vec<Summary>, AutoError> {
     let splits: Vec<usize> = (0..cfg.extract.splits).collect();
-    let summaries = run_splits(&base, &splits, params, &mut |event| {
+    let summaries = run_splits(base, &splits, params, &mut |event| {
         if let SplitEvent::Epoch(split, e) = event {
             progress(Progress::Step(format!(
                 "{name} split {split} epoch {}: validation accuracy {:.2}% ({:.1} s)",
@@ -174,18 +199,29 @@ fn stage(
     if summaries.last().map(|s| s.ending) == Some(Ending::Interrupted) {
         return Err(AutoError::Interrupted);
     }
-    let method = method(&tail, base.pool, base.hidden, params, init_from);
-    let root = cfg.extract.data.as_path();
-    let report = run_report(name, method, cache, Some(root), &run_dir, &summaries)?;
-    let val_per_split: Vec<f64> = summaries.iter().map(|s| s.val_accuracy).collect();
-    Ok(Stage {
-        run: name.to_string(),
-        trained,
-        input: format!("{} ({repr})", cache.display()),
-        val_accuracy: val_per_split.iter().sum::<f64>() / val_per_split.len().max(1) as f64,
-        val_per_split,
-        test_accuracy: summaries.iter().map(|s| s.test_accuracy).collect(),
-        model: summaries.first().and_then(|s| s.model.clone()),
-        report,
-    })
+    Ok(summaries)
+}
+
+impl Stage {
+    /// The stage `name` scored by its splits' `summaries`: validation accuracy averaged over
+    /// them, split 0's model.
+    fn scored(
+        name: &str,
+        trained: String,
+        input: String,
+        report: RunReport,
+        summaries: &[Summary],
+    ) -> Stage {
+        let val_per_split: Vec<f64> = summaries.iter().map(|s| s.val_accuracy).collect();
+        Stage {
+            run: name.to_string(),
+            trained,
+            input,
+            val_accuracy: val_per_split.iter().sum::<f64>() / val_per_split.len().max(1) as f64,
+            val_per_split,
+            test_accuracy: summaries.iter().map(|s| s.test_accuracy).collect(),
+            model: summaries.first().and_then(|s| s.model.clone()),
+            report,
+        }
+    }
 }
