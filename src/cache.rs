@@ -269,58 +269,16 @@ impl FeatureCache {
     }
 
     fn open_as(path: &Path, write: bool, lock: bool) -> Result<FeatureCache, CacheError> {
-        let not_cache =
-            |reason: String, source: Option<crate::output::Cause>| CacheError::NotACache {
-                path: path.to_path_buf(),
-                reason,
-                source,
-            };
-        // A strong close degree: dropping the cache closes the file at once, not whenever the
-        // last dataset handle goes, so a following open never meets a stale lock.
-        let mut builder = hdf5::File::with_options();
-        builder.with_fapl(|fapl| fapl.fclose_degree(FileCloseDegree::Strong));
-        if !lock {
-            builder.with_fapl(|fapl| fapl.file_locking(false));
-        }
-        let file = if write {
-            builder.open_rw(path)
-        } else {
-            builder.open(path)
-        }
-        .map_err(|e| {
-            if is_lock_error(&e) {
-                CacheError::Busy {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                not_cache(String::new(), Some(e.into()))
-            }
-        })?;
-        let read_attr = |name: &str| -> Result<String, CacheError> {
-            let value: VarLenUnicode = file
-                .attr(name)
-                .and_then(|a| a.read_scalar())
-                .map_err(|e| not_cache(format!("attribute {name}"), Some(e.into())))?;
-            Ok(value.as_str().to_string())
-        };
-        let format: u32 = read_attr("format_version")?.parse().unwrap_or(0);
-        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&format) {
-            return Err(not_cache(
-                format!("layout version {format}, this tlearn reads {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}"),
-                None,
-            ));
-        }
-        if write && format != FORMAT_VERSION {
-            return Err(CacheError::Mismatch {
-                path: path.to_path_buf(),
-                what: format!("layout version {format}, which records no file fingerprints (this run: {FORMAT_VERSION}); it can still be read (train, report, finetune) but not resumed"),
-            });
-        }
-        let identity: Identity = serde_json::from_str(&read_attr("identity")?)
-            .map_err(|e| not_cache("identity".into(), Some(e.into())))?;
+        let file = open_hdf5(path, write, lock)?;
+        let format: u32 = string_attr(&file, path, "format_version")?
+            .parse()
+            .unwrap_or(0);
+        check_format(path, format, write)?;
+        let identity: Identity = serde_json::from_str(&string_attr(&file, path, "identity")?)
+            .map_err(|e| not_a_cache(path, "identity".into(), Some(e.into())))?;
         let rows = file
             .dataset("status")
-            .map_err(|e| not_cache(String::new(), Some(e.into())))?
+            .map_err(|e| not_a_cache(path, String::new(), Some(e.into())))?
             .size();
         Ok(FeatureCache {
             path: path.to_path_buf(),
@@ -484,6 +442,69 @@ impl FeatureCache {
                 .and_then(|d| d.read_raw::<VarLenUnicode>()),
         )?;
         Ok(raw.iter().map(|s| s.as_str().to_string()).collect())
+    }
+}
+
+/// Opens the HDF5 file at `path` (read-write when `write`; without HDF5's file lock unless
+/// `lock`); a file another process holds is [`CacheError::Busy`].
+fn open_hdf5(path: &Path, write: bool, lock: bool) -> Result<hdf5::File, CacheError> {
+    // A strong close degree: dropping the cache closes the file at once, not whenever the
+    // last dataset handle goes, so a following open never meets a stale lock.
+    let mut builder = hdf5::File::with_options();
+    builder.with_fapl(|fapl| fapl.fclose_degree(FileCloseDegree::Strong));
+    if !lock {
+        builder.with_fapl(|fapl| fapl.file_locking(false));
+    }
+    let file = if write {
+        builder.open_rw(path)
+    } else {
+        builder.open(path)
+    };
+    file.map_err(|e| {
+        if is_lock_error(&e) {
+            CacheError::Busy {
+                path: path.to_path_buf(),
+            }
+        } else {
+            not_a_cache(path, String::new(), Some(e.into()))
+        }
+    })
+}
+
+/// The string attribute `name` of the cache file at `path`.
+fn string_attr(file: &hdf5::File, path: &Path, name: &str) -> Result<String, CacheError> {
+    let value: VarLenUnicode = file
+        .attr(name)
+        .and_then(|a| a.read_scalar())
+        .map_err(|e| not_a_cache(path, format!("attribute {name}"), Some(e.into())))?;
+    Ok(value.as_str().to_string())
+}
+
+/// Refuses a layout this tlearn cannot read, and resuming (`write`) an older one, which
+/// records no file fingerprints.
+fn check_format(path: &Path, format: u32, write: bool) -> Result<(), CacheError> {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&format) {
+        return Err(not_a_cache(
+            path,
+            format!("layout version {format}, this tlearn reads {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}"),
+            None,
+        ));
+    }
+    if write && format != FORMAT_VERSION {
+        return Err(CacheError::Mismatch {
+            path: path.to_path_buf(),
+            what: format!("layout version {format}, which records no file fingerprints (this run: {FORMAT_VERSION}); it can still be read (train, report, finetune) but not resumed"),
+        });
+    }
+    Ok(())
+}
+
+/// The file at `path` is not a tlearn cache: `reason` says what is wrong, `source` why.
+fn not_a_cache(path: &Path, reason: String, source: Option<crate::output::Cause>) -> CacheError {
+    CacheError::NotACache {
+        path: path.to_path_buf(),
+        reason,
+        source,
     }
 }
 

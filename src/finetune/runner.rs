@@ -91,6 +91,35 @@ fn bind_learning_rates(
     Ok(())
 }
 
+/// Binds the `k`-th training and evaluation bindings: binding k reads set k and writes the
+/// other one, and sends loss, hits and logits to `cpu`.
+fn bind_pair(
+    k: usize,
+    specs: &[ParamSpec],
+    sets: &mut [Vec<Slot>; 2],
+    (train, eval): (&mut IoBinding, &mut IoBinding),
+    lrs: (f32, f32),
+    cpu: &MemoryInfo,
+) -> Result<(), FinetuneError> {
+    let [first, second] = sets;
+    let (read, write) = match k {
+        0 => (&*first, second),
+        _ => (&*second, first),
+    };
+    for ((p, now), next) in specs.iter().zip(read.iter()).zip(write.iter_mut()) {
+        train.bind_input(p.name.as_str(), &now.param)?;
+        train.bind_input(p.momentum(), &now.momentum)?;
+        train.bind_output(format!("{}.new", p.name), &mut next.param)?;
+        train.bind_output(format!("{}.new", p.momentum()), &mut next.momentum)?;
+        eval.bind_input(p.name.as_str(), &now.param)?;
+    }
+    bind_learning_rates(train, specs, lrs)?;
+    train.bind_output_to_device("loss", cpu)?;
+    train.bind_output_to_device("correct", cpu)?;
+    eval.bind_output_to_device("logits", cpu)?;
+    Ok(())
+}
+
 /// How a [`Runner`] writes and runs its training step: the defaults train; the bench compares
 /// formulations and profiles.
 #[derive(Debug, Clone, Default)]
@@ -144,25 +173,8 @@ impl Runner {
         )?;
         let mut train_bind = [train.create_binding()?, train.create_binding()?];
         let mut eval_bind = [eval.create_binding()?, eval.create_binding()?];
-        for k in 0..2 {
-            // Binding k reads set k and writes the other one.
-            let [first, second] = &mut sets;
-            let (read, write) = match k {
-                0 => (&*first, second),
-                _ => (&*second, first),
-            };
-            let b = &mut train_bind[k];
-            for ((p, now), next) in specs.iter().zip(read.iter()).zip(write.iter_mut()) {
-                b.bind_input(p.name.as_str(), &now.param)?;
-                b.bind_input(p.momentum(), &now.momentum)?;
-                b.bind_output(format!("{}.new", p.name), &mut next.param)?;
-                b.bind_output(format!("{}.new", p.momentum()), &mut next.momentum)?;
-                eval_bind[k].bind_input(p.name.as_str(), &now.param)?;
-            }
-            bind_learning_rates(b, &specs, lrs)?;
-            b.bind_output_to_device("loss", &cpu)?;
-            b.bind_output_to_device("correct", &cpu)?;
-            eval_bind[k].bind_output_to_device("logits", &cpu)?;
+        for (k, binds) in train_bind.iter_mut().zip(&mut eval_bind).enumerate() {
+            bind_pair(k, &specs, &mut sets, binds, lrs, &cpu)?;
         }
         Ok(Runner {
             specs,

@@ -306,11 +306,43 @@ fn train_epoch(
     kept: usize,
 ) -> Result<EpochStats, FinetuneError> {
     let limit = params.diverge_factor * (arch.classes as f32).ln();
-    let keep = 1.0 / (1.0 - params.dropout);
+    let watch = Divergence { epoch, kept, limit };
     let mut rng = epoch_rng(params.seed, epoch);
     let mut order = data.train.clone();
     order.shuffle(&mut rng);
     let start = Instant::now();
+    let (loss_sum, hits) = train_steps(params, arch, data, runner, (&order, &mut rng), &watch)?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let (val_loss, val_accuracy) = runner.evaluate(data, &data.val, params.batch * 2)?;
+    if !val_loss.is_finite() {
+        // Named as after the epoch's last step.
+        let steps = order.len().div_ceil(params.batch);
+        return Err(watch.error(steps, val_loss as f32));
+    }
+    Ok(EpochStats {
+        epoch,
+        train_loss: loss_sum / order.len() as f64,
+        train_accuracy: hits as f64 / order.len() as f64,
+        val_loss,
+        val_accuracy,
+        train_seconds,
+        val_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The epoch's training steps over the rows in `order`, dropout masks drawn from `rng`: the
+/// sum of the steps' losses weighted by their rows, and the hits.
+fn train_steps(
+    params: &CheckedParams,
+    arch: &Arch,
+    data: &Data,
+    runner: &mut Runner,
+    (order, rng): (&[usize], &mut ChaCha8Rng),
+    watch: &Divergence,
+) -> Result<(f64, i64), FinetuneError> {
+    // Inverted dropout: kept units are scaled up so that evaluation needs no mask.
+    let keep = 1.0 / (1.0 - params.dropout);
     let (mut loss_sum, mut hits) = (0.0f64, 0i64);
     for (s, rows) in order.chunks(params.batch).enumerate() {
         let (x, labels) = data.batch(rows);
@@ -324,39 +356,40 @@ fn train_epoch(
             })
             .collect();
         let (loss, correct) = runner.step(x, &data.shape, labels, mask)?;
-        if !loss.is_finite() || loss > limit {
-            let step = s + 1;
-            return Err(FinetuneError::Diverged {
-                epoch,
-                step,
-                loss,
-                kept,
-            });
-        }
+        watch.check(s + 1, loss)?;
         loss_sum += f64::from(loss) * rows.len() as f64;
         hits += correct;
     }
-    let train_seconds = start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    let (val_loss, val_accuracy) = runner.evaluate(data, &data.val, params.batch * 2)?;
-    if !val_loss.is_finite() {
-        let (step, loss) = (order.len().div_ceil(params.batch), val_loss as f32);
-        return Err(FinetuneError::Diverged {
-            epoch,
+    Ok((loss_sum, hits))
+}
+
+/// When a training loss means the run diverged: NaN or infinite, or above `limit`.
+struct Divergence {
+    epoch: usize,
+    /// The last checkpointed epoch, named in the error.
+    kept: usize,
+    /// `diverge_factor` times the loss of a uniform guess (ln classes).
+    limit: f32,
+}
+
+impl Divergence {
+    /// Refuses the `loss` of step `step` (from 1) if it diverged.
+    fn check(&self, step: usize, loss: f32) -> Result<(), FinetuneError> {
+        if !loss.is_finite() || loss > self.limit {
+            return Err(self.error(step, loss));
+        }
+        Ok(())
+    }
+
+    /// The error of a run that diverged at `step` with `loss`.
+    fn error(&self, step: usize, loss: f32) -> FinetuneError {
+        FinetuneError::Diverged {
+            epoch: self.epoch,
             step,
             loss,
-            kept,
-        });
+            kept: self.kept,
+        }
     }
-    Ok(EpochStats {
-        epoch,
-        train_loss: loss_sum / order.len() as f64,
-        train_accuracy: hits as f64 / order.len() as f64,
-        val_loss,
-        val_accuracy,
-        train_seconds,
-        val_seconds: start.elapsed().as_secs_f64(),
-    })
 }
 
 /// Adds `stats` to the history and writes the checkpoint, the best parameters (when the
