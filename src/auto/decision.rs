@@ -38,7 +38,7 @@ fn add_decision(decision: &Decision, report: &RunReport, dir: &Path) -> Result<(
         let path = path.to_path_buf();
         move |source| ReportError::Io { path, source }
     };
-    let png_bytes = png_bytes(&plot_png(decision).map_err(ReportError::Image)?)?;
+    let png_bytes = png_bytes(&plot_png(&decision.search.candidates).map_err(ReportError::Image)?)?;
     let blocks = content(decision, report, &png_bytes);
     let md = doc::markdown(&blocks);
     let html = doc::html(&blocks);
@@ -502,8 +502,8 @@ fn axes<'a>(best: &[&'a Candidate]) -> (Vec<&'a str>, Vec<String>) {
 
 /// Validation accuracy of the best C of every (feature set, classifier): layers on x,
 /// pooling and classifier as series.
-fn plot_png(d: &Decision) -> Result<RgbImage, String> {
-    let best: Vec<&Candidate> = best_per_set(&d.search.candidates);
+fn plot_png(candidates: &[Candidate]) -> Result<RgbImage, String> {
+    let best: Vec<&Candidate> = best_per_set(candidates);
     let (xs, series) = axes(&best);
     let low = accuracy_floor(best.iter().map(|c| c.val_accuracy));
     let labels: Vec<String> = xs.iter().map(|x| short(x)).collect();

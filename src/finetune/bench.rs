@@ -250,7 +250,7 @@ pub fn time_stage2(
     let mut forward = 0.0;
     let mut steps = vec![0.0; runners.len()];
     for round in 0..=timed {
-        let b = batches.next();
+        let b = batches.generate();
         // Round 0 warms up: its times are not counted.
         let counted = |seconds: f64| if round > 0 { seconds } else { 0.0 };
         forward += counted(seconds_of(|| runners[0].forward(b.x.clone(), &b.shape, batch))?);
@@ -342,7 +342,7 @@ impl Batches {
         }
     }
 
-    fn next(&mut self) -> Batch {
+    fn generate(&mut self) -> Batch {
         let row: usize = self.shape.iter().product();
         let values = &mut self.values;
         Batch {

@@ -1,6 +1,7 @@
 //! The report's plots, drawn with plotters and the embedded Noto Sans (as the training curves
 //! are): the confusion matrix as a heat map with class names and a colour scale, per-class
-//! precision-recall curves, and validation accuracy over the C grid.
+//! precision-recall curves, and validation accuracy over the C grid. Their chart style (frame,
+//! mesh, lines with a legend) is shared here with auto's candidates plot.
 
 use image::RgbImage;
 use plotters::chart::MeshStyle;
