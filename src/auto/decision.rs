@@ -529,11 +529,7 @@ fn plot_png(candidates: &[Candidate]) -> Result<RgbImage, String> {
 
 /// The points of `series` (its pooling and classifier): each of its candidates at its
 /// layers' place on x.
-fn series_points(
-    best: &[&Candidate],
-    xs: &[&str],
-    series: &str,
-) -> Vec<(SegmentValue<i32>, f64)> {
+fn series_points(best: &[&Candidate], xs: &[&str], series: &str) -> Vec<(SegmentValue<i32>, f64)> {
     best.iter()
         .filter(|c| format!("{} {}", c.pooling, c.kind) == series)
         .map(|c| {

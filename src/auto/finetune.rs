@@ -15,8 +15,8 @@ use serde::Serialize;
 use super::{AutoConfig, AutoError, Progress};
 use crate::backbone::{Pooling, Repr};
 use crate::extract::{self, ExtractConfig};
-use crate::finetune::report::{method, run_report};
 use crate::finetune::network::Tail;
+use crate::finetune::report::{method, run_report};
 use crate::finetune::run::{
     cache_tail, run_splits, RunConfig, SplitEvent, Summary, DEFAULT_HIDDEN,
 };

@@ -253,7 +253,9 @@ pub fn time_stage2(
         let b = batches.generate();
         // Round 0 warms up: its times are not counted.
         let counted = |seconds: f64| if round > 0 { seconds } else { 0.0 };
-        forward += counted(seconds_of(|| runners[0].forward(b.x.clone(), &b.shape, batch))?);
+        forward += counted(seconds_of(|| {
+            runners[0].forward(b.x.clone(), &b.shape, batch)
+        })?);
         for k in round_order(runners.len(), round) {
             steps[k] += counted(seconds_of(|| b.step(&mut runners[k]))?);
             // Profiled: a warm-up step, then one step the profile averages.
@@ -347,7 +349,9 @@ impl Batches {
         let values = &mut self.values;
         Batch {
             shape: self.shape.clone(),
-            x: (0..self.rows * row).map(|_| values.random::<f32>()).collect(),
+            x: (0..self.rows * row)
+                .map(|_| values.random::<f32>())
+                .collect(),
             labels: (0..self.rows).map(|i| (i % self.classes) as i64).collect(),
             mask: self.masks.next(self.rows, self.hidden),
         }
