@@ -147,19 +147,14 @@ pub fn conv_backward_as(
     shape: ConvShape,
     need_dx: bool,
 ) -> (Option<String>, String, String) {
-    match how {
-        ConvGrad::Volume => {
-            let dx = need_dx.then(|| conv_input_grad(ops, w, dy, shape));
-            let (dw, db) = conv_weight_grad_volume(ops, x, dy, shape);
-            (dx, dw, db)
-        }
-        ConvGrad::Im2col => {
-            let dx = need_dx.then(|| conv_input_grad(ops, w, dy, shape));
-            let (dw, db) = conv_weight_grad_im2col(ops, x, dy, shape);
-            (dx, dw, db)
-        }
-        ConvGrad::Transposed => conv_backward_transposed(ops, x, w, dy, shape, need_dx),
-    }
+    let weight_grad = match how {
+        ConvGrad::Volume => conv_weight_grad_volume,
+        ConvGrad::Im2col => conv_weight_grad_im2col,
+        ConvGrad::Transposed => return conv_backward_transposed(ops, x, w, dy, shape, need_dx),
+    };
+    let dx = need_dx.then(|| conv_input_grad(ops, w, dy, shape));
+    let (dw, db) = weight_grad(ops, x, dy, shape);
+    (dx, dw, db)
 }
 
 /// `dx` as a convolution of `dy` with `w` flipped in both spatial axes and with its input and
