@@ -11,7 +11,7 @@ use super::graph::{convs_graph, Arch, HeadPool};
 use super::network::{forward_rows, inference_model, pretrained, tail, Tail, Unfreeze};
 use super::runner::loss_and_accuracy;
 use super::store::ParamStore;
-use super::train::{fit, initial_params, logits, CheckedParams, Ending};
+use super::train::{fit, initial_params, logits, CheckedParams, Ending, StepDone, TrainEvent};
 use super::FinetuneError;
 use crate::backbone::{Compute, Descriptor, Pooling, Repr};
 use crate::cache::FeatureCache;
@@ -196,11 +196,12 @@ pub struct Prepared {
 }
 
 /// Trains one split, evaluates the kept parameters on the test rows, exports the inference
-/// model and writes `summary.json`. `on_epoch` returning `false` interrupts (resumable).
+/// model and writes `summary.json`. `observe` returning `false` interrupts (resumable; see
+/// [`fit`]).
 pub fn run(
     cfg: &RunConfig,
     params: &CheckedParams,
-    on_epoch: &mut dyn FnMut(&EpochStats) -> bool,
+    observe: &mut dyn FnMut(TrainEvent) -> bool,
 ) -> Result<Summary, FinetuneError> {
     let Prepared {
         arch,
@@ -209,7 +210,7 @@ pub fn run(
         backbone,
     } = prepare(cfg, params.compute)?;
     let init = initial_params(&arch, params.seed, &start)?;
-    let outcome = fit(params, &arch, init, &data, &cfg.out, on_epoch)?;
+    let outcome = fit(params, &arch, init, &data, &cfg.out, observe)?;
     let start = std::time::Instant::now();
     let logits = logits(&arch, &outcome.best, &data, &data.test, params.compute)?;
     let test_seconds = start.elapsed().as_secs_f64();
@@ -280,6 +281,8 @@ pub const DEFAULT_HIDDEN: usize = 256;
 /// What a run over several splits reports as it goes.
 #[derive(Debug)]
 pub enum SplitEvent<'a> {
+    /// A training step of a split finished.
+    Step(usize, StepDone),
     /// An epoch of a split finished (its checkpoint is written).
     Epoch(usize, &'a EpochStats),
     /// A split finished: its summary.
@@ -302,7 +305,7 @@ impl RunConfig {
 
 /// Runs each of `splits` of the run whose folder is `base.out` in turn (see
 /// [`RunConfig::for_split`]; `base.split` is not read). `observe` returning `false`
-/// on an epoch interrupts: the summaries so far come back, the last one
+/// on a step or an epoch interrupts: the summaries so far come back, the last one
 /// [`Ending::Interrupted`], and the same call resumes from the checkpoints.
 pub fn run_splits(
     base: &RunConfig,
@@ -312,8 +315,9 @@ pub fn run_splits(
 ) -> Result<Vec<Summary>, FinetuneError> {
     let mut summaries = Vec::new();
     for &split in splits {
-        let summary = run(&base.for_split(split), params, &mut |e| {
-            observe(SplitEvent::Epoch(split, e))
+        let summary = run(&base.for_split(split), params, &mut |event| match event {
+            TrainEvent::Step(done) => observe(SplitEvent::Step(split, done)),
+            TrainEvent::Epoch(stats) => observe(SplitEvent::Epoch(split, stats)),
         })?;
         let interrupted = summary.ending == Ending::Interrupted;
         if !interrupted {

@@ -187,17 +187,39 @@ fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
     rng
 }
 
+/// What [`fit`] tells its observer.
+#[derive(Debug, Clone, Copy)]
+pub enum TrainEvent<'a> {
+    /// A training step finished.
+    Step(StepDone),
+    /// An epoch finished (trained, validated, checkpointed).
+    Epoch(&'a EpochStats),
+}
+
+/// Step `step` of the `steps` of epoch `epoch` finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepDone {
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// Steps done in it, from 1.
+    pub step: usize,
+    /// Steps in the epoch.
+    pub steps: usize,
+}
+
 /// Trains `arch` from `init` on `data`, resuming from `dir`'s checkpoint when there is one.
 ///
-/// After each epoch (its checkpoint written) `on_epoch` is called; returning `false` stops the
-/// run as interrupted.
+/// `observe` hears each training step and each epoch (after its checkpoint is written);
+/// returning `false` stops the run as interrupted. Stopped at a step, the epoch in progress is
+/// dropped: a resumed run redoes it from the last checkpoint with the same seeded order and
+/// dropout, so an interruption never changes the result.
 pub fn fit(
     params: &CheckedParams,
     arch: &Arch,
     init: ParamStore,
     data: &Data,
     dir: &Path,
-    on_epoch: &mut dyn FnMut(&EpochStats) -> bool,
+    observe: &mut dyn FnMut(TrainEvent) -> bool,
 ) -> Result<Outcome, FinetuneError> {
     check_network_fits(arch, data)?;
     std::fs::create_dir_all(dir).map_err(|source| FinetuneError::Io {
@@ -223,9 +245,20 @@ pub fn fit(
             ending = Ending::EarlyStopped;
             break;
         }
-        let stats = train_epoch(params, arch, data, &mut runner, epoch, meta.epoch)?;
+        let trained = train_epoch(
+            params,
+            arch,
+            data,
+            &mut runner,
+            (epoch, meta.epoch),
+            observe,
+        )?;
+        let Some(stats) = trained else {
+            ending = Ending::Interrupted;
+            break;
+        };
         record_epoch(&files, &mut meta, &stats, &runner)?;
-        if !on_epoch(&stats) {
+        if !observe(TrainEvent::Epoch(&stats)) {
             ending = Ending::Interrupted;
             break;
         }
@@ -302,16 +335,20 @@ fn train_epoch(
     arch: &Arch,
     data: &Data,
     runner: &mut Runner,
-    epoch: usize,
-    kept: usize,
-) -> Result<EpochStats, FinetuneError> {
+    (epoch, kept): (usize, usize),
+    observe: &mut dyn FnMut(TrainEvent) -> bool,
+) -> Result<Option<EpochStats>, FinetuneError> {
     let limit = params.diverge_factor * (arch.classes as f32).ln();
     let watch = Divergence { epoch, kept, limit };
     let mut rng = epoch_rng(params.seed, epoch);
     let mut order = data.train.clone();
     order.shuffle(&mut rng);
     let start = Instant::now();
-    let (loss_sum, hits) = train_steps(params, arch, data, runner, (&order, &mut rng), &watch)?;
+    let steps = (&order[..], &mut rng);
+    let Some((loss_sum, hits)) = train_steps(params, arch, data, runner, steps, &watch, observe)?
+    else {
+        return Ok(None);
+    };
     let train_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let (val_loss, val_accuracy) = runner.evaluate(data, &data.val, params.batch * 2)?;
@@ -320,7 +357,7 @@ fn train_epoch(
         let steps = order.len().div_ceil(params.batch);
         return Err(watch.error(steps, val_loss as f32));
     }
-    Ok(EpochStats {
+    Ok(Some(EpochStats {
         epoch,
         train_loss: loss_sum / order.len() as f64,
         train_accuracy: hits as f64 / order.len() as f64,
@@ -328,11 +365,12 @@ fn train_epoch(
         val_accuracy,
         train_seconds,
         val_seconds: start.elapsed().as_secs_f64(),
-    })
+    }))
 }
 
 /// The epoch's training steps over the rows in `order`, dropout masks drawn from `rng`: the
-/// sum of the steps' losses weighted by their rows, and the hits.
+/// sum of the steps' losses weighted by their rows, and the hits; `None` when `observe` stops
+/// the run after a step.
 fn train_steps(
     params: &CheckedParams,
     arch: &Arch,
@@ -340,10 +378,12 @@ fn train_steps(
     runner: &mut Runner,
     (order, rng): (&[usize], &mut ChaCha8Rng),
     watch: &Divergence,
-) -> Result<(f64, i64), FinetuneError> {
+    observe: &mut dyn FnMut(TrainEvent) -> bool,
+) -> Result<Option<(f64, i64)>, FinetuneError> {
     // Inverted dropout: kept units are scaled up so that evaluation needs no mask.
     let keep = 1.0 / (1.0 - params.dropout);
     let (mut loss_sum, mut hits) = (0.0f64, 0i64);
+    let steps = order.len().div_ceil(params.batch);
     for (s, rows) in order.chunks(params.batch).enumerate() {
         let (x, labels) = data.batch(rows);
         let mask = (0..rows.len() * arch.hidden)
@@ -359,8 +399,16 @@ fn train_steps(
         watch.check(s + 1, loss)?;
         loss_sum += f64::from(loss) * rows.len() as f64;
         hits += correct;
+        let epoch = watch.epoch;
+        if !observe(TrainEvent::Step(StepDone {
+            epoch,
+            step: s + 1,
+            steps,
+        })) {
+            return Ok(None);
+        }
     }
-    Ok((loss_sum, hits))
+    Ok(Some((loss_sum, hits)))
 }
 
 /// When a training loss means the run diverged: NaN or infinite, or above `limit`.

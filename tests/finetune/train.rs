@@ -6,7 +6,9 @@ use ndarray::Array2;
 use tlearn::backbone::Compute;
 use tlearn::finetune::checkpoint;
 use tlearn::finetune::data::Data;
-use tlearn::finetune::train::{fit, initial_params, CheckedParams, Ending, FinetuneParams};
+use tlearn::finetune::train::{
+    fit, initial_params, CheckedParams, Ending, FinetuneParams, StepDone, TrainEvent,
+};
 use tlearn::finetune::{FinetuneError, ParamStore, StoreError};
 
 use super::fd::uniform;
@@ -77,9 +79,14 @@ fn run(
     data: &Data,
     stop_after: Option<usize>,
 ) -> Result<tlearn::finetune::train::Outcome, FinetuneError> {
-    fit(&params(epochs), &tiny_arch(), init(), data, dir, &mut |s| {
-        stop_after != Some(s.epoch)
-    })
+    fit(
+        &params(epochs),
+        &tiny_arch(),
+        init(),
+        data,
+        dir,
+        &mut |event| !matches!(event, TrainEvent::Epoch(s) if stop_after == Some(s.epoch)),
+    )
 }
 
 #[test]
@@ -184,6 +191,51 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
         "{e}"
     );
     assert_eq!(checkpoint::load(&path, &specs, true).unwrap(), before);
+}
+
+#[test]
+fn a_run_stopped_inside_an_epoch_drops_it_and_resumes_to_the_uninterrupted_result() {
+    let data = tiny_data();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let whole = run(a.path(), 3, &data, None).unwrap();
+    let mut seen = Vec::new();
+    let first = fit(
+        &params(3),
+        &tiny_arch(),
+        init(),
+        &data,
+        b.path(),
+        &mut |event| {
+            let TrainEvent::Step(done) = event else {
+                return true;
+            };
+            seen.push(done);
+            (done.epoch, done.step) != (2, 2)
+        },
+    )
+    .unwrap();
+    // Every step of epoch 1 was heard, then two of epoch 2, and nothing of epoch 2 was kept.
+    let steps = seen[0].steps;
+    assert!(steps >= 3, "{steps} steps per epoch");
+    let expected: Vec<StepDone> = (1..=steps)
+        .map(|step| StepDone {
+            epoch: 1,
+            step,
+            steps,
+        })
+        .chain((1..=2).map(|step| StepDone {
+            epoch: 2,
+            step,
+            steps,
+        }))
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(first.ending, Ending::Interrupted);
+    assert_eq!(first.history.len(), 1);
+    let resumed = run(b.path(), 3, &data, None).unwrap();
+    assert_eq!(resumed.ending, Ending::Completed);
+    assert_eq!(resumed.history.len(), 3);
+    assert_eq!(resumed.best, whole.best);
 }
 
 #[test]

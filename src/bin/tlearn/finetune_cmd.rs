@@ -16,6 +16,8 @@ use tlearn::finetune::train::{Ending, FinetuneParams};
 use tlearn::finetune::{eval_graph, train_graph, HeadPool, StepConfig, Unfreeze};
 use tlearn::output::{self, RunName};
 
+use crate::progress;
+
 /// The library's defaults, shown by `--help` and used when a flag is not given: set in one
 /// place, `FinetuneParams::default`.
 fn defaults() -> FinetuneParams {
@@ -266,10 +268,17 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         );
     }
     let base = run_config(&args.net, 0, run_dir.clone(), args.init_from.clone());
+    let mut shown = Shown {
+        quiet: args.quiet,
+        run_dir: &run_dir,
+        bar: None,
+    };
     let summaries = run_splits(&base, &args.splits, &params, &mut |event| {
-        show(event, args.quiet, &run_dir);
+        shown.event(event);
         !stop.load(Ordering::SeqCst)
-    })?;
+    });
+    shown.clear();
+    let summaries = summaries?;
     if summaries.last().map(|s| s.ending) == Some(Ending::Interrupted) {
         eprintln!("interrupted: run the same command again to resume");
         return Ok(ExitCode::from(130));
@@ -329,25 +338,51 @@ fn print_outcome(report: &tlearn::report::RunReport, dir: &Path) {
         .for_each(|w| eprintln!("warning: {w}"));
 }
 
-/// An epoch's line (unless quiet), a finished split's line.
-fn show(event: SplitEvent, quiet: bool, run_dir: &Path) {
-    match event {
-        SplitEvent::Epoch(split, e) if !quiet => eprintln!(
-            "split {split} epoch {:>3}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | {:.1} s",
-            e.epoch, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.train_seconds
-        ),
-        SplitEvent::Epoch(..) => {}
-        SplitEvent::Done(s) => eprintln!(
-            "split {}: {:?} after {} epochs, best epoch {} (val acc {:.4}), test acc {:.4}, {:.2} s/epoch -> {}",
-            s.split,
-            s.ending,
-            s.epochs,
-            s.best_epoch,
-            s.val_accuracy,
-            s.test_accuracy,
-            s.seconds_per_epoch,
-            run_dir.join(format!("split-{}", s.split)).join("summary.json").display()
-        ),
+/// What `tlearn finetune train` shows of a run: a bar over each epoch's steps and each epoch's
+/// line (unless quiet), each finished split's line.
+struct Shown<'a> {
+    quiet: bool,
+    run_dir: &'a Path,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Shown<'_> {
+    fn event(&mut self, event: SplitEvent) {
+        match event {
+            SplitEvent::Step(split, done) if !self.quiet => {
+                let bar = self.bar.get_or_insert_with(|| progress::steps_bar(done.steps));
+                bar.set_message(format!("split {split} epoch {:>3}", done.epoch));
+                bar.set_position(done.step as u64);
+            }
+            SplitEvent::Step(..) => {}
+            SplitEvent::Epoch(split, e) => {
+                self.clear();
+                if !self.quiet {
+                    eprintln!(
+                        "split {split} epoch {:>3}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | {:.1} s",
+                        e.epoch, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, e.train_seconds
+                    );
+                }
+            }
+            SplitEvent::Done(s) => eprintln!(
+                "split {}: {:?} after {} epochs, best epoch {} (val acc {:.4}), test acc {:.4}, {:.2} s/epoch -> {}",
+                s.split,
+                s.ending,
+                s.epochs,
+                s.best_epoch,
+                s.val_accuracy,
+                s.test_accuracy,
+                s.seconds_per_epoch,
+                self.run_dir.join(format!("split-{}", s.split)).join("summary.json").display()
+            ),
+        }
+    }
+
+    /// Removes the bar of the epoch that just ended (or was interrupted).
+    fn clear(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
     }
 }
 

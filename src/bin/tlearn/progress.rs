@@ -34,6 +34,19 @@ pub fn bar(show: bool) -> Option<Arc<dyn RowProgress>> {
     show.then(|| Arc::new(Bar(ProgressBar::new(0))) as Arc<dyn RowProgress>)
 }
 
+/// The bar of one fine-tuning epoch: `steps` training steps, the message naming split and
+/// epoch.
+pub fn steps_bar(steps: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} {bar:40.cyan/blue} {pos}/{len} steps  elapsed {elapsed}  ETA {eta}",
+        )
+        .expect("valid template"),
+    );
+    bar
+}
+
 /// The bar of `tlearn predict`: images done, rate and ETA when the count is known, else a
 /// counter; none for short lists or when not wanted.
 pub struct ImageBar(Option<ProgressBar>);
