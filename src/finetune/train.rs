@@ -344,8 +344,9 @@ fn train_epoch(
     let mut order = data.train.clone();
     order.shuffle(&mut rng);
     let start = Instant::now();
-    let steps = (&order[..], &mut rng);
-    let Some((loss_sum, hits)) = train_steps(params, arch, data, runner, steps, &watch, observe)?
+    let shuffled = (&order[..], &mut rng);
+    let Some((loss_sum, hits)) =
+        train_steps(params, arch, data, runner, shuffled, &watch, observe)?
     else {
         return Ok(None);
     };
@@ -399,12 +400,12 @@ fn train_steps(
         watch.check(s + 1, loss)?;
         loss_sum += f64::from(loss) * rows.len() as f64;
         hits += correct;
-        let epoch = watch.epoch;
-        if !observe(TrainEvent::Step(StepDone {
-            epoch,
+        let done = StepDone {
+            epoch: watch.epoch,
             step: s + 1,
             steps,
-        })) {
+        };
+        if !observe(TrainEvent::Step(done)) {
             return Ok(None);
         }
     }
