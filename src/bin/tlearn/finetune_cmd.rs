@@ -249,7 +249,7 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
 }
 
 fn train(args: TrainArgs) -> Result<ExitCode> {
-    let stop = crate::stop_on_ctrl_c("stopping after this epoch's checkpoint (Ctrl-C again to quit at once; the last checkpoint stays)")?;
+    let stop = crate::stop_on_ctrl_c("stopping after this training step (Ctrl-C again to quit at once); the epoch in progress is redone on resume from the last checkpoint")?;
     let params = params(&args).check()?;
     let (name, run_dir) = run_folder(&args)?;
     let dir = args.reports.join(name.as_str());
