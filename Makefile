@@ -88,10 +88,10 @@ $(VENV)/ok: tests/requirements.txt | ort
 lint: system
 	cargo fmt --check
 	cargo clippy --release --locked --all-targets -- -D warnings
-	@# The library stands without the command line: no clap, no indicatif.
+	@# The library stands without the command line: no anyhow, clap, ctrlc or indicatif.
 	cargo build --release --locked --lib --no-default-features
-	@! cargo tree --locked --no-default-features -e normal | grep -E ' (clap|indicatif) v' || \
-	  { echo "error: the library without the cli feature depends on clap or indicatif" >&2; exit 1; }
+	@! cargo tree --locked --no-default-features -e normal | grep -E ' (anyhow|clap|ctrlc|indicatif) v' || \
+	  { echo "error: the library without the cli feature depends on anyhow, clap, ctrlc or indicatif" >&2; exit 1; }
 
 ## test: formatting, lints, unit and integration tests (real VGG16 on a slice of the flowers)
 test: build models data venv lint

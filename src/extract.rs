@@ -435,7 +435,7 @@ fn compute_rows(
     let preprocessing = &plan.identity.preprocessing;
     let reprs = plan.identity.representations();
     let (mut computed, mut interrupted) = (0, false);
-    let (sender, receiver) = crossbeam_channel::bounded::<Prepared>(PREFETCH_BATCHES);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Prepared>(PREFETCH_BATCHES);
     std::thread::scope(|scope| -> Result<(), ExtractError> {
         scope.spawn(move || {
             for batch in pending.chunks(cfg.batch) {

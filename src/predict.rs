@@ -275,7 +275,7 @@ impl Predictor {
             return Err(PredictError::Zero { flag: "top" });
         }
         let prep = self.net().descriptor.preprocessing.clone();
-        let (sender, receiver) = crossbeam_channel::bounded::<Prepared>(PREFETCH_BATCHES);
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Prepared>(PREFETCH_BATCHES);
         std::thread::scope(|scope| {
             let prep = &prep;
             scope.spawn(move || {
