@@ -222,7 +222,7 @@ pub struct Target {
     path: PathBuf,
     kind: Option<&'static str>,
     flag: Option<&'static str>,
-    inputs: Vec<PathBuf>,
+    inputs: Vec<(PathBuf, &'static str)>,
 }
 
 impl Target {
@@ -251,7 +251,13 @@ impl Target {
 
     /// A file or folder the command reads: the target must be neither it nor inside it.
     pub fn reading(mut self, input: &Path) -> Target {
-        self.inputs.push(input.to_path_buf());
+        self.inputs.push((input.to_path_buf(), "an input"));
+        self
+    }
+
+    /// Another output of the same command (a file or folder): the target must not be it.
+    pub fn beside(mut self, output: &Path) -> Target {
+        self.inputs.push((output.to_path_buf(), "another output"));
         self
     }
 
@@ -278,6 +284,16 @@ impl Target {
 
     /// Refuses (changing nothing) a path tlearn may not write: checked before any work.
     pub fn check(&self) -> Result<(), OutputError> {
+        if self.check_place()? {
+            self.check_recorded()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// [`Self::check`] without the record: for files whose own contents prove they are
+    /// tlearn's (a feature cache). Says whether a regular file is there.
+    pub fn check_place(&self) -> Result<bool, OutputError> {
         let path = &self.path;
         if path.as_os_str().to_string_lossy().ends_with('/') {
             return Err(self.refuse(path, "names a folder (it ends with '/'), not a file"));
@@ -285,7 +301,7 @@ impl Target {
         self.check_folders()?;
         self.check_not_input()?;
         let meta = match std::fs::symlink_metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             other => other.map_err(io(path))?,
         };
         if meta.is_symlink() {
@@ -295,7 +311,7 @@ impl Target {
         } else if !meta.is_file() {
             Err(self.refuse(path, "is not a regular file (a FIFO, socket or device)"))
         } else {
-            self.check_recorded()
+            Ok(true)
         }
     }
 
@@ -323,10 +339,10 @@ impl Target {
     /// Refuses the command's own inputs (the same file, or a file inside an input folder).
     fn check_not_input(&self) -> Result<(), OutputError> {
         let target = resolved(&self.path);
-        for input in &self.inputs {
-            let input_path = input.canonicalize().unwrap_or_else(|_| input.clone());
+        for (input, what) in &self.inputs {
+            let input_path = resolved(input);
             if target == input_path || target.starts_with(&input_path) {
-                let why = format!("is an input of this command ({})", input.display());
+                let why = format!("is {what} of this command ({})", input.display());
                 return Err(self.refuse(&self.path, why));
             }
         }
@@ -430,6 +446,19 @@ pub fn check_run_folder(dir: &Path) -> Result<(), OutputError> {
         )),
         Ok(meta) if !meta.is_dir() => Err(refuse("is a file, not a run folder")),
         Ok(_) => Ok(()),
+    }
+}
+
+/// Refuses a path that exists and is not a folder (links followed): a folder tlearn writes
+/// into, `advice` saying what to do instead.
+pub fn check_folder(dir: &Path, advice: &str) -> Result<(), OutputError> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Err(OutputError::Refused {
+            path: dir.to_path_buf(),
+            why: "is a file, not a folder".into(),
+            advice: advice.into(),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -109,14 +109,6 @@ pub(super) fn lock(dir: &Path) -> Result<Locked, OutputError> {
     Ok(Locked(handle))
 }
 
-/// Records, in `dir`'s record, the file `name` tlearn has just written there.
-pub(super) fn record(dir: &Path, name: &str, made: Made) -> Result<(), OutputError> {
-    let _lock = lock(dir)?;
-    let mut manifest = Manifest::read(dir)?;
-    manifest.insert(name.to_string(), made);
-    manifest.write(dir)
-}
-
 /// Records every file below `dir` (which tlearn has just filled), one record per folder.
 pub(super) fn seal(dir: &Path, kind: &str) -> Result<(), OutputError> {
     let mut manifest = Manifest::default();
