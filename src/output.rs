@@ -305,7 +305,10 @@ impl Target {
             other => other.map_err(io(path))?,
         };
         if meta.is_symlink() {
-            Err(self.refuse(path, "is a symbolic link (tlearn never writes through a link)"))
+            Err(self.refuse(
+                path,
+                "is a symbolic link (tlearn never writes through a link)",
+            ))
         } else if meta.is_dir() {
             Err(self.refuse(path, "is a folder, and a file is written here"))
         } else if !meta.is_file() {
@@ -371,7 +374,10 @@ impl Target {
 
     /// Writes `bytes` to the file atomically, once [`Self::check`] passes, and records it.
     pub fn write(&self, bytes: &[u8]) -> Result<(), OutputError> {
-        self.write_checked(&mut |file| file.write_all(bytes), Some(manifest::sha256(bytes)))
+        self.write_checked(
+            &mut |file| file.write_all(bytes),
+            Some(manifest::sha256(bytes)),
+        )
     }
 
     /// [`Self::write`] of what `write` writes, through a buffer.
@@ -380,10 +386,7 @@ impl Target {
         write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
     ) -> Result<(), OutputError> {
         let mut write = Some(write);
-        self.write_checked(
-            &mut |file| write.take().expect("written once")(file),
-            None,
-        )
+        self.write_checked(&mut |file| write.take().expect("written once")(file), None)
     }
 
     /// Checks, writes and records the file, holding the folder's lock throughout.
@@ -693,10 +696,17 @@ mod tests {
         target.write(b"two").unwrap();
         // Another kind of output, a changed file, a user's file, a link: all refused.
         let other = Target::new(&path).kind("classifier model");
-        assert!(other.write(b"x").unwrap_err().to_string().contains("timing JSON"));
+        assert!(other
+            .write(b"x")
+            .unwrap_err()
+            .to_string()
+            .contains("timing JSON"));
         std::fs::write(&path, "edited").unwrap();
         let err = target.write(b"three").unwrap_err().to_string();
-        assert!(err.contains("changed since") && err.contains("--json"), "{err}");
+        assert!(
+            err.contains("changed since") && err.contains("--json"),
+            "{err}"
+        );
         let user = dir.path().join("user.txt");
         std::fs::write(&user, "mine").unwrap();
         let err = write_atomic(&user, b"x").unwrap_err().to_string();

@@ -277,7 +277,10 @@ fn check_outputs(cfg: &AutoConfig) -> Result<(), AutoError> {
         .kind(crate::classify::persist::MODEL_KIND)
         .flag("--out")
         .check()?;
-    output::check_replaceable(&cfg.reports().join(RUN), crate::report::write::is_report_file)?;
+    output::check_replaceable(
+        &cfg.reports().join(RUN),
+        crate::report::write::is_report_file,
+    )?;
     Ok(())
 }
 

@@ -107,7 +107,9 @@ fn identity_digest(identity: &Identity, class_names: &[String]) -> String {
 fn identity_problem(file: &ModelFile) -> Option<String> {
     let mut seen = std::collections::HashSet::new();
     if let Some(name) = file.class_names.iter().find(|n| !seen.insert(n.as_str())) {
-        return Some(format!("class {name:?} appears twice: class names must differ"));
+        return Some(format!(
+            "class {name:?} appears twice: class names must differ"
+        ));
     }
     match &file.identity_sha256 {
         Some(sha) if *sha != identity_digest(&file.identity, &file.class_names) => Some(

@@ -94,7 +94,9 @@ impl Manifest {
         self.format = FORMAT.into();
         let path = record_path(dir);
         let text = serde_json::to_string_pretty(&self).expect("record serialises") + "\n";
-        super::write_raw(&path, &mut |file| std::io::Write::write_all(file, text.as_bytes()))
+        super::write_raw(&path, &mut |file| {
+            std::io::Write::write_all(file, text.as_bytes())
+        })
     }
 }
 
