@@ -737,8 +737,11 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "the file and the record: {names:?}");
-        // Writing into a folder that is a file fails cleanly.
+        // Writing below a file fails cleanly, naming the file.
         let err = write_atomic(&path.join("x"), b"three").unwrap_err();
-        assert!(matches!(err, OutputError::Io { .. }));
+        assert!(
+            matches!(&err, OutputError::Refused { path: p, .. } if *p == path),
+            "{err}"
+        );
     }
 }

@@ -123,10 +123,18 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             tile,
             out,
         }) => {
+            let target = tlearn::output::Target::new(&out)
+                .flag("--out")
+                .reading(&image);
+            target.check()?;
+            let format = image::ImageFormat::from_path(&out)
+                .with_context(|| format!("{}: name it .png or .jpg", out.display()))?;
             let img = load_rgb(&image, &DecodeLimits::default())?;
             let grid = tlearn::augment::preview_grid(&img, &augment, seed, copies, tile);
-            grid.save(&out)
-                .with_context(|| format!("writing {}", out.display()))?;
+            let mut bytes = std::io::Cursor::new(Vec::new());
+            grid.write_to(&mut bytes, format)
+                .with_context(|| format!("encoding {}", out.display()))?;
+            target.write(bytes.get_ref())?;
             eprintln!(
                 "wrote {} ({} variants of {})",
                 out.display(),
