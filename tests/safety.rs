@@ -685,160 +685,98 @@ fn train_cmd(b: &Base, s: &Path) -> std::process::Command {
     cmd
 }
 
+fn report_cmd(_: &Base, s: &Path) -> std::process::Command {
+    let mut cmd = tlearn();
+    cmd.args(["report", "--quiet", "--reports"])
+        .arg(s.join("reports"));
+    cmd
+}
+
+fn export_cmd(b: &Base, s: &Path) -> std::process::Command {
+    let mut cmd = tlearn();
+    cmd.args(["cache", "export"])
+        .arg(&b.cache)
+        .arg("--npy")
+        .arg(s.join("export"));
+    cmd
+}
+
+fn cut_cmd(b: &Base, s: &Path) -> std::process::Command {
+    let mut cmd = tlearn();
+    cmd.args(["model", "cut"]).arg(&b.model);
+    cmd.args(["--output", "block1_pool", "--out"])
+        .arg(s.join("cut/out.onnx"));
+    cmd
+}
+
+fn features_cmd(b: &Base, s: &Path) -> std::process::Command {
+    let mut cmd = tlearn();
+    cmd.args(["features", "--quiet", "--layer", "block2_pool", "--data"])
+        .arg(&b.images);
+    cmd.arg("--backbone")
+        .arg(&b.model)
+        .arg("--cache")
+        .arg(s.join("f/features.h5"));
+    cmd
+}
+
+fn bench_cmd(b: &Base, s: &Path) -> std::process::Command {
+    let mut cmd = tlearn();
+    cmd.args(["bench-classifiers", "--c", "0.1", "--cache"])
+        .arg(&b.cache);
+    cmd.arg("--json").arg(s.join("b/bench.json"));
+    cmd
+}
+
+fn auto_cmd(b: &Base, s: &Path) -> std::process::Command {
+    let mut cmd = tlearn();
+    cmd.args([
+        "auto",
+        "--quiet",
+        "--copies",
+        "1",
+        "--splits",
+        "2",
+        "--no-finetune",
+    ]);
+    cmd.arg("--data")
+        .arg(&b.images)
+        .arg("--backbone")
+        .arg(&b.model);
+    cmd.arg("--out")
+        .arg(s.join("auto-out"))
+        .arg("--json")
+        .arg(s.join("a/auto.json"));
+    cmd
+}
+
+/// Every output place of every writer the suite tries.
 fn places() -> Vec<Place> {
-    vec![
-        Place {
-            name: "train model",
-            file: "runs/n/model.json",
-            run_folder: true,
-            long: false,
-            command: train_cmd,
-        },
-        Place {
-            name: "train report",
-            file: "reports/n/report.md",
-            run_folder: true,
-            long: false,
-            command: train_cmd,
-        },
-        Place {
-            name: "report index",
-            file: "reports/index.html",
-            run_folder: false,
-            long: false,
-            command: |_, s| {
-                let mut cmd = tlearn();
-                cmd.args(["report", "--quiet", "--reports"])
-                    .arg(s.join("reports"));
-                cmd
-            },
-        },
-        Place {
-            name: "report comparison",
-            file: "reports/comparison.json",
-            run_folder: false,
-            long: false,
-            command: |_, s| {
-                let mut cmd = tlearn();
-                cmd.args(["report", "--quiet", "--reports"])
-                    .arg(s.join("reports"));
-                cmd
-            },
-        },
-        Place {
-            name: "export rows",
-            file: "export/rows.csv",
-            run_folder: false,
-            long: false,
-            command: |b, s| {
-                let mut cmd = tlearn();
-                cmd.args(["cache", "export"])
-                    .arg(&b.cache)
-                    .arg("--npy")
-                    .arg(s.join("export"));
-                cmd
-            },
-        },
-        Place {
-            name: "export features",
-            file: "export/features.npy",
-            run_folder: false,
-            long: false,
-            command: |b, s| {
-                let mut cmd = tlearn();
-                cmd.args(["cache", "export"])
-                    .arg(&b.cache)
-                    .arg("--npy")
-                    .arg(s.join("export"));
-                cmd
-            },
-        },
-        Place {
-            name: "model cut",
-            file: "cut/out.onnx",
-            run_folder: false,
-            long: false,
-            command: |b, s| {
-                let mut cmd = tlearn();
-                cmd.args(["model", "cut"])
-                    .arg(&b.model)
-                    .args(["--output", "block1_pool", "--out"])
-                    .arg(s.join("cut/out.onnx"));
-                cmd
-            },
-        },
-        Place {
-            name: "quantize model",
-            file: "q/out.onnx",
-            run_folder: false,
-            long: false,
-            command: quantize_cmd,
-        },
-        Place {
-            name: "quantize descriptor",
-            file: "q/out.toml",
-            run_folder: false,
-            long: false,
-            command: quantize_cmd,
-        },
-        Place {
-            name: "features cache",
-            file: "f/features.h5",
-            run_folder: false,
-            long: false,
-            command: |b, s| {
-                let mut cmd = tlearn();
-                cmd.args(["features", "--quiet", "--layer", "block2_pool", "--data"])
-                    .arg(&b.images)
-                    .arg("--backbone")
-                    .arg(&b.model)
-                    .arg("--cache")
-                    .arg(s.join("f/features.h5"));
-                cmd
-            },
-        },
-        Place {
-            name: "bench-classifiers json",
-            file: "b/bench.json",
-            run_folder: false,
-            long: false,
-            command: |b, s| {
-                let mut cmd = tlearn();
-                cmd.args(["bench-classifiers", "--c", "0.1", "--cache"])
-                    .arg(&b.cache)
-                    .arg("--json")
-                    .arg(s.join("b/bench.json"));
-                cmd
-            },
-        },
-        Place {
-            name: "auto json",
-            file: "a/auto.json",
-            run_folder: false,
-            long: true,
-            command: |b, s| {
-                let mut cmd = tlearn();
-                cmd.args([
-                    "auto",
-                    "--quiet",
-                    "--copies",
-                    "1",
-                    "--splits",
-                    "2",
-                    "--no-finetune",
-                    "--data",
-                ])
-                .arg(&b.images)
-                .arg("--backbone")
-                .arg(&b.model)
-                .arg("--out")
-                .arg(s.join("auto-out"))
-                .arg("--json")
-                .arg(s.join("a/auto.json"));
-                cmd
-            },
-        },
-    ]
+    type Command = fn(&Base, &Path) -> std::process::Command;
+    let table: [(&str, &str, Command); 12] = [
+        ("train model", "runs/n/model.json", train_cmd),
+        ("train report", "reports/n/report.md", train_cmd),
+        ("report index", "reports/index.html", report_cmd),
+        ("report comparison", "reports/comparison.json", report_cmd),
+        ("export rows", "export/rows.csv", export_cmd),
+        ("export features", "export/features.npy", export_cmd),
+        ("model cut", "cut/out.onnx", cut_cmd),
+        ("quantize model", "q/out.onnx", quantize_cmd),
+        ("quantize descriptor", "q/out.toml", quantize_cmd),
+        ("features cache", "f/features.h5", features_cmd),
+        ("bench-classifiers json", "b/bench.json", bench_cmd),
+        ("auto json", "a/auto.json", auto_cmd),
+    ];
+    table
+        .into_iter()
+        .map(|(name, file, command)| Place {
+            name,
+            file,
+            run_folder: file.starts_with("runs/n/") || file.starts_with("reports/n/"),
+            long: name == "auto json",
+            command,
+        })
+        .collect()
 }
 
 fn quantize_cmd(b: &Base, s: &Path) -> std::process::Command {
