@@ -556,7 +556,8 @@ fn item_13_an_edited_model_record_or_duplicate_classes_are_refused() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let edits: [(&str, fn(&mut serde_json::Value)); 3] = [
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 3] = [
         ("another layer", |m| {
             m["identity"]["layers"] = serde_json::json!(["block1_pool"]);
         }),
