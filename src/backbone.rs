@@ -210,9 +210,13 @@ impl Descriptor {
     pub fn save_beside(&self, model: &Path) -> Result<(), BackboneError> {
         let path = Self::path_for(model);
         let text = toml::to_string(self).map_err(|e| descriptor_error(&path, e))?;
-        Ok(crate::output::write_atomic(&path, text.as_bytes())?)
+        let target = crate::output::Target::new(&path).kind(DESCRIPTOR_KIND);
+        Ok(target.write(text.as_bytes())?)
     }
 }
+
+/// What a descriptor is, in the record of tlearn's outputs beside it.
+pub const DESCRIPTOR_KIND: &str = "backbone descriptor";
 
 /// The descriptor at `path` could not be parsed, checked or written because of `source`.
 fn descriptor_error(path: &Path, source: impl Into<crate::output::Cause>) -> BackboneError {

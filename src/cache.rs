@@ -62,7 +62,7 @@ pub enum CacheError {
         source: hdf5::Error,
     },
     /// The file exists but was made for another request; it is never mixed.
-    #[error("cache {path} was made with {what}: it is not mixed with this run. Use another --out, or delete the file to rebuild it")]
+    #[error("cache {path} was made with {what}: it is not mixed with this run. Give --cache another file (tlearn auto: another --out), or delete this cache to rebuild it")]
     Mismatch {
         /// The cache file.
         path: PathBuf,
@@ -70,7 +70,7 @@ pub enum CacheError {
         what: String,
     },
     /// The file is not a tlearn cache, or is damaged.
-    #[error("{path} is not a readable tlearn feature cache ({}); delete it and run `tlearn features` again", crate::output::with_cause(.reason, .source))]
+    #[error("{path} is not a readable tlearn feature cache ({}): check the --cache path, or make the cache with `tlearn features --cache FILE`", crate::output::with_cause(.reason, .source))]
     NotACache {
         /// The file.
         path: PathBuf,
@@ -110,6 +110,9 @@ pub enum CacheError {
         /// Bytes the cache needs, when known.
         needed: Option<u64>,
     },
+    /// The cache may not be written there (a link, a folder, a file tlearn did not make).
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
     /// Filesystem error.
     #[error("{path}: {source}")]
     Io {
@@ -238,9 +241,28 @@ pub struct FeatureCache {
     pub rows: usize,
 }
 
+/// Refuses, before any work, a cache path tlearn may not write: a link, a folder, a path below
+/// a file, or a file that is not a tlearn feature cache (tlearn's own caches resume).
+pub fn check_path(path: &Path) -> Result<(), CacheError> {
+    let target = crate::output::Target::new(path).flag("--cache");
+    if !target.check_place()? {
+        return Ok(());
+    }
+    match FeatureCache::open_unlocked(path) {
+        Err(CacheError::NotACache { reason, .. }) => Err(crate::output::OutputError::Refused {
+            path: path.to_path_buf(),
+            why: format!("is not a tlearn feature cache ({})", if reason.is_empty() { "not HDF5" } else { &reason }),
+            advice: "tlearn resumes only caches it made: give --cache a new file (tlearn auto: another --out), or move this one away".into(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 impl FeatureCache {
     /// Opens the cache at `path` for writing `plan`, creating it if absent; refuses a cache made for another plan.
     pub fn create_or_resume(path: &Path, plan: &Plan) -> Result<FeatureCache, CacheError> {
+        check_path(path)?;
         if !path.exists() {
             create(path, plan)?;
         }

@@ -132,6 +132,9 @@ impl ExtractConfig {
             return bad("threads", "0".into(), "at least one thread is needed");
         }
         self.split.check()?;
+        if !self.out.as_os_str().is_empty() {
+            crate::cache::check_path(&self.out)?;
+        }
         Ok(CheckedConfig(self.clone()))
     }
 

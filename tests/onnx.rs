@@ -42,11 +42,13 @@ fn save_load_round_trip_is_byte_identical() {
     assert_eq!(loaded.to_bytes(), on_disk);
     // Nothing but the model is left behind, and overwriting works.
     loaded.save(&path).unwrap();
-    let names: Vec<_> = std::fs::read_dir(dir.path())
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names, vec!["tiny.onnx"]);
+    names.sort();
+    // The model, and the record that tlearn wrote it.
+    assert_eq!(names, vec![tlearn::output::MANIFEST, "tiny.onnx"]);
 }
 
 #[test]

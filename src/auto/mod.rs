@@ -16,11 +16,13 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::backbone::{BackboneError, Descriptor, Repr};
+use crate::cache;
 use crate::classify::data::CacheData;
 use crate::classify::train::{self, TrainConfig};
 use crate::classify::{ClassifyError, Kind, DEFAULT_C_GRID};
 use crate::extract::{self, ExtractConfig, ExtractError};
 use crate::finetune::train::{CheckedParams, FinetuneParams};
+use crate::output;
 use crate::report::run::ModelInfo;
 use crate::report::{ReportError, RunReport};
 
@@ -51,6 +53,9 @@ pub enum AutoError {
     /// Fine-tuning failed.
     #[error(transparent)]
     Finetune(#[from] crate::finetune::FinetuneError),
+    /// An output may not be written where it would go.
+    #[error(transparent)]
+    Output(#[from] output::OutputError),
     /// Bad settings.
     #[error("invalid parameter: {0}")]
     InvalidParams(String),
@@ -247,7 +252,36 @@ fn check(cfg: &AutoConfig) -> Result<CheckedParams, AutoError> {
             "auto needs at least one classifier and one C".into(),
         ));
     }
+    if let Some(c) = cfg.grid.iter().find(|c| !(c.is_finite() && **c > 0.0)) {
+        return Err(AutoError::InvalidParams(format!(
+            "--c {c}: every C is a positive finite number (values below about 1e-308 read as 0)"
+        )));
+    }
+    check_outputs(cfg)?;
     Ok(cfg.finetune_params.clone().check()?)
+}
+
+/// Refuses, before any work, outputs auto may not write: `--out` or its `cache/`, `runs/`,
+/// `reports/` not folders, the chosen run's folders linked or holding files tlearn did not
+/// write, a cache file that is not tlearn's.
+fn check_outputs(cfg: &AutoConfig) -> Result<(), AutoError> {
+    let advice = "Give --out a folder of auto's own (it writes cache/, runs/ and reports/ there)";
+    output::check_folder(&cfg.out, advice)?;
+    for dir in [cfg.out.join("cache"), cfg.runs(), cfg.reports()] {
+        output::check_folder(&dir, "Give --out another folder, or move this file away")?;
+    }
+    cache::check_path(&cfg.cache()).map_err(ClassifyError::from)?;
+    let run = cfg.runs().join(RUN);
+    output::check_run_folder(&run)?;
+    output::Target::new(&run.join("model.json"))
+        .kind(crate::classify::persist::MODEL_KIND)
+        .flag("--out")
+        .check()?;
+    output::check_replaceable(
+        &cfg.reports().join(RUN),
+        crate::report::write::is_report_file,
+    )?;
+    Ok(())
 }
 
 /// The decision: what each phase measured, found and chose, and how long each took.

@@ -18,7 +18,7 @@ pub enum ExportError {
     #[error(transparent)]
     Output(#[from] OutputError),
     /// An output file is there already; it is not replaced.
-    #[error("{} exists already: export into another folder, or remove it first", .0.display())]
+    #[error("{} exists already: it is left as it is. Give --npy another folder, or move it away", .0.display())]
     Exists(PathBuf),
 }
 
@@ -36,19 +36,25 @@ pub struct ExportSummary {
 }
 
 /// Writes `out/features.npy` and `out/rows.csv` of the cache at `cache`; refuses to replace
-/// either file. Row i of both is row i of the cache; rows that are not done (skipped images)
-/// hold zeros in the features and say so in the CSV's `status`.
+/// either file (and anything tlearn did not write, links, the cache itself). Row i of both is
+/// row i of the cache; rows that are not done (skipped images) hold zeros in the features and
+/// say so in the CSV's `status`. The two files are written as one: when the second cannot be
+/// written the first is removed, so a rerun finds neither.
 pub fn export_npy(cache: &Path, out: &Path) -> Result<ExportSummary, ExportError> {
-    let contents = FeatureCache::open(cache)?.contents()?;
     let (features, rows_csv) = (out.join("features.npy"), out.join("rows.csv"));
+    let target = |path: &Path| {
+        crate::output::Target::new(path)
+            .flag("--npy")
+            .reading(cache)
+    };
     for path in [&features, &rows_csv] {
-        if path.exists() {
+        if target(path).check_place()? {
             return Err(ExportError::Exists(path.clone()));
         }
     }
-    crate::output::write_atomic(&rows_csv, &rows_table(&contents))?;
+    let contents = FeatureCache::open(cache)?.contents()?;
     let (rows, dims) = contents.features.dim();
-    crate::output::write_atomic_with(&features, |file| {
+    target(&features).write_with(|file| {
         file.write_all(&npy_header(rows, dims))?;
         for row in contents.features.outer_iter() {
             let bytes: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -56,6 +62,10 @@ pub fn export_npy(cache: &Path, out: &Path) -> Result<ExportSummary, ExportError
         }
         Ok(())
     })?;
+    if let Err(e) = target(&rows_csv).write(&rows_table(&contents)) {
+        let _ = std::fs::remove_file(&features);
+        return Err(e.into());
+    }
     Ok(ExportSummary {
         rows,
         dims,

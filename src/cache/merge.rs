@@ -207,7 +207,8 @@ fn check_output(inputs: &[PathBuf], out: &Path) -> Result<(), MergeError> {
     {
         return Err(MergeError::OutputIsInput(out.to_path_buf()));
     }
-    if out.exists() {
+    let place = crate::output::Target::new(out).flag("--out").check_place();
+    if place.map_err(CacheError::from)? {
         return Err(MergeError::OutputExists(out.to_path_buf()));
     }
     Ok(())

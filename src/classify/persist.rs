@@ -12,6 +12,9 @@ use crate::cache::{Identity, IdentityCheck};
 /// The `format` field of every model file.
 pub const MODEL_FORMAT: &str = "tlearn-linear-model";
 
+/// What a model.json is, in the record of tlearn's outputs beside it.
+pub const MODEL_KIND: &str = "classifier model";
+
 /// Version of the model file layout; bump when it changes incompatibly.
 pub const MODEL_VERSION: u32 = 1;
 
@@ -85,6 +88,35 @@ struct ModelFile {
     /// Which fit it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fit: Option<ModelFit>,
+    /// The sha256 of the feature identity and the class names ([`identity_digest`]): a file
+    /// edited to name other features or classes no longer matches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    identity_sha256: Option<String>,
+}
+
+/// The sha256 of what a model's features are (backbone, layers, pooling, preprocessing...)
+/// and of its classes, as saved.
+fn identity_digest(identity: &Identity, class_names: &[String]) -> String {
+    use sha2::Digest;
+    let text = serde_json::to_string(&(identity, class_names)).expect("identity serialises");
+    format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// What is wrong with a model file's identity, if anything: duplicate class names, or an
+/// identity or classes that differ from those its digest was made of (edited by hand).
+fn identity_problem(file: &ModelFile) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    if let Some(name) = file.class_names.iter().find(|n| !seen.insert(n.as_str())) {
+        return Some(format!(
+            "class {name:?} appears twice: class names must differ"
+        ));
+    }
+    match &file.identity_sha256 {
+        Some(sha) if *sha != identity_digest(&file.identity, &file.class_names) => Some(
+            "its feature identity or classes differ from what it was trained on (the file was edited; its recorded digest no longer matches): train it again".into(),
+        ),
+        _ => None,
+    }
 }
 
 /// What is wrong with a model file's numbers, if anything: NaN or infinite values, or a
@@ -129,9 +161,11 @@ impl TrainedModel {
             platt: self.calibration.clone(),
             backbone: self.backbone.clone(),
             fit: self.fit.clone(),
+            identity_sha256: Some(identity_digest(&self.identity, &self.class_names)),
         };
         let text = serde_json::to_string(&file).expect("model serialises");
-        Ok(crate::output::write_atomic(path, text.as_bytes())?)
+        let target = crate::output::Target::new(path).kind(MODEL_KIND);
+        Ok(target.write(text.as_bytes())?)
     }
 
     /// Reads a model written by [`Self::save`]; refuses other files and other layout versions.
@@ -170,7 +204,7 @@ impl TrainedModel {
         if !consistent {
             return Err(bad("its sizes do not agree with each other".into()));
         }
-        if let Some(problem) = value_problem(&file) {
+        if let Some(problem) = value_problem(&file).or_else(|| identity_problem(&file)) {
             return Err(bad(problem));
         }
         Ok(TrainedModel {

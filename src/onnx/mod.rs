@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 pub use builder::{attr_int, attr_ints, GraphBuilder, DEFAULT_IR_VERSION};
 pub use cut::CutSpec;
-pub use model::Model;
+pub use model::{Model, ONNX_KIND};
 pub use tensor::{
     dims_of, elem_type_of, tensor_f32, tensor_f32_data, tensor_i64, tensor_raw, value_info,
     DataType, Dim,

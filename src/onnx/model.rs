@@ -16,6 +16,9 @@ pub struct Model {
     proto: ModelProto,
 }
 
+/// What an ONNX model is, in the record of tlearn's outputs beside it.
+pub const ONNX_KIND: &str = "ONNX model";
+
 impl Model {
     /// Reads and decodes an `.onnx` file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, OnnxError> {
@@ -61,10 +64,8 @@ impl Model {
 
     /// Writes the model to `path` atomically: a crash leaves either the old file or the new one.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), OnnxError> {
-        Ok(crate::output::write_atomic(
-            path.as_ref(),
-            &self.to_bytes(),
-        )?)
+        let target = crate::output::Target::new(path.as_ref()).kind(ONNX_KIND);
+        Ok(target.write(&self.to_bytes())?)
     }
 
     /// The underlying protobuf.

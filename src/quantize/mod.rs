@@ -24,9 +24,12 @@ use std::time::Instant;
 use linfa::ParamGuard;
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{sha256_file, BackboneError, Calibration, Descriptor, Precision};
+use crate::backbone::{
+    sha256_file, BackboneError, Calibration, Descriptor, Precision, DESCRIPTOR_KIND,
+};
 use crate::dataset::{DataSet, DatasetError};
-use crate::onnx::{Model, OnnxError};
+use crate::onnx::{Model, OnnxError, ONNX_KIND};
+use crate::output::Target;
 use crate::preprocess::DecodeLimits;
 
 /// Errors of quantisation; nothing is written when one is returned.
@@ -45,6 +48,9 @@ pub enum QuantizeError {
     /// The model could not be read, edited or written.
     #[error(transparent)]
     Onnx(#[from] OnnxError),
+    /// An output may not be written there.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
     /// The descriptor, the model's sha256 or ONNX Runtime failed.
     #[error(transparent)]
     Backbone(#[from] BackboneError),
@@ -215,6 +221,9 @@ impl ParamGuard for QuantizeParams {
                 "is the model being quantised; write the int8 model to another file",
             );
         }
+        for target in output_targets(p) {
+            target.check()?;
+        }
         Ok(p)
     }
 
@@ -222,6 +231,22 @@ impl ParamGuard for QuantizeParams {
         self.check_ref()?;
         Ok(self.0)
     }
+}
+
+/// The int8 model and its descriptor beside it, neither of which may replace an input or a
+/// file tlearn did not write.
+fn output_targets(p: &QuantizeValidParams) -> [Target; 2] {
+    let inputs = [
+        p.model.clone(),
+        Descriptor::path_for(&p.model),
+        p.calibrate.clone(),
+    ];
+    let model = Target::new(&p.out).kind(ONNX_KIND).flag("--out");
+    let descriptor = Target::new(&Descriptor::path_for(&p.out))
+        .kind(DESCRIPTOR_KIND)
+        .flag("--out (the int8 model's descriptor goes beside it, as OUT with .toml)")
+        .beside(&p.out);
+    [model, descriptor].map(|t| inputs.iter().fold(t, |t, input| t.reading(input)))
 }
 
 /// Whether two paths name one file (the same text, or the same file on disk).

@@ -177,8 +177,15 @@ pub fn compare(reports: &Path, warn: &mut dyn FnMut(String)) -> Result<Vec<Row>,
     }
     rows.sort_by(|a, b| b.accuracy.total_cmp(&a.accuracy).then(a.run.cmp(&b.run)));
     let blocks = index_blocks(&rows);
-    let write =
-        |name: &str, text: String| output::write_atomic(&reports.join(name), text.as_bytes());
+    let target = |name: &str| {
+        output::Target::new(&reports.join(name))
+            .kind(COMPARISON_KIND)
+            .flag("--reports")
+    };
+    for name in ["index.md", "index.html", "comparison.json"] {
+        target(name).check()?;
+    }
+    let write = |name: &str, text: String| target(name).write(text.as_bytes());
     write("index.md", doc::markdown(&blocks))?;
     let page = html::page("tlearn: comparison of runs", &doc::html(&blocks));
     write("index.html", page)?;
@@ -188,6 +195,9 @@ pub fn compare(reports: &Path, warn: &mut dyn FnMut(String)) -> Result<Vec<Row>,
     )?;
     Ok(rows)
 }
+
+/// What the comparison files are, in the record of tlearn's outputs in `--reports`.
+pub const COMPARISON_KIND: &str = "comparison of runs";
 
 /// The comparison page: one sortable table, each run linking to its report.
 fn index_blocks(rows: &[Row]) -> Vec<Block> {

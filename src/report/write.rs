@@ -19,8 +19,9 @@ pub const GALLERY_MAX: usize = 48;
 const THUMB: u32 = 128;
 
 /// Writes the report of `report` into `dir`. An older report there is replaced only once the
-/// new one is complete, and only if the folder holds nothing but report files
-/// ([`is_report_file`]); a folder with anything else is refused and left as it is.
+/// new one is complete, and only if the folder holds nothing but report files tlearn wrote
+/// ([`is_report_file`], listed in its record); a folder with anything else is refused and left
+/// as it is.
 pub fn write_run(report: &RunReport, dir: &Path) -> Result<(), ReportError> {
     write_run_with(report, dir, |_| Ok(()))
 }
@@ -32,11 +33,14 @@ pub fn write_run_with(
     dir: &Path,
     more: impl FnOnce(&Path) -> Result<(), ReportError>,
 ) -> Result<(), ReportError> {
-    output::replace_dir(dir, is_report_file, |staged| {
+    output::replace_dir(dir, is_report_file, REPORT_KIND, |staged| {
         fill_run_dir(report, staged)?;
         more(staged)
     })
 }
+
+/// What a run's report files are, in the folder's record of tlearn's outputs.
+pub const REPORT_KIND: &str = "run report";
 
 /// Whether `rel` (relative to a run's report folder) is a file or folder [`write_run`] writes.
 pub fn is_report_file(rel: &Path) -> bool {

@@ -123,6 +123,9 @@ pub fn auto(args: AutoArgs) -> Result<ExitCode> {
         "stopping after the batch in flight (Ctrl-C again to quit at once; the cache stays resumable)",
     )?;
     let cfg = config(&args);
+    if let Some(path) = &args.json {
+        json_target(path, &cfg).check()?;
+    }
     let quiet = args.quiet;
     let outcome = match auto::run(&cfg, &stop, &mut |p| show(p, quiet)) {
         Err(AutoError::Interrupted) => {
@@ -224,6 +227,18 @@ fn print_summary(outcome: &auto::AutoOutcome) {
     );
 }
 
+/// The `--json` file: never the data, the backbone or auto's own cache, runs and reports.
+fn json_target(path: &Path, cfg: &AutoConfig) -> tlearn::output::Target {
+    let descriptor = tlearn::backbone::Descriptor::path_for(&cfg.extract.model);
+    crate::json_target(path)
+        .reading(&cfg.extract.data)
+        .reading(&cfg.extract.model)
+        .reading(&descriptor)
+        .beside(&cfg.out.join("cache"))
+        .beside(&cfg.runs())
+        .beside(&cfg.reports())
+}
+
 /// The seconds of each phase as JSON at `path`; with `baseline`, first times the baseline
 /// (one flattened extraction and one SVM grid) and writes the comparison instead.
 fn write_json(
@@ -236,7 +251,7 @@ fn write_json(
     if baseline {
         eprintln!("== timing the baseline: one flattened extraction and one SVM grid");
         let bench = auto::bench::against_baseline(cfg, d, stop)?;
-        crate::print_json(&bench, Some(path))?;
+        crate::print_json(&bench, Some(json_target(path, cfg)))?;
     } else {
         let total: f64 = d.phases.iter().map(|p| p.seconds).sum();
         let json = serde_json::json!({
@@ -247,7 +262,7 @@ fn write_json(
             "chosen": d.chosen,
         });
         let text = serde_json::to_string_pretty(&json)? + "\n";
-        tlearn::output::write_atomic(path, text.as_bytes())?;
+        json_target(path, cfg).write(text.as_bytes())?;
     }
     Ok(())
 }

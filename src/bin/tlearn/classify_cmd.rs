@@ -104,6 +104,13 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         args.reports.join(run.as_str()),
     );
     output::check_apart(&model_dir, &dir)?;
+    output::check_run_folder(&model_dir)?;
+    let model_path = model_dir.join("model.json");
+    output::Target::new(&model_path)
+        .kind(tlearn::classify::persist::MODEL_KIND)
+        .flag("--run")
+        .reading(&args.features)
+        .check()?;
     output::check_replaceable(&dir, tlearn::report::write::is_report_file)?;
     let mut data = CacheData::load(&args.features)?;
     if !args.uses.is_empty() {
@@ -125,7 +132,6 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             eprintln!("{line}");
         }
     })?;
-    let model_path = model_dir.join("model.json");
     model.save(&model_path)?;
     let info = ModelInfo {
         path: model_path.display().to_string(),
@@ -174,6 +180,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
 
 /// `tlearn bench-classifiers`: fit and predict seconds of each kind on split 0 (JSON).
 pub fn bench(args: BenchClassifiersArgs) -> Result<ExitCode> {
+    crate::check_json(args.json.as_deref())?;
     let data = CacheData::load(&args.features)?;
     let report = tlearn::classify::bench::bench(&data, args.c, &mut |r| {
         eprintln!(
@@ -181,5 +188,5 @@ pub fn bench(args: BenchClassifiersArgs) -> Result<ExitCode> {
             r.classifier, r.fit_seconds, r.predict_seconds
         )
     })?;
-    crate::print_json(&report, args.json.as_deref())
+    crate::print_json(&report, args.json.as_deref().map(crate::json_target))
 }

@@ -234,6 +234,7 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
         }
         FinetuneCommand::Train(args) => train(args),
         FinetuneCommand::Bench(args) => {
+            crate::check_json(args.json.as_deref())?;
             let report = tlearn::finetune::bench::bench(&BenchConfig {
                 features: args.features,
                 backbone: args.model,
@@ -243,7 +244,7 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
                 pool: args.head_pool,
                 compute: args.compute.compute(),
             })?;
-            crate::print_json(&report, args.json.as_deref())
+            crate::print_json(&report, args.json.as_deref().map(crate::json_target))
         }
     }
 }
@@ -254,6 +255,7 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
     let (name, run_dir) = run_folder(&args)?;
     let dir = args.reports.join(name.as_str());
     output::check_apart(&run_dir, &dir)?;
+    output::check_run_folder(&run_dir)?;
     output::check_replaceable(&dir, tlearn::report::write::is_report_file)?;
     let (tail, _) = cache_tail(
         &args.net.features,

@@ -123,10 +123,18 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             tile,
             out,
         }) => {
+            let target = tlearn::output::Target::new(&out)
+                .flag("--out")
+                .reading(&image);
+            target.check()?;
+            let format = image::ImageFormat::from_path(&out)
+                .with_context(|| format!("{}: name it .png or .jpg", out.display()))?;
             let img = load_rgb(&image, &DecodeLimits::default())?;
             let grid = tlearn::augment::preview_grid(&img, &augment, seed, copies, tile);
-            grid.save(&out)
-                .with_context(|| format!("writing {}", out.display()))?;
+            let mut bytes = std::io::Cursor::new(Vec::new());
+            grid.write_to(&mut bytes, format)
+                .with_context(|| format!("encoding {}", out.display()))?;
+            target.write(bytes.get_ref())?;
             eprintln!(
                 "wrote {} ({} variants of {})",
                 out.display(),
@@ -162,13 +170,18 @@ fn model(command: ModelCommand) -> Result<ExitCode> {
                     None => (o.clone(), o.clone()),
                 })
                 .collect();
+            let target = tlearn::output::Target::new(&out)
+                .kind(tlearn::onnx::ONNX_KIND)
+                .flag("--out")
+                .reading(&input);
+            target.check()?;
             let mut model = Model::load(&input)?;
             model.cut(&CutSpec {
                 outputs,
                 nchw_input,
                 free_dims,
             })?;
-            model.save(&out)?;
+            target.write(&model.to_bytes())?;
             eprintln!("wrote {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -193,12 +206,11 @@ fn bench(args: args::BenchArgs) -> Result<ExitCode> {
         bail!("tlearn bench measures a whole run: leave out --shard");
     }
     let cfg = config(&args.features);
+    check_json(args.json.as_deref())?;
+    let target = args.json.as_deref().map(json_target);
     match &args.against {
-        None => print_json(&tlearn::bench::features(&cfg)?, args.json.as_deref()),
-        Some(other) => print_json(
-            &tlearn::bench::backbones(&cfg, other, args.rounds)?,
-            args.json.as_deref(),
-        ),
+        None => print_json(&tlearn::bench::features(&cfg)?, target),
+        Some(other) => print_json(&tlearn::bench::backbones(&cfg, other, args.rounds)?, target),
     }
 }
 
@@ -259,15 +271,30 @@ pub(crate) fn stop_on_ctrl_c(message: &'static str) -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// What a benchmark's or a timing's JSON file is, in the record of tlearn's outputs.
+const JSON_KIND: &str = "timing JSON";
+
+/// The file `--json` names.
+pub(crate) fn json_target(path: &std::path::Path) -> tlearn::output::Target {
+    tlearn::output::Target::new(path)
+        .kind(JSON_KIND)
+        .flag("--json")
+}
+
+/// Refuses, before the work, a `--json` file tlearn may not write.
+pub(crate) fn check_json(path: Option<&std::path::Path>) -> Result<()> {
+    path.map_or(Ok(()), |p| Ok(json_target(p).check()?))
+}
+
 /// Prints a benchmark's JSON on stdout and, when asked, writes it to a file too.
 pub(crate) fn print_json(
     report: &impl serde::Serialize,
-    path: Option<&std::path::Path>,
+    target: Option<tlearn::output::Target>,
 ) -> Result<ExitCode> {
     let json = serde_json::to_string_pretty(report)?;
     println!("{json}");
-    if let Some(path) = path {
-        tlearn::output::write_atomic(path, (json + "\n").as_bytes())?;
+    if let Some(target) = target {
+        target.write((json + "\n").as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
 }
