@@ -229,7 +229,7 @@ pub fn sha256_file(path: &Path) -> Result<String, BackboneError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut file = crate::input::open_regular(path).map_err(io)?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).map_err(io)?;
     Ok(format!("{:x}", hasher.finalize()))
