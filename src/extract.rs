@@ -49,6 +49,20 @@ pub enum ExtractError {
         /// What it must be.
         why: &'static str,
     },
+    /// The disk holding the cache has less free space than the rows to compute need.
+    #[error("the cache {} needs about {} for {rows} rows of {dims} features ({} per row), but its disk has {} free: free some space, give a cache on another disk, or extract fewer or smaller features (a pooled --repr, a deeper --layer)", path.display(), megabytes(*need), megabytes(*need / (*rows).max(1) as u64), megabytes(*free))]
+    NoRoom {
+        /// The cache file.
+        path: PathBuf,
+        /// Rows to compute.
+        rows: usize,
+        /// Features per row.
+        dims: usize,
+        /// Bytes they need.
+        need: u64,
+        /// Bytes free on the disk.
+        free: u64,
+    },
     /// The backbone produced NaN or infinite features: the model (or its preprocessing) is broken.
     #[error("the backbone produced non-finite features for {0}: check the model file and its descriptor's preprocessing (rows written so far are kept)")]
     NonFinite(String),
@@ -175,6 +189,9 @@ pub trait RowProgress: Send + Sync + std::fmt::Debug {
     fn advance(&self, rows: usize);
     /// The run ended: finished, interrupted or failed.
     fn finish(&self);
+    /// Before any row is computed: `rows` rows of `dims` features will take about `bytes` in
+    /// the cache (checked against the free space already). Default: nothing.
+    fn planned(&self, _rows: usize, _dims: usize, _bytes: u64) {}
 }
 
 /// What a run did, printed at its end and returned to callers.
@@ -254,20 +271,56 @@ pub fn plan_rows(cfg: &CheckedConfig, data: &DataSet) -> Vec<RowPlan> {
     rows
 }
 
-/// The data set a run reads: `cfg.data`, cut to `cfg.per_class` images per class.
+/// The data set a run reads: `cfg.data`, cut to `cfg.per_class` images per class, without
+/// the images that cannot be used ([`leave_out_unusable`]).
 pub fn open_data(cfg: &ExtractConfig) -> Result<DataSet, ExtractError> {
-    if cfg.unlabeled {
-        return Ok(DataSet::unlabeled(&cfg.data)?);
-    }
-    let mut data = DataSet::open(&cfg.data)?;
-    if let Some(n) = cfg.per_class {
+    let mut data = if cfg.unlabeled {
+        DataSet::unlabeled(&cfg.data)?
+    } else {
+        DataSet::open(&cfg.data)?
+    };
+    if let Some(n) = cfg.per_class.filter(|_| !cfg.unlabeled) {
         let mut kept = vec![0usize; data.class_names.len()];
         data.samples.retain(|s| {
             kept[s.label] += 1;
             kept[s.label] <= n
         });
     }
+    leave_out_unusable(&mut data, &cfg.limits);
+    if data.samples.is_empty() {
+        return Err(DatasetError::NoUsableImages {
+            path: cfg.data.clone(),
+            skipped: data.unusable.len(),
+            first: data.unusable.first().map_or(String::new(), |u| u.1.clone()),
+        }
+        .into());
+    }
     Ok(data)
+}
+
+/// Decodes every image once (in parallel) and moves those that cannot be used to
+/// `data.unusable`, with the reason. Splits, counts and rows are then planned over images
+/// that decode: a class with 30 broken files among 49 has 19 images, and its test images are
+/// real ones. The listing stays deterministic for unchanged files, so a rerun plans the same
+/// rows and resumes its cache.
+pub fn leave_out_unusable(data: &mut DataSet, limits: &DecodeLimits) {
+    let usable: Vec<Result<(), String>> = data
+        .samples
+        .par_iter()
+        .map(|s| {
+            load_rgb(&data.full_path(s), limits)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .collect();
+    let mut kept = Vec::with_capacity(data.samples.len());
+    for (sample, usable) in std::mem::take(&mut data.samples).into_iter().zip(usable) {
+        match usable {
+            Ok(()) => kept.push(sample),
+            Err(reason) => data.unusable.push((sample.path, reason)),
+        }
+    }
+    data.samples = kept;
 }
 
 /// The data set, the planned rows and the loaded backbone of one run.
@@ -281,8 +334,9 @@ pub(crate) struct Setup {
 pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
     let data = open_data(cfg)?;
     let rows = plan_rows(cfg, &data);
-    if cfg.strict {
-        check_all_images(&data, &cfg.limits)?;
+    if cfg.strict && !data.unusable.is_empty() {
+        let failures = data.unusable.iter().map(|(_, reason)| reason.clone());
+        return Err(ExtractError::Strict(failures.collect()));
     }
     let reprs = cfg.representations();
     let layers = if cfg.reprs.is_empty() {
@@ -355,7 +409,7 @@ pub(crate) fn run_setup(
         plan,
         mut backbone,
     } = setup;
-    let (cache, resumed) = open_cache(cfg, &plan, &data)?;
+    let (cache, resumed) = open_with_room(cfg, &plan, &data)?;
     let progress = cfg.progress.as_deref();
     progress.inspect(|p| p.start(resumed.pending.len()));
     let start = Instant::now();
@@ -375,7 +429,7 @@ pub(crate) fn run_setup(
         rows: plan.rows.len(),
         computed,
         reused: resumed.reused,
-        skipped: skipped_images(&cache, &plan)?,
+        skipped: skipped_images(&cache, &plan, &data.unusable)?,
         dims: plan.identity.dims,
         seconds,
         rows_per_second: if seconds > 0.0 {
@@ -398,6 +452,78 @@ struct Resumed {
     reused: usize,
     /// Images whose file changed since: their rows are pending again.
     recomputed: Vec<String>,
+}
+
+/// Bytes a row of `dims` features takes in the cache: the features, plus its path, status,
+/// fingerprint and split codes (a generous 64 bytes).
+fn row_bytes(dims: usize) -> u64 {
+    dims as u64 * 4 + 64
+}
+
+/// `bytes` in MB, for messages.
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// [`open_cache`], after checking that the disk has room for the rows to compute (all of
+/// them before a new cache is created; the pending ones of a resumed cache), and telling the
+/// progress listener the estimate.
+fn open_with_room(
+    cfg: &CheckedConfig,
+    plan: &Plan,
+    data: &DataSet,
+) -> Result<(FeatureCache, Resumed), ExtractError> {
+    let dims = plan.identity.dims;
+    let room = |rows: usize| -> Result<(), ExtractError> {
+        let need = rows as u64 * row_bytes(dims);
+        match free_bytes(&cfg.out) {
+            Some(free) if free < need => Err(ExtractError::NoRoom {
+                path: cfg.out.clone(),
+                rows,
+                dims,
+                need,
+                free,
+            }),
+            _ => {
+                let progress = cfg.progress.as_deref();
+                progress.inspect(|p| p.planned(rows, dims, need));
+                Ok(())
+            }
+        }
+    };
+    if !cfg.out.exists() {
+        room(plan.rows.len())?;
+        return open_cache(cfg, plan, data);
+    }
+    let (cache, resumed) = open_cache(cfg, plan, data)?;
+    room(resumed.pending.len())?;
+    Ok((cache, resumed))
+}
+
+/// Free bytes (for an unprivileged user) on the disk that holds `path` or would hold it (its
+/// nearest existing ancestor); `None` where that cannot be told.
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    let absolute = std::path::absolute(path).ok()?;
+    let existing = absolute.ancestors().find(|p| p.exists())?;
+    free_bytes_at(existing)
+}
+
+#[cfg(unix)]
+fn free_bytes_at(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: c_path is a valid NUL-terminated string and stat points to writable memory the
+    // size of a statvfs, which the call fills when it returns 0.
+    let stat = unsafe {
+        (libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) == 0).then(|| stat.assume_init())
+    }?;
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+#[cfg(not(unix))]
+fn free_bytes_at(_path: &std::path::Path) -> Option<u64> {
+    None
 }
 
 /// Creates or resumes the cache of `plan`, forgetting the rows of images whose file changed.
@@ -493,16 +619,19 @@ fn write_batch(
     Ok(prepared.rows.len())
 }
 
-/// The skipped images (their original's row), with the reason, sorted by path.
+/// The skipped images, with the reason, sorted by path: those left out before planning
+/// (`unusable`) and those whose rows the cache marks skipped (their original's row).
 fn skipped_images(
     cache: &FeatureCache,
     plan: &Plan,
+    unusable: &[(String, String)],
 ) -> Result<Vec<(String, String)>, ExtractError> {
     let mut skipped: Vec<(String, String)> = cache
         .skipped()?
         .into_iter()
         .filter(|(row, _)| plan.rows[*row].copy == 0)
         .map(|(row, reason)| (plan.rows[row].path.clone(), reason))
+        .chain(unusable.iter().cloned())
         .collect();
     skipped.sort();
     Ok(skipped)
@@ -579,23 +708,4 @@ fn rows_tensor(
         }
     }
     tensor
-}
-
-/// Decodes every image once; lists all that fail.
-fn check_all_images(data: &DataSet, limits: &DecodeLimits) -> Result<(), ExtractError> {
-    let mut failures: Vec<String> = data
-        .samples
-        .par_iter()
-        .filter_map(|s| {
-            load_rgb(&data.full_path(s), limits)
-                .err()
-                .map(|e| e.to_string())
-        })
-        .collect();
-    failures.sort();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(ExtractError::Strict(failures))
-    }
 }
