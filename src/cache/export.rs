@@ -20,13 +20,28 @@ pub enum ExportError {
     /// An output file is there already; it is not replaced.
     #[error("{} exists already: export into another folder, or remove it first", .0.display())]
     Exists(PathBuf),
+    /// Some rows are not computed yet (a stopped extraction): exporting them as zeros would
+    /// pass for features.
+    #[error("cache {} is incomplete: {missing} of {rows} rows are not computed yet (its extraction was stopped). Run the same `tlearn features` command again to finish it, or pass --partial to export only the {done} done rows", cache.display())]
+    Incomplete {
+        /// The cache file.
+        cache: PathBuf,
+        /// Rows not computed.
+        missing: usize,
+        /// Rows done.
+        done: usize,
+        /// Rows of the cache.
+        rows: usize,
+    },
 }
 
 /// What an export wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportSummary {
-    /// Rows written (every row of the cache, in order).
+    /// Rows written (every row of the cache in order; with `partial`, the done rows only).
     pub rows: usize,
+    /// Rows of the cache left out (`partial`: rows not done).
+    pub left_out: usize,
     /// Values per row.
     pub dims: usize,
     /// The `.npy` file.
@@ -36,32 +51,57 @@ pub struct ExportSummary {
 }
 
 /// Writes `out/features.npy` and `out/rows.csv` of the cache at `cache`; refuses to replace
-/// either file. Row i of both is row i of the cache; rows that are not done (skipped images)
-/// hold zeros in the features and say so in the CSV's `status`.
-pub fn export_npy(cache: &Path, out: &Path) -> Result<ExportSummary, ExportError> {
+/// either file. Row i of both is row i of the cache; rows of skipped images hold zeros in the
+/// features and say so in the CSV's `status`. An incomplete cache (rows not computed yet) is
+/// refused, unless `partial`: then only the done rows are written, in order.
+pub fn export_npy(cache: &Path, out: &Path, partial: bool) -> Result<ExportSummary, ExportError> {
     let contents = FeatureCache::open(cache)?.contents()?;
+    let rows = exported_rows(&contents, partial)?;
     let (features, rows_csv) = (out.join("features.npy"), out.join("rows.csv"));
     for path in [&features, &rows_csv] {
         if path.exists() {
             return Err(ExportError::Exists(path.clone()));
         }
     }
-    crate::output::write_atomic(&rows_csv, &rows_table(&contents))?;
-    let (rows, dims) = contents.features.dim();
+    crate::output::write_atomic(&rows_csv, &rows_table(&contents, &rows))?;
+    let dims = contents.features.ncols();
     crate::output::write_atomic_with(&features, |file| {
-        file.write_all(&npy_header(rows, dims))?;
-        for row in contents.features.outer_iter() {
-            let bytes: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
+        file.write_all(&npy_header(rows.len(), dims))?;
+        for &row in &rows {
+            let values = contents.features.row(row);
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             file.write_all(&bytes)?;
         }
         Ok(())
     })?;
     Ok(ExportSummary {
-        rows,
+        rows: rows.len(),
+        left_out: contents.status.len() - rows.len(),
         dims,
         features,
         rows_csv,
     })
+}
+
+/// The rows to export: all when none is missing; the done ones when `partial`; else refused.
+fn exported_rows(contents: &Contents, partial: bool) -> Result<Vec<usize>, ExportError> {
+    let status = &contents.status;
+    let count = |s: RowStatus| status.iter().filter(|x| **x == s).count();
+    let (missing, done) = (count(RowStatus::Missing), count(RowStatus::Done));
+    if partial && done > 0 {
+        return Ok((0..status.len())
+            .filter(|&r| status[r] == RowStatus::Done)
+            .collect());
+    }
+    if missing > 0 || done == 0 {
+        return Err(ExportError::Incomplete {
+            cache: contents.path.clone(),
+            missing,
+            done,
+            rows: status.len(),
+        });
+    }
+    Ok((0..status.len()).collect())
 }
 
 /// The header of a C-ordered little-endian float32 array of `rows x dims`, format version 1.0:
@@ -83,14 +123,15 @@ fn npy_header(rows: usize, dims: usize) -> Vec<u8> {
 /// One CSV line per row: path (as stored, relative to the data root), label, class, status,
 /// copy, then the part code (0 train, 1 val, 2 test) in each split (none for unlabeled images,
 /// whose label is -1 and class empty).
-fn rows_table(c: &Contents) -> Vec<u8> {
+fn rows_table(c: &Contents, rows: &[usize]) -> Vec<u8> {
     let mut csv = csv::Writer::from_writer(Vec::new());
     let mut header = ["path", "label", "class", "status", "copy"]
         .map(String::from)
         .to_vec();
     header.extend((0..c.parts.ncols()).map(|s| format!("split_{s}")));
     csv.write_record(&header).expect("writing to memory");
-    for (row, path) in c.paths.iter().enumerate() {
+    for &row in rows {
+        let path = &c.paths[row];
         let status = match c.status[row] {
             RowStatus::Done => "done",
             RowStatus::Skipped => "skipped",
