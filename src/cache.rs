@@ -62,7 +62,7 @@ pub enum CacheError {
         source: hdf5::Error,
     },
     /// The file exists but was made for another request; it is never mixed.
-    #[error("cache {path} was made with {what}: it is not mixed with this run. Use another --out, or delete the file to rebuild it")]
+    #[error("cache {path} does not match this run ({what}); its rows are never mixed with another run's. Give another cache file, or delete this one to rebuild it")]
     Mismatch {
         /// The cache file.
         path: PathBuf,

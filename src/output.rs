@@ -33,6 +33,9 @@ pub enum OutputError {
         /// Its entries that tlearn does not write (relative paths, a few at most).
         foreign: Vec<String>,
     },
+    /// An output folder's path names something that is not a folder.
+    #[error("{} is not a folder (a file, or a symbolic link): tlearn writes a folder there, so it leaves this one untouched. Choose another run name or output folder, or move it away", .0.display())]
+    NotAFolder(PathBuf),
     /// Two outputs of one command would land in the same folder.
     #[error("{0} would receive both the model and the report: give --runs and --reports different folders")]
     SameFolder(PathBuf),
@@ -206,10 +209,7 @@ pub fn check_replaceable(dir: &Path, owned: Owned) -> Result<(), OutputError> {
         Err(e) => return Err(io(dir)(e)),
     };
     if !meta.is_dir() {
-        return Err(OutputError::Foreign {
-            dir: dir.to_path_buf(),
-            foreign: vec!["(it is not a folder)".into()],
-        });
+        return Err(OutputError::NotAFolder(dir.to_path_buf()));
     }
     let mut foreign = Vec::new();
     foreign_entries(dir, Path::new(""), owned, &mut foreign)?;

@@ -247,6 +247,9 @@ fn check(cfg: &AutoConfig) -> Result<CheckedParams, AutoError> {
             "auto needs at least one classifier and one C".into(),
         ));
     }
+    // The extraction's options (--splits 0, --batch 0, ...) are refused before the data is
+    // measured, not after a warning computed from them.
+    cfg.extract.check()?;
     Ok(cfg.finetune_params.clone().check()?)
 }
 

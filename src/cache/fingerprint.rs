@@ -33,7 +33,7 @@ impl Fingerprint {
     }
 
     /// Reads `path` as extraction does (bounded by `limits`) and fingerprints it.
-    fn of_file(path: &Path, limits: &DecodeLimits) -> Fingerprint {
+    pub fn of_file(path: &Path, limits: &DecodeLimits) -> Fingerprint {
         read_image_file(path, limits).map_or(Fingerprint::UNREAD, |b| Fingerprint::of(&b))
     }
 }
@@ -59,6 +59,22 @@ impl FeatureCache {
                 size: r[0],
                 hash: r[1],
             })
+            .collect())
+    }
+
+    /// The fingerprint each image's rows were computed from, by image path: images with a done
+    /// row only (a fingerprint is recorded when a row is computed).
+    pub fn image_fingerprints(
+        &self,
+    ) -> Result<std::collections::HashMap<String, Fingerprint>, CacheError> {
+        let status = self.status()?;
+        Ok(self
+            .paths()?
+            .into_iter()
+            .zip(self.fingerprints()?)
+            .zip(status)
+            .filter(|(_, s)| *s == RowStatus::Done)
+            .map(|(row, _)| row)
             .collect())
     }
 
