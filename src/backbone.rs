@@ -177,12 +177,14 @@ impl Descriptor {
     /// Reads the descriptor that sits next to `model`.
     pub fn for_model(model: &Path) -> Result<Descriptor, BackboneError> {
         let path = Self::path_for(model);
-        let text = std::fs::read_to_string(&path).map_err(|e| BackboneError::Descriptor {
+        let text = crate::input::read_regular_to_string(&path).map_err(|e| {
+            BackboneError::Descriptor {
             path: path.clone(),
             message:
                 "cannot read it (every model needs a descriptor next to it, see models/vgg16.toml)"
                     .into(),
             source: Some(e.into()),
+        }
         })?;
         let descriptor: Descriptor =
             toml::from_str(&text).map_err(|e| descriptor_error(&path, e))?;

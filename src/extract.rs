@@ -49,20 +49,6 @@ pub enum ExtractError {
         /// What it must be.
         why: &'static str,
     },
-    /// The disk holding the cache has less free space than the rows to compute need.
-    #[error("the cache {} needs about {} for {rows} rows of {dims} features ({} per row), but its disk has {} free: free some space, give a cache on another disk, or extract fewer or smaller features (a pooled --repr, a deeper --layer)", path.display(), megabytes(*need), megabytes(*need / (*rows).max(1) as u64), megabytes(*free))]
-    NoRoom {
-        /// The cache file.
-        path: PathBuf,
-        /// Rows to compute.
-        rows: usize,
-        /// Features per row.
-        dims: usize,
-        /// Bytes they need.
-        need: u64,
-        /// Bytes free on the disk.
-        free: u64,
-    },
     /// The backbone produced NaN or infinite features: the model (or its preprocessing) is broken.
     #[error("the backbone produced non-finite features for {0}: check the model file and its descriptor's preprocessing (rows written so far are kept)")]
     NonFinite(String),
@@ -189,8 +175,8 @@ pub trait RowProgress: Send + Sync + std::fmt::Debug {
     fn advance(&self, rows: usize);
     /// The run ended: finished, interrupted or failed.
     fn finish(&self);
-    /// Before any row is computed: `rows` rows of `dims` features will take about `bytes` in
-    /// the cache (checked against the free space already). Default: nothing.
+    /// Before any row is computed: the `rows` rows to compute, of `dims` features, take about
+    /// `bytes` in the cache. Default: nothing.
     fn planned(&self, _rows: usize, _dims: usize, _bytes: u64) {}
 }
 
@@ -272,7 +258,8 @@ pub fn plan_rows(cfg: &CheckedConfig, data: &DataSet) -> Vec<RowPlan> {
 }
 
 /// The data set a run reads: `cfg.data`, cut to `cfg.per_class` images per class, without
-/// the images that cannot be used ([`leave_out_unusable`]).
+/// the images that cannot be used ([`leave_out_unusable`]; images the cache at `cfg.out`
+/// already holds are kept as they were planned, so a cache resumes with its own plan).
 pub fn open_data(cfg: &ExtractConfig) -> Result<DataSet, ExtractError> {
     let mut data = if cfg.unlabeled {
         DataSet::unlabeled(&cfg.data)?
@@ -286,7 +273,11 @@ pub fn open_data(cfg: &ExtractConfig) -> Result<DataSet, ExtractError> {
             kept[s.label] <= n
         });
     }
-    leave_out_unusable(&mut data, &cfg.limits);
+    let planned = FeatureCache::open_unlocked(&cfg.out)
+        .and_then(|cache| cache.paths())
+        .map(|paths| paths.into_iter().collect())
+        .unwrap_or_default();
+    leave_out_unusable(&mut data, &cfg.limits, &planned);
     if data.samples.is_empty() {
         return Err(DatasetError::NoUsableImages {
             path: cfg.data.clone(),
@@ -301,13 +292,21 @@ pub fn open_data(cfg: &ExtractConfig) -> Result<DataSet, ExtractError> {
 /// Decodes every image once (in parallel) and moves those that cannot be used to
 /// `data.unusable`, with the reason. Splits, counts and rows are then planned over images
 /// that decode: a class with 30 broken files among 49 has 19 images, and its test images are
-/// real ones. The listing stays deterministic for unchanged files, so a rerun plans the same
-/// rows and resumes its cache.
-pub fn leave_out_unusable(data: &mut DataSet, limits: &DecodeLimits) {
+/// real ones. Images in `planned` (the paths an existing cache holds) are kept undecoded: the
+/// cache planned them already, an image broken since is recomputed and skipped there, and
+/// caches made before this check (with rows for broken images) still resume.
+pub fn leave_out_unusable(
+    data: &mut DataSet,
+    limits: &DecodeLimits,
+    planned: &std::collections::HashSet<String>,
+) {
     let usable: Vec<Result<(), String>> = data
         .samples
         .par_iter()
         .map(|s| {
+            if planned.contains(&s.path) {
+                return Ok(());
+            }
             load_rgb(&data.full_path(s), limits)
                 .map(drop)
                 .map_err(|e| e.to_string())
@@ -409,7 +408,7 @@ pub(crate) fn run_setup(
         plan,
         mut backbone,
     } = setup;
-    let (cache, resumed) = open_with_room(cfg, &plan, &data)?;
+    let (cache, resumed) = open_announced(cfg, &plan, &data)?;
     let progress = cfg.progress.as_deref();
     progress.inspect(|p| p.start(resumed.pending.len()));
     let start = Instant::now();
@@ -454,76 +453,18 @@ struct Resumed {
     recomputed: Vec<String>,
 }
 
-/// Bytes a row of `dims` features takes in the cache: the features, plus its path, status,
-/// fingerprint and split codes (a generous 64 bytes).
-fn row_bytes(dims: usize) -> u64 {
-    dims as u64 * 4 + 64
-}
-
-/// `bytes` in MB, for messages.
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
-/// [`open_cache`], after checking that the disk has room for the rows to compute (all of
-/// them before a new cache is created; the pending ones of a resumed cache), and telling the
-/// progress listener the estimate.
-fn open_with_room(
+/// [`open_cache`] (which refuses a new cache its disk cannot hold), then tells the progress
+/// listener how much the rows to compute will take: a shallow layer's rows are large.
+fn open_announced(
     cfg: &CheckedConfig,
     plan: &Plan,
     data: &DataSet,
 ) -> Result<(FeatureCache, Resumed), ExtractError> {
-    let dims = plan.identity.dims;
-    let room = |rows: usize| -> Result<(), ExtractError> {
-        let need = rows as u64 * row_bytes(dims);
-        match free_bytes(&cfg.out) {
-            Some(free) if free < need => Err(ExtractError::NoRoom {
-                path: cfg.out.clone(),
-                rows,
-                dims,
-                need,
-                free,
-            }),
-            _ => {
-                let progress = cfg.progress.as_deref();
-                progress.inspect(|p| p.planned(rows, dims, need));
-                Ok(())
-            }
-        }
-    };
-    if !cfg.out.exists() {
-        room(plan.rows.len())?;
-        return open_cache(cfg, plan, data);
-    }
     let (cache, resumed) = open_cache(cfg, plan, data)?;
-    room(resumed.pending.len())?;
+    let (rows, dims) = (resumed.pending.len(), plan.identity.dims);
+    let progress = cfg.progress.as_deref();
+    progress.inspect(|p| p.planned(rows, dims, crate::cache::cache_bytes(rows, dims)));
     Ok((cache, resumed))
-}
-
-/// Free bytes (for an unprivileged user) on the disk that holds `path` or would hold it (its
-/// nearest existing ancestor); `None` where that cannot be told.
-fn free_bytes(path: &std::path::Path) -> Option<u64> {
-    let absolute = std::path::absolute(path).ok()?;
-    let existing = absolute.ancestors().find(|p| p.exists())?;
-    free_bytes_at(existing)
-}
-
-#[cfg(unix)]
-fn free_bytes_at(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: c_path is a valid NUL-terminated string and stat points to writable memory the
-    // size of a statvfs, which the call fills when it returns 0.
-    let stat = unsafe {
-        (libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) == 0).then(|| stat.assume_init())
-    }?;
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
-}
-
-#[cfg(not(unix))]
-fn free_bytes_at(_path: &std::path::Path) -> Option<u64> {
-    None
 }
 
 /// Creates or resumes the cache of `plan`, forgetting the rows of images whose file changed.

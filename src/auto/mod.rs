@@ -373,7 +373,11 @@ fn measure_data(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Measured, AutoError> {
     progress(Progress::Phase("measuring the data".into()));
-    let ex = &cfg.extract;
+    // As the extraction will see it: images its cache planned are kept as planned.
+    let ex = &ExtractConfig {
+        out: cfg.cache(),
+        ..cfg.extract.clone()
+    };
     let data = extract::open_data(ex)?;
     let (stats, mut warnings) = measure::measure(&data, ex.split, ex.splits, ex.seed)?;
     warnings.extend(data.warnings.iter().cloned());

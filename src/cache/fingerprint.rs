@@ -136,7 +136,7 @@ impl FeatureCache {
 /// Images shown by name when a cache's list of images differs from the data folder's.
 const NAMES_SHOWN: usize = 5;
 
-/// "; gone from the data folder: ...; new: ..." for a cache whose rows name other images
+/// "; not in this run's list (...): ...; new (...): ..." for a cache whose rows name other images
 /// than the plan; empty when the same images are listed (other copies).
 pub(super) fn list_changes(cached: &[String], planned: &[RowPlan]) -> String {
     use std::collections::BTreeSet;
@@ -156,10 +156,13 @@ pub(super) fn list_changes(cached: &[String], planned: &[RowPlan]) -> String {
     let new: Vec<&&str> = planned.difference(&cached).collect();
     let mut text = String::new();
     if !gone.is_empty() {
-        text += &format!("; gone from the data folder: {}", names(gone));
+        text += &format!(
+            "; not in this run's list (removed from the data folder, or no longer decodable): {}",
+            names(gone)
+        );
     }
     if !new.is_empty() {
-        text += &format!("; new: {}", names(new));
+        text += &format!("; new (added, or decodable now): {}", names(new));
     }
     text
 }

@@ -308,7 +308,7 @@ fn print_summary(cfg: &ExtractConfig, s: &Summary, verbose: bool) {
     );
     if !s.skipped.is_empty() {
         eprintln!(
-            "skipped {} image(s) (listed in the cache too):",
+            "skipped {} image(s), left out of every count and split:",
             s.skipped.len()
         );
         for (path, reason) in &s.skipped {
