@@ -153,7 +153,7 @@ fn a_cache_made_otherwise_is_refused_and_left_untouched() {
     // One readable sentence: what differs, then what to do (not "was made with X differs").
     let text = err.to_string();
     assert!(
-        text.contains("does not match this run (pooling differs: cache has"),
+        text.contains("does not match this run (") && text.contains("pooling differs: cache has"),
         "{text}"
     );
     assert!(
