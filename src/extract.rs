@@ -21,6 +21,10 @@ use crate::dataset::{
 };
 use crate::preprocess::{decode_rgb, load_rgb, read_image_file, DecodeLimits, Preprocessing};
 
+/// Most seeded splits a run may ask for: beyond it the mean barely moves while the time and the
+/// cache's split codes grow with every split (`--splits 4294967296` would not fit in memory).
+pub const MAX_SPLITS: usize = 100;
+
 /// Batches decoded ahead of the one the backbone is running: enough to hide decoding.
 const PREFETCH_BATCHES: usize = 2;
 
@@ -107,6 +111,13 @@ impl ExtractConfig {
         let bad = |flag, value: String, why| Err(ExtractError::BadOption { flag, value, why });
         if self.splits == 0 {
             return bad("splits", "0".into(), "at least one split is needed");
+        }
+        if self.splits > MAX_SPLITS {
+            return bad(
+                "splits",
+                self.splits.to_string(),
+                "at most 100 splits (each is a full train / validation / test cycle, and the cache stores every row's part in each)",
+            );
         }
         if self.copies > u32::from(u16::MAX) {
             return bad(
