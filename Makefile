@@ -23,7 +23,7 @@ export ORT_DYLIB_PATH := $(CURDIR)/.ort/libonnxruntime.so
 TLEARN := target/release/tlearn
 VENV := .venv
 
-.PHONY: features models data ort ort-cuda system build test lint bench venv clean auto bench-auto
+.PHONY: features models data ort ort-cuda system system-test build test lint bench venv clean auto bench-auto
 
 ## features: VGG16 block5_pool features of every flower image (+2 augmented copies of training images)
 # Always runs tlearn: it resumes an interrupted cache and does nothing when the cache is complete.
@@ -32,6 +32,10 @@ features: build models data
 
 system:
 	@scripts/setup-system.sh
+
+# The tests also need Slurm and Chromium (tests/slurm.rs, tests/browser.rs fail without them).
+system-test:
+	@scripts/setup-system.sh --test
 
 build: system
 	cargo build --release --locked
@@ -96,7 +100,7 @@ lint: system
 	  { echo "error: the library without the cli feature depends on anyhow, clap, ctrlc or indicatif" >&2; exit 1; }
 
 ## test: formatting, lints, unit and integration tests (real VGG16 on a slice of the flowers)
-test: build models data venv lint
+test: build system-test models data venv lint
 	TLEARN_PYTHON=$(CURDIR)/$(VENV)/bin/python FLOWERS17_DIR=$(CURDIR)/data/flowers17 \
 	  cargo test --release --locked
 

@@ -177,12 +177,14 @@ impl Descriptor {
     /// Reads the descriptor that sits next to `model`.
     pub fn for_model(model: &Path) -> Result<Descriptor, BackboneError> {
         let path = Self::path_for(model);
-        let text = std::fs::read_to_string(&path).map_err(|e| BackboneError::Descriptor {
+        let text = crate::input::read_regular_to_string(&path).map_err(|e| {
+            BackboneError::Descriptor {
             path: path.clone(),
             message:
                 "cannot read it (every model needs a descriptor next to it, see models/vgg16.toml)"
                     .into(),
             source: Some(e.into()),
+        }
         })?;
         let descriptor: Descriptor =
             toml::from_str(&text).map_err(|e| descriptor_error(&path, e))?;
@@ -233,7 +235,7 @@ pub fn sha256_file(path: &Path) -> Result<String, BackboneError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut file = crate::input::open_regular(path).map_err(io)?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).map_err(io)?;
     Ok(format!("{:x}", hasher.finalize()))

@@ -12,6 +12,7 @@ mod space;
 use std::path::{Path, PathBuf};
 
 pub use fingerprint::Fingerprint;
+pub use space::cache_bytes;
 
 use hdf5::plist::dataset_create::{AllocTime, FillTime};
 use hdf5::plist::file_access::FileCloseDegree;
@@ -62,7 +63,7 @@ pub enum CacheError {
         source: hdf5::Error,
     },
     /// The file exists but was made for another request; it is never mixed.
-    #[error("cache {path} was made with {what}: it is not mixed with this run. Give --cache another file (tlearn auto: another --out), or delete this cache to rebuild it")]
+    #[error("cache {path} does not match this run ({what}); its rows are never mixed with another run's. Give --cache another file (tlearn auto: another --out), or delete this one to rebuild it")]
     Mismatch {
         /// The cache file.
         path: PathBuf,
@@ -472,6 +473,11 @@ impl FeatureCache {
 fn open_hdf5(path: &Path, write: bool, lock: bool) -> Result<hdf5::File, CacheError> {
     // A strong close degree: dropping the cache closes the file at once, not whenever the
     // last dataset handle goes, so a following open never meets a stale lock.
+    // HDF5 opens without O_NONBLOCK: a FIFO at `path` would block it for ever.
+    crate::input::open_regular(path).map_err(|source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut builder = hdf5::File::with_options();
     builder.with_fapl(|fapl| fapl.fclose_degree(FileCloseDegree::Strong));
     if !lock {

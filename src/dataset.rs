@@ -58,6 +58,16 @@ pub enum DatasetError {
     /// No image anywhere under the folder (`--unlabeled`).
     #[error("no images found in {0} or its sub-folders (image files are recognised by their extension: jpg, jpeg, png, bmp, gif, tif, tiff, webp, ppm)")]
     NoImages(PathBuf),
+    /// Every listed image failed to decode.
+    #[error("none of the {skipped} image(s) listed in {} can be decoded (the first: {first}): give a folder of image files", path.display())]
+    NoUsableImages {
+        /// The data folder.
+        path: PathBuf,
+        /// Images listed and left out.
+        skipped: usize,
+        /// Why the first of them cannot be used.
+        first: String,
+    },
     /// Only one class: a classifier needs at least two.
     #[error(
         "only one class ({0}) found: a classifier needs at least two classes (one sub-folder each)"
@@ -106,6 +116,11 @@ pub struct DataSet {
     pub warnings: Vec<String>,
     /// Entries of the data folder that are not images (in class folders or beside them), by path.
     pub ignored: Vec<Ignored>,
+    /// Image files left out of `samples` because they cannot be used (unreadable, undecodable,
+    /// beyond the decoding limits), with the reason: found by decoding each image before the
+    /// splits are planned, so every count and split is over images that decode. Empty until
+    /// `extract::leave_out_unusable` runs.
+    pub unusable: Vec<(String, String)>,
 }
 
 /// Why an entry found while listing was not taken as an image.
@@ -137,6 +152,25 @@ impl fmt::Display for IgnoredKind {
             IgnoredKind::LinkedFolder => "linked folder, not followed",
         })
     }
+}
+
+/// What the listing left out, counted by kind: "ignored 2 entries of the data folder: 1
+/// dangling symbolic link, 1 not a regular file"; `None` when nothing was.
+pub fn ignored_summary(ignored: &[Ignored]) -> Option<String> {
+    if ignored.is_empty() {
+        return None;
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for entry in ignored {
+        *counts.entry(entry.kind).or_insert(0usize) += 1;
+    }
+    let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    Some(format!(
+        "ignored {} entr{} of the data folder: {}",
+        ignored.len(),
+        if ignored.len() == 1 { "y" } else { "ies" },
+        counts.join(", ")
+    ))
 }
 
 /// An entry of the data folder left out of the data set, and why.
@@ -239,6 +273,7 @@ impl DataSet {
                 samples,
                 warnings: Vec::new(),
                 ignored: Vec::new(),
+                unusable: Vec::new(),
             },
             None => folder_per_class(root)?,
         };
@@ -262,6 +297,7 @@ impl DataSet {
             samples: Vec::new(),
             warnings: Vec::new(),
             ignored: Vec::new(),
+            unusable: Vec::new(),
         };
         // Entries still to visit, one reversed list per folder being walked (deepest last).
         let mut stack = vec![sorted_entries(root, Path::new(""))?];
@@ -404,6 +440,7 @@ fn folder_per_class(root: &Path) -> Result<DataSet, DatasetError> {
         samples,
         warnings,
         ignored,
+        unusable: Vec::new(),
     })
 }
 
@@ -496,7 +533,9 @@ pub fn has_image_extension(path: &Path) -> bool {
 
 /// The image files (by extension) under a folder, recursively, depth first in name order at
 /// each level; hidden entries (`.name`) are left out and linked folders are not followed (a
-/// link loop cannot trap it). Lazy: its memory is the entries of the folders being walked,
+/// link loop cannot trap it). Entries named like images that are not regular files (a FIFO,
+/// a dangling link) are listed too, so that reading them fails with a reason the caller
+/// reports, rather than vanishing unseen. Lazy: its memory is the entries of the folders being walked,
 /// not the whole tree. An unreadable folder is an `Err` item and the walk goes on.
 pub struct ImageWalk {
     /// Entries still to visit, one list per folder being walked (deepest last), reversed.
@@ -536,8 +575,10 @@ impl Iterator for ImageWalk {
                     Err(e) => return Some(Err(e)),
                 }
             } else if has_image_extension(&path)
-                && std::fs::metadata(&path).is_ok_and(|m| m.is_file())
+                && !std::fs::metadata(&path).is_ok_and(|m| m.is_dir())
             {
+                // A FIFO or a dangling link named like an image is given too: reading it fails
+                // with the reason, so the caller logs a skip instead of dropping it unseen.
                 return Some(Ok(path));
             }
         }
@@ -695,13 +736,21 @@ mod tests {
         // A link back to the root: followed, it would loop for ever.
         #[cfg(unix)]
         std::os::unix::fs::symlink(root, root.join("a/loop")).unwrap();
+        // Named like images but not files: listed, so the reader can say why it skips them.
+        std::os::unix::fs::symlink(root.join("gone.jpg"), root.join("a/dangling.jpg")).unwrap();
         let found: Vec<PathBuf> = ImageWalk::new(root)
             .map(|p| p.unwrap().strip_prefix(root).unwrap().to_path_buf())
             .collect();
-        let expected: Vec<PathBuf> = ["a/deeper/c.webp", "a/z.PNG", "b.jpg", "c.jpg"]
-            .iter()
-            .map(PathBuf::from)
-            .collect();
+        let expected: Vec<PathBuf> = [
+            "a/dangling.jpg",
+            "a/deeper/c.webp",
+            "a/z.PNG",
+            "b.jpg",
+            "c.jpg",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
         assert_eq!(found, expected);
         let missing: Vec<_> = ImageWalk::new(&root.join("absent")).collect();
         assert!(missing.is_empty(), "a path that is not there lists nothing");

@@ -21,6 +21,10 @@ use crate::dataset::{
 };
 use crate::preprocess::{decode_rgb, load_rgb, read_image_file, DecodeLimits, Preprocessing};
 
+/// Most seeded splits a run may ask for: beyond it the mean barely moves while the time and the
+/// cache's split codes grow with every split (`--splits 4294967296` would not fit in memory).
+pub const MAX_SPLITS: usize = 100;
+
 /// Batches decoded ahead of the one the backbone is running: enough to hide decoding.
 const PREFETCH_BATCHES: usize = 2;
 
@@ -108,6 +112,13 @@ impl ExtractConfig {
         if self.splits == 0 {
             return bad("splits", "0".into(), "at least one split is needed");
         }
+        if self.splits > MAX_SPLITS {
+            return bad(
+                "splits",
+                self.splits.to_string(),
+                "at most 100 splits (each is a full train / validation / test cycle, and the cache stores every row's part in each)",
+            );
+        }
         if self.copies > u32::from(u16::MAX) {
             return bad(
                 "copies",
@@ -178,6 +189,9 @@ pub trait RowProgress: Send + Sync + std::fmt::Debug {
     fn advance(&self, rows: usize);
     /// The run ended: finished, interrupted or failed.
     fn finish(&self);
+    /// Before any row is computed: the `rows` rows to compute, of `dims` features, take about
+    /// `bytes` in the cache. Default: nothing.
+    fn planned(&self, _rows: usize, _dims: usize, _bytes: u64) {}
 }
 
 /// What a run did, printed at its end and returned to callers.
@@ -257,20 +271,69 @@ pub fn plan_rows(cfg: &CheckedConfig, data: &DataSet) -> Vec<RowPlan> {
     rows
 }
 
-/// The data set a run reads: `cfg.data`, cut to `cfg.per_class` images per class.
+/// The data set a run reads: `cfg.data`, cut to `cfg.per_class` images per class, without
+/// the images that cannot be used ([`leave_out_unusable`]; images the cache at `cfg.out`
+/// already holds are kept as they were planned, so a cache resumes with its own plan).
 pub fn open_data(cfg: &ExtractConfig) -> Result<DataSet, ExtractError> {
-    if cfg.unlabeled {
-        return Ok(DataSet::unlabeled(&cfg.data)?);
-    }
-    let mut data = DataSet::open(&cfg.data)?;
-    if let Some(n) = cfg.per_class {
+    let mut data = if cfg.unlabeled {
+        DataSet::unlabeled(&cfg.data)?
+    } else {
+        DataSet::open(&cfg.data)?
+    };
+    if let Some(n) = cfg.per_class.filter(|_| !cfg.unlabeled) {
         let mut kept = vec![0usize; data.class_names.len()];
         data.samples.retain(|s| {
             kept[s.label] += 1;
             kept[s.label] <= n
         });
     }
+    let planned = FeatureCache::open_unlocked(&cfg.out)
+        .and_then(|cache| cache.paths())
+        .map(|paths| paths.into_iter().collect())
+        .unwrap_or_default();
+    leave_out_unusable(&mut data, &cfg.limits, &planned);
+    if data.samples.is_empty() {
+        return Err(DatasetError::NoUsableImages {
+            path: cfg.data.clone(),
+            skipped: data.unusable.len(),
+            first: data.unusable.first().map_or(String::new(), |u| u.1.clone()),
+        }
+        .into());
+    }
     Ok(data)
+}
+
+/// Decodes every image once (in parallel) and moves those that cannot be used to
+/// `data.unusable`, with the reason. Splits, counts and rows are then planned over images
+/// that decode: a class with 30 broken files among 49 has 19 images, and its test images are
+/// real ones. Images in `planned` (the paths an existing cache holds) are kept undecoded: the
+/// cache planned them already, an image broken since is recomputed and skipped there, and
+/// caches made before this check (with rows for broken images) still resume.
+pub fn leave_out_unusable(
+    data: &mut DataSet,
+    limits: &DecodeLimits,
+    planned: &std::collections::HashSet<String>,
+) {
+    let usable: Vec<Result<(), String>> = data
+        .samples
+        .par_iter()
+        .map(|s| {
+            if planned.contains(&s.path) {
+                return Ok(());
+            }
+            load_rgb(&data.full_path(s), limits)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .collect();
+    let mut kept = Vec::with_capacity(data.samples.len());
+    for (sample, usable) in std::mem::take(&mut data.samples).into_iter().zip(usable) {
+        match usable {
+            Ok(()) => kept.push(sample),
+            Err(reason) => data.unusable.push((sample.path, reason)),
+        }
+    }
+    data.samples = kept;
 }
 
 /// The data set, the planned rows and the loaded backbone of one run.
@@ -284,8 +347,9 @@ pub(crate) struct Setup {
 pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
     let data = open_data(cfg)?;
     let rows = plan_rows(cfg, &data);
-    if cfg.strict {
-        check_all_images(&data, &cfg.limits)?;
+    if cfg.strict && !data.unusable.is_empty() {
+        let failures = data.unusable.iter().map(|(_, reason)| reason.clone());
+        return Err(ExtractError::Strict(failures.collect()));
     }
     let reprs = cfg.representations();
     let layers = if cfg.reprs.is_empty() {
@@ -358,7 +422,7 @@ pub(crate) fn run_setup(
         plan,
         mut backbone,
     } = setup;
-    let (cache, resumed) = open_cache(cfg, &plan, &data)?;
+    let (cache, resumed) = open_announced(cfg, &plan, &data)?;
     let progress = cfg.progress.as_deref();
     progress.inspect(|p| p.start(resumed.pending.len()));
     let start = Instant::now();
@@ -378,7 +442,7 @@ pub(crate) fn run_setup(
         rows: plan.rows.len(),
         computed,
         reused: resumed.reused,
-        skipped: skipped_images(&cache, &plan)?,
+        skipped: skipped_images(&cache, &plan, &data.unusable)?,
         dims: plan.identity.dims,
         seconds,
         rows_per_second: if seconds > 0.0 {
@@ -401,6 +465,20 @@ struct Resumed {
     reused: usize,
     /// Images whose file changed since: their rows are pending again.
     recomputed: Vec<String>,
+}
+
+/// [`open_cache`] (which refuses a new cache its disk cannot hold), then tells the progress
+/// listener how much the rows to compute will take: a shallow layer's rows are large.
+fn open_announced(
+    cfg: &CheckedConfig,
+    plan: &Plan,
+    data: &DataSet,
+) -> Result<(FeatureCache, Resumed), ExtractError> {
+    let (cache, resumed) = open_cache(cfg, plan, data)?;
+    let (rows, dims) = (resumed.pending.len(), plan.identity.dims);
+    let progress = cfg.progress.as_deref();
+    progress.inspect(|p| p.planned(rows, dims, crate::cache::cache_bytes(rows, dims)));
+    Ok((cache, resumed))
 }
 
 /// Creates or resumes the cache of `plan`, forgetting the rows of images whose file changed.
@@ -496,16 +574,19 @@ fn write_batch(
     Ok(prepared.rows.len())
 }
 
-/// The skipped images (their original's row), with the reason, sorted by path.
+/// The skipped images, with the reason, sorted by path: those left out before planning
+/// (`unusable`) and those whose rows the cache marks skipped (their original's row).
 fn skipped_images(
     cache: &FeatureCache,
     plan: &Plan,
+    unusable: &[(String, String)],
 ) -> Result<Vec<(String, String)>, ExtractError> {
     let mut skipped: Vec<(String, String)> = cache
         .skipped()?
         .into_iter()
         .filter(|(row, _)| plan.rows[*row].copy == 0)
         .map(|(row, reason)| (plan.rows[row].path.clone(), reason))
+        .chain(unusable.iter().cloned())
         .collect();
     skipped.sort();
     Ok(skipped)
@@ -582,23 +663,4 @@ fn rows_tensor(
         }
     }
     tensor
-}
-
-/// Decodes every image once; lists all that fail.
-fn check_all_images(data: &DataSet, limits: &DecodeLimits) -> Result<(), ExtractError> {
-    let mut failures: Vec<String> = data
-        .samples
-        .par_iter()
-        .filter_map(|s| {
-            load_rgb(&data.full_path(s), limits)
-                .err()
-                .map(|e| e.to_string())
-        })
-        .collect();
-    failures.sort();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(ExtractError::Strict(failures))
-    }
 }

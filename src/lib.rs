@@ -15,6 +15,7 @@ pub mod classify;
 pub mod dataset;
 pub mod extract;
 pub mod finetune;
+pub mod input;
 pub mod numeric;
 pub mod onnx;
 pub mod output;

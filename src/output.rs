@@ -633,6 +633,17 @@ mod tests {
     }
 
     #[test]
+    fn a_file_where_a_folder_goes_is_named_once_plainly() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("run");
+        std::fs::write(&file, "mine").unwrap();
+        let err = check_replaceable(&file, only_txt).unwrap_err().to_string();
+        assert!(err.contains("is not a folder (a file"), "{err}");
+        assert!(!err.contains("(("), "{err}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+    }
+
+    #[test]
     fn a_folder_with_foreign_files_is_never_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("run");

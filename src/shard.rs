@@ -50,6 +50,17 @@ pub enum ShardError {
         /// How to fix it, when the cause is likely.
         hint: &'static str,
     },
+    /// A Slurm array whose task ids do not fit shards 0..count (`--array=1-N`): some shard is
+    /// never made and the last task fails.
+    #[error("the Slurm array runs tasks {min}-{max}, but shards are numbered 0 to {last}: task {max} has no shard and shard 0 is never made unless a task 0 runs. Submit the array as --array=0-{last} (features.sbatch does), or give --shard auto/N with N above {max}", last = .count - 1)]
+    ArrayOutOfRange {
+        /// SLURM_ARRAY_TASK_MIN.
+        min: usize,
+        /// SLURM_ARRAY_TASK_MAX.
+        max: usize,
+        /// Shards.
+        count: usize,
+    },
     /// More shards than images: some would be empty.
     #[error("{count} shards for {images} images: use at most {images} shards")]
     TooManyShards {
@@ -136,6 +147,14 @@ impl ShardRequest {
                     _ => None,
                 };
                 let count = count.or(slurm_count).ok_or(ShardError::NoCount(source))?;
+                if let (Some(min), Some(max)) =
+                    (read("SLURM_ARRAY_TASK_MIN")?, read("SLURM_ARRAY_TASK_MAX")?)
+                {
+                    // Checked in every task, so task 1 of a 1-based array stops too.
+                    if max >= count && count > 0 {
+                        return Err(ShardError::ArrayOutOfRange { min, max, count });
+                    }
+                }
                 let hint = if slurm_count.is_some() && count == slurm_count.unwrap_or(0) {
                     " (SLURM_ARRAY_TASK_COUNT): when resubmitting some tasks of an array (--array=2), give the count: --shard auto/N (features.sbatch: SHARDS=N)"
                 } else {
@@ -352,6 +371,39 @@ mod tests {
                 .resolve(resubmitted)
                 .unwrap(),
             ShardSpec { index: 3, count: 4 }
+        );
+        // --array=1-2: task 1 would make shard 1, task 2 fail, shard 0 never be made.
+        let one_based = env(&[
+            ("SLURM_ARRAY_TASK_ID", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_MAX", "2"),
+        ]);
+        let err = auto.resolve(one_based).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ShardError::ArrayOutOfRange {
+                    min: 1,
+                    max: 2,
+                    count: 2
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--array=0-1"), "{err}");
+        // Resubmitting task 2 of 4 (--array=2, SHARDS=4) is fine.
+        let again = env(&[
+            ("SLURM_ARRAY_TASK_ID", "2"),
+            ("SLURM_ARRAY_TASK_COUNT", "1"),
+            ("SLURM_ARRAY_TASK_MIN", "2"),
+            ("SLURM_ARRAY_TASK_MAX", "2"),
+        ]);
+        assert_eq!(
+            ShardRequest::Auto { count: Some(4) }
+                .resolve(again)
+                .unwrap(),
+            ShardSpec { index: 2, count: 4 }
         );
         let k8s = env(&[("JOB_COMPLETION_INDEX", "1")]);
         assert!(matches!(auto.resolve(k8s), Err(ShardError::NoCount(_))));

@@ -491,6 +491,102 @@ fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
 }
 
 #[test]
+fn cli_auto_plans_splits_over_images_that_decode_and_counts_every_skip() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = tinted(dir.path(), 3, 19);
+    // 30 junk ".jpg" in one class: before, auto counted 49 images there and gave the class
+    // test places the junk took, so a split could hold none of its real images.
+    for i in 0..30 {
+        std::fs::write(data.join(format!("tint_0/junk_{i:02}.jpg")), b"not a jpeg").unwrap();
+    }
+    // A FIFO and a dangling link in class folders: skipped, and counted without --verbose.
+    common::fixtures::mkfifo(&data.join("tint_1/pipe.png"));
+    std::os::unix::fs::symlink(dir.path().join("gone.png"), data.join("tint_2/gone.png")).unwrap();
+    let out = dir.path().join("out");
+    let mut command = tlearn();
+    command
+        .args([
+            "auto",
+            "--classifiers",
+            "logistic",
+            "--c",
+            "1",
+            "--copies",
+            "0",
+            "--splits",
+            "2",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .arg("--backbone")
+        .arg(&model);
+    let run =
+        common::fixtures::output_within(&mut command, b"", std::time::Duration::from_secs(600))
+            .expect("auto finishes");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    // 19 real images per class: 10 train, 5 validation, 4 test each; 12 test images per split.
+    assert!(stderr.contains("data: 57 images, 3 classes"), "{stderr}");
+    assert!(stderr.contains("n = 12 test images per split"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "30 image file(s) cannot be decoded and are left out of every count and split"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("skipped tint_0/junk_00.jpg"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "ignored 2 entries of the data folder: 1 dangling symbolic link, 1 not a regular file"
+        ),
+        "{stderr}"
+    );
+    // The cache size is said before the work: 57 rows (no copies) of 4 + 8 + ... features.
+    assert!(stderr.contains("computing 57 rows of "), "{stderr}");
+    let cache = FeatureCache::open(&out.join("cache/features.h5")).unwrap();
+    assert_eq!(cache.rows, 57);
+    let decision = std::fs::read_to_string(out.join("reports/auto/decision.json")).unwrap();
+    let decision: serde_json::Value = serde_json::from_str(&decision).unwrap();
+    for split in decision["stats"]["splits"].as_array().unwrap() {
+        assert_eq!(split["test"], 12, "{split}");
+    }
+    assert_eq!(decision["skipped"].as_array().unwrap().len(), 30);
+}
+
+#[test]
+fn cli_auto_refuses_splits_0_before_any_work() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = tinted(dir.path(), 2, 6);
+    let out = dir.path().join("out");
+    let run = tlearn()
+        .args(["auto", "--splits", "0", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .arg("--backbone")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--splits 0: at least one split"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("test images"),
+        "no warning computed from 0 splits: {stderr}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
 fn cli_auto_refuses_classes_too_small_to_split() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();

@@ -135,7 +135,7 @@ fn a_vanished_image_is_named_and_the_cache_left_untouched() {
     );
     assert!(
         err.to_string()
-            .contains("gone from the data folder: class_1/img_02.png"),
+            .contains("no longer decodable): class_1/img_02.png"),
         "{err}"
     );
     assert_eq!(std::fs::read(&cfg.out).unwrap(), before);

@@ -353,6 +353,80 @@ fn runs_on_a_real_cache_are_reported_and_compared() {
 }
 
 #[test]
+fn the_gallery_hint_never_names_another_data_set_that_only_shares_relative_paths() {
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(dir.path());
+    let identity = CacheData::load(&cache).unwrap().identity;
+    let mut known = known_outcome(identity);
+    known.cache = cache.display().to_string();
+    // Another data set with the same relative paths (class_0/img_00.png, ...), other pixels,
+    // where the hint looks (beside the given, missing, data root).
+    for class in 0..3 {
+        let folder = dir.path().join(format!("class_{class}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        for i in 0..8 {
+            image::RgbImage::from_pixel(9, 9, image::Rgb([i as u8, 1, 2]))
+                .save(folder.join(format!("img_{i:02}.png")))
+                .unwrap();
+        }
+    }
+    let moved = dir.path().join("moved").display().to_string();
+    let report = RunReport::new("known", &(&known).into(), Some(moved), None);
+    let all = report.warnings.join("\n");
+    assert!(all.contains("no thumbnails in the gallery"), "{all}");
+    assert!(
+        !all.contains("would find them"),
+        "the decoy is not the run's data: {all}"
+    );
+    assert!(all.contains("pass `--data` with the folder"), "{all}");
+    // The run's own images, one level up from a --data too deep, are still found.
+    let too_deep = dir.path().join("images/class_0").display().to_string();
+    let report = RunReport::new("known", &(&known).into(), Some(too_deep), None);
+    let fix = format!(
+        "`--data {}` would find them",
+        dir.path().join("images").display()
+    );
+    assert!(
+        report.warnings.join("\n").contains(&fix),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn report_quiet_prints_nothing_but_errors() {
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(dir.path());
+    let identity = CacheData::load(&cache).unwrap().identity;
+    let reports = dir.path().join("reports");
+    let report = RunReport::new("known", &(&known_outcome(identity)).into(), None, None);
+    write_run(&report, &reports.join("known")).unwrap();
+    std::fs::create_dir_all(reports.join("broken")).unwrap();
+    std::fs::write(reports.join("broken/report.json"), "{").unwrap();
+    let run = |quiet: bool| {
+        let mut command = tlearn();
+        command.arg("report").arg("--reports").arg(&reports);
+        if quiet {
+            command.arg("-q");
+        }
+        command.output().unwrap()
+    };
+    let loud = run(false);
+    assert!(loud.status.success());
+    assert!(String::from_utf8_lossy(&loud.stderr).contains("warning: "));
+    let quiet = run(true);
+    assert!(quiet.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stderr),
+        "",
+        "-q: no warnings"
+    );
+    assert!(!quiet.stdout.is_empty(), "the table is still printed");
+}
+
+#[test]
 fn cli_trains_predicts_and_compares_on_real_flowers() {
     let _guard = serial();
     let dir = tempfile::tempdir().unwrap();

@@ -88,7 +88,7 @@ pub struct DataStats {
     pub width: Spread,
     /// Heights of the images whose header could be read.
     pub height: Spread,
-    /// Images whose header could not be read (the extraction skips them).
+    /// Images left out because they cannot be decoded (not counted anywhere else here).
     pub unreadable: Vec<String>,
     /// Images per part in each seeded split.
     pub splits: Vec<SplitCounts>,
@@ -128,6 +128,15 @@ pub fn measure(
         .collect();
     let labels = data.labels();
     let mut warnings = Vec::new();
+    if let Some(ignored) = crate::dataset::ignored_summary(&data.ignored) {
+        warnings.push(format!("{ignored} (tlearn features --verbose names them)"));
+    }
+    if !data.unusable.is_empty() {
+        warnings.push(format!(
+            "{} image file(s) cannot be decoded and are left out of every count and split (each is named below)",
+            data.unusable.len()
+        ));
+    }
     let split_counts: Vec<SplitCounts> = stratified_splits(&labels, split, splits, seed)
         .iter()
         .enumerate()
@@ -198,7 +207,12 @@ fn stats(data: &DataSet, counts: Vec<usize>, splits: Vec<SplitCounts>) -> DataSt
         .map(|s| image::image_dimensions(data.full_path(s)).map_err(|_| s.path.clone()))
         .collect();
     let sizes: Vec<(u32, u32)> = headers.iter().filter_map(|h| h.clone().ok()).collect();
-    let unreadable = headers.into_iter().filter_map(Result::err).collect();
+    let unusable = data.unusable.iter().map(|(path, _)| path.clone());
+    let unreadable = headers
+        .into_iter()
+        .filter_map(Result::err)
+        .chain(unusable)
+        .collect();
     let per_class_spread = Spread::of(&counts);
     let smallest = counts
         .iter()
@@ -247,6 +261,7 @@ mod tests {
             samples,
             warnings: Vec::new(),
             ignored: Vec::new(),
+            unusable: Vec::new(),
         }
     }
 

@@ -252,6 +252,9 @@ fn check(cfg: &AutoConfig) -> Result<CheckedParams, AutoError> {
             "auto needs at least one classifier and one C".into(),
         ));
     }
+    // The extraction's options (--splits 0, --batch 0, ...) are refused before the data is
+    // measured, not after a warning computed from them.
+    cfg.extract.check()?;
     if let Some(c) = cfg.grid.iter().find(|c| !(c.is_finite() && **c > 0.0)) {
         return Err(AutoError::InvalidParams(format!(
             "--c {c}: every C is a positive finite number (values below about 1e-308 read as 0)"
@@ -404,7 +407,11 @@ fn measure_data(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Measured, AutoError> {
     progress(Progress::Phase("measuring the data".into()));
-    let ex = &cfg.extract;
+    // As the extraction will see it: images its cache planned are kept as planned.
+    let ex = &ExtractConfig {
+        out: cfg.cache(),
+        ..cfg.extract.clone()
+    };
     let data = extract::open_data(ex)?;
     let (stats, mut warnings) = measure::measure(&data, ex.split, ex.splits, ex.seed)?;
     warnings.extend(data.warnings.iter().cloned());

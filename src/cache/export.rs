@@ -20,13 +20,28 @@ pub enum ExportError {
     /// An output file is there already; it is not replaced.
     #[error("{} exists already: it is left as it is. Give --npy another folder, or move it away", .0.display())]
     Exists(PathBuf),
+    /// Some rows are not computed yet (a stopped extraction): exporting them as zeros would
+    /// pass for features.
+    #[error("cache {} is incomplete: {missing} of {rows} rows are not computed yet (its extraction was stopped). Run the same `tlearn features` command again to finish it, or pass --partial to export only the {done} done rows", cache.display())]
+    Incomplete {
+        /// The cache file.
+        cache: PathBuf,
+        /// Rows not computed.
+        missing: usize,
+        /// Rows done.
+        done: usize,
+        /// Rows of the cache.
+        rows: usize,
+    },
 }
 
 /// What an export wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportSummary {
-    /// Rows written (every row of the cache, in order).
+    /// Rows written (every row of the cache in order; with `partial`, the done rows only).
     pub rows: usize,
+    /// Rows of the cache left out (`partial`: rows not done).
+    pub left_out: usize,
     /// Values per row.
     pub dims: usize,
     /// The `.npy` file.
@@ -37,10 +52,11 @@ pub struct ExportSummary {
 
 /// Writes `out/features.npy` and `out/rows.csv` of the cache at `cache`; refuses to replace
 /// either file (and anything tlearn did not write, links, the cache itself). Row i of both is
-/// row i of the cache; rows that are not done (skipped images) hold zeros in the features and
-/// say so in the CSV's `status`. The two files are written as one: when the second cannot be
-/// written the first is removed, so a rerun finds neither.
-pub fn export_npy(cache: &Path, out: &Path) -> Result<ExportSummary, ExportError> {
+/// row i of the cache; rows of skipped images hold zeros in the features and say so in the
+/// CSV's `status`. An incomplete cache (rows not computed yet) is refused, unless `partial`:
+/// then only the done rows are written, in order. The two files are written as one: when the
+/// second cannot be written the first is removed, so a rerun finds neither.
+pub fn export_npy(cache: &Path, out: &Path, partial: bool) -> Result<ExportSummary, ExportError> {
     let (features, rows_csv) = (out.join("features.npy"), out.join("rows.csv"));
     let target = |path: &Path| {
         crate::output::Target::new(path)
@@ -53,25 +69,49 @@ pub fn export_npy(cache: &Path, out: &Path) -> Result<ExportSummary, ExportError
         }
     }
     let contents = FeatureCache::open(cache)?.contents()?;
-    let (rows, dims) = contents.features.dim();
+    let rows = exported_rows(&contents, partial)?;
+    let dims = contents.features.ncols();
     target(&features).write_with(|file| {
-        file.write_all(&npy_header(rows, dims))?;
-        for row in contents.features.outer_iter() {
-            let bytes: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
+        file.write_all(&npy_header(rows.len(), dims))?;
+        for &row in &rows {
+            let values = contents.features.row(row);
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             file.write_all(&bytes)?;
         }
         Ok(())
     })?;
-    if let Err(e) = target(&rows_csv).write(&rows_table(&contents)) {
+    if let Err(e) = target(&rows_csv).write(&rows_table(&contents, &rows)) {
         let _ = std::fs::remove_file(&features);
         return Err(e.into());
     }
     Ok(ExportSummary {
-        rows,
+        rows: rows.len(),
+        left_out: contents.status.len() - rows.len(),
         dims,
         features,
         rows_csv,
     })
+}
+
+/// The rows to export: all when none is missing; the done ones when `partial`; else refused.
+fn exported_rows(contents: &Contents, partial: bool) -> Result<Vec<usize>, ExportError> {
+    let status = &contents.status;
+    let count = |s: RowStatus| status.iter().filter(|x| **x == s).count();
+    let (missing, done) = (count(RowStatus::Missing), count(RowStatus::Done));
+    if partial && done > 0 {
+        return Ok((0..status.len())
+            .filter(|&r| status[r] == RowStatus::Done)
+            .collect());
+    }
+    if missing > 0 || done == 0 {
+        return Err(ExportError::Incomplete {
+            cache: contents.path.clone(),
+            missing,
+            done,
+            rows: status.len(),
+        });
+    }
+    Ok((0..status.len()).collect())
 }
 
 /// The header of a C-ordered little-endian float32 array of `rows x dims`, format version 1.0:
@@ -93,14 +133,15 @@ fn npy_header(rows: usize, dims: usize) -> Vec<u8> {
 /// One CSV line per row: path (as stored, relative to the data root), label, class, status,
 /// copy, then the part code (0 train, 1 val, 2 test) in each split (none for unlabeled images,
 /// whose label is -1 and class empty).
-fn rows_table(c: &Contents) -> Vec<u8> {
+fn rows_table(c: &Contents, rows: &[usize]) -> Vec<u8> {
     let mut csv = csv::Writer::from_writer(Vec::new());
     let mut header = ["path", "label", "class", "status", "copy"]
         .map(String::from)
         .to_vec();
     header.extend((0..c.parts.ncols()).map(|s| format!("split_{s}")));
     csv.write_record(&header).expect("writing to memory");
-    for (row, path) in c.paths.iter().enumerate() {
+    for &row in rows {
+        let path = &c.paths[row];
         let status = match c.status[row] {
             RowStatus::Done => "done",
             RowStatus::Skipped => "skipped",

@@ -33,7 +33,7 @@ impl Fingerprint {
     }
 
     /// Reads `path` as extraction does (bounded by `limits`) and fingerprints it.
-    fn of_file(path: &Path, limits: &DecodeLimits) -> Fingerprint {
+    pub fn of_file(path: &Path, limits: &DecodeLimits) -> Fingerprint {
         read_image_file(path, limits).map_or(Fingerprint::UNREAD, |b| Fingerprint::of(&b))
     }
 }
@@ -59,6 +59,22 @@ impl FeatureCache {
                 size: r[0],
                 hash: r[1],
             })
+            .collect())
+    }
+
+    /// The fingerprint each image's rows were computed from, by image path: images with a done
+    /// row only (a fingerprint is recorded when a row is computed).
+    pub fn image_fingerprints(
+        &self,
+    ) -> Result<std::collections::HashMap<String, Fingerprint>, CacheError> {
+        let status = self.status()?;
+        Ok(self
+            .paths()?
+            .into_iter()
+            .zip(self.fingerprints()?)
+            .zip(status)
+            .filter(|(_, s)| *s == RowStatus::Done)
+            .map(|(row, _)| row)
             .collect())
     }
 
@@ -120,7 +136,7 @@ impl FeatureCache {
 /// Images shown by name when a cache's list of images differs from the data folder's.
 const NAMES_SHOWN: usize = 5;
 
-/// "; gone from the data folder: ...; new: ..." for a cache whose rows name other images
+/// "; not in this run's list (...): ...; new (...): ..." for a cache whose rows name other images
 /// than the plan; empty when the same images are listed (other copies).
 pub(super) fn list_changes(cached: &[String], planned: &[RowPlan]) -> String {
     use std::collections::BTreeSet;
@@ -140,10 +156,13 @@ pub(super) fn list_changes(cached: &[String], planned: &[RowPlan]) -> String {
     let new: Vec<&&str> = planned.difference(&cached).collect();
     let mut text = String::new();
     if !gone.is_empty() {
-        text += &format!("; gone from the data folder: {}", names(gone));
+        text += &format!(
+            "; not in this run's list (removed from the data folder, or no longer decodable): {}",
+            names(gone)
+        );
     }
     if !new.is_empty() {
-        text += &format!("; new: {}", names(new));
+        text += &format!("; new (added, or decodable now): {}", names(new));
     }
     text
 }

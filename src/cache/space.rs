@@ -36,7 +36,7 @@ pub(super) fn is_full(path: &Path) -> bool {
 }
 
 /// The least a cache of `rows` x `dims` features takes on disk: its feature matrix.
-pub(super) fn cache_bytes(rows: usize, dims: usize) -> u64 {
+pub fn cache_bytes(rows: usize, dims: usize) -> u64 {
     (rows as u64)
         .saturating_mul(dims as u64)
         .saturating_mul(std::mem::size_of::<f32>() as u64)

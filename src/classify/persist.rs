@@ -180,7 +180,7 @@ impl TrainedModel {
             reason,
             source: None,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| because("", e.into()))?;
+        let text = crate::input::read_regular_to_string(path).map_err(|e| because("", e.into()))?;
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| because("not complete JSON", e.into()))?;
         if value.get("format").and_then(|f| f.as_str()) != Some(MODEL_FORMAT) {

@@ -49,7 +49,7 @@ pub fn op_times(path: &Path, skip: usize) -> Result<(Vec<OpTime>, usize), Finetu
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let text = crate::input::read_regular_to_string(path).map_err(|e| bad(e.to_string()))?;
     let events: Vec<Event> = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
     let mut runs: Vec<(u64, u64)> = events
         .iter()

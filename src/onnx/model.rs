@@ -1,7 +1,6 @@
 //! The [`Model`] wrapper: loading, saving and looking around a `ModelProto`.
 
 use std::collections::HashSet;
-use std::fs;
 use std::path::Path;
 
 use prost::Message;
@@ -23,7 +22,7 @@ impl Model {
     /// Reads and decodes an `.onnx` file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, OnnxError> {
         let path = path.as_ref();
-        let bytes = fs::read(path).map_err(|source| OnnxError::Read {
+        let bytes = crate::input::read_regular(path).map_err(|source| OnnxError::Read {
             path: path.to_path_buf(),
             source,
         })?;

@@ -72,7 +72,7 @@ pub fn read_image_file(path: &Path, limits: &DecodeLimits) -> Result<Vec<u8>, Pr
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
+    let file = crate::input::open_regular(path).map_err(io)?;
     let max = limits.max_file_bytes();
     let too_large = |size: u64| {
         PreprocessError::TooLarge {

@@ -2,12 +2,15 @@
 //! test images, classes absent from a test split, a top-5 accuracy that cannot miss, and a
 //! gallery without thumbnails (with the `--data` that would give them, when one is found).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::content::per_split;
 use super::run::RunReport;
 use super::write::GALLERY_MAX;
+use crate::cache::{FeatureCache, Fingerprint};
 use crate::dataset::stored_to_path;
+use crate::preprocess::DecodeLimits;
 
 /// Below this many test images per split, an accuracy is too rough to compare runs by.
 pub const MIN_TEST_IMAGES: usize = 30;
@@ -79,7 +82,11 @@ fn missing_thumbnails(r: &RunReport) -> Option<String> {
     if found == shown.len() {
         return None;
     }
-    let fix = match find_data_root(root.as_deref(), first) {
+    let recorded = FeatureCache::open_unlocked(Path::new(&r.cache))
+        .and_then(|c| c.image_fingerprints())
+        .ok();
+    let same = |dir: &Path| holds_the_images(dir, &shown, recorded.as_ref());
+    let fix = match find_data_root(root.as_deref(), first, &same) {
         Some(dir) => format!("`--data {}` would find them", dir.display()),
         None => "pass `--data` with the folder that `tlearn features --data` read".into(),
     };
@@ -102,10 +109,35 @@ fn missing_thumbnails(r: &RunReport) -> Option<String> {
     })
 }
 
-/// A folder holding `image` (a path relative to the data root): near the given root (its
-/// parents and sub-folders, for a `--data` one level off), else in or below the working
-/// directory (two levels). A bounded look, not a search of the disk.
-fn find_data_root(given: Option<&Path>, image: &Path) -> Option<PathBuf> {
+/// Whether `dir` holds every one of `images` (paths relative to the data root) as the run saw
+/// them: each file's content fingerprint is the one the run's cache recorded, so another data
+/// set that only shares relative paths (`class_0/img_00.png`) is not taken for the run's. When
+/// the cache cannot be read, holding every file is required.
+fn holds_the_images(
+    dir: &Path,
+    images: &[PathBuf],
+    recorded: Option<&HashMap<String, Fingerprint>>,
+) -> bool {
+    let limits = DecodeLimits::default();
+    images.iter().all(|image| {
+        let path = dir.join(image);
+        let stored = crate::dataset::path_to_stored(image);
+        match recorded.and_then(|r| r.get(&stored)) {
+            Some(expected) => Fingerprint::of_file(&path, &limits) == *expected,
+            None => path.is_file(),
+        }
+    })
+}
+
+/// A folder holding `image` (a path relative to the data root) that passes `same` (holds the
+/// run's images): near the given root (its parents and sub-folders, for a `--data` one level
+/// off), else in or below the working directory (two levels). A bounded look, not a search of
+/// the disk.
+fn find_data_root(
+    given: Option<&Path>,
+    image: &Path,
+    same: &dyn Fn(&Path) -> bool,
+) -> Option<PathBuf> {
     let children = |dir: &Path| -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return Vec::new();
@@ -131,6 +163,6 @@ fn find_data_root(given: Option<&Path>, image: &Path) -> Option<PathBuf> {
     candidates
         .into_iter()
         .filter(|c| !c.as_os_str().is_empty())
-        .find(|c| c.join(image).is_file())
+        .find(|c| c.join(image).is_file() && same(c))
         .map(|c| c.strip_prefix("./").map_or(c.clone(), Path::to_path_buf))
 }

@@ -150,7 +150,8 @@ fn pictures(report: &RunReport) -> Result<Pictures, ReportError> {
             Ok(Image {
                 alt: format!("training curves {i}"),
                 file: curve_file(i),
-                bytes: std::fs::read(source).map_err(io(Path::new(source)))?,
+                bytes: crate::input::read_regular(Path::new(source))
+                    .map_err(io(Path::new(source)))?,
             })
         })
         .collect::<Result<_, ReportError>>()?;

@@ -181,3 +181,61 @@ pub fn forget_rows(cache: &Path, rows: &[usize]) {
             .unwrap();
     }
 }
+
+/// Makes a FIFO (named pipe) at `path`: reading it blocks until a writer comes, for ever here.
+#[cfg(unix)]
+pub fn mkfifo(path: &Path) {
+    use rustix::fs::{mknodat, FileType, Mode, CWD};
+    mknodat(CWD, path, FileType::Fifo, Mode::from_raw_mode(0o644), 0)
+        .unwrap_or_else(|e| panic!("mkfifo {path:?}: {e}"));
+}
+
+/// Runs `command` with `stdin` as its standard input; `None` if it is still running after
+/// `limit` (it is then killed): a hang is a failure the caller names, never a stuck test.
+pub fn output_within(
+    command: &mut Command,
+    stdin: &[u8],
+    limit: std::time::Duration,
+) -> Option<std::process::Output> {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let mut input = child.stdin.take().expect("piped");
+    let bytes = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped")));
+    let err = drain(Box::new(child.stderr.take().expect("piped")));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waits") {
+            break Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    let (stdout, stderr) = (out.join().expect("reads"), err.join().expect("reads"));
+    status.map(|status| std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
+}

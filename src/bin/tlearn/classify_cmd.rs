@@ -162,7 +162,13 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
 
 /// `tlearn report`: the comparison of every run.
 pub fn report(args: ReportArgs) -> Result<ExitCode> {
-    let rows = tlearn::report::compare(&args.reports, &mut |w| eprintln!("warning: {w}"))?;
+    // -q: "no messages but errors"; the warnings are in index.html too.
+    let quiet = args.quiet;
+    let rows = tlearn::report::compare(&args.reports, &mut |w| {
+        if !quiet {
+            eprintln!("warning: {w}")
+        }
+    })?;
     let mut out = std::io::stdout().lock();
     for row in &rows {
         writeln!(out, "{}", row.cells().join("\t"))?;

@@ -335,7 +335,7 @@ fn print_summary(cfg: &ExtractConfig, s: &Summary, verbose: bool) {
     );
     if !s.skipped.is_empty() {
         eprintln!(
-            "skipped {} image(s) (listed in the cache too):",
+            "skipped {} image(s), left out of every count and split:",
             s.skipped.len()
         );
         for (path, reason) in &s.skipped {
@@ -359,28 +359,15 @@ fn print_summary(cfg: &ExtractConfig, s: &Summary, verbose: bool) {
 
 /// Counts of what the listing left out, by kind; the names too with `--verbose`.
 fn print_ignored(ignored: &[tlearn::dataset::Ignored], verbose: bool) {
-    if ignored.is_empty() {
+    let Some(summary) = tlearn::dataset::ignored_summary(ignored) else {
         return;
-    }
-    let mut counts = std::collections::BTreeMap::new();
-    for entry in ignored {
-        *counts.entry(entry.kind).or_insert(0usize) += 1;
-    }
-    let counts: Vec<String> = counts
-        .iter()
-        .map(|(kind, n)| format!("{n} {kind}"))
-        .collect();
-    eprintln!(
-        "ignored {} entr{} of the data folder: {}{}",
-        ignored.len(),
-        if ignored.len() == 1 { "y" } else { "ies" },
-        counts.join(", "),
-        if verbose {
-            ""
-        } else {
-            " (--verbose names them)"
-        }
-    );
+    };
+    let hint = if verbose {
+        ""
+    } else {
+        " (--verbose names them)"
+    };
+    eprintln!("{summary}{hint}");
     if verbose {
         for entry in ignored {
             eprintln!("  {}: {}", entry.path, entry.kind);

@@ -27,6 +27,16 @@ impl RowProgress for Bar {
     fn finish(&self) {
         self.0.finish_and_clear();
     }
+
+    fn planned(&self, rows: usize, dims: usize, bytes: u64) {
+        self.0.suspend(|| {
+            eprintln!(
+                "computing {rows} rows of {dims} features: about {:.1} MB in the cache ({:.2} MB per row)",
+                bytes as f64 / 1e6,
+                bytes as f64 / 1e6 / rows.max(1) as f64
+            )
+        });
+    }
 }
 
 /// A progress bar for an extraction when `show`, else none.

@@ -41,6 +41,9 @@ pub enum CacheCommand {
         /// The folder to write into (neither file may exist there yet).
         #[arg(long)]
         npy: PathBuf,
+        /// Export an incomplete cache's done rows only (default: an incomplete cache is refused).
+        #[arg(long)]
+        partial: bool,
         /// The cache file.
         cache: PathBuf,
     },
@@ -61,10 +64,18 @@ pub fn cache(command: CacheCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        CacheCommand::Export { npy, cache } => {
-            let summary = tlearn::cache::export::export_npy(&cache, &npy)?;
+        CacheCommand::Export {
+            npy,
+            partial,
+            cache,
+        } => {
+            let summary = tlearn::cache::export::export_npy(&cache, &npy, partial)?;
+            let left_out = match summary.left_out {
+                0 => String::new(),
+                n => format!(" ({n} rows not done left out: --partial)"),
+            };
             eprintln!(
-                "{}: {} rows of {} features; rows in {}",
+                "{}: {} rows of {} features{left_out}; rows in {}",
                 summary.features.display(),
                 summary.rows,
                 summary.dims,
