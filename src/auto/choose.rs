@@ -2,6 +2,7 @@
 //! classifier x C, each scored by its mean validation accuracy over the seeded splits. The
 //! choice reads validation scores only; test accuracies are kept for an appendix.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -136,13 +137,16 @@ pub struct SearchProgress {
 }
 
 /// Trains every feature set with every classifier over the C grid (`base` gives the rest of
-/// the protocol) and collects the validation scores per C. Pairs run in parallel (the
-/// multinomial logistic fit is single-threaded); results keep the order of the pairs.
+/// the protocol) and collects the validation scores per C. Pairs run in parallel on rayon's
+/// pool, the process's one pool (their large matrix products add tasks to it, not threads);
+/// results keep the order of the pairs. Once `stop` is set no pair starts: the search ends
+/// after the pairs in flight with [`ClassifyError::Interrupted`].
 pub fn search(
     data: &CacheData,
     sets: &[Vec<Repr>],
     kinds: &[Kind],
     base: &TrainConfig,
+    stop: &AtomicBool,
     progress: &mut (dyn FnMut(SearchProgress) + Send),
 ) -> Result<Search, ClassifyError> {
     let mut jobs = Vec::new();
@@ -158,6 +162,9 @@ pub fn search(
     let results: Vec<(Vec<Candidate>, TestOnly)> = jobs
         .par_iter()
         .map(|(set, kind, dims)| {
+            if stop.load(Ordering::SeqCst) {
+                return Err(ClassifyError::Interrupted);
+            }
             let sub = data.using(set)?;
             let cfg = TrainConfig {
                 kind: *kind,

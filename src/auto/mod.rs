@@ -91,7 +91,7 @@ impl AutoConfig {
             layers: Vec::new(),
             kinds: vec![Kind::Svm, Kind::Logistic],
             grid: DEFAULT_C_GRID.to_vec(),
-            max_iterations: 100,
+            max_iterations: crate::classify::logistic::DEFAULT_MAX_ITERATIONS,
             refit_with_validation: true,
             finetune: finetune::When::Large,
             finetune_params: FinetuneParams::default(),
@@ -219,8 +219,12 @@ pub fn run(
     let extraction = extract_once(cfg, &measured.reprs, stop, progress)?;
     clock.lap("extract");
     let cache = CacheData::load(&cfg.cache())?;
-    let linear = search_candidates(cfg, &cache, &measured.layers, progress)?;
+    let linear = search_candidates(cfg, &cache, &measured.layers, stop, progress)?;
     clock.lap("choose");
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        // Nothing of this run is written yet: the previous model and reports stay as they were.
+        return Err(AutoError::Interrupted);
+    }
     let (mut report, mut model) =
         train_chosen(cfg, &cache, &linear.chosen, &measured.root, progress)?;
     clock.lap("train and report");
@@ -426,6 +430,7 @@ fn search_candidates(
     cfg: &AutoConfig,
     cache: &CacheData,
     layers: &[String],
+    stop: &AtomicBool,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Linear, AutoError> {
     let sets = choose::feature_sets(layers);
@@ -442,8 +447,12 @@ fn search_candidates(
         refit_on_all_labelled: false,
         ..cfg.train_config(Kind::Svm)
     };
-    let search = choose::search(cache, &sets, &cfg.kinds, &base, &mut |p| {
+    let search = choose::search(cache, &sets, &cfg.kinds, &base, stop, &mut |p| {
         progress(Progress::Search(p))
+    })
+    .map_err(|e| match e {
+        ClassifyError::Interrupted => AutoError::Interrupted,
+        other => other.into(),
     })?;
     let chosen = choose::best(&search.candidates)
         .expect("at least one candidate")

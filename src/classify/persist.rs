@@ -6,7 +6,7 @@ use std::path::Path;
 use ndarray16::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::{Calibration, ClassifyError, Kind, LinearClassifier, Scaler};
+use super::{Calibration, ClassifyError, Convergence, Kind, LinearClassifier, Scaler};
 use crate::cache::{Identity, IdentityCheck};
 
 /// The `format` field of every model file.
@@ -85,6 +85,9 @@ struct ModelFile {
     /// Which fit it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fit: Option<ModelFit>,
+    /// Logistic models: iterations, final gradient norm and whether the solver converged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    convergence: Option<Convergence>,
 }
 
 /// What is wrong with a model file's numbers, if anything: NaN or infinite values, or a
@@ -129,6 +132,7 @@ impl TrainedModel {
             platt: self.calibration.clone(),
             backbone: self.backbone.clone(),
             fit: self.fit.clone(),
+            convergence: c.convergence,
         };
         let text = serde_json::to_string(&file).expect("model serialises");
         Ok(crate::output::write_atomic(path, text.as_bytes())?)
@@ -183,6 +187,7 @@ impl TrainedModel {
                 weights: Array2::from_shape_vec((classes, file.dims), file.weights)
                     .expect("checked sizes"),
                 bias: Array1::from(file.bias),
+                convergence: file.convergence,
             },
             class_names: file.class_names,
             identity: file.identity,

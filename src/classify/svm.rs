@@ -172,6 +172,7 @@ impl LinearSvmValidParams {
                 scaler: scaler.clone(),
                 weights,
                 bias,
+                convergence: None,
             };
             models[g] = Some((model, start.elapsed().as_secs_f64()));
         }
@@ -212,7 +213,7 @@ impl<'a> OneVsAll<'a> {
             })
             .collect();
         let (n, dims) = x.dim();
-        let gram = (n < dims).then(|| x.dot(&x.t()) + 1.0);
+        let gram = (n < dims).then(|| super::gram::par_dot(x, x.t()) + 1.0);
         OneVsAll { x, signs, gram }
     }
 
