@@ -27,11 +27,9 @@ run() { # $1: name; prints the choose phase's seconds and the most threads tlear
 	python3 -c 'import json,sys; print(next(p["seconds"] for p in json.load(open(sys.argv[1]))["phases"] if p["phase"] == "choose"))' "$json"
 	echo "$most"
 }
-name=0
-next() { name=$((name + 1)); echo "run-$$-$name"; }
-run "$(next)" "$@" >/dev/null
+run "warm-$$" "$@" >/dev/null
 load_idle=$(uptime)
-idle=$(run "$(next)" "$@")
+idle=$(run "idle-$$" "$@")
 pids=""
 for _ in 1 2 3; do
 	sh -c 'while :; do :; done' &
@@ -39,7 +37,7 @@ for _ in 1 2 3; do
 done
 trap 'kill $pids 2>/dev/null' EXIT
 load_busy=$(uptime)
-loaded=$(run "$(next)" "$@")
+loaded=$(run "loaded-$$" "$@")
 kill $pids
 trap - EXIT
 python3 - "$idle" "$loaded" "$load_idle" "$load_busy" <<'PY'

@@ -86,6 +86,9 @@ pub struct Candidate {
     pub val_images: Vec<usize>,
     /// Seconds of the fits, summed over splits.
     pub fit_seconds: f64,
+    /// False when a fit of any split stopped at its iteration limit: its validation score
+    /// may be too low, so it is flagged (in the decision) rather than trusted silently.
+    pub converged: bool,
 }
 
 impl Candidate {
@@ -236,6 +239,7 @@ fn candidates_of(outcome: &TrainOutcome, set: &[Repr]) -> Vec<Candidate> {
                 val_per_split,
                 val_images: outcome.splits.iter().map(|s| s.val_images).collect(),
                 fit_seconds: points.iter().map(|p| p.fit_seconds).sum(),
+                converged: points.iter().all(|p| p.converged),
             }
         })
         .collect()
@@ -319,6 +323,7 @@ mod tests {
             val_per_split: vec![val],
             val_images: vec![10],
             fit_seconds: 0.0,
+            converged: true,
         }
     }
 

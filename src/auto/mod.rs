@@ -454,6 +454,13 @@ fn search_candidates(
         ClassifyError::Interrupted => AutoError::Interrupted,
         other => other.into(),
     })?;
+    let stopped = search.candidates.iter().filter(|c| !c.converged).count();
+    if stopped > 0 {
+        progress(Progress::Warning(format!(
+            "{stopped} of {} candidates had a fit that stopped at its iteration limit (marked `converged: false` in the decision): raise --max-iterations if one of them comes close to the chosen one",
+            search.candidates.len()
+        )));
+    }
     let chosen = choose::best(&search.candidates)
         .expect("at least one candidate")
         .clone();
