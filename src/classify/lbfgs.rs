@@ -194,9 +194,9 @@ mod tests {
         let curv: Vec<f64> = (0..50).map(|i| 10f64.powf(i as f64 * 6.0 / 49.0)).collect();
         let f = |x: &[f64], g: &mut [f64]| {
             let mut v = 0.0;
-            for i in 0..x.len() {
-                g[i] = curv[i] * (x[i] - 1.0);
-                v += 0.5 * curv[i] * (x[i] - 1.0).powi(2);
+            for ((g, x), c) in g.iter_mut().zip(x).zip(&curv) {
+                *g = c * (x - 1.0);
+                v += 0.5 * c * (x - 1.0).powi(2);
             }
             v
         };
