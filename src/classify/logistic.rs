@@ -15,7 +15,7 @@ use ndarray16::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use std::time::Instant;
 
 use super::lbfgs::{self, Convergence, Stop};
-use super::svm::class_count;
+use super::svm::{ascending, class_count};
 use super::{gram, ClassifyError, Kind, LinearClassifier, Scaler};
 
 /// Most L-BFGS iterations per fit by default: enough for the flowers' flattened block5 maps
@@ -179,13 +179,6 @@ impl LogisticValidParams {
         let f = |theta: &[f64], grad: &mut [f64]| problem.objective(loss, c, theta, grad);
         lbfgs::minimize(f, start, stop)
     }
-}
-
-/// Indices of `grid` from the smallest C up (the order of warm starts).
-fn ascending(grid: &[f64]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..grid.len()).collect();
-    order.sort_by(|&a, &b| grid[a].total_cmp(&grid[b]));
-    order
 }
 
 /// The two losses: softmax over the classes, or one sigmoid per class against the rest

@@ -186,7 +186,7 @@ impl LinearSvmValidParams {
 }
 
 /// Indices of `grid` from the smallest C up (the order of warm starts).
-fn ascending(grid: &[f64]) -> Vec<usize> {
+pub(crate) fn ascending(grid: &[f64]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..grid.len()).collect();
     order.sort_by(|&a, &b| grid[a].total_cmp(&grid[b]));
     order
