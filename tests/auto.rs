@@ -300,7 +300,7 @@ fn choosing_never_reads_test_labels() {
     let kinds = [Kind::Svm, Kind::Logistic];
     let base = tlearn::classify::train::TrainConfig::new(Kind::Svm);
     let cache = CacheData::load(&out).unwrap();
-    let honest = auto::choose::search(&cache, &sets, &kinds, &base, &mut |_| {}).unwrap();
+    let honest = auto::choose::search(&cache, &sets, &kinds, &base, &go(), &mut |_| {}).unwrap();
     // Scramble the label of every test row (one split: test rows are never training rows).
     let mut scrambled = cache.clone();
     let classes = scrambled.class_names.len();
@@ -309,7 +309,7 @@ fn choosing_never_reads_test_labels() {
             scrambled.labels[row] = (scrambled.labels[row] + 1) % classes;
         }
     }
-    let blind = auto::choose::search(&scrambled, &sets, &kinds, &base, &mut |_| {}).unwrap();
+    let blind = auto::choose::search(&scrambled, &sets, &kinds, &base, &go(), &mut |_| {}).unwrap();
     // Everything but the fit times (which vary run to run) is the same.
     let scores = |s: &auto::Search| -> Vec<_> {
         s.candidates
@@ -699,5 +699,64 @@ fn cli_auto_finetune_runs_both_stages_on_real_vgg16_and_keeps_the_best_on_valida
     assert!(
         md.contains("fine-tuning `auto-finetune`"),
         "appendix row: {md}"
+    );
+}
+
+/// Every file under `dir` with its bytes (sorted by path).
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                files.push((path, bytes));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A stop during the search ends the run between fits with `Interrupted`, leaves the previous
+/// run's model and reports byte for byte, and a rerun resumes from the complete cache.
+#[test]
+fn a_stop_during_the_search_keeps_the_previous_run_and_resumes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = discs(dir.path(), 12);
+    let out = dir.path().join("out");
+    let cfg = auto_config(&data, &model, &out, 2);
+    auto::run(&cfg, &go(), &mut |_| {}).unwrap();
+    let (runs, reports) = (snapshot(&cfg.runs()), snapshot(&cfg.reports()));
+    assert!(!runs.is_empty() && !reports.is_empty());
+    let stop = go();
+    let mut searched = 0;
+    let stopped = auto::run(&cfg, &stop, &mut |p| {
+        if let auto::Progress::Search(_) = p {
+            // As Ctrl-C would, once the first pair of the search is done.
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            searched += 1;
+        }
+    });
+    assert!(
+        matches!(stopped, Err(auto::AutoError::Interrupted)),
+        "{stopped:?}"
+    );
+    assert!(searched >= 1);
+    assert_eq!(snapshot(&cfg.runs()), runs, "the previous model changed");
+    assert_eq!(
+        snapshot(&cfg.reports()),
+        reports,
+        "the previous reports changed"
+    );
+    let resumed = auto::run(&cfg, &go(), &mut |_| {}).unwrap();
+    assert_eq!(
+        resumed.decision.rows_computed, 0,
+        "the rerun extracted again"
     );
 }

@@ -109,11 +109,13 @@ fn outcome(identity: tlearn::cache::Identity, right: usize) -> TrainOutcome {
                     c: 0.01,
                     val_accuracy: 0.5,
                     fit_seconds: 0.1,
+                    converged: true,
                 },
                 tlearn::classify::train::GridPoint {
                     c: 0.1,
                     val_accuracy: 0.75,
                     fit_seconds: 0.1,
+                    converged: true,
                 },
             ],
             train_rows: 12,

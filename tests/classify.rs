@@ -601,3 +601,124 @@ fn unreadable_model_files_keep_their_cause() {
         .and_then(|s| s.downcast_ref::<serde_json::Error>());
     assert!(json.is_some_and(|j| j.is_eof()), "{e}");
 }
+
+/// Overlapping classes (`rows % classes`): noise plus a small class-specific shift in every
+/// column, so no C makes the fit trivial.
+fn overlapping(
+    classes: usize,
+    rows: usize,
+    dims: usize,
+    seed: u64,
+) -> (Array2<f32>, Array1<usize>) {
+    let noise = lcg_values(seed, rows * dims, 1.0);
+    let centres = lcg_values(seed + 1, classes * dims, 0.25);
+    let y: Array1<usize> = (0..rows).map(|i| i % classes).collect();
+    let x = Array2::from_shape_fn((rows, dims), |(i, j)| {
+        noise[i * dims + j] + centres[y[i] * dims + j]
+    });
+    (x, y)
+}
+
+/// scikit-learn's objective at its own optimum on the rows `x` standardised by tlearn's scaler.
+fn sklearn_objective(x: &Array2<f32>, y: &Array1<usize>, c: f64, kind: Kind) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let standard = tlearn::classify::Scaler::fit(x.view()).transform(x.view());
+    let bytes: Vec<u8> = standard.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(dir.path().join("x.f32"), bytes).unwrap();
+    let labels: Vec<String> = y.iter().map(ToString::to_string).collect();
+    std::fs::write(dir.path().join("y.txt"), labels.join("\n")).unwrap();
+    let mode = if kind == Kind::Logistic {
+        "multinomial"
+    } else {
+        "one-vs-all"
+    };
+    let out = std::process::Command::new(common::fixtures::python())
+        .arg(common::fixtures::repo().join("tests/python/logistic_reference.py"))
+        .arg(dir.path().join("x.f32"))
+        .arg(dir.path().join("y.txt"))
+        .args([x.nrows().to_string(), x.ncols().to_string(), c.to_string()])
+        .arg(mode)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.trim().parse().unwrap()
+}
+
+/// Both logistic models reach scikit-learn's objective (lbfgs run to tolerance 1e-8) within
+/// 1e-4 relative, on the primal (rows >= columns) and the reduced (rows < columns) path, and
+/// say they converged.
+#[test]
+fn logistic_fits_reach_scikit_learns_objective() {
+    // (classes, rows, columns, C): primal with 3000 rows; reduced up to 25088 columns.
+    let cases = [
+        (5, 3000, 64, 1.0),
+        (4, 300, 2000, 0.1),
+        (5, 1500, 2000, 0.01),
+        (3, 300, 25088, 0.1),
+    ];
+    for (classes, rows, dims, c) in cases {
+        let (x, y) = overlapping(classes, rows, dims, rows as u64);
+        for kind in [Kind::Logistic, Kind::LogisticOvr] {
+            let model = fit(kind, x.clone(), y.clone(), c);
+            let ours = tlearn::classify::logistic::objective_of(&model, x.view(), y.view(), c);
+            let reference = sklearn_objective(&x, &y, c, kind);
+            let gap = (ours - reference) / reference.abs();
+            let report = model.convergence.unwrap();
+            eprintln!("{kind} {rows}x{dims} C={c}: ours {ours:.6} sklearn {reference:.6} ({gap:.2e}); {report:?}");
+            assert!(report.converged, "{kind} {rows}x{dims}: {report:?}");
+            assert!(
+                gap.abs() <= 1e-4,
+                "{kind} {rows}x{dims} C={c}: {ours} vs {reference}"
+            );
+        }
+    }
+}
+
+/// The warm-started C path gives the models of fits from zero (within the solver's tolerance).
+#[test]
+fn warm_started_logistic_path_equals_fits_from_zero() {
+    let grid = [1e-3, 1e-2, 1e-1, 1.0];
+    for (rows, dims) in [(600, 40), (150, 900)] {
+        let (x, y) = overlapping(4, rows, dims, 7);
+        let dataset = DatasetBase::new(x.clone(), y.clone());
+        for params in [LogisticParams::multinomial(), LogisticParams::one_vs_all()] {
+            let path = linfa::ParamGuard::check(params.clone())
+                .unwrap()
+                .fit_path(&grid, &dataset)
+                .unwrap();
+            for (&c, (warm, _)) in grid.iter().zip(&path) {
+                let cold = params.clone().c(c).fit(&dataset).unwrap();
+                let objective =
+                    |m| tlearn::classify::logistic::objective_of(m, x.view(), y.view(), c);
+                let (w, z) = (objective(warm), objective(&cold));
+                assert!(
+                    (w - z).abs() <= 1e-5 * z.abs(),
+                    "{rows}x{dims} C={c}: {w} vs {z}"
+                );
+                assert!(warm.convergence.unwrap().converged);
+            }
+        }
+    }
+}
+
+/// A fit stopped by its iteration limit says so (model record and grid point).
+#[test]
+fn a_logistic_fit_at_its_iteration_limit_says_so() {
+    let (x, y) = overlapping(3, 300, 50, 11);
+    let dataset = DatasetBase::new(x, y);
+    let model = LogisticParams::multinomial()
+        .max_iterations(2)
+        .fit(&dataset)
+        .unwrap();
+    let report = model.convergence.unwrap();
+    assert_eq!(report.iterations, 2);
+    assert!(
+        !report.converged && report.gradient_norm > 0.0,
+        "{report:?}"
+    );
+}

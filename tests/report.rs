@@ -206,6 +206,23 @@ fn warnings_name_small_test_sets_trivial_top5_and_the_data_root_that_holds_the_i
         "{all}"
     );
 
+    // A fit stopped at its iteration limit is a warning that names it and the flag.
+    let mut stopped = known.clone();
+    stopped.splits[1].grid = vec![tlearn::classify::train::GridPoint {
+        c: 0.1,
+        val_accuracy: 0.5,
+        fit_seconds: 0.1,
+        converged: false,
+    }];
+    let all = RunReport::new("known", &(&stopped).into(), None, None)
+        .warnings
+        .join("\n");
+    assert!(
+        all.contains("stopped at its iteration limit before converging for C = 1e-1 in split 1"),
+        "{all}"
+    );
+    assert!(all.contains("--max-iterations"), "{all}");
+
     // An image wrong in two splits is shown once, with both.
     let mut twice = known.clone();
     twice.splits[1].test[1].path = "class_2/img_01.png".into();

@@ -2,6 +2,7 @@
 //! classifier x C, each scored by its mean validation accuracy over the seeded splits. The
 //! choice reads validation scores only; test accuracies are kept for an appendix.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -85,6 +86,9 @@ pub struct Candidate {
     pub val_images: Vec<usize>,
     /// Seconds of the fits, summed over splits.
     pub fit_seconds: f64,
+    /// False when a fit of any split stopped at its iteration limit: its validation score
+    /// may be too low, so it is flagged (in the decision) rather than trusted silently.
+    pub converged: bool,
 }
 
 impl Candidate {
@@ -136,13 +140,16 @@ pub struct SearchProgress {
 }
 
 /// Trains every feature set with every classifier over the C grid (`base` gives the rest of
-/// the protocol) and collects the validation scores per C. Pairs run in parallel (the
-/// multinomial logistic fit is single-threaded); results keep the order of the pairs.
+/// the protocol) and collects the validation scores per C. Pairs run in parallel on rayon's
+/// pool, the process's one pool (their large matrix products add tasks to it, not threads);
+/// results keep the order of the pairs. Once `stop` is set no pair starts: the search ends
+/// after the pairs in flight with [`ClassifyError::Interrupted`].
 pub fn search(
     data: &CacheData,
     sets: &[Vec<Repr>],
     kinds: &[Kind],
     base: &TrainConfig,
+    stop: &AtomicBool,
     progress: &mut (dyn FnMut(SearchProgress) + Send),
 ) -> Result<Search, ClassifyError> {
     let mut jobs = Vec::new();
@@ -158,6 +165,9 @@ pub fn search(
     let results: Vec<(Vec<Candidate>, TestOnly)> = jobs
         .par_iter()
         .map(|(set, kind, dims)| {
+            if stop.load(Ordering::SeqCst) {
+                return Err(ClassifyError::Interrupted);
+            }
             let sub = data.using(set)?;
             let cfg = TrainConfig {
                 kind: *kind,
@@ -229,6 +239,7 @@ fn candidates_of(outcome: &TrainOutcome, set: &[Repr]) -> Vec<Candidate> {
                 val_per_split,
                 val_images: outcome.splits.iter().map(|s| s.val_images).collect(),
                 fit_seconds: points.iter().map(|p| p.fit_seconds).sum(),
+                converged: points.iter().all(|p| p.converged),
             }
         })
         .collect()
@@ -312,6 +323,7 @@ mod tests {
             val_per_split: vec![val],
             val_images: vec![10],
             fit_seconds: 0.0,
+            converged: true,
         }
     }
 

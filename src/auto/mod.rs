@@ -96,7 +96,7 @@ impl AutoConfig {
             layers: Vec::new(),
             kinds: vec![Kind::Svm, Kind::Logistic],
             grid: DEFAULT_C_GRID.to_vec(),
-            max_iterations: 100,
+            max_iterations: crate::classify::logistic::DEFAULT_MAX_ITERATIONS,
             refit_with_validation: true,
             finetune: finetune::When::Large,
             finetune_params: FinetuneParams::default(),
@@ -224,8 +224,12 @@ pub fn run(
     let extraction = extract_once(cfg, &measured.reprs, stop, progress)?;
     clock.lap("extract");
     let cache = CacheData::load(&cfg.cache())?;
-    let linear = search_candidates(cfg, &cache, &measured.layers, progress)?;
+    let linear = search_candidates(cfg, &cache, &measured.layers, stop, progress)?;
     clock.lap("choose");
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        // Nothing of this run is written yet: the previous model and reports stay as they were.
+        return Err(AutoError::Interrupted);
+    }
     let (mut report, mut model) =
         train_chosen(cfg, &cache, &linear.chosen, &measured.root, progress)?;
     clock.lap("train and report");
@@ -467,6 +471,7 @@ fn search_candidates(
     cfg: &AutoConfig,
     cache: &CacheData,
     layers: &[String],
+    stop: &AtomicBool,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Linear, AutoError> {
     let sets = choose::feature_sets(layers);
@@ -483,9 +488,20 @@ fn search_candidates(
         refit_on_all_labelled: false,
         ..cfg.train_config(Kind::Svm)
     };
-    let search = choose::search(cache, &sets, &cfg.kinds, &base, &mut |p| {
+    let search = choose::search(cache, &sets, &cfg.kinds, &base, stop, &mut |p| {
         progress(Progress::Search(p))
+    })
+    .map_err(|e| match e {
+        ClassifyError::Interrupted => AutoError::Interrupted,
+        other => other.into(),
     })?;
+    let stopped = search.candidates.iter().filter(|c| !c.converged).count();
+    if stopped > 0 {
+        progress(Progress::Warning(format!(
+            "{stopped} of {} candidates had a fit that stopped at its iteration limit (marked `converged: false` in the decision): raise --max-iterations if one of them comes close to the chosen one",
+            search.candidates.len()
+        )));
+    }
     let chosen = choose::best(&search.candidates)
         .expect("at least one candidate")
         .clone();

@@ -6,14 +6,41 @@
 //! penalty), so fitting on `L` (n x n) and mapping back `w = Q v` gives the same model, at a
 //! cost per iteration of n instead of d per row: 12x less for flattened VGG16 maps of flowers.
 
-use ndarray16::{Array2, ArrayView2};
+use ndarray16::linalg::general_mat_mul;
+use ndarray16::{Array2, ArrayView2, Axis, LinalgScalar};
+use rayon::prelude::*;
+
+/// Below this many multiply-adds a product runs on the calling thread.
+const PARALLEL_WORK: usize = 1 << 22;
+
+/// `a . b`, its row blocks computed in parallel on rayon's pool (the process's one pool:
+/// called inside parallel fits it adds tasks, not threads).
+pub fn par_dot<A>(a: ArrayView2<A>, b: ArrayView2<A>) -> Array2<A>
+where
+    A: LinalgScalar + Send + Sync,
+{
+    let (rows, inner, cols) = (a.nrows(), a.ncols(), b.ncols());
+    if rows * inner * cols < PARALLEL_WORK {
+        return a.dot(&b);
+    }
+    let block = rows.div_ceil(4 * rayon::current_num_threads()).max(16);
+    let mut out = Array2::<A>::zeros((rows, cols));
+    let pairs: Vec<_> = out
+        .axis_chunks_iter_mut(Axis(0), block)
+        .zip(a.axis_chunks_iter(Axis(0), block))
+        .collect();
+    pairs.into_par_iter().for_each(|(mut out, a)| {
+        general_mat_mul(A::one(), &a, &b, A::zero(), &mut out);
+    });
+    out
+}
 
 /// Relative jitter on the diagonal, so a rank-deficient Gram matrix still factors.
 const JITTER: f64 = 1e-7;
 
 /// The lower-triangular `L` with `L L^T = X X^T + eps I`.
 pub fn reduce(x: ArrayView2<f32>) -> Array2<f64> {
-    let k = x.dot(&x.t()).mapv(|v| v as f64);
+    let k = par_dot(x, x.t()).mapv(|v| v as f64);
     let n = k.nrows();
     let eps = JITTER * (k.diag().sum() / n.max(1) as f64).max(1e-12);
     let mut l = Array2::<f64>::zeros((n, n));
@@ -51,7 +78,7 @@ pub fn expand(l: &Array2<f64>, v: ArrayView2<f64>, x: ArrayView2<f32>) -> Array2
             u[(k, i)] = s / l[(i, i)];
         }
     }
-    u.mapv(|v| v as f32).dot(&x)
+    par_dot(u.mapv(|v| v as f32).view(), x)
 }
 
 #[cfg(test)]

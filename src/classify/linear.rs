@@ -4,7 +4,7 @@
 use linfa::traits::PredictInplace;
 use ndarray16::{Array1, Array2, ArrayView2, Axis};
 
-use super::{Kind, Scaler};
+use super::{Convergence, Kind, Scaler};
 
 /// A fitted linear classifier: `scores = link(W · standardise(x) + b)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +17,8 @@ pub struct LinearClassifier {
     pub weights: Array2<f32>,
     /// Bias per class.
     pub bias: Array1<f32>,
+    /// How the solver ended (the logistic models); `None` for the SVM and older model files.
+    pub convergence: Option<Convergence>,
 }
 
 impl LinearClassifier {

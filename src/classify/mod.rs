@@ -1,5 +1,5 @@
 //! Linear classifiers on cached features: a linear SVM (one-vs-all, dual coordinate descent),
-//! multinomial logistic regression and one-vs-all logistic regressions (both linfa-logistic).
+//! multinomial logistic regression and one-vs-all logistic regressions (our L-BFGS, [`lbfgs`]).
 //!
 //! Each classifier follows linfa's pattern: a params builder, checked by [`linfa::ParamGuard`]
 //! into valid params, which implement [`linfa::traits::Fit`] on a linfa `Dataset` of
@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod data;
 pub mod gram;
+pub mod lbfgs;
 pub mod linear;
 pub mod logistic;
 pub mod persist;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheError, SelectError};
 
+pub use lbfgs::Convergence;
 pub use linear::LinearClassifier;
 pub use logistic::{LogisticParams, LogisticValidParams};
 pub use persist::{ModelFit, TrainedModel};
@@ -38,8 +40,7 @@ pub use ndarray16 as nd;
 ///
 /// Features are standardised, so with thousands of dimensions the useful C is small; the grid
 /// spans the range where flowers features move from under- to over-fitting. For the logistic
-/// models linfa's penalty is `alpha / 2 * |w|^2` on a summed loss, so `alpha = 1 / C` (as in
-/// scikit-learn's `C`).
+/// models C weighs the summed log loss against `|w|^2 / 2`, as scikit-learn's `C`.
 pub const DEFAULT_C_GRID: [f64; 6] = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0];
 
 /// Errors of training, evaluating, saving and loading classifiers.
@@ -110,9 +111,9 @@ pub enum ClassifyError {
     /// linfa reported an error.
     #[error("linfa: {0}")]
     Linfa(#[from] linfa::Error),
-    /// linfa-logistic reported an error.
-    #[error("linfa: {0}")]
-    Logistic(#[from] linfa_logistic::error::Error),
+    /// Stopped on request (Ctrl-C) between fits.
+    #[error("stopped on request: run the same command again to resume")]
+    Interrupted,
     /// The model could not be written.
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),

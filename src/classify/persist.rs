@@ -6,7 +6,7 @@ use std::path::Path;
 use ndarray16::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::{Calibration, ClassifyError, Kind, LinearClassifier, Scaler};
+use super::{Calibration, ClassifyError, Convergence, Kind, LinearClassifier, Scaler};
 use crate::cache::{Identity, IdentityCheck};
 
 /// The `format` field of every model file.
@@ -92,6 +92,9 @@ struct ModelFile {
     /// edited to name other features or classes no longer matches it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     identity_sha256: Option<String>,
+    /// Logistic models: iterations, final gradient norm and whether the solver converged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    convergence: Option<Convergence>,
 }
 
 /// The sha256 of what a model's features are (backbone, layers, pooling, preprocessing...)
@@ -162,6 +165,7 @@ impl TrainedModel {
             backbone: self.backbone.clone(),
             fit: self.fit.clone(),
             identity_sha256: Some(identity_digest(&self.identity, &self.class_names)),
+            convergence: c.convergence,
         };
         let text = serde_json::to_string(&file).expect("model serialises");
         let target = crate::output::Target::new(path).kind(MODEL_KIND);
@@ -217,6 +221,7 @@ impl TrainedModel {
                 weights: Array2::from_shape_vec((classes, file.dims), file.weights)
                     .expect("checked sizes"),
                 bias: Array1::from(file.bias),
+                convergence: file.convergence,
             },
             class_names: file.class_names,
             identity: file.identity,

@@ -172,6 +172,7 @@ impl LinearSvmValidParams {
                 scaler: scaler.clone(),
                 weights,
                 bias,
+                convergence: None,
             };
             models[g] = Some((model, start.elapsed().as_secs_f64()));
         }
@@ -185,7 +186,7 @@ impl LinearSvmValidParams {
 }
 
 /// Indices of `grid` from the smallest C up (the order of warm starts).
-fn ascending(grid: &[f64]) -> Vec<usize> {
+pub(crate) fn ascending(grid: &[f64]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..grid.len()).collect();
     order.sort_by(|&a, &b| grid[a].total_cmp(&grid[b]));
     order
@@ -212,7 +213,7 @@ impl<'a> OneVsAll<'a> {
             })
             .collect();
         let (n, dims) = x.dim();
-        let gram = (n < dims).then(|| x.dot(&x.t()) + 1.0);
+        let gram = (n < dims).then(|| super::gram::par_dot(x, x.t()) + 1.0);
         OneVsAll { x, signs, gram }
     }
 

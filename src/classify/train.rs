@@ -4,13 +4,13 @@
 use std::time::Instant;
 
 use linfa::dataset::DatasetBase;
-use linfa::traits::Fit;
 use linfa::ParamGuard;
 use ndarray16::{Array1, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::data::{CacheData, EvalImage, Selection};
 use super::linear::argmax_rows;
+use super::logistic::DEFAULT_MAX_ITERATIONS;
 use super::{
     Calibration, ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, ModelFit,
     TrainedModel, DEFAULT_C_GRID,
@@ -55,7 +55,7 @@ pub struct TrainConfig {
     pub seed: u64,
     /// SVM: stopping tolerance of dual coordinate descent.
     pub svm_tol: f64,
-    /// Logistic: most L-BFGS iterations.
+    /// Logistic: most L-BFGS iterations per fit.
     pub max_iterations: u64,
     /// Once C is chosen on validation, fit again with it on the training and validation rows
     /// before scoring the test images (scikit-learn's grid search refits the same way): the
@@ -83,7 +83,7 @@ impl TrainConfig {
             tta: false,
             seed: 0,
             svm_tol: 1e-3,
-            max_iterations: 100,
+            max_iterations: DEFAULT_MAX_ITERATIONS,
             refit_with_validation: false,
             refit_on_all_labelled: true,
         }
@@ -129,17 +129,10 @@ impl TrainConfig {
             Kind::Logistic => LogisticParams::multinomial(),
             Kind::LogisticOvr => LogisticParams::one_vs_all(),
         };
-        grid.iter()
-            .map(|&c| {
-                let start = Instant::now();
-                let model = logistic
-                    .clone()
-                    .c(c)
-                    .max_iterations(self.max_iterations)
-                    .fit(dataset)?;
-                Ok((model, start.elapsed().as_secs_f64()))
-            })
-            .collect()
+        logistic
+            .max_iterations(self.max_iterations)
+            .check()?
+            .fit_path(grid, dataset)
     }
 }
 
@@ -152,6 +145,18 @@ pub struct GridPoint {
     pub val_accuracy: f64,
     /// Seconds of the fit.
     pub fit_seconds: f64,
+    /// Logistic: false when the solver stopped at its iteration limit (absent in older
+    /// reports and for the SVM: true).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub converged: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Scores of one test image.
@@ -344,6 +349,7 @@ fn choose_c(
             c,
             val_accuracy,
             fit_seconds,
+            converged: model.convergence.is_none_or(|r| r.converged),
         });
         // Strictly better only: on ties the earlier (more regularised) C stays.
         if best.as_ref().is_none_or(|b| val_accuracy > b.val_accuracy) {

@@ -21,6 +21,7 @@ pub fn of(r: &RunReport) -> Vec<String> {
     warnings.extend(few_test_images(r));
     warnings.extend(empty_classes(r));
     warnings.extend(trivial_top5(r));
+    warnings.extend(unconverged(r));
     warnings.extend(missing_thumbnails(r));
     warnings
 }
@@ -57,6 +58,29 @@ fn empty_classes(r: &RunReport) -> Vec<String> {
             })
         })
         .collect()
+}
+
+/// Fits whose solver stopped at its iteration limit: their validation scores (and so the
+/// choice of C) may be below what the model can reach.
+fn unconverged(r: &RunReport) -> Option<String> {
+    let stopped: Vec<String> = r
+        .splits
+        .iter()
+        .flat_map(|s| {
+            let split = s.fit.split;
+            s.fit
+                .grid
+                .iter()
+                .filter(|g| !g.converged)
+                .map(move |g| format!("C = {:e} in split {split}", g.c))
+        })
+        .collect();
+    (!stopped.is_empty()).then(|| {
+        format!(
+            "the solver stopped at its iteration limit before converging for {}: those fits may score below what the model can reach; run again with a larger --max-iterations",
+            stopped.join(", ")
+        )
+    })
 }
 
 fn trivial_top5(r: &RunReport) -> Option<String> {

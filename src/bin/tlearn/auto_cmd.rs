@@ -39,8 +39,9 @@ pub struct AutoArgs {
     /// Values of C compared (comma-separated; default: the grid of `tlearn train`).
     #[arg(long = "c", value_delimiter = ',')]
     pub grid: Option<Vec<f64>>,
-    /// Most L-BFGS iterations of the logistic models.
-    #[arg(long, default_value_t = 100)]
+    /// Most L-BFGS iterations of the logistic models (a fit that stops at this limit is a
+    /// warning in the report).
+    #[arg(long, default_value_t = tlearn::classify::logistic::DEFAULT_MAX_ITERATIONS)]
     pub max_iterations: u64,
     /// Augmentation recipe of the training images' copies (as `make features`).
     #[arg(long, default_value = "flip,rotate,scale,crop")]
@@ -120,7 +121,7 @@ fn show(progress: Progress, quiet: bool) {
 /// `tlearn auto`: the whole decision, then a summary table on stdout.
 pub fn auto(args: AutoArgs) -> Result<ExitCode> {
     let stop = crate::stop_on_ctrl_c(
-        "stopping after the batch in flight (Ctrl-C again to quit at once; the cache stays resumable)",
+        "stopping after the batch or fits in flight; the previous model and reports stay as they were (Ctrl-C again to quit at once; the cache stays resumable)",
     )?;
     let cfg = config(&args);
     if let Some(path) = &args.json {

@@ -51,8 +51,9 @@ pub struct TrainArgs {
     /// (e.g. block4_pool:avg,block5_pool:avg; the cache must hold them, see `features --repr`).
     #[arg(long = "use", value_delimiter = ',')]
     pub uses: Vec<tlearn::backbone::Repr>,
-    /// Most L-BFGS iterations of the logistic models.
-    #[arg(long, default_value_t = 100)]
+    /// Most L-BFGS iterations of the logistic models (a fit that stops at this limit is a
+    /// warning in the report).
+    #[arg(long, default_value_t = tlearn::classify::logistic::DEFAULT_MAX_ITERATIONS)]
     pub max_iterations: u64,
     /// Once C is chosen on validation, refit with it on training + validation images before
     /// scoring the test images.

@@ -84,9 +84,7 @@ impl ComputeArgs {
     fn compute(&self) -> Compute {
         Compute {
             ep: self.ep,
-            threads: self
-                .threads
-                .unwrap_or_else(tlearn::backbone::default_threads),
+            threads: crate::args::threads(self.threads),
         }
     }
 }

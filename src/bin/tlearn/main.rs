@@ -220,8 +220,8 @@ fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
         .method(args.method)
         .percentile(args.percentile)
         .batch(args.batch);
-    if let Some(threads) = args.threads {
-        params = params.threads(threads);
+    if args.threads.is_some() {
+        params = params.threads(args::threads(args.threads));
     }
     let s = params.check()?.run()?;
     for (path, reason) in &s.skipped {

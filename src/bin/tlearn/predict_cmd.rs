@@ -80,9 +80,7 @@ fn model_file(path: &Path) -> PathBuf {
 /// `tlearn predict`: one record per image with its best classes, in input order; an image that
 /// cannot be read is skipped with its reason on stderr, and the exit status is 1.
 pub fn predict(args: PredictArgs) -> Result<ExitCode> {
-    let threads = args
-        .threads
-        .unwrap_or_else(tlearn::backbone::default_threads);
+    let threads = crate::args::threads(args.threads);
     let file = model_file(&args.model);
     let mut predictor = if file.extension().is_some_and(|e| e == "onnx") {
         Predictor::network(&file, args.ep, threads)?

@@ -1,6 +1,8 @@
 //! The progress bar on stderr: drawn here, from what the library reports.
 
-use std::sync::Arc;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tlearn::extract::RowProgress;
@@ -39,9 +41,75 @@ impl RowProgress for Bar {
     }
 }
 
-/// A progress bar for an extraction when `show`, else none.
+/// Seconds between two progress lines when stderr is not a terminal.
+const LINE_EVERY: Duration = Duration::from_secs(30);
+
+/// Progress as plain lines, for a stderr nobody watches live (a log file, a Slurm job): one
+/// at the start, then at most every [`LINE_EVERY`] as rows finish, and one at the end.
+#[derive(Debug)]
+struct Lines(Mutex<LineState>);
+
+#[derive(Debug)]
+struct LineState {
+    rows: usize,
+    done: usize,
+    start: Instant,
+    last: Instant,
+}
+
+impl Lines {
+    fn print(s: &LineState) {
+        let seconds = s.start.elapsed().as_secs_f64();
+        let rate = s.done as f64 / seconds.max(1e-9);
+        let eta = if rate > 0.0 {
+            format!("{:.0} s", s.rows.saturating_sub(s.done) as f64 / rate)
+        } else {
+            "unknown".into()
+        };
+        eprintln!(
+            "{}/{} rows  {rate:.1} rows/s  elapsed {seconds:.0} s  ETA {eta}",
+            s.done, s.rows
+        );
+    }
+}
+
+impl RowProgress for Lines {
+    fn start(&self, rows: usize) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (s.rows, s.done, s.start, s.last) = (rows, 0, Instant::now(), Instant::now());
+        Self::print(&s);
+    }
+
+    fn advance(&self, rows: usize) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s.done += rows;
+        if s.last.elapsed() >= LINE_EVERY {
+            s.last = Instant::now();
+            Self::print(&s);
+        }
+    }
+
+    fn finish(&self) {
+        Self::print(&self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// A progress bar for an extraction when `show` (plain lines at least every 30 s when stderr
+/// is not a terminal), else none.
 pub fn bar(show: bool) -> Option<Arc<dyn RowProgress>> {
-    show.then(|| Arc::new(Bar(ProgressBar::new(0))) as Arc<dyn RowProgress>)
+    if !show {
+        return None;
+    }
+    if std::io::stderr().is_terminal() {
+        return Some(Arc::new(Bar(ProgressBar::new(0))));
+    }
+    let now = Instant::now();
+    Some(Arc::new(Lines(Mutex::new(LineState {
+        rows: 0,
+        done: 0,
+        start: now,
+        last: now,
+    }))))
 }
 
 /// The bar of one fine-tuning epoch: `steps` training steps, the message naming split and
