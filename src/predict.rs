@@ -65,7 +65,7 @@ pub enum PredictError {
 }
 
 /// One class of an image's ranking with its values: the SVM margin, and the probability where
-/// the model gives one (logistic, fine-tuned, or an SVM with Platt's sigmoids).
+/// the model gives one (logistic, fine-tuned, or an SVM with its calibration temperature).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassScore {
     /// Class name.
