@@ -356,6 +356,21 @@ fn prepare(chunk: Vec<Input>, prep: &Preprocessing, limits: &DecodeLimits) -> Pr
     prepared
 }
 
+/// The model in a run folder: its linear model.json, else its fine-tuned model.onnx; a file
+/// stands for itself.
+pub fn model_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        let json = path.join("model.json");
+        if json.exists() {
+            json
+        } else {
+            path.join("model.onnx")
+        }
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// The backbone a linear model is used with: `given` (`--backbone`) when there is one, else
 /// the absolute path the model records, else (a model saved before paths were recorded)
 /// [`FALLBACK_BACKBONE`]. A recorded backbone that is gone is an error naming it.
