@@ -198,11 +198,12 @@ fn network_graph(
     file: &Path,
     input: ExportInput,
 ) -> Result<(Model, String, Vec<String>), ExportError> {
-    let (class_names, layer) = match Predictor::network(file, ExecutionProvider::Cpu, 1)? {
-        Predictor::Network { net, class_names } => (class_names, net.layers[0].clone()),
-        Predictor::Linear { .. } => unreachable!("Predictor::network makes a network"),
-    };
+    // Opening it runs every check predict makes: descriptor, sha256, classes, output layer.
+    let class_names = Predictor::network(file, ExecutionProvider::Cpu, 1)?
+        .class_names()
+        .to_vec();
     let descriptor = Descriptor::for_model(file)?;
+    let layer = descriptor.layers[0].clone(); // Predictor::network checked there is one
     let network = cut_to(&Model::load(file)?, std::slice::from_ref(&layer))?;
     let mut ops = start(&network, &descriptor, input);
     let label = ops.op("ArgMax", &[&layer], argmax_attrs());

@@ -13,7 +13,7 @@ use super::common::fixtures::{
     config, flowers_slice, python, repo, serial, tiny_backbone, tlearn, tlearn_ok, vgg16,
 };
 use super::{predict, stdout, trained};
-use tlearn::backbone::{Descriptor, Pooling};
+use tlearn::backbone::Descriptor;
 use tlearn::preprocess::{load_rgb, DecodeLimits};
 
 /// Probabilities of one image by class name, and the predicted class.
@@ -310,12 +310,13 @@ fn int8_backbone(model: &Path, data: &Path, dir: &Path) -> PathBuf {
     out
 }
 
-/// Trains `kind` on the avg-pooled `layer` features of `data` made by `backbone`; the run folder.
-fn train_on(backbone: &Path, data: &Path, layers: &[&str], dir: &Path, kind: &str) -> PathBuf {
+/// Trains `kind` on the representations `reprs` (`layer:pooling`, side by side as `auto`
+/// extracts them) of `data` made by `backbone`; the run folder.
+fn train_on(backbone: &Path, data: &Path, reprs: &[&str], dir: &Path, kind: &str) -> PathBuf {
     let cache = dir.join(format!("{kind}.h5"));
     let mut cfg = config(data, backbone, &cache);
-    cfg.layers = layers.iter().map(|l| l.to_string()).collect();
-    cfg.pooling = Pooling::Avg;
+    cfg.reprs = reprs.iter().map(|r| r.parse().unwrap()).collect();
+    cfg.layers = tlearn::backbone::Repr::layers(&cfg.reprs);
     tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
     let runs = dir.join("runs");
     let (runs_s, reports) = (
@@ -415,8 +416,9 @@ fn a_fine_tuned_run_exports_what_predict_gives() {
     assert_export_matches_predict(&run, &images, dir.path());
 }
 
-/// The real VGG16 on a slice of the flowers (3 classes, 8 images each), avg-pooled block4 +
-/// block5, an SVM: the export agrees with predict on 224 x 224 flowers.
+/// The real VGG16 on a slice of the flowers (3 classes, 8 images each), average-pooled block4
+/// beside max-pooled block5 (as `auto` picks them), an SVM: the export agrees with predict on
+/// 224 x 224 flowers.
 #[test]
 fn a_vgg16_run_on_real_flowers_exports_what_predict_gives() {
     let _serial = serial();
@@ -570,7 +572,7 @@ fn bench_export() {
     let report = serde_json::json!({
         "images": images.len(),
         "batch": 16,
-        "model": "svm on avg-pooled block4_pool + block5_pool of VGG16 (fp32)",
+        "model": "svm on block4_pool:avg + block5_pool:max of VGG16 (fp32)",
         "predict_seconds": predict_s,
         "export_python_seconds": export_s,
         "export_over_predict": mean(&export_s) / mean(&predict_s),
