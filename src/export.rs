@@ -124,7 +124,7 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportSummary, ExportError> {
         ("kind", kind.clone()),
         ("source_model", file.display().to_string()),
     ] {
-        metadata.push(entry(&key, value));
+        metadata.push(entry(key, value));
     }
     let bytes = model.to_bytes();
     check_out(&cfg.out)?;
