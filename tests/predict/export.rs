@@ -351,7 +351,7 @@ fn an_int8_backbone_exports_what_int8_predict_gives() {
     let run = train_on(
         &int8,
         &data,
-        &["block1_pool", "block2_pool"],
+        &["block1_pool:flatten", "block2_pool:max"],
         dir.path(),
         "svm",
     );
@@ -434,7 +434,7 @@ fn a_vgg16_run_on_real_flowers_exports_what_predict_gives() {
     let run = train_on(
         &backbone,
         &slice,
-        &["block4_pool", "block5_pool"],
+        &["block4_pool:avg", "block5_pool:max"],
         dir.path(),
         "svm",
     );
@@ -534,7 +534,7 @@ fn bench_export() {
     let run = train_on(
         &backbone,
         &slice,
-        &["block4_pool", "block5_pool"],
+        &["block4_pool:avg", "block5_pool:max"],
         dir.path(),
         "svm",
     );
