@@ -23,7 +23,7 @@ export ORT_DYLIB_PATH := $(CURDIR)/.ort/libonnxruntime.so
 TLEARN := target/release/tlearn
 VENV := .venv
 
-.PHONY: features models data ort ort-cuda system system-test build test lint bench venv clean auto bench-auto
+.PHONY: features models data ort ort-cuda system system-test build test lint bench venv clean auto bench-auto node export bench-export
 
 ## features: VGG16 block5_pool features of every flower image (+2 augmented copies of training images)
 # Always runs tlearn: it resumes an interrupted cache and does nothing when the cache is complete.
@@ -89,6 +89,22 @@ $(VENV)/ok: tests/requirements.txt | ort
 	$(VENV)/bin/pip install --quiet -r tests/requirements.txt .cache/wheels/$(ORT_WHEEL)
 	touch $@
 
+## node: onnxruntime-node (pinned in tests/node/package-lock.json) for the tests of `tlearn export`.
+## --ignore-scripts: its install script fetches GPU binaries from outside the npm registry; the CPU
+## binaries ship in the package.
+NODE_ORT := tests/node/node_modules/onnxruntime-node/package.json
+node: $(NODE_ORT)
+$(NODE_ORT): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+## export: a trained run as one ONNX file, pixels in, probabilities out (docs/deploy.md):
+## `make export MODEL=runs/svm-avg45 [EXPORT_OUT=classifier.onnx] [EXPORT_ARGS="--input float"]`
+EXPORT_OUT ?= classifier.onnx
+export: build
+	@test -n "$(MODEL)" || { echo "error: give the run: make export MODEL=runs/NAME" >&2; exit 1; }
+	$(TLEARN) export --model $(MODEL) --out $(EXPORT_OUT) $(EXPORT_ARGS)
+
 lint: system
 	cargo fmt --check
 	@# Data flows one way: no new import circle between modules (the known ones are listed to undo).
@@ -100,7 +116,7 @@ lint: system
 	  { echo "error: the library without the cli feature depends on anyhow, clap, ctrlc or indicatif" >&2; exit 1; }
 
 ## test: formatting, lints, unit and integration tests (real VGG16 on a slice of the flowers)
-test: build system-test models data venv lint
+test: build system-test models data venv node lint
 	TLEARN_PYTHON=$(CURDIR)/$(VENV)/bin/python FLOWERS17_DIR=$(CURDIR)/data/flowers17 \
 	  cargo test --release --locked
 
@@ -218,3 +234,10 @@ bench-auto: build models data
 	rm -rf data/bench-auto && mkdir -p reports
 	$(TLEARN) auto --data data/flowers17 --per-class 12 --out data/bench-auto --quiet \
 	  --baseline --json reports/bench-auto.json
+
+## bench-export (part of `make bench`): the exported VGG16 SVM in ONNX Runtime's Python API against
+## `tlearn predict`, both at batch 16 on the same flowers, alternated (reports/bench-export.json)
+bench: bench-export
+bench-export: build models data venv
+	mkdir -p reports && TLEARN_PYTHON=$(CURDIR)/$(VENV)/bin/python FLOWERS17_DIR=$(CURDIR)/data/flowers17 \
+	  cargo test --release --locked --test predict -- --ignored --nocapture bench_export

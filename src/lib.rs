@@ -13,6 +13,7 @@ pub mod bench;
 pub mod cache;
 pub mod classify;
 pub mod dataset;
+pub mod export;
 pub mod extract;
 pub mod finetune;
 pub mod input;

@@ -65,7 +65,7 @@ pub enum PredictError {
 }
 
 /// One class of an image's ranking with its values: the SVM margin, and the probability where
-/// the model gives one (logistic, fine-tuned, or an SVM with Platt's sigmoids).
+/// the model gives one (logistic, fine-tuned, or an SVM with its calibration temperature).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassScore {
     /// Class name.
@@ -354,6 +354,21 @@ fn prepare(chunk: Vec<Input>, prep: &Preprocessing, limits: &DecodeLimits) -> Pr
         prepared.images.push((path, ok));
     }
     prepared
+}
+
+/// The model in a run folder: its linear model.json, else its fine-tuned model.onnx; a file
+/// stands for itself.
+pub fn model_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        let json = path.join("model.json");
+        if json.exists() {
+            json
+        } else {
+            path.join("model.onnx")
+        }
+    } else {
+        path.to_path_buf()
+    }
 }
 
 /// The backbone a linear model is used with: `given` (`--backbone`) when there is one, else

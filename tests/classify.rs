@@ -284,7 +284,7 @@ fn the_model_predict_uses_is_refit_on_every_labelled_row_with_the_best_mean_c() 
     assert_eq!(TrainedModel::load(&path).unwrap(), model);
 
     // --no-refit: split 0's model, fitted on its training rows with split 0's C, as before;
-    // Platt's sigmoids are the same in both (split 0's validation margins).
+    // the calibration is the same in both (split 0's validation margins).
     let split0 = TrainConfig {
         refit_on_all_labelled: false,
         ..cfg.clone()

@@ -3,6 +3,8 @@
 //! reason, probabilities for every kind of model, and the backbone found from any folder.
 
 mod common;
+#[path = "predict/export.rs"]
+mod export;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -184,6 +186,35 @@ fn folders_files_and_stdin_give_one_record_per_image_in_every_format() {
     );
     assert_eq!(value["predicted"], top[0]["class"]);
     assert!(top[0]["margin"].as_f64().unwrap() >= top[1]["margin"].as_f64().unwrap());
+}
+
+/// Issue 20: an SVM's probabilities never contradict its prediction: on every image the
+/// predicted class (best margin) has the highest probability, and probabilities fall with the
+/// margins down the ranking.
+#[test]
+fn svm_probabilities_follow_the_margins_on_every_image() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained(dir.path(), "svm");
+    let images = dir.path().join("images");
+    let args = ["--format".as_ref(), "jsonl".as_ref(), images.as_os_str()];
+    let jsonl = stdout(&predict(&run, &args, dir.path()));
+    assert_eq!(jsonl.lines().count(), 24, "{jsonl}");
+    for line in jsonl.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let top = value["top"].as_array().unwrap();
+        let field = |c: &serde_json::Value, key: &str| c[key].as_f64().unwrap();
+        for pair in top.windows(2) {
+            assert!(
+                field(&pair[0], "margin") >= field(&pair[1], "margin"),
+                "{line}"
+            );
+            assert!(
+                field(&pair[0], "probability") >= field(&pair[1], "probability"),
+                "{line}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -373,14 +404,18 @@ fn the_backbone_is_found_from_any_folder_and_a_missing_or_changed_one_is_named()
     let text = stdout(&predict(&run, &[image.as_os_str()], elsewhere.path()));
     assert_eq!(text.lines().count(), 2, "{text}");
 
-    // An old model file (no Platt sigmoids, no backbone path) still loads: margins only.
+    // An old model file (no calibration, or the per-class Platt sigmoids of earlier versions,
+    // which could contradict the margins; no backbone path) still loads: margins only.
     let model: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("model.json")).unwrap()).unwrap();
     assert!(model["backbone"].as_str().unwrap().ends_with("tiny.onnx"));
-    assert_eq!(model["platt"]["sigmoids"].as_array().unwrap().len(), 3);
+    assert!(model["calibration"]["temperature"].as_f64().unwrap() > 0.0);
+    assert!(model["calibration"]["validation_images"].as_u64().unwrap() > 0);
     let mut old = model.clone();
-    old.as_object_mut().unwrap().remove("platt");
+    old.as_object_mut().unwrap().remove("calibration");
     old.as_object_mut().unwrap().remove("backbone");
+    old["platt"] =
+        serde_json::json!({"sigmoids": vec![serde_json::json!({"a": -1.0, "b": 0.0}); 3]});
     let old_path = dir.path().join("old.json");
     std::fs::write(&old_path, old.to_string()).unwrap();
     let backbone = dir.path().join("tiny.onnx");

@@ -512,7 +512,7 @@ fn cli_trains_predicts_and_compares_on_real_flowers() {
     assert_eq!(
         fields.len(),
         8,
-        "path, predicted, two classes with margin and Platt's probability: {predicted}"
+        "path, predicted, two classes with margin and calibrated probability: {predicted}"
     );
     let probabilities: Vec<f32> = [fields[4], fields[7]]
         .iter()

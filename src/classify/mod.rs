@@ -8,13 +8,13 @@
 //! ndarray 0.17: the two meet in one place only, [`data::to_linfa`].
 
 pub mod bench;
+pub mod calibration;
 pub mod data;
 pub mod gram;
 pub mod lbfgs;
 pub mod linear;
 pub mod logistic;
 pub mod persist;
-pub mod platt;
 pub mod scaler;
 pub mod svm;
 pub mod train;
@@ -25,11 +25,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheError, SelectError};
 
+pub use calibration::Calibration;
 pub use lbfgs::Convergence;
 pub use linear::LinearClassifier;
 pub use logistic::{LogisticParams, LogisticValidParams};
 pub use persist::{ModelFit, TrainedModel};
-pub use platt::Calibration;
 pub use scaler::Scaler;
 pub use svm::{LinearSvmParams, LinearSvmValidParams};
 

@@ -54,8 +54,9 @@ pub struct TrainedModel {
     pub trained_on: String,
     /// Which fit it is; `None` in models saved before it was recorded (the first split's).
     pub fit: Option<ModelFit>,
-    /// SVM only: Platt's sigmoids, fitted on validation margins, that turn margins into
-    /// probabilities (absent in models saved before they existed: margins only).
+    /// SVM only: the temperature, fitted on validation margins, that turns margins into
+    /// probabilities (absent in models saved before it existed: margins only; the per-class
+    /// Platt sigmoids of older models are not used, since they could contradict the margins).
     pub calibration: Option<Calibration>,
     /// The absolute path of the backbone the features were made with, as the cache recorded
     /// it (its sha256 is `identity.model_sha256`); `predict` opens it from any folder.
@@ -79,9 +80,9 @@ struct ModelFile {
     /// Classes x dims, row-major.
     weights: Vec<f32>,
     bias: Vec<f32>,
-    /// Platt's sigmoid of each class (SVM).
+    /// The temperature of the margins' softmax (SVM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    platt: Option<Calibration>,
+    calibration: Option<Calibration>,
     /// Absolute path of the backbone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     backbone: Option<std::path::PathBuf>,
@@ -135,10 +136,8 @@ fn value_problem(file: &ModelFile) -> Option<String> {
     if !file.c.is_finite() || file.c <= 0.0 {
         return Some(format!("its C ({}) is not a positive number", file.c));
     }
-    if let Some(platt) = &file.platt {
-        if platt.sigmoids.len() != file.class_names.len() || !platt.is_finite() {
-            return Some("its Platt sigmoids are not one finite pair per class".into());
-        }
+    if file.calibration.is_some_and(|c| !c.is_valid()) {
+        return Some("its calibration temperature is not a positive finite number".into());
     }
     None
 }
@@ -161,7 +160,7 @@ impl TrainedModel {
             scale: c.scaler.scale.clone(),
             weights: c.weights.iter().copied().collect(),
             bias: c.bias.to_vec(),
-            platt: self.calibration.clone(),
+            calibration: self.calibration,
             backbone: self.backbone.clone(),
             fit: self.fit.clone(),
             identity_sha256: Some(identity_digest(&self.identity, &self.class_names)),
@@ -227,7 +226,7 @@ impl TrainedModel {
             identity: file.identity,
             c: file.c,
             trained_on: file.trained_on,
-            calibration: file.platt,
+            calibration: file.calibration,
             backbone: file.backbone,
             fit: file.fit,
         })
@@ -235,7 +234,7 @@ impl TrainedModel {
 
     /// The probabilities of one row of [`LinearClassifier::scores`]: the scores themselves for
     /// the logistic models, the calibrated margins for an SVM; `None` for an SVM saved without
-    /// Platt's sigmoids (margins only).
+    /// a calibration (margins only).
     pub fn probabilities(&self, scores: &[f32]) -> Option<Vec<f32>> {
         match self.classifier.kind {
             Kind::Svm => self.calibration.as_ref().map(|c| c.probabilities(scores)),

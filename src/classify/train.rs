@@ -242,8 +242,8 @@ fn accuracy(scored: &[Scored]) -> f64 {
     right as f64 / scored.len().max(1) as f64
 }
 
-/// Platt's sigmoids of an SVM, fitted on its validation images' margins (held out from its
-/// fit, as Platt asks); `None` for the logistic models, whose scores are probabilities.
+/// The temperature of an SVM's margins, fitted on its validation images' margins (held out
+/// from its fit); `None` for the logistic models, whose scores are probabilities.
 fn calibrate(model: &LinearClassifier, val: &[Scored]) -> Option<Calibration> {
     (model.kind == Kind::Svm).then(|| {
         let margins: Vec<f32> = val.iter().flat_map(|s| s.scores.iter().copied()).collect();
@@ -405,7 +405,7 @@ fn run_split(
     Ok((outcome, model, chosen.val_scored))
 }
 
-/// The saved form of one split's classifier. Platt's sigmoids come from the validation
+/// The saved form of one split's classifier. The calibration comes from the validation
 /// margins of the training-only fit (`val_scored`): a refit on training + validation rows has
 /// seen those images, so its own margins on them would be overconfident.
 fn split_model(
@@ -488,9 +488,9 @@ fn refit_on_all_labelled(
             images,
             rows: rows.len(),
         }),
-        // Platt's sigmoids stay those of the first split's training-only fit, fitted on its
+        // The calibration stays that of the first split's training-only fit, fitted on its
         // validation images' margins: the refit has seen every labelled image, so no
-        // held-out margins are left to fit them on.
+        // held-out margins are left to fit it on.
         ..first
     })
 }

@@ -37,6 +37,8 @@ pub enum Command {
     Train(crate::classify_cmd::TrainArgs),
     /// Predict the classes of new images with a trained model.
     Predict(crate::predict_cmd::PredictArgs),
+    /// Export a trained run as one ONNX file from pixels to class probabilities.
+    Export(crate::export_cmd::ExportArgs),
     /// Compare every run report (reports/*/report.json) in one table.
     Report(crate::classify_cmd::ReportArgs),
     /// Fit and predict times of each classifier on a feature cache (JSON on stdout).

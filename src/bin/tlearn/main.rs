@@ -3,6 +3,7 @@
 mod args;
 mod auto_cmd;
 mod classify_cmd;
+mod export_cmd;
 mod finetune_cmd;
 mod predict_cmd;
 mod progress;
@@ -146,6 +147,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Auto(args) => auto_cmd::auto(args),
         Command::Train(args) => classify_cmd::train(args),
         Command::Predict(args) => predict_cmd::predict(args),
+        Command::Export(args) => export_cmd::export_model(args),
         Command::Report(args) => classify_cmd::report(args),
         Command::BenchClassifiers(args) => classify_cmd::bench(args),
         Command::Finetune(command) => finetune_cmd::dispatch(command),

@@ -63,25 +63,11 @@ pub enum Format {
 /// Lists with more images than this get a progress bar.
 const BAR_ABOVE: usize = 32;
 
-/// The model in a run folder: a linear model.json, or a fine-tuned model.onnx.
-fn model_file(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        let json = path.join("model.json");
-        if json.exists() {
-            json
-        } else {
-            path.join("model.onnx")
-        }
-    } else {
-        path.to_path_buf()
-    }
-}
-
 /// `tlearn predict`: one record per image with its best classes, in input order; an image that
 /// cannot be read is skipped with its reason on stderr, and the exit status is 1.
 pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     let threads = crate::args::threads(args.threads);
-    let file = model_file(&args.model);
+    let file = predict::model_file(&args.model);
     let mut predictor = if file.extension().is_some_and(|e| e == "onnx") {
         Predictor::network(&file, args.ep, threads)?
     } else {
