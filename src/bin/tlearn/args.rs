@@ -259,29 +259,12 @@ impl RunOpts {
             seed: self.seed,
             batch: self.batch,
             ep: self.ep,
-            threads: threads(self.threads),
+            threads: crate::cores::threads(self.threads),
             strict: self.strict,
             limits: tlearn::preprocess::DecodeLimits::default(),
             per_class: self.per_class,
             out: out.to_path_buf(),
             progress: crate::progress::bar(!quiet),
         }
-    }
-}
-
-/// `--threads` resolved: every core this process may use when not given, and never more
-/// (threads beyond the cores only wait for each other: 128 threads on 2 cores took 30 s for
-/// one image), saying so when it caps.
-pub fn threads(requested: Option<usize>) -> usize {
-    let cores = tlearn::backbone::default_threads();
-    match requested {
-        Some(n) if n > cores => {
-            eprintln!(
-                "--threads {n}: this process may use {cores} cores, so tlearn uses {cores} threads"
-            );
-            cores
-        }
-        Some(n) => n,
-        None => cores,
     }
 }

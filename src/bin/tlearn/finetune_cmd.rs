@@ -84,7 +84,7 @@ impl ComputeArgs {
     fn compute(&self) -> Compute {
         Compute {
             ep: self.ep,
-            threads: crate::args::threads(self.threads),
+            threads: crate::cores::threads(self.threads),
         }
     }
 }

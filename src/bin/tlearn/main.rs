@@ -3,6 +3,7 @@
 mod args;
 mod auto_cmd;
 mod classify_cmd;
+mod cores;
 mod export_cmd;
 mod finetune_cmd;
 mod predict_cmd;
@@ -223,7 +224,7 @@ fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
         .percentile(args.percentile)
         .batch(args.batch);
     if args.threads.is_some() {
-        params = params.threads(args::threads(args.threads));
+        params = params.threads(cores::threads(args.threads));
     }
     let s = params.check()?.run()?;
     for (path, reason) in &s.skipped {

@@ -66,7 +66,7 @@ const BAR_ABOVE: usize = 32;
 /// `tlearn predict`: one record per image with its best classes, in input order; an image that
 /// cannot be read is skipped with its reason on stderr, and the exit status is 1.
 pub fn predict(args: PredictArgs) -> Result<ExitCode> {
-    let threads = crate::args::threads(args.threads);
+    let threads = crate::cores::threads(args.threads);
     let file = predict::model_file(&args.model);
     let mut predictor = if file.extension().is_some_and(|e| e == "onnx") {
         Predictor::network(&file, args.ep, threads)?
