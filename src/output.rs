@@ -638,7 +638,7 @@ mod tests {
         let file = dir.path().join("run");
         std::fs::write(&file, "mine").unwrap();
         let err = check_replaceable(&file, only_txt).unwrap_err().to_string();
-        assert!(err.contains("is not a folder (a file"), "{err}");
+        assert!(err.contains("is a file, not a run folder"), "{err}");
         assert!(!err.contains("(("), "{err}");
         assert_eq!(std::fs::read(&file).unwrap(), b"mine");
     }
