@@ -119,7 +119,7 @@ lint: system
 ## test: formatting, lints, unit and integration tests (real VGG16 on a slice of the flowers)
 test: build system-test models data venv node lint
 	TLEARN_PYTHON=$(CURDIR)/$(VENV)/bin/python FLOWERS17_DIR=$(CURDIR)/data/flowers17 \
-	  cargo test --release --locked
+	  cargo test --release --locked --no-fail-fast
 
 ## bench: JSON of pipeline vs bare inference speed and peak memory (bench.json)
 bench: build models data

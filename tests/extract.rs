@@ -157,7 +157,7 @@ fn a_cache_made_otherwise_is_refused_and_left_untouched() {
         "{text}"
     );
     assert!(
-        !text.contains("made with") && text.contains("Give another cache file"),
+        !text.contains("made with") && text.contains("Give --cache another file"),
         "{text}"
     );
     cfg.pooling = Pooling::Flatten;

@@ -31,14 +31,18 @@ impl RowProgress for Bar {
     }
 
     fn planned(&self, rows: usize, dims: usize, bytes: u64) {
-        self.0.suspend(|| {
-            eprintln!(
-                "computing {rows} rows of {dims} features: about {:.1} MB in the cache ({:.2} MB per row)",
-                bytes as f64 / 1e6,
-                bytes as f64 / 1e6 / rows.max(1) as f64
-            )
-        });
+        self.0
+            .suspend(|| eprintln!("{}", planned_line(rows, dims, bytes)));
     }
+}
+
+/// What a run will compute and the room its cache takes, said before the work.
+fn planned_line(rows: usize, dims: usize, bytes: u64) -> String {
+    format!(
+        "computing {rows} rows of {dims} features: about {:.1} MB in the cache ({:.2} MB per row)",
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / rows.max(1) as f64
+    )
 }
 
 /// Seconds between two progress lines when stderr is not a terminal.
@@ -74,6 +78,10 @@ impl Lines {
 }
 
 impl RowProgress for Lines {
+    fn planned(&self, rows: usize, dims: usize, bytes: u64) {
+        eprintln!("{}", planned_line(rows, dims, bytes));
+    }
+
     fn start(&self, rows: usize) {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         (s.rows, s.done, s.start, s.last) = (rows, 0, Instant::now(), Instant::now());
