@@ -259,8 +259,8 @@ fn assert_names(out: &Output, file: &Path, flag: &str, case: &str) {
     assert!(stderr.contains(flag), "{case}: no {flag} in {stderr}");
 }
 
-/// `tlearn auto` of `data` with the tiny `model` into `out`, plus `extra` arguments.
-fn auto(data: &Path, model: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> Output {
+/// `tlearn auto` of `data` with the tiny `model` into `out`, small and fast settings.
+fn auto_command(data: &Path, model: &Path, out: &Path) -> std::process::Command {
     let mut cmd = tlearn();
     cmd.args([
         "auto",
@@ -276,8 +276,14 @@ fn auto(data: &Path, model: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> Ou
     .arg("--backbone")
     .arg(model)
     .arg("--out")
-    .arg(out)
-    .args(extra);
+    .arg(out);
+    cmd
+}
+
+/// [`auto_command`] run, plus `extra` arguments.
+fn auto(data: &Path, model: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> Output {
+    let mut cmd = auto_command(data, model, out);
+    cmd.args(extra);
     run_limited(cmd, "auto")
 }
 
@@ -730,24 +736,8 @@ fn bench_cmd(b: &Base, s: &Path) -> std::process::Command {
 }
 
 fn auto_cmd(b: &Base, s: &Path) -> std::process::Command {
-    let mut cmd = tlearn();
-    cmd.args([
-        "auto",
-        "--quiet",
-        "--copies",
-        "1",
-        "--splits",
-        "2",
-        "--no-finetune",
-    ]);
-    cmd.arg("--data")
-        .arg(&b.images)
-        .arg("--backbone")
-        .arg(&b.model);
-    cmd.arg("--out")
-        .arg(s.join("auto-out"))
-        .arg("--json")
-        .arg(s.join("a/auto.json"));
+    let mut cmd = auto_command(&b.images, &b.model, &s.join("auto-out"));
+    cmd.arg("--json").arg(s.join("a/auto.json"));
     cmd
 }
 
