@@ -459,6 +459,10 @@ pub fn ort_library_candidates() -> Vec<PathBuf> {
     candidates
 }
 
+/// The layer name that stands for the network's input itself: the preprocessed image batch
+/// (`[3, H, W]` per image), cached so that fine-tuning can train every convolution.
+pub const INPUT_LAYER: &str = "input";
+
 /// A ConvNet ready to turn preprocessed image batches into feature maps.
 pub struct Backbone {
     /// The model's descriptor.
@@ -487,7 +491,7 @@ impl Backbone {
             .map(|o| o.name().to_string())
             .collect();
         for layer in layers {
-            if !available.contains(layer) {
+            if !available.contains(layer) && layer != INPUT_LAYER {
                 return Err(BackboneError::UnknownLayer {
                     layer: layer.clone(),
                     model: model.to_path_buf(),
@@ -542,9 +546,16 @@ impl Backbone {
     ) -> Result<ndarray::Array2<f32>, BackboneError> {
         let size = self.descriptor.preprocessing.size as usize;
         let input = ort::value::TensorRef::from_array_view(([n, 3, size, size], batch))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.descriptor.input.as_str() => input])?;
+        // The input alone needs no pass through the network.
+        let outputs = match reprs.iter().all(|r| r.layer == INPUT_LAYER) {
+            true => None,
+            false => Some(
+                self.session
+                    .run(ort::inputs![self.descriptor.input.as_str() => input])?,
+            ),
+        };
+        let images = ndarray::ArrayView4::from_shape((n, 3, size, size), batch)
+            .map_err(|e| BackboneError::Ort(ort::Error::new(format!("input batch: {e}"))))?;
         let mut maps = Vec::with_capacity(reprs.len());
         for repr in reprs {
             let layer = repr.layer.as_str();
@@ -554,6 +565,10 @@ impl Backbone {
                     self.layers.join(", ")
                 ))));
             }
+            let Some(outputs) = outputs.as_ref().filter(|_| layer != INPUT_LAYER) else {
+                maps.push(images.view());
+                continue;
+            };
             let map = outputs[layer].try_extract_array::<f32>()?;
             let map = map.into_dimensionality::<ndarray::Ix4>().map_err(|e| {
                 BackboneError::Ort(ort::Error::new(format!(

@@ -287,3 +287,154 @@ fn sgd_momentum_updates_with_decay() {
         assert!((out[2][i] - plain).abs() < 1e-6);
     }
 }
+
+#[test]
+fn label_smoothed_cross_entropy_and_its_gradient_match_f64_and_finite_differences() {
+    let (n, k, eps) = (5, 4, 0.1f32);
+    let logits = uniform(12, n * k, 2.0);
+    let labels: Vec<i64> = vec![3, 0, 2, 2, 1];
+    let inputs = [
+        ("logits", Input::F32(vec![n, k], logits.clone())),
+        ("labels", Input::I64(vec![n], labels.clone())),
+    ];
+    let mut ops = Ops::new("ce_smoothed");
+    declare(&mut ops, &inputs);
+    let t = grad::softmax_cross_entropy_smoothed(&mut ops, "logits", "labels", k, eps);
+    for (tensor, name) in [(&t.loss, "loss"), (&t.dlogits, "dlogits")] {
+        ops.g.node("Identity", &[tensor], &[name], vec![]);
+        ops.g.output_unshaped(name, tlearn::onnx::DataType::Float);
+    }
+    let mut session = open(ops);
+    let out = run(&mut session, &inputs, &["loss", "dlogits"]);
+    // -sum_j target_j log p_j, targets 1 - eps + eps / K on the label and eps / K elsewhere.
+    let mut expected = 0.0;
+    for (row, &label) in logits.chunks(k).zip(&labels) {
+        let lse = row.iter().map(|v| f64::from(*v).exp()).sum::<f64>().ln();
+        for (j, v) in row.iter().enumerate() {
+            let target = f64::from(eps) / k as f64
+                + if j == label as usize {
+                    1.0 - f64::from(eps)
+                } else {
+                    0.0
+                };
+            expected -= target * (f64::from(*v) - lse) / n as f64;
+        }
+    }
+    assert!(
+        (f64::from(out[0][0]) - expected).abs() < 1e-5,
+        "{} vs {expected}",
+        out[0][0]
+    );
+    let numeric = slopes(&inputs, "logits", 1e-2, |shifted| {
+        f64::from(run(&mut session, shifted, &["loss"])[0][0])
+    });
+    assert_close("dlogits", &out[1], &numeric, 2e-4, 1e-2);
+    // Smoothing changes the loss: the plain loss is another value on the same logits.
+    let plain: f64 = logits
+        .chunks(k)
+        .zip(&labels)
+        .map(|(row, &l)| {
+            let lse = row.iter().map(|v| f64::from(*v).exp()).sum::<f64>().ln();
+            (lse - f64::from(row[l as usize])) / n as f64
+        })
+        .sum();
+    assert!((plain - expected).abs() > 1e-3, "{plain} vs {expected}");
+    assert_eq!(grad::smoothed_targets(0.0, k), (0.0, 1.0));
+}
+
+/// A split's summary holding only what an ensemble reads: validation and test probabilities.
+fn scored_summary(val: &[[f32; 2]], test: &[[f32; 2]]) -> tlearn::finetune::run::Summary {
+    let images = |n: usize, part: &str| -> Vec<(String, usize)> {
+        (0..n).map(|i| (format!("{part}/{i}.jpg"), i % 2)).collect()
+    };
+    let rows = |p: &[[f32; 2]]| p.iter().map(|r| r.to_vec()).collect();
+    tlearn::finetune::run::Summary {
+        split: 0,
+        ending: tlearn::finetune::train::Ending::Completed,
+        epochs: 1,
+        best_epoch: 1,
+        val_accuracy: 0.0,
+        test_loss: 0.0,
+        test_accuracy: 0.0,
+        seconds_per_epoch: 0.0,
+        test_seconds: 0.0,
+        rows: [0, val.len(), test.len()],
+        model: None,
+        test_probabilities: rows(test),
+        test_images: images(test.len(), "test"),
+        val_probabilities: rows(val),
+        val_images: images(val.len(), "val"),
+        history: Vec::new(),
+    }
+}
+
+#[test]
+fn the_ensemble_weight_is_chosen_on_validation_images_only() {
+    use tlearn::finetune::ensemble::{ensemble_split, LinearScores, Scores, WEIGHTS};
+    // Labels alternate 0, 1. On validation each model is right on 3 of 4 images (not the same
+    // ones); blends weighted 0.4 to 0.8 get all 4, 0.8 with the lowest log loss.
+    let val_ft = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.55, 0.45]];
+    let val_lin = [[0.3, 0.7], [0.4, 0.6], [0.7, 0.3], [0.05, 0.95]];
+    let test_ft = [[0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.1, 0.9]];
+    let test_lin = [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.2, 0.8]];
+    let linear = |val: &[[f32; 2]], test: &[[f32; 2]]| {
+        let s = scored_summary(val, test);
+        LinearScores {
+            c: 1.0,
+            val: Scores {
+                images: s.val_images,
+                p: s.val_probabilities,
+            },
+            test: Scores {
+                images: s.test_images,
+                p: s.test_probabilities,
+            },
+        }
+    };
+    let e = ensemble_split(
+        &scored_summary(&val_ft, &test_ft),
+        &linear(&val_lin, &test_lin),
+    )
+    .unwrap();
+    assert_eq!(e.val_accuracy, [0.75, 0.75, 1.0]);
+    // The same rule by hand: best validation accuracy, then lowest validation log loss.
+    let score = |w: f64| {
+        let (mut hits, mut loss) = (0, 0.0);
+        for (i, (a, b)) in val_ft.iter().zip(&val_lin).enumerate() {
+            let p: Vec<f64> = (0..2)
+                .map(|k| w * f64::from(a[k]) + (1.0 - w) * f64::from(b[k]))
+                .collect();
+            hits += usize::from((p[1] > p[0]) == (i % 2 == 1));
+            loss -= p[i % 2].ln();
+        }
+        (hits, loss)
+    };
+    let by_hand = WEIGHTS
+        .iter()
+        .copied()
+        .max_by(|a, b| {
+            let (sa, sb) = (score(*a), score(*b));
+            sa.0.cmp(&sb.0).then(sb.1.total_cmp(&sa.1))
+        })
+        .unwrap();
+    assert!(
+        (e.weight.weight - by_hand).abs() < 1e-9,
+        "{} vs {by_hand}",
+        e.weight.weight
+    );
+    assert!((e.weight.weight - 0.8).abs() < 1e-9, "{}", e.weight.weight);
+    // Test images that favour another weight do not move it; only the test scores change.
+    let flipped: Vec<[f32; 2]> = test_ft.iter().map(|r| [r[1], r[0]]).collect();
+    let other = ensemble_split(
+        &scored_summary(&val_ft, &flipped),
+        &linear(&val_lin, &test_lin),
+    )
+    .unwrap();
+    assert_eq!(other.weight, e.weight);
+    assert_ne!(other.test_accuracy, e.test_accuracy);
+    // Scores of other images are refused.
+    let mut stray = linear(&val_lin, &test_lin);
+    stray.test.images[0].0 = "elsewhere.jpg".into();
+    let err = ensemble_split(&scored_summary(&val_ft, &test_ft), &stray).unwrap_err();
+    assert!(err.to_string().contains("one model only"), "{err}");
+}

@@ -137,7 +137,7 @@ fn stage(
     stop: &AtomicBool,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Stage, AutoError> {
-    let (tail, _) = cache_tail(cache, Some(&repr), unfreeze)?;
+    let (tail, _) = cache_tail(cache, Some(&repr), unfreeze, &cfg.extract.model)?;
     let trained = what_trains(&tail, &repr);
     progress(Progress::Phase(format!("fine-tuning {name}: {trained}")));
     let base = RunConfig {

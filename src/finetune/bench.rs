@@ -290,6 +290,7 @@ fn formulation_runners(
             let options = StepOptions {
                 conv_grad: how,
                 profile: profile.map(|dir| dir.join(format!("{how:?}"))),
+                ..StepOptions::default()
             };
             Runner::with_options(arch, STEP, state, (1e-3, 1e-3), compute, &options)
         })

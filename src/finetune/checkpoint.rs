@@ -34,6 +34,14 @@ pub struct EpochStats {
     pub train_seconds: f64,
     /// Wall-clock seconds of the validation pass.
     pub val_seconds: f64,
+    /// Factor on the learning rates at the epoch's last step (warm-up and schedule; 1 without).
+    #[serde(default = "one")]
+    pub lr_scale: f64,
+}
+
+/// The learning-rate factor of epochs recorded before schedules existed.
+fn one() -> f64 {
+    1.0
 }
 
 /// Everything but the tensors.

@@ -414,12 +414,34 @@ pub fn softmax_cross_entropy(
     labels: &str,
     classes: usize,
 ) -> LossTensors {
+    softmax_cross_entropy_smoothed(ops, logits, labels, classes, 0.0)
+}
+
+/// Targets of label smoothing `smoothing` among `classes`: `(off, on)`, the probability every
+/// other class and the labelled class get (`smoothing / K` and `1 - smoothing + smoothing / K`).
+pub fn smoothed_targets(smoothing: f32, classes: usize) -> (f32, f32) {
+    let off = smoothing / classes as f32;
+    (off, 1.0 - smoothing + off)
+}
+
+/// [`softmax_cross_entropy`] against label-smoothed targets: the labelled class gets
+/// `1 - smoothing + smoothing / K`, every other `smoothing / K` ([`smoothed_targets`]); the loss
+/// is the mean cross-entropy against those targets and its gradient `(softmax - targets) / N`.
+/// Smoothing 0 is the plain loss. `correct` still counts arg-max hits of the labels.
+pub fn softmax_cross_entropy_smoothed(
+    ops: &mut Ops,
+    logits: &str,
+    labels: &str,
+    classes: usize,
+    smoothing: f32,
+) -> LossTensors {
     let axis1 = || vec![attr_int("axis", 1)];
     let log_p = ops.op("LogSoftmax", &[logits], axis1());
     let p = ops.op("Softmax", &[logits], axis1());
     let depth = ops.ints(&[classes as i64]);
     let off_on = ops.fresh("onehot_values");
-    ops.g.initializer_f32(&off_on, &[0.0, 1.0], &[2]);
+    let (off, on) = smoothed_targets(smoothing, classes);
+    ops.g.initializer_f32(&off_on, &[off, on], &[2]);
     let onehot = ops.op(
         "OneHot",
         &[labels, &depth, &off_on],

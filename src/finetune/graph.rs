@@ -328,12 +328,34 @@ pub fn train_graph_as(
     step: StepConfig,
     how: ConvGrad,
 ) -> Result<Model, FinetuneError> {
+    train_graph_smoothed(arch, step, how, 0.0)
+}
+
+/// [`train_graph_as`] whose loss is the cross-entropy against label-smoothed targets
+/// ([`grad::softmax_cross_entropy_smoothed`]; `smoothing` 0 is the plain loss).
+pub fn train_graph_smoothed(
+    arch: &Arch,
+    step: StepConfig,
+    how: ConvGrad,
+    smoothing: f32,
+) -> Result<Model, FinetuneError> {
     arch.check()?;
+    if !(0.0..1.0).contains(&smoothing) {
+        return Err(FinetuneError::Param(format!(
+            "label smoothing {smoothing} must be in [0, 1)"
+        )));
+    }
     let params = arch.params();
     let mut ops = Ops::new("tlearn_finetune_step");
     declare_step_inputs(&mut ops, arch, &params, step);
     let f = forward(&mut ops, arch, "x", Some("dropout_mask"));
-    let loss = grad::softmax_cross_entropy(&mut ops, &f.logits, "labels", arch.classes);
+    let loss = grad::softmax_cross_entropy_smoothed(
+        &mut ops,
+        &f.logits,
+        "labels",
+        arch.classes,
+        smoothing,
+    );
     let grads = backward(&mut ops, arch, &f, &loss.dlogits, how);
     let scalar: [Dim; 0] = [];
     output(&mut ops, &loss.loss, "loss", DataType::Float, &scalar);

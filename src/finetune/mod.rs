@@ -19,6 +19,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod curves;
 pub mod data;
+pub mod ensemble;
 pub mod grad;
 pub mod graph;
 pub mod network;
@@ -26,6 +27,7 @@ pub mod profile;
 pub mod report;
 pub mod run;
 pub mod runner;
+pub mod schedule;
 pub mod store;
 pub mod train;
 
@@ -34,8 +36,8 @@ use std::path::PathBuf;
 use ort::session::Session;
 
 pub use graph::{
-    eval_graph, train_graph, train_graph_as, Arch, ConvLayer, Group, HeadPool, ParamSpec,
-    StepConfig,
+    eval_graph, train_graph, train_graph_as, train_graph_smoothed, Arch, ConvLayer, Group,
+    HeadPool, ParamSpec, StepConfig,
 };
 pub use network::Unfreeze;
 pub use store::{ParamStore, ParamTensor, StoreError};

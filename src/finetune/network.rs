@@ -70,37 +70,45 @@ impl Tail {
     }
 }
 
-/// The tail of VGG16 after the cached layer `layer` (`blockN_pool`, rows of `dims` values).
-pub fn tail(layer: &str, dims: usize, unfreeze: Unfreeze) -> Result<Tail, FinetuneError> {
-    let block = layer
-        .strip_prefix("block")
-        .and_then(|rest| rest.strip_suffix("_pool"))
-        .and_then(|n| n.parse::<usize>().ok())
-        .filter(|n| (1..=5).contains(n))
-        .ok_or_else(|| {
-            FinetuneError::Data(format!(
-                "fine-tuning starts from a cached VGG16 pooling layer (block3_pool, block4_pool, block5_pool, ...), not {layer}"
-            ))
-        })?;
-    let start = VGG16
-        .iter()
-        .position(|(name, _, _)| name.starts_with(&format!("block{}_", block + 1)))
-        .unwrap_or(VGG16.len());
-    let channels = VGG16[start - 1].1;
-    let side = (dims / channels).isqrt();
-    if side * side * channels != dims {
-        return Err(FinetuneError::Data(format!(
-            "{layer} rows have {dims} values: not {channels} square maps, as VGG16's {layer} makes"
-        )));
-    }
-    let after: Vec<ConvLayer> = VGG16[start..]
+/// The cached layer that holds the network's input itself (preprocessed images, `[3, H, W]`):
+/// a run from it can train every convolution.
+pub use crate::backbone::INPUT_LAYER;
+
+/// VGG16's convolutions as [`ConvLayer`]s, shallow to deep.
+pub fn vgg16_convs() -> Vec<ConvLayer> {
+    VGG16
         .iter()
         .map(|&(name, out, pool)| ConvLayer {
             name: name.into(),
             out,
             pool,
         })
-        .collect();
+        .collect()
+}
+
+/// The tail of VGG16 after the cached layer `layer` (`blockN_pool` or [`INPUT_LAYER`], rows of
+/// `dims` values).
+pub fn tail(layer: &str, dims: usize, unfreeze: Unfreeze) -> Result<Tail, FinetuneError> {
+    tail_in(&vgg16_convs(), layer, dims, unfreeze)
+}
+
+/// The tail after the cached layer `layer` of a VGG-like network whose convolutions are
+/// `convs` (named `blockB_convC`, shallow to deep, as [`backbone_convs`] reads them): after
+/// `blockN_pool`, block N + 1's first convolution on; after [`INPUT_LAYER`], every one.
+pub fn tail_in(
+    convs: &[ConvLayer],
+    layer: &str,
+    dims: usize,
+    unfreeze: Unfreeze,
+) -> Result<Tail, FinetuneError> {
+    let (start, channels) = cached_layer(convs, layer)?;
+    let side = (dims / channels).isqrt();
+    if side * side * channels != dims {
+        return Err(FinetuneError::Data(format!(
+            "{layer} rows have {dims} values: not {channels} square maps, as the backbone's {layer} makes"
+        )));
+    }
+    let after = &convs[start..];
     let k = match unfreeze {
         Unfreeze::All => after.len(),
         Unfreeze::Last(k) if k <= after.len() => k,
@@ -117,6 +125,80 @@ pub fn tail(layer: &str, dims: usize, unfreeze: Unfreeze) -> Result<Tail, Finetu
         trainable: after[split..].to_vec(),
         frozen: after[..split].to_vec(),
     })
+}
+
+/// Where the convolutions after `layer` start in `convs`, and the channels of `layer`'s maps
+/// (3 for the input: the colour channels).
+fn cached_layer(convs: &[ConvLayer], layer: &str) -> Result<(usize, usize), FinetuneError> {
+    if layer == INPUT_LAYER {
+        return Ok((0, 3));
+    }
+    let blocks = convs.iter().filter(|c| c.pool).count();
+    let refused = || {
+        let pools: Vec<String> = (1..=blocks).map(|b| format!("block{b}_pool")).collect();
+        FinetuneError::Data(format!(
+            "fine-tuning starts from a cached pooling layer of the backbone ({}) or its {INPUT_LAYER}, not {layer}",
+            pools.join(", ")
+        ))
+    };
+    let block = layer
+        .strip_prefix("block")
+        .and_then(|rest| rest.strip_suffix("_pool"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| (1..=blocks).contains(n))
+        .ok_or_else(refused)?;
+    let start = convs
+        .iter()
+        .position(|c| c.name.starts_with(&format!("block{}_", block + 1)))
+        .unwrap_or(convs.len());
+    match start {
+        0 => Err(refused()),
+        _ => Ok((start, convs[start - 1].out)),
+    }
+}
+
+/// The VGG layer name (`blockB_convC`) of a tensor named by tf2onnx's scopes
+/// (`.../blockB_convC_1/...`).
+fn vgg_layer_of(tensor: &str) -> Option<String> {
+    tensor.split('/').find_map(|part| {
+        let name = part.strip_suffix("_1")?;
+        let (block, conv) = name.strip_prefix("block")?.split_once("_conv")?;
+        (block.parse::<usize>().is_ok() && conv.parse::<usize>().is_ok()).then(|| name.to_string())
+    })
+}
+
+/// The backbone's convolutions in VGG's naming, in graph order: output channels from their
+/// weights, a pooling after each block's last convolution. VGG16's give [`vgg16_convs`]; a
+/// smaller VGG-like model (tests) gives its own.
+pub fn backbone_convs(model: &Model) -> Result<Vec<ConvLayer>, FinetuneError> {
+    let mut convs: Vec<ConvLayer> = Vec::new();
+    for node in model.graph().node.iter().filter(|n| n.op_type() == "Conv") {
+        let Some(name) = node.output.iter().find_map(|o| vgg_layer_of(o)) else {
+            continue;
+        };
+        let weights = node.input.get(1).and_then(|w| model.initializer(w));
+        let out = weights.and_then(|w| w.dims.first()).copied().unwrap_or(0);
+        if out <= 0 {
+            return Err(FinetuneError::Arch(format!(
+                "the backbone's convolution {name} has no weights of known shape"
+            )));
+        }
+        let block = |c: &str| c.split('_').next().unwrap_or("").to_string();
+        if let Some(last) = convs.last_mut() {
+            last.pool = block(&last.name) != block(&name);
+        }
+        convs.push(ConvLayer {
+            name,
+            out: out as usize,
+            pool: true,
+        });
+    }
+    if convs.is_empty() {
+        return Err(FinetuneError::Arch(
+            "the backbone has no convolutions named like VGG's (blockB_convC)".into(),
+        ));
+    }
+    Ok(convs)
 }
 
 /// The Conv node of Keras layer `layer` (its output is named `.../LAYER_1/...` by tf2onnx).
@@ -186,12 +268,17 @@ pub fn forward_rows(
 }
 
 /// The backbone with `arch`'s trained convolutions written in, then the head's pooling, the
-/// head and a softmax on `block5_pool`: one model from image to `probabilities`.
+/// head and a softmax on its deepest pooling (VGG16: `block5_pool`): one model from image to
+/// `probabilities`.
 pub fn inference_model(
     backbone: &Model,
     arch: &Arch,
     params: &ParamStore,
 ) -> Result<Model, FinetuneError> {
+    let deepest = backbone_convs(backbone)?
+        .last()
+        .and_then(|c| c.name.split('_').next().map(|b| format!("{b}_pool")))
+        .unwrap_or_else(|| "block5_pool".into());
     let mut model = backbone.clone();
     let specs = arch.params();
     params.check(&specs)?;
@@ -217,13 +304,13 @@ pub fn inference_model(
             &dims,
         ));
     }
-    add_head(g, arch);
+    add_head(g, arch, &deepest);
     Ok(model)
 }
 
-/// The head's nodes after `block5_pool` (pooling, dense, ReLU, dense, softmax) and the
-/// `probabilities` output; its weights are the `head/fc*` initializers.
-fn add_head(g: &mut GraphProto, arch: &Arch) {
+/// The head's nodes after the pooling output `pool` (pooling, dense, ReLU, dense, softmax) and
+/// the `probabilities` output; its weights are the `head/fc*` initializers.
+fn add_head(g: &mut GraphProto, arch: &Arch, pool: &str) {
     let node = |op: &str, inputs: &[&str], output: &str, attrs| NodeProto {
         name: Some(format!("head/{output}")),
         op_type: Some(op.into()),
@@ -234,14 +321,10 @@ fn add_head(g: &mut GraphProto, arch: &Arch) {
     };
     let axis1 = || vec![crate::onnx::attr_int("axis", 1)];
     let map = match arch.pool {
-        HeadPool::Flatten => "block5_pool",
+        HeadPool::Flatten => pool,
         HeadPool::Avg => {
-            g.node.push(node(
-                "GlobalAveragePool",
-                &["block5_pool"],
-                "head/avg",
-                vec![],
-            ));
+            g.node
+                .push(node("GlobalAveragePool", &[pool], "head/avg", vec![]));
             "head/avg"
         }
     };
@@ -274,6 +357,14 @@ fn add_head(g: &mut GraphProto, arch: &Arch) {
 mod tests {
     use super::*;
     use crate::onnx::{tensor_raw, DataType, GraphBuilder};
+
+    #[test]
+    fn tf2onnx_scopes_name_vgg_layers() {
+        let name = "functional_1/block5_conv3_1/convolution:0";
+        assert_eq!(vgg_layer_of(name).as_deref(), Some("block5_conv3"));
+        assert_eq!(vgg_layer_of("functional_1/block5_pool_1/MaxPool2d:0"), None);
+        assert_eq!(vgg_layer_of("blockx_conv1_1/a"), None);
+    }
 
     #[test]
     fn an_int8_backbone_is_refused_with_the_fp32_advice() {

@@ -3,12 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::checkpoint::EpochStats;
 use super::data::Data;
-use super::graph::{convs_graph, Arch, HeadPool};
-use super::network::{forward_rows, inference_model, pretrained, tail, Tail, Unfreeze};
+use super::graph::{convs_graph, Arch, ConvLayer, HeadPool};
+use super::network::{
+    backbone_convs, forward_rows, inference_model, pretrained, tail_in, Tail, Unfreeze,
+};
 use super::runner::loss_and_accuracy;
 use super::store::ParamStore;
 use super::train::{fit, initial_params, logits, CheckedParams, Ending, StepDone, TrainEvent};
@@ -45,7 +47,7 @@ pub struct RunConfig {
 }
 
 /// The result of a run, also written as `summary.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// Split index.
     pub split: usize,
@@ -73,16 +75,36 @@ pub struct Summary {
     pub test_probabilities: Vec<Vec<f32>>,
     /// Source image and label of every test row.
     pub test_images: Vec<(String, usize)>,
+    /// Class probabilities of every validation row, in `val_images` order (for ensembles,
+    /// whose weights are chosen on validation; absent in earlier summaries).
+    #[serde(default)]
+    pub val_probabilities: Vec<Vec<f32>>,
+    /// Source image and label of every validation row.
+    #[serde(default)]
+    pub val_images: Vec<(String, usize)>,
     /// Every epoch.
     pub history: Vec<EpochStats>,
 }
 
-/// The cached layer's tail of VGG16 for a run, and the number of classes. `repr` picks one
-/// representation of a cache that holds several.
+/// The cached layer's tail of the backbone `backbone` (its convolutions, as
+/// [`super::network::backbone_convs`] reads them) for a run, and the number of classes. `repr`
+/// picks one representation of a cache that holds several.
 pub fn cache_tail(
     features: &Path,
     repr: Option<&Repr>,
     unfreeze: Unfreeze,
+    backbone: &Path,
+) -> Result<(Tail, usize), FinetuneError> {
+    let convs = backbone_convs(&Model::load(backbone)?)?;
+    cache_tail_in(features, repr, unfreeze, &convs)
+}
+
+/// [`cache_tail`] of a backbone whose convolutions are `convs`.
+fn cache_tail_in(
+    features: &Path,
+    repr: Option<&Repr>,
+    unfreeze: Unfreeze,
+    convs: &[ConvLayer],
 ) -> Result<(Tail, usize), FinetuneError> {
     let cache = FeatureCache::open(features)?;
     let id = match repr {
@@ -99,7 +121,7 @@ pub fn cache_tail(
         )));
     }
     Ok((
-        tail(&id.layers[0], id.dims, unfreeze)?,
+        tail_in(convs, &id.layers[0], id.dims, unfreeze)?,
         cache.class_names()?.len(),
     ))
 }
@@ -146,9 +168,10 @@ const SCALE_ROWS: usize = 256;
 /// `init_from`, the stage-1 head (whose head scale the network then keeps).
 pub fn prepare(cfg: &RunConfig, compute: Compute) -> Result<Prepared, FinetuneError> {
     let repr = cfg.repr.as_ref();
-    let (tail, classes) = cache_tail(&cfg.features, repr, cfg.unfreeze)?;
-    let mut data = Data::from_cache(&cfg.features, cfg.split, repr, Some(tail.input.clone()))?;
     let backbone = Model::load(&cfg.backbone)?;
+    let convs = backbone_convs(&backbone)?;
+    let (tail, classes) = cache_tail_in(&cfg.features, repr, cfg.unfreeze, &convs)?;
+    let mut data = Data::from_cache(&cfg.features, cfg.split, repr, Some(tail.input.clone()))?;
     if !tail.frozen.is_empty() {
         let weights = pretrained(&backbone, &tail.frozen)?;
         let graph = convs_graph(&tail.input, &tail.frozen, None, &weights)?;
@@ -216,6 +239,7 @@ pub fn run(
     let test_seconds = start.elapsed().as_secs_f64();
     let (test_loss, test_accuracy) =
         loss_and_accuracy(&logits, &data.test, &data.labels, arch.classes);
+    let val_logits = self::logits(&arch, &outcome.best, &data, &data.val, params.compute)?;
     let model = if outcome.ending == Ending::Interrupted {
         None
     } else {
@@ -239,21 +263,31 @@ pub fn run(
         seconds_per_epoch: h.iter().map(|e| e.train_seconds).sum::<f64>() / h.len().max(1) as f64,
         rows: [data.train.len(), data.val.len(), data.test.len()],
         model,
-        test_probabilities: logits
-            .chunks(arch.classes)
-            .map(crate::numeric::softmax)
-            .collect(),
-        test_images: data
-            .test
-            .iter()
-            .map(|&r| (data.paths[r].clone(), data.labels[r] as usize))
-            .collect(),
+        test_probabilities: probabilities(&logits, arch.classes),
+        test_images: images_of(&data, &data.test),
+        val_probabilities: probabilities(&val_logits, arch.classes),
+        val_images: images_of(&data, &data.val),
         history: outcome.history,
     };
     let path = cfg.out.join("summary.json");
     let text = serde_json::to_string_pretty(&summary).expect("summary serialises") + "\n";
     crate::output::write_atomic(&path, text.as_bytes())?;
     Ok(summary)
+}
+
+/// Softmax of each row of row-major `logits` of `classes` columns.
+fn probabilities(logits: &[f32], classes: usize) -> Vec<Vec<f32>> {
+    logits
+        .chunks(classes)
+        .map(crate::numeric::softmax)
+        .collect()
+}
+
+/// Source image and label of each of `rows`.
+fn images_of(data: &Data, rows: &[usize]) -> Vec<(String, usize)> {
+    rows.iter()
+        .map(|&r| (data.paths[r].clone(), data.labels[r] as usize))
+        .collect()
 }
 
 /// Writes the exported model's descriptor beside it (`model.toml`): the backbone's input and

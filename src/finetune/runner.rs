@@ -15,7 +15,7 @@ use ort::value::Tensor;
 use super::checkpoint::Tensors;
 use super::data::Data;
 use super::grad::ConvGrad;
-use super::graph::{eval_graph, train_graph_as, Arch, Group, ParamSpec, StepConfig};
+use super::graph::{eval_graph, train_graph_smoothed, Arch, Group, ParamSpec, StepConfig};
 use super::store::ParamStore;
 use super::{session, session_with, FinetuneError};
 use crate::backbone::{Compute, ExecutionProvider};
@@ -129,6 +129,8 @@ pub struct StepOptions {
     /// Profile the training session with ONNX Runtime's profiler, its file starting with this
     /// path ([`Runner::end_profiling`] gives the file).
     pub profile: Option<PathBuf>,
+    /// Label smoothing of the training loss (0: plain cross-entropy).
+    pub label_smoothing: f32,
 }
 
 impl Runner {
@@ -154,7 +156,7 @@ impl Runner {
         options: &StepOptions,
     ) -> Result<Runner, FinetuneError> {
         let specs = arch.params();
-        let graph = train_graph_as(arch, step, options.conv_grad)?;
+        let graph = train_graph_smoothed(arch, step, options.conv_grad, options.label_smoothing)?;
         let train = session_with(&graph, compute, options.profile.as_deref())?;
         let eval = session(&eval_graph(arch)?, compute)?;
         // On CUDA the values are copied to the device once; steps then read and write there.
@@ -188,6 +190,14 @@ impl Runner {
             cpu,
             on_cuda,
         })
+    }
+
+    /// The learning rates `(pretrained, new)` of the next steps (a schedule changes them).
+    pub fn set_learning_rates(&mut self, lrs: (f32, f32)) -> Result<(), FinetuneError> {
+        for b in &mut self.train_bind {
+            bind_learning_rates(b, &self.specs, lrs)?;
+        }
+        Ok(())
     }
 
     /// One training step on a batch; `mask` is `[n, hidden]`. Returns the loss and hits.

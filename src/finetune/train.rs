@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, EpochStats, Meta, Tensors};
 use super::data::Data;
-use super::graph::{eval_graph, train_graph, Arch, ParamSpec, StepConfig};
-use super::runner::Runner;
+use super::grad::ConvGrad;
+use super::graph::{eval_graph, train_graph_smoothed, Arch, ParamSpec, StepConfig};
+use super::runner::{Runner, StepOptions};
+use super::schedule::{lr_factor, Schedule, Steps};
 use super::store::ParamStore;
 use super::FinetuneError;
 use crate::backbone::Compute;
@@ -40,6 +42,17 @@ pub struct FinetuneParams {
     pub seed: u64,
     /// A step loss above `diverge_factor * ln(classes)` (or NaN) stops the run.
     pub diverge_factor: f32,
+    /// How the learning rates change after the warm-up.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub schedule: Schedule,
+    /// Epochs of linear learning-rate warm-up at the start (0: none).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub warmup_epochs: usize,
+    /// Label smoothing of the training loss: the labelled class's target is
+    /// `1 - s + s / K`, every other class's `s / K` (0: plain cross-entropy). Validation loss,
+    /// which early stopping watches, stays the plain cross-entropy.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub label_smoothing: f32,
     /// Where ONNX Runtime runs (provider, threads); not part of a run's identity.
     #[serde(skip, default = "all_cores")]
     pub compute: Compute,
@@ -58,9 +71,18 @@ impl Default for FinetuneParams {
             patience: 5,
             seed: 42,
             diverge_factor: 20.0,
+            schedule: Schedule::Constant,
+            warmup_epochs: 0,
+            label_smoothing: 0.0,
             compute: all_cores(),
         }
     }
+}
+
+/// Whether `v` is its type's default: settings added later are left out of a run's fingerprint
+/// when off, so checkpoints of earlier versions still resume.
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// The CPU with all its cores.
@@ -96,12 +118,21 @@ impl FinetuneParams {
         if self.diverge_factor.is_nan() || self.diverge_factor <= 1.0 {
             return bad("diverge_factor must be > 1".into());
         }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad("label smoothing must be in [0, 1)".into());
+        }
+        if self.warmup_epochs > 0 && self.warmup_epochs >= self.epochs {
+            return bad(format!(
+                "{} warm-up epoch(s) leave none of the {} epochs at the full learning rate",
+                self.warmup_epochs, self.epochs
+            ));
+        }
         Ok(CheckedParams(self))
     }
 }
 
 /// Why a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ending {
     /// All epochs ran.
@@ -235,10 +266,16 @@ pub fn fit(
         weight_decay: params.weight_decay,
     };
     // The graphs themselves, for ONNX viewers and runs by hand (parameters are inputs).
-    train_graph(arch, step)?.save(dir.join("train_step.onnx"))?;
+    let smoothing = params.label_smoothing;
+    train_graph_smoothed(arch, step, ConvGrad::default(), smoothing)?
+        .save(dir.join("train_step.onnx"))?;
     eval_graph(arch)?.save(dir.join("eval.onnx"))?;
     let lrs = (params.lr_pretrained, params.lr_new);
-    let mut runner = Runner::new(arch, step, &state, lrs, params.compute)?;
+    let options = StepOptions {
+        label_smoothing: smoothing,
+        ..StepOptions::default()
+    };
+    let mut runner = Runner::with_options(arch, step, &state, lrs, params.compute, &options)?;
     let mut ending = Ending::Completed;
     for epoch in meta.epoch + 1..=params.epochs {
         if params.patience > 0 && meta.epoch - meta.best_epoch >= params.patience {
@@ -290,10 +327,12 @@ fn check_network_fits(arch: &Arch, data: &Data) -> Result<(), FinetuneError> {
 }
 
 /// What a checkpoint must match to be resumed: every setting but when to stop (more epochs or
-/// patience on resume is fine), the network and the data.
+/// patience on resume is fine, unless the schedule's rates depend on the number of epochs),
+/// the network and the data.
 fn run_fingerprint(params: &CheckedParams, arch: &Arch, data: &Data) -> String {
+    let horizon = params.schedule.needs_horizon();
     let settings = FinetuneParams {
-        epochs: 0,
+        epochs: if horizon { params.epochs } else { 0 },
         patience: 0,
         ..params.0.clone()
     };
@@ -345,7 +384,7 @@ fn train_epoch(
     order.shuffle(&mut rng);
     let start = Instant::now();
     let shuffled = (&order[..], &mut rng);
-    let Some((loss_sum, hits)) =
+    let Some((loss_sum, hits, lr_scale)) =
         train_steps(params, arch, data, runner, shuffled, &watch, observe)?
     else {
         return Ok(None);
@@ -366,12 +405,14 @@ fn train_epoch(
         val_accuracy,
         train_seconds,
         val_seconds: start.elapsed().as_secs_f64(),
+        lr_scale: f64::from(lr_scale),
     }))
 }
 
-/// The epoch's training steps over the rows in `order`, dropout masks drawn from `rng`: the
-/// sum of the steps' losses weighted by their rows, and the hits; `None` when `observe` stops
-/// the run after a step.
+/// The epoch's training steps over the rows in `order`, dropout masks drawn from `rng`, each
+/// at the schedule's learning rates: the sum of the steps' losses weighted by their rows, the
+/// hits, and the last step's learning-rate factor; `None` when `observe` stops the run after a
+/// step.
 fn train_steps(
     params: &CheckedParams,
     arch: &Arch,
@@ -380,12 +421,16 @@ fn train_steps(
     (order, rng): (&[usize], &mut ChaCha8Rng),
     watch: &Divergence,
     observe: &mut dyn FnMut(TrainEvent) -> bool,
-) -> Result<Option<(f64, i64)>, FinetuneError> {
+) -> Result<Option<(f64, i64, f32)>, FinetuneError> {
     // Inverted dropout: kept units are scaled up so that evaluation needs no mask.
     let keep = 1.0 / (1.0 - params.dropout);
-    let (mut loss_sum, mut hits) = (0.0f64, 0i64);
+    let (mut loss_sum, mut hits, mut factor) = (0.0f64, 0i64, 1.0f32);
     let steps = order.len().div_ceil(params.batch);
+    let run_steps = Steps::of_run(params.epochs, params.warmup_epochs, steps);
     for (s, rows) in order.chunks(params.batch).enumerate() {
+        // The step's place in the run: the same on resume, as epochs are redone whole.
+        factor = lr_factor(params.schedule, run_steps, (watch.epoch - 1) * steps + s);
+        runner.set_learning_rates((params.lr_pretrained * factor, params.lr_new * factor))?;
         let (x, labels) = data.batch(rows);
         let mask = (0..rows.len() * arch.hidden)
             .map(|_| {
@@ -409,7 +454,7 @@ fn train_steps(
             return Ok(None);
         }
     }
-    Ok(Some((loss_sum, hits)))
+    Ok(Some((loss_sum, hits, factor)))
 }
 
 /// When a training loss means the run diverged: NaN or infinite, or above `limit`.

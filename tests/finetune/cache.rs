@@ -77,9 +77,209 @@ fn a_run_on_a_layer_it_cannot_train_from_is_refused_with_the_reason() {
         init_from: None,
     };
     let params = FinetuneParams::default().check().unwrap();
-    // The tiny cache's block2_pool rows (8 x 8 x 8 values) fit VGG16's 128 channels of 2 x 2,
-    // but the frozen block-3 convolutions that would follow are not in the tiny backbone.
+    // The tiny backbone's convolutions are not named as VGG's (`blockB_convC`): which of them
+    // follow block2_pool, and with how many channels, cannot be read from it.
     let e = run(&cfg, &params, &mut |_| true).unwrap_err();
-    assert!(e.to_string().contains("no convolution block3_conv1"), "{e}");
+    assert!(
+        e.to_string().contains("no convolutions named like VGG's"),
+        "{e}"
+    );
     assert!(!dir.path().join("run").exists(), "nothing written");
+}
+
+/// A VGG-like model named as tf2onnx names Keras' VGG16 (`model/blockB_convC_1/...`): input
+/// `input` NCHW at 16 x 16, block 1 (two convolutions, 4 channels), block 2 (two, 6), block 3
+/// (one, 8), each max-pooled into the outputs `blockB_pool`; with its descriptor.
+fn tiny_named_vgg(dir: &std::path::Path) -> std::path::PathBuf {
+    use tlearn::onnx::{attr_ints, DataType, GraphBuilder};
+    let mut b = GraphBuilder::new("tiny_named_vgg");
+    let batch = tlearn::onnx::Dim::sym("batch");
+    b.input(
+        "input",
+        DataType::Float,
+        &[batch, 3.into(), 16.into(), 16.into()],
+    );
+    let (mut x, mut cin, mut seed) = ("input".to_string(), 3i64, 80u64);
+    for (block, convs, cout) in [(1, 2, 4i64), (2, 2, 6), (3, 1, 8)] {
+        for c in 1..=convs {
+            let name = format!("block{block}_conv{c}");
+            let (w, bias) = (format!("{name}/kernel"), format!("{name}/bias"));
+            // He-like scale: the maps keep their size through the blocks.
+            let scale = (6.0 / (9 * cin) as f32).sqrt();
+            let values = super::fd::uniform(seed, (cout * cin * 9) as usize, scale);
+            b.initializer_f32(&w, &values, &[cout, cin, 3, 3]);
+            b.initializer_f32(
+                &bias,
+                &super::fd::uniform(seed + 1, cout as usize, 0.1),
+                &[cout],
+            );
+            seed += 2;
+            let conv = format!("model/{name}_1/BiasAdd:0");
+            let pads = attr_ints("pads", &[1, 1, 1, 1]);
+            b.node(
+                "Conv",
+                &[&x, &w, &bias],
+                &[&conv],
+                vec![attr_ints("kernel_shape", &[3, 3]), pads],
+            );
+            x = format!("model/{name}_1/Relu:0");
+            b.node("Relu", &[&conv], &[&x], vec![]);
+            cin = cout;
+        }
+        let pool = format!("block{block}_pool");
+        let window = vec![
+            attr_ints("kernel_shape", &[2, 2]),
+            attr_ints("strides", &[2, 2]),
+        ];
+        b.node("MaxPool", &[&x], &[&pool], window);
+        b.output_unshaped(&pool, DataType::Float);
+        x = pool;
+    }
+    let model = dir.join("named.onnx");
+    b.build(13).unwrap().save(&model).unwrap();
+    let preprocessing = toml::to_string(&tlearn::preprocess::Preprocessing::caffe(16)).unwrap();
+    let descriptor = format!(
+        "name = \"named\"\nsha256 = \"{}\"\ninput = \"input\"\nlayers = [\"block1_pool\", \"block2_pool\", \"block3_pool\"]\n\n[preprocessing]\n{preprocessing}",
+        tlearn::backbone::sha256_file(&model).unwrap()
+    );
+    std::fs::write(dir.join("named.toml"), descriptor).unwrap();
+    model
+}
+
+/// A flattened cache of `layer` of [`tiny_named_vgg`] on 3 classes of 8 generated images, 2
+/// flipped copies, 2 splits.
+fn named_cache(dir: &std::path::Path, model: &std::path::Path, layer: &str) -> std::path::PathBuf {
+    let data = image_folder(dir, 3, 8);
+    let out = dir.join(format!("{layer}.h5"));
+    let mut cfg = config(&data, model, &out);
+    cfg.layers = vec![layer.into()];
+    cfg.recipe = "flip".parse().unwrap();
+    cfg.copies = 2;
+    cfg.splits = 2;
+    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    out
+}
+
+fn named_run(
+    cache: &std::path::Path,
+    model: &std::path::Path,
+    unfreeze: Unfreeze,
+    out: std::path::PathBuf,
+) -> RunConfig {
+    RunConfig {
+        features: cache.to_path_buf(),
+        repr: None,
+        split: 0,
+        backbone: model.to_path_buf(),
+        unfreeze,
+        pool: HeadPool::Avg,
+        hidden: 6,
+        out,
+        init_from: None,
+    }
+}
+
+fn few_epochs() -> tlearn::finetune::train::CheckedParams {
+    FinetuneParams {
+        epochs: 3,
+        batch: 8,
+        lr_new: 0.01,
+        lr_pretrained: 0.005,
+        patience: 0,
+        compute: tlearn::backbone::Compute::cpu(1),
+        ..FinetuneParams::default()
+    }
+    .check()
+    .unwrap()
+}
+
+/// The exported model's probabilities of the first test image, fed its cached preprocessed
+/// input (`input_cache`), against the run's own.
+fn assert_export_matches(summary: &tlearn::finetune::run::Summary, input_cache: &std::path::Path) {
+    let model = summary
+        .model
+        .as_ref()
+        .expect("a finished run exports its model");
+    let mut session = tlearn::finetune::session(
+        &tlearn::onnx::Model::load(model).unwrap(),
+        tlearn::backbone::Compute::cpu(1),
+    )
+    .unwrap();
+    let images = Data::from_cache(input_cache, 0, None, None).unwrap();
+    let (path, _) = &summary.test_images[0];
+    let row = *images
+        .test
+        .iter()
+        .find(|&&r| &images.paths[r] == path)
+        .unwrap();
+    let x = images.x.row(row).to_vec();
+    let input = ort::value::Tensor::from_array((vec![1usize, 3, 16, 16], x)).unwrap();
+    let out = session.run(ort::inputs!["input" => input]).unwrap();
+    let (_, p) = out["probabilities"].try_extract_tensor::<f32>().unwrap();
+    for (a, b) in p.iter().zip(&summary.test_probabilities[0]) {
+        assert!(
+            (a - b).abs() < 1e-4,
+            "{p:?} vs {:?}",
+            summary.test_probabilities[0]
+        );
+    }
+}
+
+#[test]
+fn stage_2_trains_the_last_two_blocks_from_the_pooling_before_them() {
+    // As block 4 and block 5 train from VGG16's block3_pool: here blocks 2 and 3 from block1_pool.
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_named_vgg(dir.path());
+    let cache = named_cache(dir.path(), &model, "block1_pool");
+    let inputs = named_cache(dir.path(), &model, "input");
+    let (tail, classes) =
+        tlearn::finetune::run::cache_tail(&cache, None, Unfreeze::All, &model).unwrap();
+    let names: Vec<&str> = tail.trainable.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["block2_conv1", "block2_conv2", "block3_conv1"]);
+    assert_eq!((tail.input.clone(), classes), (vec![4, 8, 8], 3));
+    for unfreeze in [Unfreeze::All, Unfreeze::Last(1)] {
+        let out = dir.path().join(format!("run-{unfreeze:?}"));
+        let cfg = named_run(&cache, &model, unfreeze, out);
+        let summary = run(&cfg, &few_epochs(), &mut |_| true).unwrap();
+        assert_eq!(summary.epochs, 3);
+        assert!(summary.history.iter().all(|h| h.train_loss.is_finite()));
+        assert_export_matches(&summary, &inputs);
+    }
+}
+
+#[test]
+fn unfreezing_every_layer_trains_from_cached_preprocessed_images() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_named_vgg(dir.path());
+    let cache = named_cache(dir.path(), &model, "input");
+    // The cache holds the network's input: 3 x 16 x 16 preprocessed values per row.
+    let c = tlearn::cache::FeatureCache::open(&cache).unwrap();
+    assert_eq!(c.identity.dims, 3 * 16 * 16);
+    drop(c);
+    let (tail, _) = tlearn::finetune::run::cache_tail(&cache, None, Unfreeze::All, &model).unwrap();
+    assert_eq!(tail.trainable.len(), 5, "every convolution trains");
+    assert!(tail.frozen.is_empty());
+    let cfg = named_run(&cache, &model, Unfreeze::All, dir.path().join("all"));
+    let summary = run(&cfg, &few_epochs(), &mut |_| true).unwrap();
+    assert_eq!(summary.epochs, 3);
+    assert_export_matches(&summary, &cache);
+    // Nothing trained: the frozen network from the input gives the backbone's own block3_pool.
+    let frozen = named_run(&cache, &model, Unfreeze::Last(0), dir.path().join("frozen"));
+    let p = tlearn::finetune::run::prepare(&frozen, tlearn::backbone::Compute::cpu(1)).unwrap();
+    let pooled = named_cache(&dir.path().join("pooled"), &model, "block3_pool");
+    let direct = Data::from_cache(&pooled, 0, None, None).unwrap();
+    // Row i of the prepared data is the i-th row of the split's parts.
+    let rows = direct.rows();
+    assert_eq!(p.data.x.nrows(), rows.len());
+    for (i, &r) in rows.iter().enumerate() {
+        assert_eq!(p.data.paths[i], direct.paths[r]);
+        for (a, b) in p.data.x.row(i).iter().zip(direct.x.row(r)) {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "row {i}: {a} vs {b}"
+            );
+        }
+    }
 }

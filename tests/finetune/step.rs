@@ -299,3 +299,119 @@ fn the_stage_2_timing_profiles_each_formulation_beside_the_forward_pass() {
         }
     }
 }
+
+#[test]
+fn a_label_smoothed_training_step_matches_finite_differences_of_its_loss() {
+    let arch = tiny_arch();
+    let plain = StepConfig {
+        momentum: 0.9,
+        weight_decay: 0.0,
+    };
+    let graph = tlearn::finetune::train_graph_smoothed(&arch, plain, ConvGrad::default(), 0.1);
+    let mut session = open_model(&graph.unwrap());
+    let step = Step::new(&arch, 0.0, (1.0, 1.0));
+    let inputs = step.refs();
+    for p in arch.params() {
+        let new = format!("{}.new", p.name);
+        let out = run(&mut session, &inputs, &[&new]);
+        let analytic: Vec<f32> = step
+            .f32(&p.name)
+            .iter()
+            .zip(&out[0])
+            .map(|(a, b)| a - b)
+            .collect();
+        let numeric = slopes(&inputs, &p.name, 1e-3, |shifted| {
+            f64::from(run(&mut session, shifted, &["loss"])[0][0])
+        });
+        assert_close(&p.name, &analytic, &numeric, 3e-4, 2e-2);
+    }
+    let e = tlearn::finetune::train_graph_smoothed(&arch, plain, ConvGrad::default(), 1.0);
+    assert!(e.unwrap_err().to_string().contains("[0, 1)"));
+}
+
+#[test]
+fn an_unfreeze_all_step_from_the_input_matches_finite_differences() {
+    // VGG16's 13 convolutions in its 5 blocks, 2 channels each, on 3 x 32 x 32 images.
+    let convs: Vec<ConvLayer> = tlearn::finetune::network::vgg16_convs()
+        .into_iter()
+        .map(|c| ConvLayer { out: 2, ..c })
+        .collect();
+    let tail = tlearn::finetune::network::tail_in(
+        &convs,
+        tlearn::finetune::network::INPUT_LAYER,
+        3 * 32 * 32,
+        tlearn::finetune::Unfreeze::All,
+    )
+    .unwrap();
+    assert_eq!(
+        (tail.trainable.len(), tail.input.clone()),
+        (13, vec![3, 32, 32])
+    );
+    let arch = Arch {
+        input: tail.input.clone(),
+        convs: tail.trainable,
+        pool: HeadPool::Flatten,
+        hidden: 5,
+        classes: 3,
+        head_scale: 1.0,
+    };
+    // One image: a ReLU or a max-pooling window whose choice a finite-difference step flips
+    // (1024 windows in block 1 alone) spoils a slope, so few positions and a small step.
+    let n = 1;
+    let mut inputs = vec![
+        (
+            "x".to_string(),
+            Input::F32(vec![n, 3, 32, 32], uniform(21, n * 3072, 1.0)),
+        ),
+        ("labels".to_string(), Input::I64(vec![n], vec![2])),
+        (
+            "dropout_mask".to_string(),
+            Input::F32(vec![n, 5], vec![2.0, 0.0, 2.0, 2.0, 2.0]),
+        ),
+        ("lr_pretrained".to_string(), Input::F32(vec![], vec![1.0])),
+        ("lr_new".to_string(), Input::F32(vec![], vec![1.0])),
+    ];
+    for (i, p) in arch.params().iter().enumerate() {
+        let fan_in: usize = p.dims.iter().skip(usize::from(p.dims.len() == 4)).product();
+        // Biases > 0 and He-like weights keep most ReLUs of 13 layers alive.
+        let values = match p.dims.len() {
+            1 => uniform(130 + i as u64, p.len(), 0.1)
+                .iter()
+                .map(|v| v + 0.2)
+                .collect(),
+            _ => uniform(130 + i as u64, p.len(), (6.0 / fan_in as f32).sqrt()),
+        };
+        inputs.push((p.name.clone(), Input::F32(p.dims.clone(), values)));
+        inputs.push((p.momentum(), Input::F32(p.dims.clone(), vec![0.0; p.len()])));
+    }
+    let plain = StepConfig {
+        momentum: 0.9,
+        weight_decay: 0.0,
+    };
+    let mut session = open_model(&train_graph(&arch, plain).unwrap());
+    let refs: Vec<(&str, Input)> = inputs
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.clone()))
+        .collect();
+    // The first convolution (its gradient goes back through all 13), one in the middle, the
+    // last, and the head.
+    for name in [
+        "block1_conv1.w",
+        "block1_conv1.b",
+        "block3_conv2.w",
+        "block5_conv3.w",
+        "fc1.w",
+    ] {
+        let new = format!("{name}.new");
+        let out = run(&mut session, &refs, &[&new]);
+        let Some((_, Input::F32(_, before))) = inputs.iter().find(|(n, _)| n == name) else {
+            unreachable!()
+        };
+        let analytic: Vec<f32> = before.iter().zip(&out[0]).map(|(a, b)| a - b).collect();
+        let numeric = slopes(&refs, name, 2e-4, |shifted| {
+            f64::from(run(&mut session, shifted, &["loss"])[0][0])
+        });
+        // The loss is f32: a step of 2e-4 leaves rounding of up to ~3e-4 in a slope.
+        assert_close(name, &analytic, &numeric, 6e-4, 2e-2);
+    }
+}

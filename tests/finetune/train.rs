@@ -339,3 +339,77 @@ fn cuda_that_cannot_start_is_an_error_not_a_silent_cpu_run() {
         "{e}"
     );
 }
+
+/// [`params`] with a warm-up epoch, cosine decay and label smoothing.
+fn scheduled(epochs: usize) -> CheckedParams {
+    FinetuneParams {
+        schedule: tlearn::finetune::schedule::Schedule::Cosine,
+        warmup_epochs: 1,
+        label_smoothing: 0.1,
+        ..(*params(epochs)).clone()
+    }
+    .check()
+    .unwrap()
+}
+
+#[test]
+fn a_scheduled_smoothed_run_resumes_to_the_uninterrupted_result_and_keeps_its_horizon() {
+    let data = tiny_data();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let fit_in = |dir: &Path, p: &CheckedParams, stop_after: Option<usize>| {
+        fit(
+            p,
+            &tiny_arch(),
+            init(),
+            &data,
+            dir,
+            &mut |event| !matches!(event, TrainEvent::Epoch(s) if stop_after == Some(s.epoch)),
+        )
+    };
+    let whole = fit_in(a.path(), &scheduled(4), None).unwrap();
+    let first = fit_in(b.path(), &scheduled(4), Some(2)).unwrap();
+    assert_eq!(first.ending, Ending::Interrupted);
+    let resumed = fit_in(b.path(), &scheduled(4), None).unwrap();
+    assert_eq!(resumed.best, whole.best);
+    assert_eq!(resumed.best_epoch, whole.best_epoch);
+    let specs = tiny_arch().params();
+    let last = |dir: &Path| {
+        checkpoint::load(&dir.join("checkpoint.onnx"), &specs, true)
+            .unwrap()
+            .1
+    };
+    assert_eq!(last(a.path()), last(b.path()));
+    // 10 steps per epoch: epoch 1 warms up to 10 / 11, then the cosine falls over 30 steps.
+    let scales: Vec<f64> = whole.history.iter().map(|h| h.lr_scale).collect();
+    assert!((scales[0] - 10.0 / 11.0).abs() < 1e-6, "{scales:?}");
+    let cosine = |t: f64| (1.0 + (std::f64::consts::PI * t).cos()) / 2.0;
+    for (e, s) in scales.iter().enumerate().skip(1) {
+        assert!(
+            (s - cosine((10 * e - 1) as f64 / 30.0)).abs() < 1e-6,
+            "{scales:?}"
+        );
+    }
+    // The schedule differs from a constant run's: not the same parameters.
+    let c = tempfile::tempdir().unwrap();
+    assert_ne!(fit_in(c.path(), &params(4), None).unwrap().best, whole.best);
+    // The cosine's rates depend on the epochs: more epochs on resume is another run.
+    let e = fit_in(a.path(), &scheduled(6), None).unwrap_err();
+    assert!(e.to_string().contains("other settings"), "{e}");
+}
+
+#[test]
+fn a_warm_up_as_long_as_the_run_and_smoothing_of_one_are_refused() {
+    for bad in [
+        FinetuneParams {
+            epochs: 2,
+            warmup_epochs: 2,
+            ..FinetuneParams::default()
+        },
+        FinetuneParams {
+            label_smoothing: 1.0,
+            ..FinetuneParams::default()
+        },
+    ] {
+        assert!(matches!(bad.check(), Err(FinetuneError::Param(_))));
+    }
+}

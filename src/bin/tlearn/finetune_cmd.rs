@@ -8,10 +8,12 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use tlearn::backbone::{Compute, ExecutionProvider};
 use tlearn::finetune::bench::BenchConfig;
+use tlearn::finetune::ensemble::EnsembleConfig;
 use tlearn::finetune::report;
 use tlearn::finetune::run::{
     cache_tail, prepare, run_splits, RunConfig, SplitEvent, DEFAULT_HIDDEN,
 };
+use tlearn::finetune::schedule::Schedule;
 use tlearn::finetune::train::{Ending, FinetuneParams};
 use tlearn::finetune::{eval_graph, train_graph, HeadPool, StepConfig, Unfreeze};
 use tlearn::output::{self, RunName};
@@ -33,6 +35,47 @@ pub enum FinetuneCommand {
     Train(TrainArgs),
     /// Seconds per epoch of stage 1 (measured) and stage 2 (from a few steps), as JSON.
     Bench(BenchArgs),
+    /// Average a fine-tuned run's probabilities with a linear classifier's, the weight (and
+    /// the linear C) chosen on each split's validation images; JSON of both and the blend.
+    Ensemble(EnsembleArgs),
+}
+
+/// Arguments of `tlearn finetune ensemble`.
+#[derive(Debug, Args)]
+pub struct EnsembleArgs {
+    /// The fine-tuned run's folder (RUNS/NAME, with split-K/summary.json).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The feature cache the linear classifier trains on: the same images and splits as the
+    /// run's cache (e.g. that cache itself).
+    #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
+    pub features: PathBuf,
+    /// Representations of the linear classifier (comma-separated LAYER:POOLING; default: all
+    /// of the cache's).
+    #[arg(long = "use", value_delimiter = ',')]
+    pub uses: Vec<tlearn::backbone::Repr>,
+    /// The linear classifier (an SVM's margins become probabilities through a temperature
+    /// fitted on validation).
+    #[arg(long, value_enum, default_value = "logistic")]
+    pub classifier: tlearn::classify::Kind,
+    /// Values of C tried on validation.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1e-4,1e-3,1e-2,1e-1,1,10"
+    )]
+    pub c: Vec<f64>,
+    /// Splits (comma-separated).
+    #[arg(
+        long = "splits-used",
+        alias = "split",
+        value_delimiter = ',',
+        default_value = "0,1,2"
+    )]
+    pub splits: Vec<usize>,
+    /// Also write the JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 /// Arguments of `tlearn finetune bench`.
@@ -172,9 +215,20 @@ pub struct TrainArgs {
     /// Dropout rate of the head.
     #[arg(long, default_value_t = defaults().dropout)]
     pub dropout: f32,
-    /// Early stopping: epochs without a lower validation loss (0: off).
+    /// Early stopping: epochs without a lower validation loss (0: off). The epoch with the
+    /// lowest validation loss is kept either way.
     #[arg(long, default_value_t = defaults().patience)]
     pub patience: usize,
+    /// Learning-rate schedule after the warm-up: constant, or cosine decay to 0 at the last
+    /// epoch (--epochs then cannot grow on resume).
+    #[arg(long, value_enum, default_value = "constant")]
+    pub schedule: Schedule,
+    /// Epochs of linear learning-rate warm-up at the start (0: none).
+    #[arg(long, default_value_t = defaults().warmup_epochs)]
+    pub warmup_epochs: usize,
+    /// Label smoothing of the training loss, e.g. 0.1 (0: plain cross-entropy).
+    #[arg(long, default_value_t = defaults().label_smoothing)]
+    pub label_smoothing: f32,
     /// Seed of initialisation, shuffling and dropout.
     #[arg(long, default_value_t = defaults().seed)]
     pub seed: u64,
@@ -231,6 +285,24 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         FinetuneCommand::Train(args) => train(args),
+        FinetuneCommand::Ensemble(args) => {
+            crate::check_json(args.json.as_deref())?;
+            let reprs = match args.uses.is_empty() {
+                false => args.uses,
+                true => tlearn::cache::FeatureCache::open(&args.features)?
+                    .identity
+                    .representations(),
+            };
+            let report = tlearn::finetune::ensemble::ensemble(&EnsembleConfig {
+                run: args.run,
+                cache: args.features,
+                reprs,
+                kind: args.classifier,
+                grid: args.c,
+                splits: args.splits,
+            })?;
+            crate::print_json(&report, args.json.as_deref().map(crate::json_target))
+        }
         FinetuneCommand::Bench(args) => {
             crate::check_json(args.json.as_deref())?;
             let report = tlearn::finetune::bench::bench(&BenchConfig {
@@ -259,6 +331,7 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         &args.net.features,
         args.net.uses.as_ref(),
         args.net.unfreeze,
+        &args.net.model,
     )?;
     if !tail.frozen.is_empty() && !args.quiet {
         eprintln!(
@@ -315,6 +388,9 @@ fn params(args: &TrainArgs) -> FinetuneParams {
         dropout: args.dropout,
         patience: args.patience,
         seed: args.seed,
+        schedule: args.schedule,
+        warmup_epochs: args.warmup_epochs,
+        label_smoothing: args.label_smoothing,
         compute: args.compute.compute(),
         ..FinetuneParams::default()
     }
