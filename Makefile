@@ -201,12 +201,12 @@ finetune: features-block4 finetune-head
 	  --run finetune --data data/flowers17
 	$(TLEARN) report --reports reports
 
-## finetune-ensemble: stage 1's probabilities averaged with a logistic regression's on the same
+## finetune-ensemble: stage 1's probabilities averaged with a linear SVM's on the same
 ## cache and splits, the weight and C chosen on each split's validation images; JSON
 .PHONY: finetune-ensemble
 finetune-ensemble: finetune-head
 	mkdir -p reports && $(TLEARN) finetune ensemble --run runs/finetune-head --cache data/features.h5 \
-	  --classifier logistic --json reports/finetune-ensemble.json
+	  --classifier svm --c 1e-3,1e-2 --json reports/finetune-ensemble.json
 
 ## features-block4: block4_pool of every image and copy, flattened (~1.5 GB; resumes)
 features-block4: build models data
