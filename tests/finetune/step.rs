@@ -103,14 +103,21 @@ fn training_step_with_an_average_pooled_head_matches_finite_differences() {
     });
 }
 
+/// lr 1, momenta 0, no decay: `p - p.new` is exactly the gradient.
+const PLAIN: StepConfig = StepConfig {
+    momentum: 0.9,
+    weight_decay: 0.0,
+};
+
 fn check_step_gradients(arch: Arch) {
-    // lr 1, momenta 0, no decay: `p - p.new` is exactly the gradient.
-    let plain = StepConfig {
-        momentum: 0.9,
-        weight_decay: 0.0,
-    };
-    let mut session = open_model(&train_graph(&arch, plain).unwrap());
-    let step = Step::new(&arch, 0.0, (1.0, 1.0));
+    check_graph_gradients(&arch, &train_graph(&arch, PLAIN).unwrap());
+}
+
+/// Every parameter's `p - p.new` of the training step `graph` of `arch` (written with
+/// [`PLAIN`]) against finite differences of its loss.
+fn check_graph_gradients(arch: &Arch, graph: &tlearn::onnx::Model) {
+    let mut session = open_model(graph);
+    let step = Step::new(arch, 0.0, (1.0, 1.0));
     let inputs = step.refs();
     for p in arch.params() {
         let new = format!("{}.new", p.name);
@@ -303,29 +310,9 @@ fn the_stage_2_timing_profiles_each_formulation_beside_the_forward_pass() {
 #[test]
 fn a_label_smoothed_training_step_matches_finite_differences_of_its_loss() {
     let arch = tiny_arch();
-    let plain = StepConfig {
-        momentum: 0.9,
-        weight_decay: 0.0,
-    };
-    let graph = tlearn::finetune::train_graph_smoothed(&arch, plain, ConvGrad::default(), 0.1);
-    let mut session = open_model(&graph.unwrap());
-    let step = Step::new(&arch, 0.0, (1.0, 1.0));
-    let inputs = step.refs();
-    for p in arch.params() {
-        let new = format!("{}.new", p.name);
-        let out = run(&mut session, &inputs, &[&new]);
-        let analytic: Vec<f32> = step
-            .f32(&p.name)
-            .iter()
-            .zip(&out[0])
-            .map(|(a, b)| a - b)
-            .collect();
-        let numeric = slopes(&inputs, &p.name, 1e-3, |shifted| {
-            f64::from(run(&mut session, shifted, &["loss"])[0][0])
-        });
-        assert_close(&p.name, &analytic, &numeric, 3e-4, 2e-2);
-    }
-    let e = tlearn::finetune::train_graph_smoothed(&arch, plain, ConvGrad::default(), 1.0);
+    let graph = tlearn::finetune::train_graph_smoothed(&arch, PLAIN, ConvGrad::default(), 0.1);
+    check_graph_gradients(&arch, &graph.unwrap());
+    let e = tlearn::finetune::train_graph_smoothed(&arch, PLAIN, ConvGrad::default(), 1.0);
     assert!(e.unwrap_err().to_string().contains("[0, 1)"));
 }
 
