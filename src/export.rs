@@ -92,6 +92,9 @@ pub enum ExportError {
     /// An SVM saved without a calibration gives margins only.
     #[error("{0} is an SVM without a calibration (saved by an earlier tlearn), so it gives no probabilities to export: train it again with `tlearn train svm`")]
     NoProbabilities(PathBuf),
+    /// A model with test-time augmentation averages several views of each image.
+    #[error("{0} averages each image's scores over its augmented copies (test-time augmentation, `--tta`), which one graph of one image cannot do: use it with `tlearn predict`, or train it again without --tta to export it")]
+    TestTimeAugmentation(PathBuf),
     /// The output path holds something `tlearn export` did not write.
     #[error("--out {0} exists and is not a file tlearn exported: it is left untouched. Give another --out, or move that file away")]
     Foreign(PathBuf),
@@ -163,6 +166,9 @@ fn linear_graph(
     let model = TrainedModel::load(file)?;
     if model.classifier.kind == Kind::Svm && model.calibration.is_none() {
         return Err(ExportError::NoProbabilities(file.to_path_buf()));
+    }
+    if model.tta {
+        return Err(ExportError::TestTimeAugmentation(file.to_path_buf()));
     }
     let path = crate::predict::backbone_for(&model, cfg.backbone.as_deref())?;
     // Opening it runs every check predict makes: sha256, identity, layers, feature length.

@@ -451,9 +451,19 @@ fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
         .join(",");
     let kind = decision["chosen"]["kind"].as_str().unwrap().to_string();
     let c = decision["chosen"]["c"].as_f64().unwrap();
+    // The variant the decision keeps, as `tlearn train` flags.
+    let variant = &decision["chosen"]["variant"];
+    let mut flags = Vec::new();
+    if !variant["train_copies"].as_bool().unwrap() {
+        flags.push("--no-copies");
+    }
+    if variant["tta"].as_bool().unwrap() {
+        flags.push("--tta");
+    }
     let by_hand = tlearn()
         .args(["train", &kind, "--features"])
         .arg(out.join("cache/features.h5"))
+        .args(flags)
         .args([
             "--use",
             &uses,
@@ -758,5 +768,101 @@ fn a_stop_during_the_search_keeps_the_previous_run_and_resumes() {
     assert_eq!(
         resumed.decision.rows_computed, 0,
         "the rerun extracted again"
+    );
+}
+
+/// A cache of tinted images with 2 flipped copies of every image (one split, both layers'
+/// representations), whose features are then replaced by `shape(label, copy, part, column)`
+/// plus uniform noise in [-1, 1): the levers' effect is set by construction.
+fn shaped_cache(dir: &Path, shape: impl Fn(usize, u16, tlearn::dataset::Part, usize) -> f32) -> CacheData {
+    let model = tiny_backbone(dir);
+    let data = tinted(dir, 3, 20);
+    let out = dir.join("copies.h5");
+    let mut cfg = config(&data, &model, &out);
+    cfg.reprs = auto::choose::extraction_reprs(&["block1_pool".into(), "block2_pool".into()]);
+    cfg.recipe = "flip".parse().unwrap();
+    cfg.copies = 2;
+    cfg.augment_all = true;
+    tlearn::extract::run(&cfg, &go()).unwrap();
+    let mut cache = CacheData::load(&out).unwrap();
+    let (rows, dims) = cache.features.dim();
+    let noise = lcg_values(11, rows * dims, 1.0);
+    cache.features = tlearn::classify::nd::Array2::from_shape_fn((rows, dims), |(r, j)| {
+        shape(cache.labels[r], cache.copies[r], cache.parts[[r, 0]], j) + noise[r * dims + j]
+    });
+    cache
+}
+
+/// The candidate stages 1 and 2 choose on `cache` (every layer, both classifiers, 2 C).
+fn choose_with_variants(cache: &CacheData) -> (auto::Search, auto::Candidate) {
+    let layers = ["block1_pool".to_string(), "block2_pool".to_string()];
+    let sets = auto::choose::feature_sets(&layers);
+    let mut base = tlearn::classify::train::TrainConfig::new(Kind::Svm);
+    base.grid = vec![0.01, 1.0];
+    base.refit_on_all_labelled = false;
+    let kinds = [Kind::Svm, Kind::Logistic];
+    let stage1 = auto::choose::search(cache, &sets, &kinds, &base, &go(), &mut |_| {}).unwrap();
+    let search = auto::choose::refine(cache, stage1, &base, 2, &go(), &mut |_| {}).unwrap();
+    let chosen = auto::choose::best(&search.candidates).unwrap().clone();
+    (search, chosen)
+}
+
+/// Class `class`'s centre in column `j` (in [-2, 2)).
+fn centre(class: usize, j: usize) -> f32 {
+    lcg_values((class * 100_000 + j) as u64, 1, 2.0)[0]
+}
+
+#[test]
+fn auto_trains_without_the_copies_when_they_mislead() {
+    let dir = tempfile::tempdir().unwrap();
+    // Copy k looks like the class k after its own (a crop that cuts away what tells classes
+    // apart), so with the copies every class centre is claimed by every class.
+    let cache = shaped_cache(dir.path(), |label, copy, _, j| {
+        centre((label + copy as usize) % 3, j)
+    });
+    let (search, chosen) = choose_with_variants(&cache);
+    assert!(!chosen.variant.train_copies, "{chosen:?}");
+    assert!(!chosen.variant.tta, "the validation copies mislead too: {chosen:?}");
+    // Stage 1 ran with copies; stage 2 tried without them and with TTA, on the best pairs only.
+    let variants: Vec<_> = search.candidates.iter().map(|c| c.variant).collect();
+    assert!(variants.iter().any(|v| v.train_copies && !v.tta));
+    assert!(variants.iter().any(|v| v.train_copies && v.tta));
+    let mut refined: Vec<_> = search
+        .test_only
+        .iter()
+        .filter(|t| !t.variant.train_copies)
+        .map(|t| format!("{} {}", t.features, t.kind))
+        .collect();
+    refined.sort();
+    refined.dedup();
+    assert_eq!(refined.len(), 2, "stage 2 refines the 2 best pairs: {refined:?}");
+    assert!(chosen.val_accuracy > 0.9, "{chosen:?}");
+}
+
+#[test]
+fn auto_keeps_the_copies_when_they_teach_what_validation_images_look_like() {
+    let dir = tempfile::tempdir().unwrap();
+    // The class shows in even columns in training originals, in odd columns in every copy and
+    // in validation and test images (say, the photos to classify are mirrored): only the
+    // copies teach the odd columns.
+    let cache = shaped_cache(dir.path(), |label, copy, part, j| {
+        let as_trained = part == tlearn::dataset::Part::Train && copy == 0;
+        if as_trained == (j % 2 == 0) {
+            centre(label, j)
+        } else {
+            0.0
+        }
+    });
+    let (search, chosen) = choose_with_variants(&cache);
+    assert!(chosen.variant.train_copies, "{chosen:?}");
+    let without = search
+        .candidates
+        .iter()
+        .filter(|c| !c.variant.train_copies)
+        .map(|c| c.val_accuracy)
+        .fold(0.0, f64::max);
+    assert!(
+        chosen.val_accuracy > without + 0.2,
+        "{chosen:?} vs {without} without copies"
     );
 }

@@ -61,6 +61,9 @@ pub struct TrainedModel {
     /// The absolute path of the backbone the features were made with, as the cache recorded
     /// it (its sha256 is `identity.model_sha256`); `predict` opens it from any folder.
     pub backbone: Option<std::path::PathBuf>,
+    /// Test-time augmentation: its scores were chosen and tested averaged over each image's
+    /// augmented copies (the identity's recipe and copies), so `predict` averages them too.
+    pub tta: bool,
 }
 
 /// The file layout (flat vectors: small and fast to parse).
@@ -96,6 +99,9 @@ struct ModelFile {
     /// Logistic models: iterations, final gradient norm and whether the solver converged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     convergence: Option<Convergence>,
+    /// Test-time augmentation (absent, and not written, when off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    tta: bool,
 }
 
 /// The sha256 of what a model's features are (backbone, layers, pooling, preprocessing...)
@@ -165,6 +171,7 @@ impl TrainedModel {
             fit: self.fit.clone(),
             identity_sha256: Some(identity_digest(&self.identity, &self.class_names)),
             convergence: c.convergence,
+            tta: self.tta,
         };
         let text = serde_json::to_string(&file).expect("model serialises");
         let target = crate::output::Target::new(path).kind(MODEL_KIND);
@@ -229,6 +236,7 @@ impl TrainedModel {
             calibration: file.calibration,
             backbone: file.backbone,
             fit: file.fit,
+            tta: file.tta,
         })
     }
 

@@ -433,6 +433,7 @@ fn split_model(
             }
         ),
         fit: Some(ModelFit::Split { split, rows }),
+        tta: cfg.tta,
     }
 }
 
