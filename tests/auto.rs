@@ -294,13 +294,25 @@ fn choosing_never_reads_test_labels() {
     let out = dir.path().join("f.h5");
     let mut cfg = config(&data, &model, &out);
     cfg.reprs = auto::choose::extraction_reprs(&["block1_pool".into(), "block2_pool".into()]);
+    // Copies of every image: stage 2 (training copies on / off, TTA) runs too.
+    cfg.recipe = "flip,crop".parse().unwrap();
+    cfg.copies = 1;
+    cfg.augment_all = true;
     tlearn::extract::run(&cfg, &go()).unwrap();
     let layers = ["block1_pool".to_string(), "block2_pool".to_string()];
     let sets = auto::choose::feature_sets(&layers);
     let kinds = [Kind::Svm, Kind::Logistic];
     let base = tlearn::classify::train::TrainConfig::new(Kind::Svm);
+    let search = |cache: &CacheData| {
+        let stage1 = auto::choose::search(cache, &sets, &kinds, &base, &go(), &mut |_| {}).unwrap();
+        auto::choose::refine(cache, stage1, &base, 2, &go(), &mut |_| {}).unwrap()
+    };
     let cache = CacheData::load(&out).unwrap();
-    let honest = auto::choose::search(&cache, &sets, &kinds, &base, &go(), &mut |_| {}).unwrap();
+    let honest = search(&cache);
+    assert!(
+        honest.candidates.iter().any(|c| c.variant.tta),
+        "stage 2 ran"
+    );
     // Scramble the label of every test row (one split: test rows are never training rows).
     let mut scrambled = cache.clone();
     let classes = scrambled.class_names.len();
@@ -309,12 +321,20 @@ fn choosing_never_reads_test_labels() {
             scrambled.labels[row] = (scrambled.labels[row] + 1) % classes;
         }
     }
-    let blind = auto::choose::search(&scrambled, &sets, &kinds, &base, &go(), &mut |_| {}).unwrap();
+    let blind = search(&scrambled);
     // Everything but the fit times (which vary run to run) is the same.
     let scores = |s: &auto::Search| -> Vec<_> {
         s.candidates
             .iter()
-            .map(|c| (c.reprs.clone(), c.kind, c.c, c.val_per_split.clone()))
+            .map(|c| {
+                (
+                    c.reprs.clone(),
+                    c.kind,
+                    c.variant,
+                    c.c,
+                    c.val_per_split.clone(),
+                )
+            })
             .collect()
     };
     assert_eq!(
@@ -324,7 +344,7 @@ fn choosing_never_reads_test_labels() {
     );
     let chosen = |s: &auto::Search| {
         let b = auto::choose::best(&s.candidates).unwrap();
-        (b.reprs.clone(), b.kind, b.c)
+        (b.reprs.clone(), b.kind, b.variant, b.c)
     };
     assert_eq!(chosen(&honest), chosen(&blind));
     assert_ne!(
@@ -774,7 +794,10 @@ fn a_stop_during_the_search_keeps_the_previous_run_and_resumes() {
 /// A cache of tinted images with 2 flipped copies of every image (one split, both layers'
 /// representations), whose features are then replaced by `shape(label, copy, part, column)`
 /// plus uniform noise in [-1, 1): the levers' effect is set by construction.
-fn shaped_cache(dir: &Path, shape: impl Fn(usize, u16, tlearn::dataset::Part, usize) -> f32) -> CacheData {
+fn shaped_cache(
+    dir: &Path,
+    shape: impl Fn(usize, u16, tlearn::dataset::Part, usize) -> f32,
+) -> CacheData {
     let model = tiny_backbone(dir);
     let data = tinted(dir, 3, 20);
     let out = dir.join("copies.h5");
@@ -822,7 +845,10 @@ fn auto_trains_without_the_copies_when_they_mislead() {
     });
     let (search, chosen) = choose_with_variants(&cache);
     assert!(!chosen.variant.train_copies, "{chosen:?}");
-    assert!(!chosen.variant.tta, "the validation copies mislead too: {chosen:?}");
+    assert!(
+        !chosen.variant.tta,
+        "the validation copies mislead too: {chosen:?}"
+    );
     // Stage 1 ran with copies; stage 2 tried without them and with TTA, on the best pairs only.
     let variants: Vec<_> = search.candidates.iter().map(|c| c.variant).collect();
     assert!(variants.iter().any(|v| v.train_copies && !v.tta));
@@ -835,7 +861,11 @@ fn auto_trains_without_the_copies_when_they_mislead() {
         .collect();
     refined.sort();
     refined.dedup();
-    assert_eq!(refined.len(), 2, "stage 2 refines the 2 best pairs: {refined:?}");
+    assert_eq!(
+        refined.len(),
+        2,
+        "stage 2 refines the 2 best pairs: {refined:?}"
+    );
     assert!(chosen.val_accuracy > 0.9, "{chosen:?}");
 }
 

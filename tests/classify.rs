@@ -769,7 +769,11 @@ fn a_tta_model_round_trips_and_predict_averages_the_same_copies() {
             .args(test.iter().map(|t| t.path.clone()))
             .output()
             .unwrap();
-        assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+        assert!(
+            got.status.success(),
+            "{}",
+            String::from_utf8_lossy(&got.stderr)
+        );
         String::from_utf8(got.stdout)
             .unwrap()
             .lines()
@@ -789,7 +793,12 @@ fn a_tta_model_round_trips_and_predict_averages_the_same_copies() {
     assert_eq!(with_tta.len(), test.len());
     for (got, scored) in with_tta.iter().zip(test) {
         for (a, b) in got.iter().zip(&scored.scores) {
-            assert!((a - b).abs() < 1e-4, "{}: {got:?} vs {:?}", scored.path, scored.scores);
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{}: {got:?} vs {:?}",
+                scored.path,
+                scored.scores
+            );
         }
     }
     let differs = without
