@@ -588,6 +588,34 @@ mod tests {
     }
 
     #[test]
+    fn variants_combine_the_levers_that_changed_and_ties_keep_the_defaults() {
+        let base = Variant {
+            train_copies: true,
+            tta: false,
+        };
+        let off = Variant {
+            train_copies: false,
+            ..base
+        };
+        let tta = Variant { tta: true, ..base };
+        assert_eq!(
+            base.combine(&[off, tta]),
+            Variant {
+                train_copies: false,
+                tta: true
+            }
+        );
+        assert_eq!(base.combine(&[]), base);
+        assert_eq!(base.combine(&[off, tta]).flags(), " --no-copies --tta");
+        let mut all = vec![cand(512, Kind::Svm, 1e-3, 0.9); 3];
+        all[0].variant = tta;
+        all[1].variant = off;
+        assert_eq!(best(&all).unwrap().variant, base);
+        all[1].val_accuracy = 0.95;
+        assert_eq!(best(&all).unwrap().variant, off);
+    }
+
+    #[test]
     fn the_sets_are_runs_of_adjacent_layers_and_the_deepest_flattened() {
         let layers: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let sets: Vec<String> = feature_sets(&layers).iter().map(|s| label(s)).collect();
