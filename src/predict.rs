@@ -251,7 +251,7 @@ impl Predictor {
             Predictor::Linear { model, net } => {
                 let reprs = model.identity.representations();
                 let features = net.representations(tensor, n, &reprs)?;
-                let scores = model.classifier.scores(to_linfa(features).view());
+                let scores = model.scores(to_linfa(features));
                 scores.iter().copied().collect()
             }
             Predictor::Network { net, .. } => net.rows(tensor, n)?.iter().copied().collect(),

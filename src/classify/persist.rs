@@ -6,7 +6,7 @@ use std::path::Path;
 use ndarray16::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::{Calibration, ClassifyError, Convergence, Kind, LinearClassifier, Scaler};
+use super::{Calibration, ClassifyError, Convergence, Kind, LinearClassifier, Normalize, Scaler};
 use crate::cache::{Identity, IdentityCheck};
 
 /// The `format` field of every model file.
@@ -64,6 +64,9 @@ pub struct TrainedModel {
     /// Test-time augmentation: its scores were chosen and tested averaged over each image's
     /// augmented copies (the identity's recipe and copies), so `predict` averages them too.
     pub tta: bool,
+    /// The normalisation of the features' representation blocks before standardisation
+    /// (none in models saved before it existed).
+    pub normalize: Normalize,
 }
 
 /// The file layout (flat vectors: small and fast to parse).
@@ -102,6 +105,9 @@ struct ModelFile {
     /// Test-time augmentation (absent, and not written, when off).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     tta: bool,
+    /// Normalisation before standardisation; absent (none) in older files and for none.
+    #[serde(default, skip_serializing_if = "Normalize::is_none")]
+    normalize: Normalize,
 }
 
 /// The sha256 of what a model's features are (backbone, layers, pooling, preprocessing...)
@@ -172,6 +178,7 @@ impl TrainedModel {
             identity_sha256: Some(identity_digest(&self.identity, &self.class_names)),
             convergence: c.convergence,
             tta: self.tta,
+            normalize: self.normalize,
         };
         let text = serde_json::to_string(&file).expect("model serialises");
         let target = crate::output::Target::new(path).kind(MODEL_KIND);
@@ -237,7 +244,16 @@ impl TrainedModel {
             backbone: file.backbone,
             fit: file.fit,
             tta: file.tta,
+            normalize: file.normalize,
         })
+    }
+
+    /// The classifier's scores of feature rows as extracted: each representation block
+    /// normalised as in training, then standardised and scored.
+    pub fn scores(&self, mut features: Array2<f32>) -> Array2<f32> {
+        self.normalize
+            .apply(features.view_mut(), &Normalize::blocks(&self.identity));
+        self.classifier.scores(features.view())
     }
 
     /// The probabilities of one row of [`LinearClassifier::scores`]: the scores themselves for
