@@ -480,6 +480,10 @@ fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
     if variant["tta"].as_bool().unwrap() {
         flags.push("--tta");
     }
+    let normalize = variant["normalize"].as_str().unwrap().to_string();
+    if normalize != "none" {
+        flags.extend(["--normalize", normalize.as_str()]);
+    }
     let by_hand = tlearn()
         .args(["train", &kind, "--features"])
         .arg(out.join("cache/features.h5"))

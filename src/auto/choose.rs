@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::backbone::{Pooling, Repr};
 use crate::classify::data::CacheData;
 use crate::classify::train::{self, TrainConfig, TrainOutcome};
-use crate::classify::{ClassifyError, Kind};
+use crate::classify::{ClassifyError, Kind, Normalize};
 use crate::dataset::Part;
 
 /// Two mean accuracies closer than this are a tie (they are means of counts over the same
@@ -32,12 +32,14 @@ pub const REFINED_PAIRS: usize = 2;
 /// How a (feature set, classifier) uses the rows of the one cache: one value of each lever
 /// decided on validation (no second extraction). A lever is one field; a new lever is one
 /// more field, one more axis in [`Variant::axes`] and one more line in [`Variant::combine`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variant {
     /// Train on the augmented copies of training images too.
     pub train_copies: bool,
     /// Test-time augmentation: average a validation / test image's scores over its copies.
     pub tta: bool,
+    /// Normalisation of each representation block before standardisation.
+    pub normalize: Normalize,
 }
 
 impl Variant {
@@ -46,6 +48,7 @@ impl Variant {
         Variant {
             train_copies: cfg.train_copies,
             tta: cfg.tta,
+            normalize: cfg.normalize,
         }
     }
 
@@ -54,18 +57,26 @@ impl Variant {
         TrainConfig {
             train_copies: self.train_copies,
             tta: self.tta,
+            normalize: self.normalize,
             ..cfg.clone()
         }
     }
 
-    /// Short text for tables: `copies`, `no copies`, then `+ tta`.
+    /// Short text for tables: `copies`, `no copies`, then `+ tta`, then `+ l2` or `+ power`.
     pub fn label(&self) -> String {
-        let copies = if self.train_copies {
+        let mut label = if self.train_copies {
             "copies"
         } else {
             "no copies"
-        };
-        format!("{copies}{}", if self.tta { " + tta" } else { "" })
+        }
+        .to_string();
+        if self.tta {
+            label.push_str(" + tta");
+        }
+        if !self.normalize.is_none() {
+            label = format!("{label} + {}", self.normalize.name());
+        }
+        label
     }
 
     /// The `tlearn train` flags that select this variant.
@@ -77,19 +88,22 @@ impl Variant {
         if self.tta {
             flags.push_str(" --tta");
         }
+        if !self.normalize.is_none() {
+            flags = format!("{flags} --normalize {}", self.normalize.name());
+        }
         flags
     }
 
-    /// Order on ties (smaller first): `tlearn train`'s defaults, then the cheaper to use: no
-    /// TTA (it runs the backbone once per copy at prediction), copies on.
-    fn rank(&self) -> (bool, bool) {
-        (self.tta, !self.train_copies)
+    /// Order on ties (smaller first): `tlearn train`'s defaults, the cheaper to use first: no
+    /// TTA (it runs the backbone once per copy at prediction), no normalisation, copies on.
+    fn rank(&self) -> (bool, bool, bool) {
+        (self.tta, !self.normalize.is_none(), !self.train_copies)
     }
 
     /// The levers `data` allows changing from `self`: per lever (one axis each), the variants
     /// that differ from `self` in that lever only. Training copies only if the cache holds
     /// copies of training images; TTA only if it holds copies of validation images
-    /// (`--augment-all`).
+    /// (`--augment-all`); the normalisations on any cache.
     pub fn axes(self, data: &CacheData) -> Vec<Vec<Variant>> {
         let has_copies = |part: Part| {
             (0..data.labels.len())
@@ -108,6 +122,14 @@ impl Variant {
                 ..self
             }]);
         }
+        let normalizations = [Normalize::None, Normalize::L2, Normalize::Power];
+        axes.push(
+            normalizations
+                .into_iter()
+                .filter(|n| *n != self.normalize)
+                .map(|normalize| Variant { normalize, ..self })
+                .collect(),
+        );
         axes
     }
 
@@ -120,6 +142,9 @@ impl Variant {
             }
             if c.tta != self.tta {
                 v.tta = c.tta;
+            }
+            if c.normalize != self.normalize {
+                v.normalize = c.normalize;
             }
         }
         v
@@ -560,6 +585,7 @@ mod tests {
             variant: Variant {
                 train_copies: true,
                 tta: false,
+                normalize: Normalize::None,
             },
             dims,
             c,
@@ -592,21 +618,26 @@ mod tests {
         let base = Variant {
             train_copies: true,
             tta: false,
+            normalize: Normalize::None,
         };
         let off = Variant {
             train_copies: false,
             ..base
         };
         let tta = Variant { tta: true, ..base };
-        assert_eq!(
-            base.combine(&[off, tta]),
-            Variant {
-                train_copies: false,
-                tta: true
-            }
-        );
+        let power = Variant {
+            normalize: Normalize::Power,
+            ..base
+        };
+        let all_three = Variant {
+            train_copies: false,
+            tta: true,
+            normalize: Normalize::Power,
+        };
+        assert_eq!(base.combine(&[off, tta, power]), all_three);
         assert_eq!(base.combine(&[]), base);
-        assert_eq!(base.combine(&[off, tta]).flags(), " --no-copies --tta");
+        assert_eq!(all_three.flags(), " --no-copies --tta --normalize power");
+        assert_eq!(all_three.label(), "no copies + tta + power");
         let mut all = vec![cand(512, Kind::Svm, 1e-3, 0.9); 3];
         all[0].variant = tta;
         all[1].variant = off;
