@@ -841,6 +841,7 @@ fn centre(class: usize, j: usize) -> f32 {
 
 #[test]
 fn auto_trains_without_the_copies_when_they_mislead() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     // Copy k looks like the class k after its own (a crop that cuts away what tells classes
     // apart), so with the copies every class centre is claimed by every class.
@@ -875,6 +876,7 @@ fn auto_trains_without_the_copies_when_they_mislead() {
 
 #[test]
 fn auto_keeps_the_copies_when_they_teach_what_validation_images_look_like() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     // The class shows in even columns in training originals, in odd columns in every copy and
     // in validation and test images (say, the photos to classify are mirrored): only the
@@ -899,4 +901,108 @@ fn auto_keeps_the_copies_when_they_teach_what_validation_images_look_like() {
         chosen.val_accuracy > without + 0.2,
         "{chosen:?} vs {without} without copies"
     );
+}
+
+/// A model trained with TTA records it in model.json, `predict` averages the same views as the
+/// evaluation did (the cache's recipe, seed and copies: keyed by the same relative paths, its
+/// scores equal the split's test scores), and `export` refuses it (one graph scores one view).
+#[test]
+fn a_tta_model_round_trips_and_predict_averages_the_same_copies() {
+    use tlearn::classify::train::{run, TrainConfig};
+    use tlearn::classify::TrainedModel;
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let backbone = tiny_backbone(dir.path());
+    let images = image_folder(dir.path(), 3, 8);
+    let out = dir.path().join("all.h5");
+    let mut cfg = config(&images, &backbone, &out);
+    cfg.pooling = Pooling::Avg;
+    cfg.recipe = "flip,rotate,crop".parse().unwrap();
+    cfg.copies = 2;
+    cfg.augment_all = true;
+    tlearn::extract::run(&cfg, &go()).unwrap();
+    let data = CacheData::load(&out).unwrap();
+    let mut train_cfg = TrainConfig::new(Kind::Logistic);
+    train_cfg.grid = vec![1.0];
+    train_cfg.tta = true;
+    train_cfg.refit_on_all_labelled = false;
+    let (outcome, model) = run(&data, &train_cfg, &mut |_| {}).unwrap();
+    assert!(model.tta);
+    let file = dir.path().join("tta/model.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    model.save(&file).unwrap();
+    assert_eq!(TrainedModel::load(&file).unwrap(), model);
+    let mut plain = model.clone();
+    plain.tta = false;
+    let plain_file = dir.path().join("plain/model.json");
+    std::fs::create_dir_all(plain_file.parent().unwrap()).unwrap();
+    plain.save(&plain_file).unwrap();
+    assert!(!TrainedModel::load(&plain_file).unwrap().tta);
+
+    let test = &outcome.splits[0].test;
+    let predict = |model: &std::path::Path| -> Vec<Vec<f32>> {
+        let got = tlearn()
+            .current_dir(&images)
+            .args(["predict", "--format", "jsonl", "--top", "3", "--model"])
+            .arg(model)
+            .arg("--backbone")
+            .arg(&backbone)
+            .args(test.iter().map(|t| t.path.clone()))
+            .output()
+            .unwrap();
+        assert!(
+            got.status.success(),
+            "{}",
+            String::from_utf8_lossy(&got.stderr)
+        );
+        String::from_utf8(got.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let mut p = vec![0f32; 3];
+                for t in v["top"].as_array().unwrap() {
+                    let class = model_class(&data, t["class"].as_str().unwrap());
+                    p[class] = t["probability"].as_f64().unwrap() as f32;
+                }
+                p
+            })
+            .collect()
+    };
+    let with_tta = predict(&file);
+    let without = predict(&plain_file);
+    assert_eq!(with_tta.len(), test.len());
+    for (got, scored) in with_tta.iter().zip(test) {
+        for (a, b) in got.iter().zip(&scored.scores) {
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{}: {got:?} vs {:?}",
+                scored.path,
+                scored.scores
+            );
+        }
+    }
+    let differs = without
+        .iter()
+        .zip(&with_tta)
+        .any(|(a, b)| a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-3));
+    assert!(differs, "the copies change the scores");
+
+    let exported = tlearn()
+        .args(["export", "--model"])
+        .arg(&file)
+        .arg("--backbone")
+        .arg(&backbone)
+        .arg("--out")
+        .arg(dir.path().join("tta.onnx"))
+        .output()
+        .unwrap();
+    assert!(!exported.status.success());
+    let stderr = String::from_utf8_lossy(&exported.stderr);
+    assert!(stderr.contains("test-time augmentation"), "{stderr}");
+}
+
+/// The index of class `name`.
+fn model_class(data: &CacheData, name: &str) -> usize {
+    data.class_names.iter().position(|c| c == name).unwrap()
 }
