@@ -3,8 +3,8 @@
 //!
 //! The file holds, in one graph of standard operators: the preprocessing `predict` does after
 //! resizing (channel order, scale, mean, std), the backbone cut to the layers the model reads,
-//! then either the linear model's pooling, concatenation, standardisation, linear layer and
-//! link (softmax, normalised sigmoids, or the SVM's calibrated softmax), or a fine-tuned
+//! then either the linear model's pooling, normalisation (as model.json says), concatenation,
+//! standardisation, linear layer and link (softmax, normalised sigmoids, or the SVM's calibrated softmax), or a fine-tuned
 //! network's own head. Outputs: `probabilities` [N, classes], `label` [N] (the class `predict`
 //! ranks first) and, for an SVM, `margins`. Its `metadata_props` carry the class names, the
 //! resize recipe and snippets, the training features' identity, the accuracy and the date.
@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::backbone::{Descriptor, ExecutionProvider};
-use crate::classify::{ClassifyError, Kind, TrainedModel};
+use crate::classify::normalize::NORM_FLOOR;
+use crate::classify::{ClassifyError, Kind, Normalize, TrainedModel};
 use crate::finetune::grad::Ops;
 use crate::onnx::proto::StringStringEntryProto;
 use crate::onnx::{attr_int, attr_ints, CutSpec, DataType, Dim, Model, OnnxError};
@@ -92,6 +93,9 @@ pub enum ExportError {
     /// An SVM saved without a calibration gives margins only.
     #[error("{0} is an SVM without a calibration (saved by an earlier tlearn), so it gives no probabilities to export: train it again with `tlearn train svm`")]
     NoProbabilities(PathBuf),
+    /// A model with test-time augmentation averages several views of each image.
+    #[error("{0} averages each image's scores over its augmented copies (test-time augmentation, `--tta`), which one graph of one image cannot do: use it with `tlearn predict`, or train it again without --tta to export it")]
+    TestTimeAugmentation(PathBuf),
     /// The output path holds something `tlearn export` did not write.
     #[error("--out {0} exists and is not a file tlearn exported: it is left untouched. Give another --out, or move that file away")]
     Foreign(PathBuf),
@@ -163,6 +167,9 @@ fn linear_graph(
     let model = TrainedModel::load(file)?;
     if model.classifier.kind == Kind::Svm && model.calibration.is_none() {
         return Err(ExportError::NoProbabilities(file.to_path_buf()));
+    }
+    if model.tta {
+        return Err(ExportError::TestTimeAugmentation(file.to_path_buf()));
     }
     let path = crate::predict::backbone_for(&model, cfg.backbone.as_deref())?;
     // Opening it runs every check predict makes: sha256, identity, layers, feature length.
@@ -317,16 +324,31 @@ fn argmax_attrs() -> Vec<crate::onnx::proto::AttributeProto> {
 /// concatenated, standardised, `W z + b`, then the link of its kind (as
 /// [`crate::classify::LinearClassifier::scores`] and [`TrainedModel::probabilities`]).
 fn linear_head(ops: &mut Ops, model: &TrainedModel) -> Outputs {
+    // Each representation is a block of its own when the identity maps its columns, as
+    // `Normalize::blocks` says; otherwise the whole row is one block.
+    let per_block = model.identity.columns().is_some();
     let pooled: Vec<String> = model
         .identity
         .representations()
         .iter()
-        .map(|r| pool(ops, &r.layer, r.pooling))
+        .map(|r| {
+            let x = pool(ops, &r.layer, r.pooling);
+            if per_block {
+                normalize(ops, x, model.normalize)
+            } else {
+                x
+            }
+        })
         .collect();
     let refs: Vec<&str> = pooled.iter().map(String::as_str).collect();
     let features = match refs.as_slice() {
         [one] => one.to_string(),
         many => ops.op("Concat", many, vec![attr_int("axis", 1)]),
+    };
+    let features = if per_block {
+        features
+    } else {
+        normalize(ops, features, model.normalize)
     };
     let c = &model.classifier;
     let (classes, dims) = (c.classes() as i64, c.dims() as i64);
@@ -350,6 +372,34 @@ fn pool(ops: &mut Ops, layer: &str, pooling: crate::backbone::Pooling) -> String
         Pooling::Max => ops.op("GlobalMaxPool", &[layer], vec![]),
     };
     ops.op("Flatten", &[&map], vec![attr_int("axis", 1)])
+}
+
+/// One block [N, dims] normalised as [`Normalize::apply`] does: the signed square root
+/// (power), then division by the row's Euclidean norm, floored at [`NORM_FLOOR`].
+fn normalize(ops: &mut Ops, x: String, how: Normalize) -> String {
+    let x = match how {
+        Normalize::None => return x,
+        Normalize::L2 => x,
+        Normalize::Power => {
+            let sign = ops.op("Sign", &[&x], vec![]);
+            let abs = ops.op("Abs", &[&x], vec![]);
+            let root = ops.op("Sqrt", &[&abs], vec![]);
+            ops.op("Mul", &[&sign, &root], vec![])
+        }
+    };
+    // ReduceSum takes its axes as an input from opset 13 (the lowest exported), ReduceL2
+    // only from 18: the norm is the square root of the summed squares.
+    let squares = ops.op("Mul", &[&x, &x], vec![]);
+    let axes = ops.ints(&[1]);
+    let sum = ops.op(
+        "ReduceSum",
+        &[&squares, &axes],
+        vec![attr_int("keepdims", 1)],
+    );
+    let norm = ops.op("Sqrt", &[&sum], vec![]);
+    let floor = ops.scalar(NORM_FLOOR);
+    let norm = ops.op("Max", &[&norm, &floor], vec![]);
+    ops.op("Div", &[&x, &norm], vec![])
 }
 
 /// The probabilities and label of a linear model's decision values.

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::augment::Recipe;
 use crate::backbone::{Backbone, BackboneError, Descriptor, ExecutionProvider};
 use crate::cache::IdentityCheck;
 use crate::classify::data::to_linfa;
@@ -220,6 +221,29 @@ impl Predictor {
         }
     }
 
+    /// The views of each image to score: the image alone, or with test-time augmentation (a
+    /// linear model trained `--tta`) also the augmented copies its cache held: the same
+    /// recipe, seed and number of copies, each image keyed by its path as given.
+    fn views(&self) -> Result<Views, PredictError> {
+        match self {
+            Predictor::Linear { model, .. } if model.tta => {
+                let id = &model.identity;
+                let recipe = id.augment.parse::<Recipe>().map_err(|e| {
+                    ClassifyError::Incompatible(format!(
+                        "the model's augmentation recipe {:?} cannot be read ({e}): train it again",
+                        id.augment
+                    ))
+                })?;
+                Ok(Views {
+                    recipe,
+                    seed: id.seed,
+                    copies: id.copies,
+                })
+            }
+            _ => Ok(Views::ONE),
+        }
+    }
+
     /// Scores (`n` x classes, row-major) of `n` prepared images: SVM margins, else
     /// probabilities.
     fn scores(&mut self, tensor: &[f32], n: usize) -> Result<Vec<f32>, PredictError> {
@@ -227,7 +251,7 @@ impl Predictor {
             Predictor::Linear { model, net } => {
                 let reprs = model.identity.representations();
                 let features = net.representations(tensor, n, &reprs)?;
-                let scores = model.classifier.scores(to_linfa(features).view());
+                let scores = model.scores(to_linfa(features));
                 scores.iter().copied().collect()
             }
             Predictor::Network { net, .. } => net.rows(tensor, n)?.iter().copied().collect(),
@@ -275,15 +299,18 @@ impl Predictor {
             return Err(PredictError::Zero { flag: "top" });
         }
         let prep = self.net().descriptor.preprocessing.clone();
+        let views = self.views()?;
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Prepared>(PREFETCH_BATCHES);
         std::thread::scope(|scope| {
-            let prep = &prep;
+            let (prep, views) = (&prep, &views);
             scope.spawn(move || {
                 let mut inputs = inputs;
                 loop {
                     let chunk: Vec<Input> = inputs.by_ref().take(options.batch).collect();
                     if chunk.is_empty()
-                        || sender.send(prepare(chunk, prep, &options.limits)).is_err()
+                        || sender
+                            .send(prepare(chunk, prep, views, &options.limits))
+                            .is_err()
                     {
                         break;
                     }
@@ -300,8 +327,8 @@ impl Predictor {
                 let mut rows = scores.chunks(self.class_names().len());
                 for (image, decoded) in batch.images {
                     let top = decoded.map(|()| {
-                        let row = rows.next().expect("one row per decoded image");
-                        self.rank(row, options.top)
+                        let row = views.mean(&mut rows);
+                        self.rank(&row, options.top)
                     });
                     if on_result(Prediction { image, top }).is_break() {
                         return Ok(());
@@ -313,28 +340,83 @@ impl Predictor {
     }
 }
 
+/// The views of an image that are scored and averaged (see [`Predictor::views`]): the image
+/// itself, then `copies` augmented copies as the extraction makes them.
+struct Views {
+    recipe: Recipe,
+    seed: u64,
+    copies: u32,
+}
+
+impl Views {
+    /// The image alone.
+    const ONE: Views = Views {
+        recipe: Recipe {
+            flip: false,
+            vflip: false,
+            rotate: None,
+            scale: None,
+            crop: None,
+        },
+        seed: 0,
+        copies: 0,
+    };
+
+    /// The CHW tensors of every view of `img`, back to back; `key` seeds its copies (as the
+    /// extraction's relative path does).
+    fn tensors(&self, img: &image::RgbImage, key: &str, prep: &Preprocessing) -> Vec<f32> {
+        let mut chw = vec![0f32; prep.chw_len() * (1 + self.copies as usize)];
+        for (copy, out) in (0..=self.copies).zip(chw.chunks_mut(prep.chw_len())) {
+            if copy == 0 {
+                prep.write_chw(&prep.resize(img), out);
+            } else {
+                let params = self.recipe.sample(self.seed, key, copy);
+                prep.write_chw(&prep.resize(&params.apply(img)), out);
+            }
+        }
+        chw
+    }
+
+    /// The mean of the next rows of scores, one per view of one image (as the evaluation's
+    /// test-time augmentation averages them).
+    fn mean<'a>(&self, rows: &mut impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
+        let n = 1 + self.copies as usize;
+        let mut sum: Vec<f32> = rows.next().expect("one row per view").to_vec();
+        for _ in 1..n {
+            let row = rows.next().expect("one row per view");
+            sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+        }
+        if n > 1 {
+            sum.iter_mut().for_each(|s| *s /= n as f32);
+        }
+        sum
+    }
+}
+
 /// One batch decoded for the backbone.
 struct Prepared {
-    /// Each input with whether it decoded (its tensor is then in `tensor`, in order).
+    /// Each input with whether it decoded (its views' tensors are then in `tensor`, in order).
     images: Vec<(PathBuf, Result<(), String>)>,
-    /// CHW tensors of the decoded images, back to back.
+    /// CHW tensors of the decoded images' views, back to back.
     tensor: Vec<f32>,
-    /// Images in `tensor`.
+    /// Views in `tensor`.
     loaded: usize,
 }
 
-/// Decodes and preprocesses a batch on rayon's threads.
-fn prepare(chunk: Vec<Input>, prep: &Preprocessing, limits: &DecodeLimits) -> Prepared {
+/// Decodes and preprocesses a batch (every view of each image) on rayon's threads.
+fn prepare(
+    chunk: Vec<Input>,
+    prep: &Preprocessing,
+    views: &Views,
+    limits: &DecodeLimits,
+) -> Prepared {
     let decoded: Vec<(PathBuf, Result<Vec<f32>, String>)> = chunk
         .into_par_iter()
         .map(|input| match input {
             Ok(path) => {
+                let key = path.to_string_lossy().replace('\\', "/");
                 let tensor = load_rgb(&path, limits)
-                    .map(|img| {
-                        let mut chw = vec![0f32; prep.chw_len()];
-                        prep.write_chw(&prep.resize(&img), &mut chw);
-                        chw
-                    })
+                    .map(|img| views.tensors(&img, &key, prep))
                     .map_err(|e| e.to_string());
                 (path, tensor)
             }
@@ -349,7 +431,7 @@ fn prepare(chunk: Vec<Input>, prep: &Preprocessing, limits: &DecodeLimits) -> Pr
     for (path, tensor) in decoded {
         let ok = tensor.map(|t| {
             prepared.tensor.extend(t);
-            prepared.loaded += 1;
+            prepared.loaded += 1 + views.copies as usize;
         });
         prepared.images.push((path, ok));
     }

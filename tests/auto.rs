@@ -294,13 +294,25 @@ fn choosing_never_reads_test_labels() {
     let out = dir.path().join("f.h5");
     let mut cfg = config(&data, &model, &out);
     cfg.reprs = auto::choose::extraction_reprs(&["block1_pool".into(), "block2_pool".into()]);
+    // Copies of every image: stage 2 (training copies on / off, TTA) runs too.
+    cfg.recipe = "flip,crop".parse().unwrap();
+    cfg.copies = 1;
+    cfg.augment_all = true;
     tlearn::extract::run(&cfg, &go()).unwrap();
     let layers = ["block1_pool".to_string(), "block2_pool".to_string()];
     let sets = auto::choose::feature_sets(&layers);
     let kinds = [Kind::Svm, Kind::Logistic];
     let base = tlearn::classify::train::TrainConfig::new(Kind::Svm);
+    let search = |cache: &CacheData| {
+        let stage1 = auto::choose::search(cache, &sets, &kinds, &base, &go(), &mut |_| {}).unwrap();
+        auto::choose::refine(cache, stage1, &base, 2, &go(), &mut |_| {}).unwrap()
+    };
     let cache = CacheData::load(&out).unwrap();
-    let honest = auto::choose::search(&cache, &sets, &kinds, &base, &go(), &mut |_| {}).unwrap();
+    let honest = search(&cache);
+    assert!(
+        honest.candidates.iter().any(|c| c.variant.tta),
+        "stage 2 ran"
+    );
     // Scramble the label of every test row (one split: test rows are never training rows).
     let mut scrambled = cache.clone();
     let classes = scrambled.class_names.len();
@@ -309,12 +321,20 @@ fn choosing_never_reads_test_labels() {
             scrambled.labels[row] = (scrambled.labels[row] + 1) % classes;
         }
     }
-    let blind = auto::choose::search(&scrambled, &sets, &kinds, &base, &go(), &mut |_| {}).unwrap();
+    let blind = search(&scrambled);
     // Everything but the fit times (which vary run to run) is the same.
     let scores = |s: &auto::Search| -> Vec<_> {
         s.candidates
             .iter()
-            .map(|c| (c.reprs.clone(), c.kind, c.c, c.val_per_split.clone()))
+            .map(|c| {
+                (
+                    c.reprs.clone(),
+                    c.kind,
+                    c.variant,
+                    c.c,
+                    c.val_per_split.clone(),
+                )
+            })
             .collect()
     };
     assert_eq!(
@@ -324,7 +344,7 @@ fn choosing_never_reads_test_labels() {
     );
     let chosen = |s: &auto::Search| {
         let b = auto::choose::best(&s.candidates).unwrap();
-        (b.reprs.clone(), b.kind, b.c)
+        (b.reprs.clone(), b.kind, b.variant, b.c)
     };
     assert_eq!(chosen(&honest), chosen(&blind));
     assert_ne!(
@@ -451,9 +471,23 @@ fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
         .join(",");
     let kind = decision["chosen"]["kind"].as_str().unwrap().to_string();
     let c = decision["chosen"]["c"].as_f64().unwrap();
+    // The variant the decision keeps, as `tlearn train` flags.
+    let variant = &decision["chosen"]["variant"];
+    let mut flags = Vec::new();
+    if !variant["train_copies"].as_bool().unwrap() {
+        flags.push("--no-copies");
+    }
+    if variant["tta"].as_bool().unwrap() {
+        flags.push("--tta");
+    }
+    let normalize = variant["normalize"].as_str().unwrap().to_string();
+    if normalize != "none" {
+        flags.extend(["--normalize", normalize.as_str()]);
+    }
     let by_hand = tlearn()
         .args(["train", &kind, "--features"])
         .arg(out.join("cache/features.h5"))
+        .args(flags)
         .args([
             "--use",
             &uses,
@@ -759,4 +793,216 @@ fn a_stop_during_the_search_keeps_the_previous_run_and_resumes() {
         resumed.decision.rows_computed, 0,
         "the rerun extracted again"
     );
+}
+
+/// A cache of tinted images with 2 flipped copies of every image (one split, both layers'
+/// representations), whose features are then replaced by `shape(label, copy, part, column)`
+/// plus uniform noise in [-1, 1): the levers' effect is set by construction.
+fn shaped_cache(
+    dir: &Path,
+    shape: impl Fn(usize, u16, tlearn::dataset::Part, usize) -> f32,
+) -> CacheData {
+    let model = tiny_backbone(dir);
+    let data = tinted(dir, 3, 20);
+    let out = dir.join("copies.h5");
+    let mut cfg = config(&data, &model, &out);
+    cfg.reprs = auto::choose::extraction_reprs(&["block1_pool".into(), "block2_pool".into()]);
+    cfg.recipe = "flip".parse().unwrap();
+    cfg.copies = 2;
+    cfg.augment_all = true;
+    tlearn::extract::run(&cfg, &go()).unwrap();
+    let mut cache = CacheData::load(&out).unwrap();
+    let (rows, dims) = cache.features.dim();
+    let noise = lcg_values(11, rows * dims, 1.0);
+    cache.features = tlearn::classify::nd::Array2::from_shape_fn((rows, dims), |(r, j)| {
+        shape(cache.labels[r], cache.copies[r], cache.parts[[r, 0]], j) + noise[r * dims + j]
+    });
+    cache
+}
+
+/// The candidate stages 1 and 2 choose on `cache` (every layer, both classifiers, 2 C).
+fn choose_with_variants(cache: &CacheData) -> (auto::Search, auto::Candidate) {
+    let layers = ["block1_pool".to_string(), "block2_pool".to_string()];
+    let sets = auto::choose::feature_sets(&layers);
+    let mut base = tlearn::classify::train::TrainConfig::new(Kind::Svm);
+    base.grid = vec![0.01, 1.0];
+    base.refit_on_all_labelled = false;
+    let kinds = [Kind::Svm, Kind::Logistic];
+    let stage1 = auto::choose::search(cache, &sets, &kinds, &base, &go(), &mut |_| {}).unwrap();
+    let search = auto::choose::refine(cache, stage1, &base, 2, &go(), &mut |_| {}).unwrap();
+    let chosen = auto::choose::best(&search.candidates).unwrap().clone();
+    (search, chosen)
+}
+
+/// Class `class`'s centre in column `j` (in [-2, 2)).
+fn centre(class: usize, j: usize) -> f32 {
+    lcg_values((class * 100_000 + j) as u64, 1, 2.0)[0]
+}
+
+#[test]
+fn auto_trains_without_the_copies_when_they_mislead() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // Copy k looks like the class k after its own (a crop that cuts away what tells classes
+    // apart), so with the copies every class centre is claimed by every class.
+    let cache = shaped_cache(dir.path(), |label, copy, _, j| {
+        centre((label + copy as usize) % 3, j)
+    });
+    let (search, chosen) = choose_with_variants(&cache);
+    assert!(!chosen.variant.train_copies, "{chosen:?}");
+    assert!(
+        !chosen.variant.tta,
+        "the validation copies mislead too: {chosen:?}"
+    );
+    // Stage 1 ran with copies; stage 2 tried without them and with TTA, on the best pairs only.
+    let variants: Vec<_> = search.candidates.iter().map(|c| c.variant).collect();
+    assert!(variants.iter().any(|v| v.train_copies && !v.tta));
+    assert!(variants.iter().any(|v| v.train_copies && v.tta));
+    let mut refined: Vec<_> = search
+        .test_only
+        .iter()
+        .filter(|t| !t.variant.train_copies)
+        .map(|t| format!("{} {}", t.features, t.kind))
+        .collect();
+    refined.sort();
+    refined.dedup();
+    assert_eq!(
+        refined.len(),
+        2,
+        "stage 2 refines the 2 best pairs: {refined:?}"
+    );
+    assert!(chosen.val_accuracy > 0.9, "{chosen:?}");
+}
+
+#[test]
+fn auto_keeps_the_copies_when_they_teach_what_validation_images_look_like() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // The class shows in even columns in training originals, in odd columns in every copy and
+    // in validation and test images (say, the photos to classify are mirrored): only the
+    // copies teach the odd columns.
+    let cache = shaped_cache(dir.path(), |label, copy, part, j| {
+        let as_trained = part == tlearn::dataset::Part::Train && copy == 0;
+        if as_trained == (j % 2 == 0) {
+            centre(label, j)
+        } else {
+            0.0
+        }
+    });
+    let (search, chosen) = choose_with_variants(&cache);
+    assert!(chosen.variant.train_copies, "{chosen:?}");
+    let without = search
+        .candidates
+        .iter()
+        .filter(|c| !c.variant.train_copies)
+        .map(|c| c.val_accuracy)
+        .fold(0.0, f64::max);
+    assert!(
+        chosen.val_accuracy > without + 0.2,
+        "{chosen:?} vs {without} without copies"
+    );
+}
+
+/// A model trained with TTA records it in model.json, `predict` averages the same views as the
+/// evaluation did (the cache's recipe, seed and copies: keyed by the same relative paths, its
+/// scores equal the split's test scores), and `export` refuses it (one graph scores one view).
+#[test]
+fn a_tta_model_round_trips_and_predict_averages_the_same_copies() {
+    use tlearn::classify::train::{run, TrainConfig};
+    use tlearn::classify::TrainedModel;
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let backbone = tiny_backbone(dir.path());
+    let images = image_folder(dir.path(), 3, 8);
+    let out = dir.path().join("all.h5");
+    let mut cfg = config(&images, &backbone, &out);
+    cfg.pooling = Pooling::Avg;
+    cfg.recipe = "flip,rotate,crop".parse().unwrap();
+    cfg.copies = 2;
+    cfg.augment_all = true;
+    tlearn::extract::run(&cfg, &go()).unwrap();
+    let data = CacheData::load(&out).unwrap();
+    let mut train_cfg = TrainConfig::new(Kind::Logistic);
+    train_cfg.grid = vec![1.0];
+    train_cfg.tta = true;
+    train_cfg.refit_on_all_labelled = false;
+    let (outcome, model) = run(&data, &train_cfg, &mut |_| {}).unwrap();
+    assert!(model.tta);
+    let file = dir.path().join("tta/model.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    model.save(&file).unwrap();
+    assert_eq!(TrainedModel::load(&file).unwrap(), model);
+    let mut plain = model.clone();
+    plain.tta = false;
+    let plain_file = dir.path().join("plain/model.json");
+    std::fs::create_dir_all(plain_file.parent().unwrap()).unwrap();
+    plain.save(&plain_file).unwrap();
+    assert!(!TrainedModel::load(&plain_file).unwrap().tta);
+
+    let test = &outcome.splits[0].test;
+    let predict = |model: &std::path::Path| -> Vec<Vec<f32>> {
+        let got = tlearn()
+            .current_dir(&images)
+            .args(["predict", "--format", "jsonl", "--top", "3", "--model"])
+            .arg(model)
+            .arg("--backbone")
+            .arg(&backbone)
+            .args(test.iter().map(|t| t.path.clone()))
+            .output()
+            .unwrap();
+        assert!(
+            got.status.success(),
+            "{}",
+            String::from_utf8_lossy(&got.stderr)
+        );
+        String::from_utf8(got.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let mut p = vec![0f32; 3];
+                for t in v["top"].as_array().unwrap() {
+                    let class = model_class(&data, t["class"].as_str().unwrap());
+                    p[class] = t["probability"].as_f64().unwrap() as f32;
+                }
+                p
+            })
+            .collect()
+    };
+    let with_tta = predict(&file);
+    let without = predict(&plain_file);
+    assert_eq!(with_tta.len(), test.len());
+    for (got, scored) in with_tta.iter().zip(test) {
+        for (a, b) in got.iter().zip(&scored.scores) {
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{}: {got:?} vs {:?}",
+                scored.path,
+                scored.scores
+            );
+        }
+    }
+    let differs = without
+        .iter()
+        .zip(&with_tta)
+        .any(|(a, b)| a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-3));
+    assert!(differs, "the copies change the scores");
+
+    let exported = tlearn()
+        .args(["export", "--model"])
+        .arg(&file)
+        .arg("--backbone")
+        .arg(&backbone)
+        .arg("--out")
+        .arg(dir.path().join("tta.onnx"))
+        .output()
+        .unwrap();
+    assert!(!exported.status.success());
+    let stderr = String::from_utf8_lossy(&exported.stderr);
+    assert!(stderr.contains("test-time augmentation"), "{stderr}");
+}
+
+/// The index of class `name`.
+fn model_class(data: &CacheData, name: &str) -> usize {
+    data.class_names.iter().position(|c| c == name).unwrap()
 }

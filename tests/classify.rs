@@ -14,7 +14,8 @@ use tlearn::classify::data::CacheData;
 use tlearn::classify::nd::{Array1, Array2};
 use tlearn::classify::train::{run, TrainConfig};
 use tlearn::classify::{
-    ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, ModelFit, TrainedModel,
+    ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, ModelFit, Normalize,
+    TrainedModel,
 };
 use tlearn::dataset::Part;
 
@@ -721,4 +722,132 @@ fn a_logistic_fit_at_its_iteration_limit_says_so() {
         !report.converged && report.gradient_norm > 0.0,
         "{report:?}"
     );
+}
+
+/// Rows normalised by Python's NumPy (tests/python/normalize_reference.py): `x` with column
+/// blocks of `widths`, normalised as `how` says.
+fn numpy_normalized(x: &Array2<f32>, widths: &[usize], how: Normalize) -> Array2<f32> {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(dir.path().join("x.f32"), bytes).unwrap();
+    let widths: Vec<String> = widths.iter().map(ToString::to_string).collect();
+    let out = std::process::Command::new(common::fixtures::python())
+        .arg(common::fixtures::repo().join("tests/python/normalize_reference.py"))
+        .arg(dir.path().join("x.f32"))
+        .args([x.nrows().to_string(), x.ncols().to_string()])
+        .args([how.name().to_string(), widths.join(",")])
+        .arg(dir.path().join("out.f32"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(dir.path().join("out.f32")).unwrap();
+    let values = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    Array2::from_shape_vec(x.dim(), values).unwrap()
+}
+
+/// L2 and power normalisation of each block equal NumPy's float64 computation, on rows of
+/// signed values with blocks of 1 to 25 088 columns and an all-zero block (which stays zero).
+#[test]
+fn normalisations_match_numpy() {
+    let widths = [3usize, 1, 40, 25088];
+    let (rows, cols) = (5, widths.iter().sum::<usize>());
+    let mut x = Array2::from_shape_vec((rows, cols), lcg_values(11, rows * cols, 4.0)).unwrap();
+    x.slice_mut(tlearn::classify::nd::s![2, 4..44]).fill(0.0);
+    let mut start = 0;
+    let blocks: Vec<_> = widths
+        .iter()
+        .map(|w| {
+            start += w;
+            start - w..start
+        })
+        .collect();
+    for how in [Normalize::None, Normalize::L2, Normalize::Power] {
+        let mut ours = x.clone();
+        how.apply(ours.view_mut(), &blocks);
+        let reference = numpy_normalized(&x, &widths, how);
+        let worst = (&ours - &reference)
+            .iter()
+            .fold(0f32, |m, d| m.max(d.abs()));
+        assert!(worst <= 1e-6, "{how}: differs from NumPy by {worst}");
+        if how != Normalize::None {
+            assert!(ours
+                .slice(tlearn::classify::nd::s![2, 4..44])
+                .iter()
+                .all(|v| *v == 0.0));
+            assert_ne!(ours, x, "{how} changed the rows");
+        }
+    }
+}
+
+/// A tiny cache of two representations side by side (block1_pool:avg, block2_pool:max).
+fn tiny_repr_cache(dir: &std::path::Path) -> std::path::PathBuf {
+    let model = tiny_backbone(dir);
+    let data = image_folder(dir, 3, 8);
+    let out = dir.join("reprs.h5");
+    let mut cfg = config(&data, &model, &out);
+    cfg.reprs = vec![
+        "block1_pool:avg".parse().unwrap(),
+        "block2_pool:max".parse().unwrap(),
+    ];
+    cfg.splits = 2;
+    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    out
+}
+
+/// A normalised model is trained, validated and tested on normalised rows (each
+/// representation block on its own), saves its normalisation in model.json and scores raw
+/// features as in training after loading; a model.json without the field reads as none.
+#[test]
+fn normalised_models_score_normalised_rows_and_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = CacheData::load(&tiny_repr_cache(dir.path())).unwrap();
+    assert_eq!(Normalize::blocks(&data.identity), vec![0..4, 4..12]);
+    for (kind, how) in [
+        (Kind::Svm, Normalize::L2),
+        (Kind::Logistic, Normalize::Power),
+    ] {
+        let mut cfg = TrainConfig::new(kind);
+        cfg.grid = vec![0.1, 1.0];
+        cfg.normalize = how;
+        cfg.refit_on_all_labelled = false;
+        let (outcome, model) = run(&data, &cfg, &mut |_| {}).unwrap();
+        assert_eq!(model.normalize, how);
+        assert_eq!(outcome.config.normalize, how);
+        // The test scores of split 0 are its model's scores of the normalised rows.
+        let normalized = data.normalized(how);
+        let image = &data.select(0, true, false).unwrap().test[0];
+        let raw = model.scores(data.rows(&image.rows));
+        let direct = model.classifier.scores(normalized.rows(&image.rows).view());
+        assert_eq!(raw, direct);
+        assert_eq!(outcome.splits[0].test[0].path, image.path);
+        assert_eq!(outcome.splits[0].test[0].scores, raw.row(0).to_vec());
+        let plain = model.classifier.scores(data.rows(&image.rows).view());
+        assert_ne!(raw, plain, "{how}: the normalisation is applied");
+
+        let path = dir.path().join(format!("{kind}.json"));
+        model.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(&format!("\"normalize\":\"{how}\"")), "{text}");
+        let loaded = TrainedModel::load(&path).unwrap();
+        assert_eq!(loaded, model);
+        assert_eq!(
+            loaded.scores(data.features.clone()),
+            model.scores(data.features.clone())
+        );
+
+        let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        value.as_object_mut().unwrap().remove("normalize");
+        std::fs::write(&path, value.to_string()).unwrap();
+        assert_eq!(
+            TrainedModel::load(&path).unwrap().normalize,
+            Normalize::None
+        );
+    }
 }

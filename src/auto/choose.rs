@@ -1,5 +1,7 @@
 //! The candidates and the choice: feature sets (a layer or adjacent layers, one pooling) x
-//! classifier x C, each scored by its mean validation accuracy over the seeded splits. The
+//! classifier x C, each scored by its mean validation accuracy over the seeded splits; then,
+//! for the few best (feature set, classifier) pairs only, the variants of how the cache's rows
+//! are used ([`Variant`]: augmented training copies on or off, test-time augmentation). The
 //! choice reads validation scores only; test accuracies are kept for an appendix.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,12 +10,13 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backbone::{Pooling, Repr};
 use crate::classify::data::CacheData;
 use crate::classify::train::{self, TrainConfig, TrainOutcome};
-use crate::classify::{ClassifyError, Kind};
+use crate::classify::{ClassifyError, Kind, Normalize};
+use crate::dataset::Part;
 
 /// Two mean accuracies closer than this are a tie (they are means of counts over the same
 /// images, so a real difference is at least 1 / (splits x validation images)).
@@ -21,6 +24,132 @@ pub const TIE: f64 = 1e-9;
 
 /// Candidate layers by default: the deepest three of the backbone (VGG16: blocks 3 to 5).
 pub const DEFAULT_LAYERS: usize = 3;
+
+/// The (feature set, classifier) pairs of the first stage, best first, whose variants the
+/// second stage tries: every variant of every pair would multiply the search's cost.
+pub const REFINED_PAIRS: usize = 2;
+
+/// How a (feature set, classifier) uses the rows of the one cache: one value of each lever
+/// decided on validation (no second extraction). A lever is one field; a new lever is one
+/// more field, one more axis in [`Variant::axes`] and one more line in [`Variant::combine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variant {
+    /// Train on the augmented copies of training images too.
+    pub train_copies: bool,
+    /// Test-time augmentation: average a validation / test image's scores over its copies.
+    pub tta: bool,
+    /// Normalisation of each representation block before standardisation.
+    pub normalize: Normalize,
+}
+
+impl Variant {
+    /// The variant a training configuration uses.
+    pub fn of(cfg: &TrainConfig) -> Variant {
+        Variant {
+            train_copies: cfg.train_copies,
+            tta: cfg.tta,
+            normalize: cfg.normalize,
+        }
+    }
+
+    /// `cfg` with this variant's levers.
+    pub fn apply(self, cfg: &TrainConfig) -> TrainConfig {
+        TrainConfig {
+            train_copies: self.train_copies,
+            tta: self.tta,
+            normalize: self.normalize,
+            ..cfg.clone()
+        }
+    }
+
+    /// Short text for tables: `copies`, `no copies`, then `+ tta`, then `+ l2` or `+ power`.
+    pub fn label(&self) -> String {
+        let mut label = if self.train_copies {
+            "copies"
+        } else {
+            "no copies"
+        }
+        .to_string();
+        if self.tta {
+            label.push_str(" + tta");
+        }
+        if !self.normalize.is_none() {
+            label = format!("{label} + {}", self.normalize.name());
+        }
+        label
+    }
+
+    /// The `tlearn train` flags that select this variant.
+    pub fn flags(&self) -> String {
+        let mut flags = String::new();
+        if !self.train_copies {
+            flags.push_str(" --no-copies");
+        }
+        if self.tta {
+            flags.push_str(" --tta");
+        }
+        if !self.normalize.is_none() {
+            flags = format!("{flags} --normalize {}", self.normalize.name());
+        }
+        flags
+    }
+
+    /// Order on ties (smaller first): `tlearn train`'s defaults, the cheaper to use first: no
+    /// TTA (it runs the backbone once per copy at prediction), no normalisation, copies on.
+    fn rank(&self) -> (bool, bool, bool) {
+        (self.tta, !self.normalize.is_none(), !self.train_copies)
+    }
+
+    /// The levers `data` allows changing from `self`: per lever (one axis each), the variants
+    /// that differ from `self` in that lever only. Training copies only if the cache holds
+    /// copies of training images; TTA only if it holds copies of validation images
+    /// (`--augment-all`); the normalisations on any cache.
+    pub fn axes(self, data: &CacheData) -> Vec<Vec<Variant>> {
+        let has_copies = |part: Part| {
+            (0..data.labels.len())
+                .any(|r| data.usable[r] && data.copies[r] > 0 && data.parts[[r, 0]] == part)
+        };
+        let mut axes = Vec::new();
+        if has_copies(Part::Train) {
+            axes.push(vec![Variant {
+                train_copies: !self.train_copies,
+                ..self
+            }]);
+        }
+        if has_copies(Part::Val) {
+            axes.push(vec![Variant {
+                tta: !self.tta,
+                ..self
+            }]);
+        }
+        let normalizations = [Normalize::None, Normalize::L2, Normalize::Power];
+        axes.push(
+            normalizations
+                .into_iter()
+                .filter(|n| *n != self.normalize)
+                .map(|normalize| Variant { normalize, ..self })
+                .collect(),
+        );
+        axes
+    }
+
+    /// `self` with the lever each of `changes` changes from `self` (each differs in one).
+    pub fn combine(self, changes: &[Variant]) -> Variant {
+        let mut v = self;
+        for c in changes {
+            if c.train_copies != self.train_copies {
+                v.train_copies = c.train_copies;
+            }
+            if c.tta != self.tta {
+                v.tta = c.tta;
+            }
+            if c.normalize != self.normalize {
+                v.normalize = c.normalize;
+            }
+        }
+        v
+    }
+}
 
 /// Every representation one extraction stores for `layers` (shallow to deep): average and
 /// maximum pooling of each, and the deepest flattened.
@@ -74,6 +203,8 @@ pub struct Candidate {
     pub pooling: String,
     /// Classifier.
     pub kind: Kind,
+    /// How the rows are used: training copies, TTA.
+    pub variant: Variant,
     /// Columns.
     pub dims: usize,
     /// Regularisation.
@@ -109,6 +240,8 @@ pub struct TestOnly {
     pub features: String,
     /// Classifier.
     pub kind: Kind,
+    /// How the rows are used: training copies, TTA.
+    pub variant: Variant,
     /// Columns.
     pub dims: usize,
     /// Test accuracy of each split.
@@ -139,11 +272,17 @@ pub struct SearchProgress {
     pub line: String,
 }
 
-/// Trains every feature set with every classifier over the C grid (`base` gives the rest of
-/// the protocol) and collects the validation scores per C. Pairs run in parallel on rayon's
-/// pool, the process's one pool (their large matrix products add tasks to it, not threads);
-/// results keep the order of the pairs. Once `stop` is set no pair starts: the search ends
-/// after the pairs in flight with [`ClassifyError::Interrupted`].
+/// One (feature set, classifier, variant) to train over the C grid.
+struct Job<'a> {
+    set: &'a [Repr],
+    kind: Kind,
+    variant: Variant,
+    dims: usize,
+}
+
+/// Stage 1: trains every feature set with every classifier over the C grid (`base` gives the
+/// rest of the protocol, its variant included) and collects the validation scores per C. See
+/// [`run_jobs`] for how the pairs run and stop.
 pub fn search(
     data: &CacheData,
     sets: &[Vec<Repr>],
@@ -156,42 +295,130 @@ pub fn search(
     for set in sets {
         let dims = data.identity.select(set)?.1.len();
         for &kind in kinds {
-            jobs.push((set, kind, dims));
+            jobs.push(Job {
+                set,
+                kind,
+                variant: Variant::of(base),
+                dims,
+            });
         }
     }
-    let total_cost: f64 = jobs.iter().map(|j| fit_cost(j.1, j.2)).sum();
+    run_jobs(data, &jobs, base, stop, progress)
+}
+
+/// Stage 2: for the `pairs` best (feature set, classifier) of `stage1` (by validation), each
+/// lever `data` allows changed alone ([`Variant::axes`]), then, where changing more than one
+/// lever alone beat `stage1`'s variant, those changes together. Gives `stage1` with these
+/// candidates added; [`best`] then chooses among all of them on validation only.
+pub fn refine(
+    data: &CacheData,
+    stage1: Search,
+    base: &TrainConfig,
+    pairs: usize,
+    stop: &AtomicBool,
+    progress: &mut (dyn FnMut(SearchProgress) + Send),
+) -> Result<Search, ClassifyError> {
+    let start = Variant::of(base);
+    let axes = start.axes(data);
+    let top: Vec<Candidate> = top_pairs(&stage1.candidates, pairs);
+    let sets: Vec<Vec<Repr>> = top.iter().map(Candidate::representations).collect();
+    let mut singles = Vec::new();
+    for (pair, set) in top.iter().zip(&sets) {
+        for &variant in axes.iter().flatten() {
+            singles.push(Job {
+                set,
+                kind: pair.kind,
+                variant,
+                dims: pair.dims,
+            });
+        }
+    }
+    let mut search = stage1;
+    search.extend(run_jobs(data, &singles, base, stop, progress)?);
+    let mut combined = Vec::new();
+    for (pair, set) in top.iter().zip(&sets) {
+        let helped: Vec<Variant> = axes
+            .iter()
+            .filter_map(|axis| {
+                let mine = |v: &Variant| search.best_of(&pair.reprs, pair.kind, *v);
+                let winner = best(axis.iter().filter_map(mine))?;
+                (winner.val_accuracy > pair.val_accuracy + TIE).then_some(winner.variant)
+            })
+            .collect();
+        if helped.len() > 1 {
+            combined.push(Job {
+                set,
+                kind: pair.kind,
+                variant: start.combine(&helped),
+                dims: pair.dims,
+            });
+        }
+    }
+    search.extend(run_jobs(data, &combined, base, stop, progress)?);
+    Ok(search)
+}
+
+/// The best candidate of each of the `pairs` best (feature set, classifier), best first.
+fn top_pairs(candidates: &[Candidate], pairs: usize) -> Vec<Candidate> {
+    let mut left: Vec<&Candidate> = best_per_set(candidates);
+    let mut top = Vec::new();
+    while top.len() < pairs {
+        let Some(b) = best(left.iter().copied()).cloned() else {
+            break;
+        };
+        left.retain(|c| !(c.reprs == b.reprs && c.kind == b.kind));
+        top.push(b);
+    }
+    top
+}
+
+/// Trains each job over the C grid and collects its candidates and test-only scores. Jobs run
+/// in parallel on rayon's pool, the process's one pool (their large matrix products add tasks
+/// to it, not threads); results keep the order of the jobs. Once `stop` is set no job starts:
+/// the search ends after the jobs in flight with [`ClassifyError::Interrupted`].
+fn run_jobs(
+    data: &CacheData,
+    jobs: &[Job],
+    base: &TrainConfig,
+    stop: &AtomicBool,
+    progress: &mut (dyn FnMut(SearchProgress) + Send),
+) -> Result<Search, ClassifyError> {
+    let total_cost: f64 = jobs.iter().map(|j| fit_cost(j.kind, j.dims)).sum();
     let start = Instant::now();
     let shared = Mutex::new((0usize, 0.0f64, progress));
     let results: Vec<(Vec<Candidate>, TestOnly)> = jobs
         .par_iter()
-        .map(|(set, kind, dims)| {
+        .map(|job| {
             if stop.load(Ordering::SeqCst) {
                 return Err(ClassifyError::Interrupted);
             }
-            let sub = data.using(set)?;
-            let cfg = TrainConfig {
-                kind: *kind,
+            let sub = data.using(job.set)?;
+            let cfg = job.variant.apply(&TrainConfig {
+                kind: job.kind,
                 ..base.clone()
-            };
+            });
             let (outcome, _) = train::run(&sub, &cfg, &mut |_| {})?;
-            let found = candidates_of(&outcome, set);
+            let found = candidates_of(&outcome, job.set);
             let best_here = found.iter().map(|c| c.val_accuracy).fold(0.0f64, f64::max);
             let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
             let (done, done_cost, progress) = &mut *guard;
             *done += 1;
-            *done_cost += fit_cost(*kind, *dims);
+            *done_cost += fit_cost(job.kind, job.dims);
             let elapsed = start.elapsed().as_secs_f64();
             progress(SearchProgress {
                 done: *done,
                 total: jobs.len(),
                 eta_seconds: elapsed / *done_cost * (total_cost - *done_cost),
                 line: format!(
-                    "{kind} on {} ({dims} dims): best validation accuracy {:.2}%",
-                    label(set),
+                    "{} on {} ({} dims, {}): best validation accuracy {:.2}%",
+                    job.kind,
+                    label(job.set),
+                    job.dims,
+                    job.variant.label(),
                     100.0 * best_here
                 ),
             });
-            Ok((found, test_only(&outcome, set)))
+            Ok((found, test_only(&outcome, job.set)))
         })
         .collect::<Result<_, ClassifyError>>()?;
     let (candidates, test_only): (Vec<Vec<Candidate>>, Vec<TestOnly>) = results.into_iter().unzip();
@@ -199,6 +426,23 @@ pub fn search(
         candidates: candidates.into_iter().flatten().collect(),
         test_only,
     })
+}
+
+impl Search {
+    /// Adds another search's candidates and appendix rows after these.
+    fn extend(&mut self, more: Search) {
+        self.candidates.extend(more.candidates);
+        self.test_only.extend(more.test_only);
+    }
+
+    /// The best C of a (feature set, classifier, variant), if it was tried.
+    fn best_of(&self, reprs: &[String], kind: Kind, variant: Variant) -> Option<&Candidate> {
+        best(
+            self.candidates
+                .iter()
+                .filter(|c| c.reprs == reprs && c.kind == kind && c.variant == variant),
+        )
+    }
 }
 
 /// Relative cost of a (classifier, columns) pair, for the ETA: an SVM grows with the columns,
@@ -233,6 +477,7 @@ fn candidates_of(outcome: &TrainOutcome, set: &[Repr]) -> Vec<Candidate> {
                 layers: Repr::layers(set).join("+"),
                 pooling: set[0].pooling.name().to_string(),
                 kind: outcome.config.kind,
+                variant: Variant::of(&outcome.config),
                 dims: outcome.identity.dims,
                 c,
                 val_accuracy: val_per_split.iter().sum::<f64>() / val_per_split.len() as f64,
@@ -249,6 +494,7 @@ fn test_only(outcome: &TrainOutcome, set: &[Repr]) -> TestOnly {
     TestOnly {
         features: label(set),
         kind: outcome.config.kind,
+        variant: Variant::of(&outcome.config),
         dims: outcome.identity.dims,
         test_accuracy: outcome
             .splits
@@ -272,13 +518,15 @@ fn kind_rank(kind: Kind) -> usize {
 }
 
 /// The candidate with the highest mean validation accuracy; ties go to the cheaper model:
-/// fewer columns, then the SVM before logistic regression, then the smaller C (the stronger
-/// penalty, as `tlearn train` keeps on ties).
+/// fewer columns, then the SVM before logistic regression, then the variant of `tlearn
+/// train`'s defaults ([`Variant::rank`]), then the smaller C (the stronger penalty, as
+/// `tlearn train` keeps on ties).
 pub fn best<'a>(candidates: impl IntoIterator<Item = &'a Candidate>) -> Option<&'a Candidate> {
     candidates.into_iter().reduce(|best, c| {
         let better = c.val_accuracy > best.val_accuracy + TIE;
         let tie = (c.val_accuracy - best.val_accuracy).abs() <= TIE;
-        let cheaper = (c.dims, kind_rank(c.kind), c.c) < (best.dims, kind_rank(best.kind), best.c);
+        let key = |c: &Candidate| (c.dims, kind_rank(c.kind), c.variant.rank(), c.c);
+        let cheaper = key(c) < key(best);
         if better || (tie && cheaper) {
             c
         } else {
@@ -287,8 +535,8 @@ pub fn best<'a>(candidates: impl IntoIterator<Item = &'a Candidate>) -> Option<&
     })
 }
 
-/// The best candidate of each (feature set, classifier), in search order: one point each in
-/// the plot and the table.
+/// The best candidate of each (feature set, classifier), over its variants, in search order:
+/// one point each in the plot.
 pub fn best_per_set(candidates: &[Candidate]) -> Vec<&Candidate> {
     let mut keys: Vec<(&[String], Kind)> = Vec::new();
     for c in candidates {
@@ -307,6 +555,23 @@ pub fn best_per_set(candidates: &[Candidate]) -> Vec<&Candidate> {
         .collect()
 }
 
+/// The best C of each (feature set, classifier, variant), in search order: one row each in
+/// the tables.
+pub fn best_per_variant(candidates: &[Candidate]) -> Vec<&Candidate> {
+    let mut keys: Vec<(&[String], Kind, Variant)> = Vec::new();
+    for c in candidates {
+        if !keys.contains(&(c.reprs.as_slice(), c.kind, c.variant)) {
+            keys.push((&c.reprs, c.kind, c.variant));
+        }
+    }
+    keys.into_iter()
+        .filter_map(|(reprs, kind, variant)| {
+            let same = |c: &&Candidate| c.reprs == reprs && c.kind == kind && c.variant == variant;
+            best(candidates.iter().filter(same))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +582,11 @@ mod tests {
             layers: format!("l{dims}"),
             pooling: "avg".into(),
             kind,
+            variant: Variant {
+                train_copies: true,
+                tta: false,
+                normalize: Normalize::None,
+            },
             dims,
             c,
             val_accuracy: val,
@@ -341,6 +611,39 @@ mod tests {
         let mut better = all.clone();
         better.push(cand(4096, Kind::Logistic, 1.0, 0.91));
         assert_eq!(best(&better).unwrap().dims, 4096);
+    }
+
+    #[test]
+    fn variants_combine_the_levers_that_changed_and_ties_keep_the_defaults() {
+        let base = Variant {
+            train_copies: true,
+            tta: false,
+            normalize: Normalize::None,
+        };
+        let off = Variant {
+            train_copies: false,
+            ..base
+        };
+        let tta = Variant { tta: true, ..base };
+        let power = Variant {
+            normalize: Normalize::Power,
+            ..base
+        };
+        let all_three = Variant {
+            train_copies: false,
+            tta: true,
+            normalize: Normalize::Power,
+        };
+        assert_eq!(base.combine(&[off, tta, power]), all_three);
+        assert_eq!(base.combine(&[]), base);
+        assert_eq!(all_three.flags(), " --no-copies --tta --normalize power");
+        assert_eq!(all_three.label(), "no copies + tta + power");
+        let mut all = vec![cand(512, Kind::Svm, 1e-3, 0.9); 3];
+        all[0].variant = tta;
+        all[1].variant = off;
+        assert_eq!(best(&all).unwrap().variant, base);
+        all[1].val_accuracy = 0.95;
+        assert_eq!(best(&all).unwrap().variant, off);
     }
 
     #[test]

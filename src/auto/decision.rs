@@ -9,7 +9,7 @@ use std::path::Path;
 use image::RgbImage;
 use plotters::prelude::*;
 
-use super::choose::{best_per_set, Candidate};
+use super::choose::{best_per_set, best_per_variant, Candidate};
 use super::measure::{Size, LARGE_PER_CLASS};
 use super::{Decision, Similarity};
 use crate::report::doc::{self, Block, Column, Image, Table};
@@ -266,10 +266,10 @@ fn action(small: bool, similar: bool) -> String {
     }
 }
 
-/// The search: what was scored and how, a plot and a table of each (feature set, classifier)
-/// at its best C.
+/// The search: what was scored and how, a plot and a table of each (feature set, classifier,
+/// variant) at its best C.
 fn candidates(d: &Decision, png: &[u8]) -> Vec<Block> {
-    let sets = best_per_set(&d.search.candidates);
+    let sets = best_per_variant(&d.search.candidates);
     let val = per_split(&d.chosen.val_images);
     vec![
         Block::Heading(3, "Candidates".into()),
@@ -283,6 +283,7 @@ fn candidates(d: &Decision, png: &[u8]) -> Vec<Block> {
             vec![
                 Column::left("features"),
                 Column::left("classifier"),
+                Column::left("variant"),
                 Column::right("dims"),
                 Column::right("best C"),
                 Column::right(format!("validation accuracy % (mean, n = {val} per split)")),
@@ -294,29 +295,52 @@ fn candidates(d: &Decision, png: &[u8]) -> Vec<Block> {
 }
 
 /// How many candidates were scored, on what, and how the best is chosen; `sets` are the best
-/// of each (feature set, classifier), `val` the validation images per split.
+/// of each (feature set, classifier, variant), `val` the validation images per split.
 fn search_summary(d: &Decision, sets: &[&Candidate], val: &str) -> String {
     let c = &d.search.candidates;
+    let first = c.first().map(|c| c.variant);
+    let stage1: Vec<&&Candidate> = sets.iter().filter(|s| Some(s.variant) == first).collect();
     let mut kinds: Vec<String> = Vec::new();
-    for s in sets {
+    for s in &stage1 {
         if !kinds.contains(&s.kind.to_string()) {
             kinds.push(s.kind.to_string());
         }
     }
-    let grid = c.len() / sets.len().max(1);
-    format!(
-        "{} candidates: {} feature sets (every representation stored by one extraction: {}; adjacent layers concatenated) x {} ({}) x {} values of C. Each is scored by its validation accuracy averaged over the {} seeded splits (n = {val} validation images per split); test images are never looked at to choose. Ties go to the cheaper model: fewer dimensions, then the SVM, then the smaller C.",
+    let grid = c.iter().filter(|c| Some(c.variant) == first).count() / stage1.len().max(1);
+    let mut text = format!(
+        "{} candidates. Stage 1: {} feature sets (every representation stored by one extraction: {}; adjacent layers concatenated) x {} ({}) x {} values of C, {}. Each is scored by its validation accuracy averaged over the {} seeded splits (n = {val} validation images per split); test images are never looked at to choose. Ties go to the cheaper model: fewer dimensions, then the SVM, then `tlearn train`'s defaults (training copies on, no TTA), then the smaller C.",
         c.len(),
-        sets.len() / kinds.len().max(1),
+        stage1.len() / kinds.len().max(1),
         d.extracted.join(", "),
         kinds.len(),
         kinds.join(", "),
         grid,
+        first.map_or(String::new(), |v| v.label()),
         d.chosen.val_per_split.len()
-    )
+    );
+    let variants: Vec<String> = variants_tried(sets, first);
+    if !variants.is_empty() {
+        text.push_str(&format!(
+            " Stage 2: the variants {} of the best (feature set, classifier) pairs of stage 1, each lever changed alone, then the levers that helped alone together (rows below with another variant).",
+            variants.join(", ")
+        ));
+    }
+    text
 }
 
-/// One row per (feature set, classifier) at its best C, the most accurate first.
+/// The variants stage 2 tried (those not of stage 1's variant `first`), by label.
+fn variants_tried(sets: &[&Candidate], first: Option<super::choose::Variant>) -> Vec<String> {
+    let mut labels: Vec<String> = Vec::new();
+    for s in sets.iter().filter(|s| Some(s.variant) != first) {
+        let label = s.variant.label();
+        if !labels.contains(&label) {
+            labels.push(label);
+        }
+    }
+    labels
+}
+
+/// One row per (feature set, classifier, variant) at its best C, the most accurate first.
 fn best_rows(sets: &[&Candidate]) -> Vec<Vec<String>> {
     let mut sorted = sets.to_vec();
     sorted.sort_by(|a, b| b.val_accuracy.total_cmp(&a.val_accuracy));
@@ -326,6 +350,7 @@ fn best_rows(sets: &[&Candidate]) -> Vec<Vec<String>> {
             vec![
                 s.reprs.join(" + "),
                 s.kind.to_string(),
+                s.variant.label(),
                 s.dims.to_string(),
                 format!("{:e}", s.c),
                 pct(s.val_accuracy),
@@ -420,10 +445,11 @@ fn chosen(d: &Decision, report: &RunReport) -> Vec<Block> {
     vec![
         Block::Heading(3, "Chosen".into()),
         Block::Para(format!(
-            "**{} on {} ({} dims), C = {:e}**: validation accuracy {} % (mean of {} splits, n = {} validation images per split); test accuracy {} % ± {} (n = {} test images per split). Model: `{}`, {}; usable with `tlearn predict --model {}`.",
+            "**{} on {} ({} dims, {}), C = {:e}**: validation accuracy {} % (mean of {} splits, n = {} validation images per split); test accuracy {} % ± {} (n = {} test images per split). Model: `{}`, {}; usable with `tlearn predict --model {}`.",
             c.kind,
             c.reprs.join(" + "),
             c.dims,
+            c.variant.label(),
             c.c,
             pct(c.val_accuracy),
             c.val_per_split.len(),
@@ -448,6 +474,7 @@ fn appendix(d: &Decision) -> Vec<Block> {
             vec![
                 Column::left("features"),
                 Column::left("classifier"),
+                Column::left("variant"),
                 Column::right("dims"),
                 Column::right("test accuracy % (mean)"),
                 Column::right("per split"),
@@ -458,6 +485,7 @@ fn appendix(d: &Decision) -> Vec<Block> {
                     vec![
                         t.features.replace('+', " + "),
                         t.kind.to_string(),
+                        t.variant.label(),
                         t.dims.to_string(),
                         pct(mean(&t.test_accuracy)),
                         t.test_accuracy.iter().map(|v| pct(*v)).collect::<Vec<_>>().join(" / "),
@@ -468,6 +496,7 @@ fn appendix(d: &Decision) -> Vec<Block> {
                     vec![
                         format!("fine-tuning `{}`", s.run),
                         s.trained.clone(),
+                        "".into(),
                         "".into(),
                         pct(mean(&s.test_accuracy)),
                         s.test_accuracy.iter().map(|v| pct(*v)).collect::<Vec<_>>().join(" / "),

@@ -466,7 +466,8 @@ struct Linear {
     chosen: Candidate,
 }
 
-/// Scores every feature set x classifier x C on validation images and picks the best.
+/// Scores every feature set x classifier x C on validation images (stage 1), then the
+/// variants of the best pairs (stage 2, [`choose::refine`]), and picks the best.
 fn search_candidates(
     cfg: &AutoConfig,
     cache: &CacheData,
@@ -488,13 +489,34 @@ fn search_candidates(
         refit_on_all_labelled: false,
         ..cfg.train_config(Kind::Svm)
     };
-    let search = choose::search(cache, &sets, &cfg.kinds, &base, stop, &mut |p| {
-        progress(Progress::Search(p))
-    })
-    .map_err(|e| match e {
+    let interrupted = |e| match e {
         ClassifyError::Interrupted => AutoError::Interrupted,
         other => other.into(),
-    })?;
+    };
+    let mut report = |p| progress(Progress::Search(p));
+    let stage1 =
+        choose::search(cache, &sets, &cfg.kinds, &base, stop, &mut report).map_err(interrupted)?;
+    let axes = choose::Variant::of(&base).axes(cache);
+    let search = if axes.is_empty() {
+        stage1
+    } else {
+        let tried: Vec<String> = axes.iter().flatten().map(|v| v.label()).collect();
+        progress(Progress::Phase(format!(
+            "scoring the variants {} of the {} best (feature set, classifier) on validation images",
+            tried.join(", "),
+            choose::REFINED_PAIRS
+        )));
+        let mut report = |p| progress(Progress::Search(p));
+        choose::refine(
+            cache,
+            stage1,
+            &base,
+            choose::REFINED_PAIRS,
+            stop,
+            &mut report,
+        )
+        .map_err(interrupted)?
+    };
     let stopped = search.candidates.iter().filter(|c| !c.converged).count();
     if stopped > 0 {
         progress(Progress::Warning(format!(
@@ -584,16 +606,17 @@ fn train_chosen(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(RunReport, PathBuf), AutoError> {
     progress(Progress::Phase(format!(
-        "training the chosen {} on {} (C = {:e}) as run {RUN}",
+        "training the chosen {} on {} ({}, C = {:e}) as run {RUN}",
         chosen.kind,
         chosen.reprs.join("+"),
+        chosen.variant.label(),
         chosen.c
     )));
     let sub = cache.using(&chosen.representations())?;
-    let train_cfg = TrainConfig {
+    let train_cfg = chosen.variant.apply(&TrainConfig {
         grid: vec![chosen.c],
         ..cfg.train_config(chosen.kind)
-    };
+    });
     let (outcome, model) = train::run(&sub, &train_cfg, &mut |_| {})?;
     let model_path = cfg.runs().join(RUN).join("model.json");
     model.save(&model_path)?;
@@ -612,11 +635,12 @@ fn commands(cfg: &AutoConfig, ex: &ExtractConfig, chosen: &Candidate) -> Vec<Str
     let uses = chosen.reprs.join(",");
     let train = |features: &Path, with_use: bool| {
         format!(
-            "tlearn train {} --cache {}{} --c {:e} --max-iterations {}{} --run {RUN}-by-hand --runs {} --reports {} --data {}",
+            "tlearn train {} --cache {}{} --c {:e}{} --max-iterations {}{} --run {RUN}-by-hand --runs {} --reports {} --data {}",
             chosen.kind,
             features.display(),
             if with_use { format!(" --use {uses}") } else { String::new() },
             chosen.c,
+            chosen.variant.flags(),
             cfg.max_iterations,
             if cfg.refit_with_validation { " --refit-with-validation" } else { "" },
             cfg.runs().display(),

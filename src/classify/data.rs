@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray16::{Array2, Axis};
 
-use super::ClassifyError;
+use super::{ClassifyError, Normalize};
 use crate::backbone::Repr;
 use crate::cache::{FeatureCache, Identity, RowStatus};
 use crate::dataset::Part;
@@ -109,6 +109,16 @@ impl CacheData {
             features,
             ..self.clone_without_features()
         })
+    }
+
+    /// The same rows, each representation block normalised as `how` says.
+    pub fn normalized(&self, how: Normalize) -> CacheData {
+        let mut features = self.features.clone();
+        how.apply(features.view_mut(), &Normalize::blocks(&self.identity));
+        CacheData {
+            features,
+            ..self.clone_without_features()
+        }
     }
 
     /// Everything but the features (cheap to copy).

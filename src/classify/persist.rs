@@ -6,7 +6,7 @@ use std::path::Path;
 use ndarray16::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::{Calibration, ClassifyError, Convergence, Kind, LinearClassifier, Scaler};
+use super::{Calibration, ClassifyError, Convergence, Kind, LinearClassifier, Normalize, Scaler};
 use crate::cache::{Identity, IdentityCheck};
 
 /// The `format` field of every model file.
@@ -61,6 +61,12 @@ pub struct TrainedModel {
     /// The absolute path of the backbone the features were made with, as the cache recorded
     /// it (its sha256 is `identity.model_sha256`); `predict` opens it from any folder.
     pub backbone: Option<std::path::PathBuf>,
+    /// Test-time augmentation: its scores were chosen and tested averaged over each image's
+    /// augmented copies (the identity's recipe and copies), so `predict` averages them too.
+    pub tta: bool,
+    /// The normalisation of the features' representation blocks before standardisation
+    /// (none in models saved before it existed).
+    pub normalize: Normalize,
 }
 
 /// The file layout (flat vectors: small and fast to parse).
@@ -96,6 +102,12 @@ struct ModelFile {
     /// Logistic models: iterations, final gradient norm and whether the solver converged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     convergence: Option<Convergence>,
+    /// Test-time augmentation (absent, and not written, when off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    tta: bool,
+    /// Normalisation before standardisation; absent (none) in older files and for none.
+    #[serde(default, skip_serializing_if = "Normalize::is_none")]
+    normalize: Normalize,
 }
 
 /// The sha256 of what a model's features are (backbone, layers, pooling, preprocessing...)
@@ -165,6 +177,8 @@ impl TrainedModel {
             fit: self.fit.clone(),
             identity_sha256: Some(identity_digest(&self.identity, &self.class_names)),
             convergence: c.convergence,
+            tta: self.tta,
+            normalize: self.normalize,
         };
         let text = serde_json::to_string(&file).expect("model serialises");
         let target = crate::output::Target::new(path).kind(MODEL_KIND);
@@ -229,7 +243,17 @@ impl TrainedModel {
             calibration: file.calibration,
             backbone: file.backbone,
             fit: file.fit,
+            tta: file.tta,
+            normalize: file.normalize,
         })
+    }
+
+    /// The classifier's scores of feature rows as extracted: each representation block
+    /// normalised as in training, then standardised and scored.
+    pub fn scores(&self, mut features: Array2<f32>) -> Array2<f32> {
+        self.normalize
+            .apply(features.view_mut(), &Normalize::blocks(&self.identity));
+        self.classifier.scores(features.view())
     }
 
     /// The probabilities of one row of [`LinearClassifier::scores`]: the scores themselves for

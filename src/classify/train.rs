@@ -13,27 +13,28 @@ use super::linear::argmax_rows;
 use super::logistic::DEFAULT_MAX_ITERATIONS;
 use super::{
     Calibration, ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams, ModelFit,
-    TrainedModel, DEFAULT_C_GRID,
+    Normalize, TrainedModel, DEFAULT_C_GRID,
 };
 use crate::cache::Identity;
 
-/// The run name `train` uses when none is given: KIND-CACHE[-nocopies][-tta] (the cache's file
-/// stem), checked like any run name.
+/// The run name `train` uses when none is given: KIND-CACHE[-nocopies][-tta][-l2|-power]
+/// (the cache's file stem), checked like any run name.
 pub fn default_run_name(
-    kind: Kind,
+    cfg: &TrainConfig,
     cache: &std::path::Path,
-    train_copies: bool,
-    tta: bool,
 ) -> Result<crate::output::RunName, crate::output::OutputError> {
     let stem = cache
         .file_stem()
         .map_or("features".into(), |s| s.to_string_lossy().to_string());
-    let mut name = format!("{kind}-{stem}");
-    if !train_copies {
+    let mut name = format!("{}-{stem}", cfg.kind);
+    if !cfg.train_copies {
         name.push_str("-nocopies");
     }
-    if tta {
+    if cfg.tta {
         name.push_str("-tta");
+    }
+    if !cfg.normalize.is_none() {
+        name = format!("{name}-{}", cfg.normalize);
     }
     crate::output::RunName::new(&name)
 }
@@ -70,6 +71,11 @@ pub struct TrainConfig {
     /// Absent in older reports, which kept the first split's model.
     #[serde(default)]
     pub refit_on_all_labelled: bool,
+    /// Normalisation of each representation block of a row before standardisation, in
+    /// training, validation and test scoring alike (and saved with the model, so `predict`
+    /// and `export` apply it too). Absent in older reports: none.
+    #[serde(default)]
+    pub normalize: Normalize,
 }
 
 impl TrainConfig {
@@ -86,6 +92,7 @@ impl TrainConfig {
             max_iterations: DEFAULT_MAX_ITERATIONS,
             refit_with_validation: false,
             refit_on_all_labelled: true,
+            normalize: Normalize::None,
         }
     }
 
@@ -260,6 +267,14 @@ pub fn run(
     log: &mut dyn FnMut(String),
 ) -> Result<(TrainOutcome, TrainedModel), ClassifyError> {
     let (splits, selections) = select_splits(data, cfg)?;
+    // Rows are normalised once, here: every fit and every score below reads the same rows.
+    let normalized;
+    let data = if cfg.normalize.is_none() {
+        data
+    } else {
+        normalized = data.normalized(cfg.normalize);
+        &normalized
+    };
     let mut outcomes = Vec::new();
     let mut first_model = None;
     for (&split, sel) in splits.iter().zip(&selections) {
@@ -418,6 +433,7 @@ fn split_model(
     let (split, rows) = (outcome.split, outcome.train_rows);
     TrainedModel {
         calibration: calibrate(&classifier, val_scored),
+        normalize: cfg.normalize,
         backbone: data.backbone.clone(),
         classifier,
         class_names: data.class_names.clone(),
@@ -433,6 +449,7 @@ fn split_model(
             }
         ),
         fit: Some(ModelFit::Split { split, rows }),
+        tta: cfg.tta,
     }
 }
 

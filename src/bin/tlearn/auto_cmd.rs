@@ -143,29 +143,34 @@ pub fn auto(args: AutoArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The best C of every (feature set, classifier), best first, the chosen one marked (stdout).
+/// The best C of every (feature set, classifier, variant), best first, the chosen one marked
+/// (stdout).
 fn print_candidates(d: &auto::Decision) {
-    let mut sorted = auto::choose::best_per_set(&d.search.candidates);
+    let mut sorted = auto::choose::best_per_variant(&d.search.candidates);
     sorted.sort_by(|a, b| b.val_accuracy.total_cmp(&a.val_accuracy));
     let val = d.chosen.val_images.first().copied().unwrap_or(0);
     println!(
-        "{:<50} {:<9} {:>6} {:>7} {:>10}",
+        "{:<50} {:<9} {:<16} {:>6} {:>7} {:>10}",
         "features",
         "classifier",
+        "variant",
         "dims",
         "best C",
         format!("val % (n={val})")
     );
     for c in sorted {
-        let mark = if c.reprs == d.chosen.reprs && c.kind == d.chosen.kind {
-            " <- chosen"
-        } else {
-            ""
-        };
+        let chosen = &d.chosen;
+        let mark =
+            if c.reprs == chosen.reprs && c.kind == chosen.kind && c.variant == chosen.variant {
+                " <- chosen"
+            } else {
+                ""
+            };
         println!(
-            "{:<50} {:<9} {:>6} {:>7} {:>10.2}{mark}",
+            "{:<50} {:<9} {:<16} {:>6} {:>7} {:>10.2}{mark}",
             c.reprs.join("+"),
             c.kind.to_string(),
+            c.variant.label(),
             c.dims,
             format!("{:e}", c.c),
             100.0 * c.val_accuracy
@@ -192,9 +197,10 @@ fn print_summary(outcome: &auto::AutoOutcome) {
         d.similarity
     );
     eprintln!(
-        "chosen: {} on {} (C = {:e}): validation {:.2}%, test {:.2}% ± {:.2} over {} split(s) (n = {tests} test images per split)",
+        "chosen: {} on {} ({}, C = {:e}): validation {:.2}%, test {:.2}% ± {:.2} over {} split(s) (n = {tests} test images per split)",
         d.chosen.kind,
         d.chosen.reprs.join("+"),
+        d.chosen.variant.label(),
         d.chosen.c,
         100.0 * d.chosen.val_accuracy,
         100.0 * s.accuracy.mean,

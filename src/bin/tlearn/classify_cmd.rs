@@ -23,7 +23,7 @@ pub struct TrainArgs {
     /// The HDF5 feature cache.
     #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
     pub features: PathBuf,
-    /// Run name (default: KIND-CACHE[-nocopies][-tta]); the model goes to runs/NAME, the report to reports/NAME.
+    /// Run name (default: KIND-CACHE[-nocopies][-tta][-l2|-power]); the model goes to runs/NAME, the report to reports/NAME.
     #[arg(long)]
     pub run: Option<String>,
     /// Folder of saved models.
@@ -51,6 +51,12 @@ pub struct TrainArgs {
     /// (e.g. block4_pool:avg,block5_pool:avg; the cache must hold them, see `features --repr`).
     #[arg(long = "use", value_delimiter = ',')]
     pub uses: Vec<tlearn::backbone::Repr>,
+    /// Normalise each representation (LAYER:POOLING block) of a feature row before
+    /// standardisation: l2 divides it by its Euclidean norm, power takes the signed square
+    /// root of every value, then divides by the norm. Saved with the model: predict and
+    /// export apply it too.
+    #[arg(long, value_enum, default_value_t = tlearn::classify::Normalize::None)]
+    pub normalize: tlearn::classify::Normalize,
     /// Most L-BFGS iterations of the logistic models (a fit that stops at this limit is a
     /// warning in the report).
     #[arg(long, default_value_t = tlearn::classify::logistic::DEFAULT_MAX_ITERATIONS)]
@@ -94,11 +100,28 @@ pub struct BenchClassifiersArgs {
     pub json: Option<PathBuf>,
 }
 
+/// The training configuration the arguments ask for.
+fn train_config(args: &TrainArgs) -> TrainConfig {
+    let mut cfg = TrainConfig::new(args.kind);
+    if let Some(grid) = &args.grid {
+        cfg.grid = grid.clone();
+    }
+    cfg.splits = args.splits.clone();
+    cfg.train_copies = !args.no_copies;
+    cfg.tta = args.tta;
+    cfg.refit_with_validation = args.refit_with_validation;
+    cfg.refit_on_all_labelled = !args.no_refit;
+    cfg.max_iterations = args.max_iterations;
+    cfg.normalize = args.normalize;
+    cfg
+}
+
 /// `tlearn train`: every check happens before anything is written.
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    let cfg = train_config(&args);
     let run = match &args.run {
         Some(name) => RunName::new(name)?,
-        None => train::default_run_name(args.kind, &args.features, !args.no_copies, args.tta)?,
+        None => train::default_run_name(&cfg, &args.features)?,
     };
     let (model_dir, dir) = (
         args.runs.join(run.as_str()),
@@ -117,16 +140,6 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     if !args.uses.is_empty() {
         data = data.using(&args.uses)?;
     }
-    let mut cfg = TrainConfig::new(args.kind);
-    if let Some(grid) = &args.grid {
-        cfg.grid = grid.clone();
-    }
-    cfg.splits = args.splits.clone();
-    cfg.train_copies = !args.no_copies;
-    cfg.tta = args.tta;
-    cfg.refit_with_validation = args.refit_with_validation;
-    cfg.refit_on_all_labelled = !args.no_refit;
-    cfg.max_iterations = args.max_iterations;
     let quiet = args.quiet;
     let (outcome, model) = train::run(&data, &cfg, &mut |line| {
         if !quiet {
