@@ -506,6 +506,14 @@ impl Backbone {
         })
     }
 
+    /// Feeds the backbone `size` x `size` images instead of its descriptor's size: a ConvNet
+    /// without its fully-connected layers takes any size. Pooled features keep their width,
+    /// flattened ones grow with the size; the preprocessing (and so a cache's identity)
+    /// records it.
+    pub fn set_size(&mut self, size: u32) {
+        self.descriptor.preprocessing.size = size;
+    }
+
     /// Runs a batch (`n` images, as for [`Self::features`]) through a model whose first
     /// requested layer is `N x K` (class probabilities) and returns it.
     pub fn rows(&mut self, batch: &[f32], n: usize) -> Result<ndarray::Array2<f32>, BackboneError> {

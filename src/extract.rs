@@ -58,6 +58,11 @@ pub enum ExtractError {
     NonFinite(String),
 }
 
+/// The smallest `--size`: VGG16's block5_pool is 1 x 1 at 32 px.
+pub const MIN_SIZE: u32 = 32;
+/// The largest `--size`.
+pub const MAX_SIZE: u32 = 2048;
+
 /// What to extract, from where, into which cache.
 #[derive(Debug, Clone)]
 pub struct ExtractConfig {
@@ -78,6 +83,10 @@ pub struct ExtractConfig {
     pub recipe: Recipe,
     /// Augmented copies per augmented image.
     pub copies: u32,
+    /// Side of the square image the backbone sees, in pixels; `None`: its descriptor's (224
+    /// for VGG16). Recorded in the identity's preprocessing, so a cache of one size is
+    /// refused for another.
+    pub size: Option<u32>,
     /// Augment every image, not only those that are training images in some split.
     pub augment_all: bool,
     /// Split fractions.
@@ -135,6 +144,13 @@ impl ExtractConfig {
         }
         if self.per_class == Some(0) {
             return bad("per-class", "0".into(), "keep at least one image per class");
+        }
+        if let Some(size) = self.size.filter(|s| !(MIN_SIZE..=MAX_SIZE).contains(s)) {
+            return bad(
+                "size",
+                size.to_string(),
+                "the side must be 32 to 2048 pixels (VGG16's deepest block needs 32; larger maps exhaust memory)",
+            );
         }
         if self.batch == 0 {
             return bad("batch", "0".into(), "a batch holds at least one image");
@@ -358,6 +374,9 @@ pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
         Repr::layers(&reprs)
     };
     let mut backbone = Backbone::open(&cfg.model, &layers, cfg.ep, cfg.threads)?;
+    if let Some(size) = cfg.size {
+        backbone.set_size(size);
+    }
     let preprocessing = backbone.descriptor.preprocessing.clone();
     let widths = backbone.repr_dims(&reprs)?;
     let side_by_side = if cfg.reprs.is_empty() {

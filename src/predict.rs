@@ -480,9 +480,16 @@ pub fn open_backbone(
     // backbone does not have, and "other features" is the error that says what to do.
     let d = Descriptor::for_model(backbone)?;
     let id = &model.identity;
+    // The size is the model's own: the features may have been made at another size than the
+    // descriptor's (`features --size`), and the convolutions take any.
+    let size = id.preprocessing.size;
+    let preprocessing = Preprocessing {
+        size,
+        ..d.preprocessing
+    };
     IdentityCheck::new(format!("backbone {}", backbone.display()), "model")
         .field("model_sha256", &d.sha256, &id.model_sha256)
-        .field("preprocessing", &d.preprocessing, &id.preprocessing)
+        .field("preprocessing", &preprocessing, &id.preprocessing)
         .result()
         .map_err(ClassifyError::Incompatible)?;
     let mut net = Backbone::open(backbone, &id.layers, ep, threads).map_err(|e| match e {
@@ -493,6 +500,7 @@ pub fn open_backbone(
         },
         other => other.into(),
     })?;
+    net.set_size(size);
     let dims: usize = net.repr_dims(&id.representations())?.iter().sum();
     IdentityCheck::new(format!("backbone {}", backbone.display()), "model")
         .field("dims", &dims, &id.dims)

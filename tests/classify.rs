@@ -103,6 +103,7 @@ fn stronger_regularisation_gives_smaller_weights() {
 
 #[test]
 fn svm_refuses_bad_parameters_and_missing_classes() {
+    let _serial = common::fixtures::serial();
     let (x, mut y) = blobs(3, 5, 4, 4);
     let dataset = DatasetBase::new(x.clone(), y.clone());
     assert!(matches!(
@@ -145,6 +146,7 @@ fn tiny_cache(dir: &std::path::Path, pooling: Pooling) -> std::path::PathBuf {
 
 #[test]
 fn copies_of_validation_and_test_images_are_never_trained_on() {
+    let _serial = common::fixtures::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = CacheData::load(&tiny_cache(dir.path(), Pooling::Avg)).unwrap();
     assert!(data.copies.iter().any(|c| *c > 0), "the cache has copies");
@@ -178,6 +180,7 @@ fn copies_of_validation_and_test_images_are_never_trained_on() {
 
 #[test]
 fn a_refit_with_validation_trains_on_training_and_validation_rows_only() {
+    let _serial = common::fixtures::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = CacheData::load(&tiny_cache(dir.path(), Pooling::Avg)).unwrap();
     let sel = data.select(0, true, false).unwrap();
@@ -225,6 +228,7 @@ fn a_refit_with_validation_trains_on_training_and_validation_rows_only() {
 
 #[test]
 fn the_model_predict_uses_is_refit_on_every_labelled_row_with_the_best_mean_c() {
+    let _serial = common::fixtures::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = CacheData::load(&tiny_cache(dir.path(), Pooling::Avg)).unwrap();
     let cfg = TrainConfig {
@@ -332,6 +336,7 @@ fn the_model_predict_uses_is_refit_on_every_labelled_row_with_the_best_mean_c() 
 
 #[test]
 fn saved_models_predict_identically_and_refuse_other_features() {
+    let _serial = common::fixtures::serial();
     let dir = tempfile::tempdir().unwrap();
     let cache = tiny_cache(dir.path(), Pooling::Avg);
     let data = CacheData::load(&cache).unwrap();
@@ -359,6 +364,7 @@ fn saved_models_predict_identically_and_refuse_other_features() {
 
 #[test]
 fn model_files_of_other_versions_or_cut_short_are_refused() {
+    let _serial = common::fixtures::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = CacheData::load(&tiny_cache(dir.path(), Pooling::Avg)).unwrap();
     let mut cfg = TrainConfig::new(Kind::Svm);
@@ -406,6 +412,7 @@ fn poke(path: &std::path::Path, dataset: &str, row: usize, value: f64) {
 
 #[test]
 fn damaged_incomplete_empty_and_single_class_caches_are_refused() {
+    let _serial = common::fixtures::serial();
     let dir = tempfile::tempdir().unwrap();
     let cache = tiny_cache(dir.path(), Pooling::Avg);
     let nan = dir.path().join("nan.h5");
@@ -545,6 +552,7 @@ fn logistic_on_the_reduced_problem_matches_the_full_one() {
 
 #[test]
 fn test_time_augmentation_averages_the_copies_of_an_image() {
+    let _serial = common::fixtures::serial();
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_backbone(dir.path());
     let images = image_folder(dir.path(), 3, 8);
@@ -580,6 +588,7 @@ fn test_time_augmentation_averages_the_copies_of_an_image() {
 /// An unreadable model file keeps what went wrong as its error source, and says what to do.
 #[test]
 fn unreadable_model_files_keep_their_cause() {
+    let _serial = common::fixtures::serial();
     use std::error::Error;
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.json");
@@ -655,6 +664,7 @@ fn sklearn_objective(x: &Array2<f32>, y: &Array1<usize>, c: f64, kind: Kind) -> 
 /// say they converged.
 #[test]
 fn logistic_fits_reach_scikit_learns_objective() {
+    let _serial = common::fixtures::serial();
     // (classes, rows, columns, C): primal with 3000 rows; reduced up to 25088 columns.
     let cases = [
         (5, 3000, 64, 1.0),
@@ -710,6 +720,7 @@ fn warm_started_logistic_path_equals_fits_from_zero() {
 /// A fit stopped by its iteration limit says so (model record and grid point).
 #[test]
 fn a_logistic_fit_at_its_iteration_limit_says_so() {
+    let _serial = common::fixtures::serial();
     let (x, y) = overlapping(3, 300, 50, 11);
     let dataset = DatasetBase::new(x, y);
     let model = LogisticParams::multinomial()
@@ -756,6 +767,7 @@ fn numpy_normalized(x: &Array2<f32>, widths: &[usize], how: Normalize) -> Array2
 /// signed values with blocks of 1 to 25 088 columns and an all-zero block (which stays zero).
 #[test]
 fn normalisations_match_numpy() {
+    let _serial = common::fixtures::serial();
     let widths = [3usize, 1, 40, 25088];
     let (rows, cols) = (5, widths.iter().sum::<usize>());
     let mut x = Array2::from_shape_vec((rows, cols), lcg_values(11, rows * cols, 4.0)).unwrap();
@@ -806,6 +818,7 @@ fn tiny_repr_cache(dir: &std::path::Path) -> std::path::PathBuf {
 /// features as in training after loading; a model.json without the field reads as none.
 #[test]
 fn normalised_models_score_normalised_rows_and_round_trip() {
+    let _serial = common::fixtures::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = CacheData::load(&tiny_repr_cache(dir.path())).unwrap();
     assert_eq!(Normalize::blocks(&data.identity), vec![0..4, 4..12]);

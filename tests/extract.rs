@@ -313,3 +313,53 @@ fn wrong_models_are_refused() {
     );
     assert!(!cfg.out.exists());
 }
+
+/// `size`: pooled widths stay and flattened ones grow with the image; the size is in the
+/// cache's identity (the descriptor's size when not given, the identity of a cache made
+/// without the option), so a cache of one size is refused for another and left untouched;
+/// a size out of range is refused before anything is written.
+#[test]
+fn the_image_size_is_in_the_identity_and_sets_flattened_widths() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = image_folder(dir.path(), 2, 3);
+    let mut cfg = config(&data, &model, &dir.path().join("default.h5"));
+    cfg.reprs = vec![
+        "block2_pool:avg".parse().unwrap(),
+        "block2_pool:flatten".parse().unwrap(),
+    ];
+    // The tiny backbone's descriptor says 32: block2_pool is 8 channels of 8 x 8.
+    assert_eq!(run(&cfg, &go()).unwrap().dims, 8 + 8 * 8 * 8);
+    let default = FeatureCache::open(&cfg.out).unwrap().identity;
+    assert_eq!(default.preprocessing.size, 32);
+    cfg.size = Some(32);
+    cfg.out = dir.path().join("32.h5");
+    run(&cfg, &go()).unwrap();
+    assert_eq!(FeatureCache::open(&cfg.out).unwrap().identity, default);
+
+    cfg.size = Some(64);
+    cfg.out = dir.path().join("64.h5");
+    assert_eq!(run(&cfg, &go()).unwrap().dims, 8 + 8 * 16 * 16);
+    let large = FeatureCache::open(&cfg.out).unwrap().identity;
+    assert_eq!(large.preprocessing.size, 64);
+    let widths: Vec<usize> = large.reprs.iter().map(|r| r.dims).collect();
+    assert_eq!(widths, [8, 8 * 16 * 16], "pooled stays, flattened grows");
+
+    let before = std::fs::read(&cfg.out).unwrap();
+    cfg.size = None;
+    let err = run(&cfg, &go()).unwrap_err();
+    assert!(
+        matches!(err, ExtractError::Cache(CacheError::Mismatch { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("preprocessing"), "{err}");
+    assert_eq!(std::fs::read(&cfg.out).unwrap(), before);
+
+    for size in [16, 4096] {
+        cfg.size = Some(size);
+        cfg.out = dir.path().join(format!("{size}.h5"));
+        let err = run(&cfg, &go()).unwrap_err();
+        assert!(err.to_string().contains("size"), "{err}");
+        assert!(!cfg.out.exists());
+    }
+}

@@ -651,11 +651,12 @@ fn commands(cfg: &AutoConfig, ex: &ExtractConfig, chosen: &Candidate) -> Vec<Str
     let all_reprs: Vec<String> = ex.reprs.iter().map(ToString::to_string).collect();
     let features = |reprs: &str, out: &Path| {
         format!(
-            "tlearn features --data {} --backbone {} --repr {reprs} --augment {} --copies {}{} --split {} --splits {} --seed {}{} --cache {}",
+            "tlearn features --data {} --backbone {} --repr {reprs} --augment {} --copies {}{}{} --split {} --splits {} --seed {}{} --cache {}",
             ex.data.display(),
             ex.model.display(),
             ex.recipe,
             ex.copies,
+            ex.size.map_or(String::new(), |s| format!(" --size {s}")),
             if ex.augment_all { " --augment-all" } else { "" },
             ex.split,
             ex.splits,

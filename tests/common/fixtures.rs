@@ -58,6 +58,7 @@ pub fn config(data: &Path, model: &Path, out: &Path) -> ExtractConfig {
         reprs: Vec::new(),
         recipe: Recipe::default(),
         copies: 0,
+        size: None,
         augment_all: false,
         split: Default::default(),
         splits: 1,

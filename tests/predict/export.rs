@@ -313,8 +313,22 @@ fn int8_backbone(model: &Path, data: &Path, dir: &Path) -> PathBuf {
 /// Trains `kind` on the representations `reprs` (`layer:pooling`, side by side as `auto`
 /// extracts them) of `data` made by `backbone`; the run folder.
 fn train_on(backbone: &Path, data: &Path, reprs: &[&str], dir: &Path, kind: &str) -> PathBuf {
+    train_with(backbone, data, (reprs, None), dir, &[kind])
+}
+
+/// As [`train_on`], the images fed at `size` (`features --size`) when given, with more
+/// `tlearn train` arguments after the kind (`kind_args[0]`).
+fn train_with(
+    backbone: &Path,
+    data: &Path,
+    (reprs, size): (&[&str], Option<u32>),
+    dir: &Path,
+    kind_args: &[&str],
+) -> PathBuf {
+    let kind = kind_args[0];
     let cache = dir.join(format!("{kind}.h5"));
     let mut cfg = config(data, backbone, &cache);
+    cfg.size = size;
     cfg.reprs = reprs.iter().map(|r| r.parse().unwrap()).collect();
     cfg.layers = tlearn::backbone::Repr::layers(&cfg.reprs);
     tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
@@ -323,21 +337,27 @@ fn train_on(backbone: &Path, data: &Path, reprs: &[&str], dir: &Path, kind: &str
         runs.display().to_string(),
         dir.join("reports").display().to_string(),
     );
-    tlearn_ok(&[
-        "train",
-        kind,
-        "--quiet",
-        "--c",
-        "0.1,1",
-        "--cache",
-        &cache.display().to_string(),
-        "--runs",
-        &runs_s,
-        "--reports",
-        &reports,
-        "--run",
-        kind,
-    ]);
+    let head: &[&str] = &["train"];
+    tlearn_ok(
+        &[
+            head,
+            kind_args,
+            &[
+                "--quiet",
+                "--c",
+                "0.1,1",
+                "--cache",
+                &cache.display().to_string(),
+                "--runs",
+                &runs_s,
+                "--reports",
+                &reports,
+                "--run",
+                kind,
+            ],
+        ]
+        .concat(),
+    );
     runs.join(kind)
 }
 
@@ -593,6 +613,42 @@ fn the_deploy_guide_shows_the_tested_snippets_verbatim() {
         assert!(
             guide.contains(&text),
             "docs/deploy.md does not show {file} as it is"
+        );
+    }
+}
+
+/// Normalised models export what predict gives: an SVM on l2-normalised blocks, and a
+/// logistic model on power-normalised blocks of 48 px images (the tiny backbone's descriptor
+/// says 32), whose exported input and resize recipe say 48.
+#[test]
+fn normalised_runs_and_larger_images_export_what_predict_gives() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = super::common::fixtures::image_folder(dir.path(), 3, 8);
+    let reprs: &[&str] = &["block1_pool:avg", "block2_pool:max", "block2_pool:flatten"];
+    for (args, size) in [
+        (["svm", "--normalize", "l2"], None),
+        (["logistic", "--normalize", "power"], Some(48)),
+    ] {
+        let run = train_with(&model, &data, (reprs, size), dir.path(), &args);
+        let model_json = std::fs::read_to_string(run.join("model.json")).unwrap();
+        assert!(model_json.contains(&format!("\"normalize\":\"{}\"", args[2])));
+        let side = size.unwrap_or(32);
+        let sized = dir.path().join(format!("sized-{side}"));
+        let images = sized_images(&data, side, &sized);
+        let worst = assert_export_matches_predict(&run, &images, dir.path());
+        println!("{args:?} at {side} px: largest probability difference {worst:e}");
+        let meta = checked_metadata(&dir.path().join("classifier.onnx"));
+        assert!(
+            meta["input"].contains(&format!("[N, {side}, {side}, 3]")),
+            "{}",
+            meta["input"]
+        );
+        assert!(
+            meta["resize"].contains(&format!("{side} x {side}")),
+            "{}",
+            meta["resize"]
         );
     }
 }
