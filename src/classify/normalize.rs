@@ -54,7 +54,7 @@ impl Normalize {
     pub fn blocks(identity: &Identity) -> Vec<Range<usize>> {
         match identity.columns() {
             Some(blocks) => blocks.iter().map(|b| b.start..b.end).collect(),
-            None => vec![0..identity.dims],
+            None => std::iter::once(0..identity.dims).collect(),
         }
     }
 
