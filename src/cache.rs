@@ -7,7 +7,7 @@
 //! a file that opens, with at most the rows in flight marked as still missing.
 
 mod check;
-pub mod columns;
+mod columns;
 mod compare;
 mod error;
 pub mod export;

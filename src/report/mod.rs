@@ -7,12 +7,12 @@ mod assemble;
 pub mod compare;
 pub mod content;
 pub mod doc;
-pub mod format;
+pub(crate) mod format;
 pub mod html;
 pub mod metrics;
 pub mod plot;
 pub mod run;
-pub mod warnings;
+mod warnings;
 pub mod write;
 
 use std::path::PathBuf;
