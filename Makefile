@@ -224,7 +224,7 @@ bench-finetune: features
 .PHONY: bench-merge
 bench: bench-merge
 bench-merge: build data
-	mkdir -p reports && FLOWERS17_DIR=$(CURDIR)/data/flowers17 cargo test --release --locked --test bench_merge -- --ignored --nocapture
+	mkdir -p reports && FLOWERS17_DIR=$(CURDIR)/data/flowers17 cargo test --release --locked --test main -- --ignored --nocapture bench_merge::
 
 ## auto: the method's decision from the data itself (tlearn auto): one extraction of avg / max
 ## pooled block3-5 and flattened block5, feature sets x svm, logistic x C scored on validation
@@ -248,4 +248,4 @@ bench-auto: build models data
 bench: bench-export
 bench-export: build models data venv
 	mkdir -p reports && TLEARN_PYTHON=$(CURDIR)/$(VENV)/bin/python FLOWERS17_DIR=$(CURDIR)/data/flowers17 \
-	  cargo test --release --locked --test predict -- --ignored --nocapture bench_export
+	  cargo test --release --locked --test main -- --ignored --nocapture predict::export::bench_export

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cache::CacheError;
 use crate::extract::{self, prepare_batch, ExtractConfig, ExtractError};
+use crate::numeric::mean;
 
 /// Result of [`features`], printed as JSON by `make bench`.
 #[derive(Debug, Clone, Serialize)]
@@ -187,10 +188,6 @@ pub fn backbones(
         cpu_vnni: crate::quantize::cpu_has_vnni(),
         load_before_after: [load_before, load_average()],
     })
-}
-
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
 /// The 1-minute load average from /proc (0 where unavailable).

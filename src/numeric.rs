@@ -15,6 +15,11 @@ pub fn argmax(values: impl IntoIterator<Item = f32>) -> usize {
         .0
 }
 
+/// The arithmetic mean (0 of nothing).
+pub fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
 /// `ln(sum(exp(z)))`, in f64 and shifted by the maximum so large logits do not overflow.
 pub fn log_sum_exp(z: &[f32]) -> f64 {
     let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);

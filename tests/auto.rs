@@ -2,7 +2,7 @@
 //! an early layer when only that layer sees the classes, the deepest when the deepest is right,
 //! never reads test labels to choose, and leaves a report and a model `tlearn predict` uses.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;

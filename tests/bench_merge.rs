@@ -5,7 +5,7 @@
 //! to make instead of VGG16's hour; the merge's cost depends on the sizes, not on the values.
 //! Ignored by `cargo test`; prints JSON and writes reports/bench-merge.json.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,7 +33,7 @@ fn tiny_backbone_224(dir: &Path) -> PathBuf {
 /// Seconds `command` took, and its peak resident memory in MiB from GNU time's `%M`.
 fn timed(command: Command) -> (f64, f64) {
     let report = tempfile::NamedTempFile::new().unwrap();
-    let mut timed = Command::new("/usr/bin/time");
+    let mut timed = common::fixtures::command("/usr/bin/time");
     timed
         .arg("-f")
         .arg("%M")
@@ -98,7 +98,7 @@ fn bench_merge() {
     let merged = dir.path().join("merged.h5");
     let (mut cp_s, mut merge_s, mut merge_peak_rss_mib) = (Vec::new(), Vec::new(), 0f64);
     for _ in 0..3 {
-        let mut cp = Command::new("cp");
+        let mut cp = common::fixtures::command("cp");
         cp.args(&shards).arg(&copies);
         cp_s.push(timed(cp).0);
         let _ = std::fs::remove_file(&merged);

@@ -3,10 +3,9 @@
 //! column's title. Fails, saying how to install it, where no Chromium is installed
 //! (`scripts/setup-system.sh --test` installs it as root; `make test` runs it).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::fixtures::{image_folder, serial};
 use tlearn::classify::train::{Scored, SplitOutcome, TrainConfig, TrainOutcome};
@@ -50,7 +49,7 @@ fn open_in_browser(browser: &Path, page: &Path, column: &str, work: &Path) -> se
         format!("{}{}{}", &html[..at], instrument(column), &html[at..]),
     )
     .unwrap();
-    let out = Command::new("timeout")
+    let out = common::fixtures::command("timeout")
         .arg("120")
         .arg(browser)
         .args([

@@ -1,6 +1,6 @@
 //! Classifiers: known answers on synthetic data, save / load, row selection, refusals.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::AtomicBool;
 
@@ -132,16 +132,12 @@ fn svm_refuses_bad_parameters_and_missing_classes() {
 
 /// A real cache on the tiny backbone: 3 classes of 8 generated images, 2 augmented copies.
 fn tiny_cache(dir: &std::path::Path, pooling: Pooling) -> std::path::PathBuf {
-    let model = tiny_backbone(dir);
-    let data = image_folder(dir, 3, 8);
-    let out = dir.join(format!("{pooling:?}.h5"));
-    let mut cfg = config(&data, &model, &out);
-    cfg.pooling = pooling;
-    cfg.recipe = "flip".parse().unwrap();
-    cfg.copies = 2;
-    cfg.splits = 2;
-    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
-    out
+    common::fixtures::tiny_cache(dir, |c| {
+        c.pooling = pooling;
+        c.recipe = "flip".parse().unwrap();
+        c.copies = 2;
+        c.out = dir.join(format!("{pooling:?}.h5"));
+    })
 }
 
 #[test]
@@ -642,7 +638,7 @@ fn sklearn_objective(x: &Array2<f32>, y: &Array1<usize>, c: f64, kind: Kind) -> 
     } else {
         "one-vs-all"
     };
-    let out = std::process::Command::new(common::fixtures::python())
+    let out = common::fixtures::command(common::fixtures::python())
         .arg(common::fixtures::repo().join("tests/python/logistic_reference.py"))
         .arg(dir.path().join("x.f32"))
         .arg(dir.path().join("y.txt"))

@@ -1,9 +1,11 @@
 //! The command line, run as a separate process. Tests here are serialised: a child process
 //! inherits the open HDF5 files (and their locks) of any test running beside it.
 
-mod common;
+use crate::common;
 
-use common::fixtures::{image_folder, serial, tiny_backbone, tlearn};
+use std::ffi::OsStr;
+
+use common::fixtures::{image_folder, serial, tiny_backbone, tlearn, tlearn_err};
 
 #[test]
 fn cli_features_then_cache_info() {
@@ -43,13 +45,11 @@ fn cli_features_then_cache_info() {
     let stdout = String::from_utf8_lossy(&info.stdout);
     assert!(stdout.contains("done, 0 missing, 0 skipped"), "{stdout}");
 
-    let bad = tlearn()
-        .args(["features", "--quiet", "--split", "0.9,0.9,0.1", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("sum to 1"));
+    let args = ["features", "--quiet", "--split", "0.9,0.9,0.1", "--data"];
+    let mut args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    args.push(data.as_os_str());
+    let bad = tlearn_err(&args);
+    assert!(bad.contains("sum to 1"), "{bad}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Every sub-command not covered elsewhere runs here as a process, on the tiny generated model
 //! and images: `model cut` / `inspect`, `augment preview`, `bench`, `bench-classifiers`.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::Path;

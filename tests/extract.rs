@@ -1,6 +1,6 @@
 //! The feature pipeline end to end on a tiny generated backbone and generated images.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::AtomicBool;
 

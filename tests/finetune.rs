@@ -1,20 +1,14 @@
 //! Fine-tuning: every backward builder and a whole training step against finite differences,
 //! and the training loop (learning, resume, divergence) on tiny generated data.
 
-#[path = "finetune/cache.rs"]
 mod cache;
-mod common;
-#[path = "finetune/export.rs"]
 mod export;
-#[path = "finetune/fd.rs"]
 mod fd;
-#[path = "finetune/network.rs"]
 mod network;
-#[path = "finetune/step.rs"]
 mod step;
-#[path = "finetune/train.rs"]
 mod train;
 
+use crate::common;
 use fd::{assert_close, away_from_zero, declare, distinct, dot, open, run, slopes, uniform, Input};
 use tlearn::finetune::grad::{self, ConvGrad, ConvShape, Ops};
 

@@ -3,7 +3,7 @@
 //! out of range. Never a panic (exit code 101), never success with a wrong result, never a
 //! good row lost. Serialised: a child inherits the HDF5 files (and locks) open beside it.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -176,7 +176,7 @@ fn pil_files(dir: &Path) -> Vec<&'static str> {
         rgb.save(d + '/progressive.jpg', progressive=True)\n\
         rgb.convert('P').save(d + '/palette.png')\n\
         rgb.convert('I;16').save(d + '/grey16.png')\n";
-    let status = std::process::Command::new(python())
+    let status = common::fixtures::command(python())
         .args(["-c", script])
         .arg(dir)
         .status()
@@ -354,7 +354,7 @@ struct SmallDisk(PathBuf);
 impl SmallDisk {
     fn mount(dir: &Path) -> Option<SmallDisk> {
         std::fs::create_dir_all(dir).unwrap();
-        let ok = std::process::Command::new("mount")
+        let ok = common::fixtures::command("mount")
             .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
             .arg(dir)
             .status()
@@ -380,7 +380,7 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = common::fixtures::command("umount").arg(&self.0).status();
     }
 }
 

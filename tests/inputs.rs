@@ -1,7 +1,7 @@
 //! Careful and hostile input to feature extraction: options out of range, huge files,
 //! non-UTF-8 names, images changed after caching, non-image entries, a full disk.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;

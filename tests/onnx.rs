@@ -1,6 +1,6 @@
 //! Integration tests of `tlearn::onnx`: file round trips and cutting feature extractors.
 
-mod common;
+use crate::common;
 
 use common::nhwc_names::{FLAT, HEAD, INPUT, POOL, RELU, TRANSPOSED};
 use common::{tiny_nhwc_model, tiny_vgg};

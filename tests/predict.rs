@@ -2,8 +2,6 @@
 //! image out as soon as it is predicted (tsv, csv, jsonl), unreadable images skipped with a
 //! reason, probabilities for every kind of model, and the backbone found from any folder.
 
-mod common;
-#[path = "predict/export.rs"]
 mod export;
 
 use std::io::{BufRead, BufReader, Write};
@@ -11,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::atomic::AtomicBool;
 
+use crate::common;
 use common::fixtures::{
     config, forget_rows, image_folder, mkfifo, output_within, serial, tiny_backbone, tlearn,
     tlearn_ok,
@@ -344,7 +343,7 @@ fn cache_export_of_an_incomplete_cache_is_refused_or_partial_with_the_count() {
     assert_eq!(rows.lines().count(), 1 + 6, "{rows}");
     assert!(rows.lines().skip(1).all(|l| l.contains(",done,")), "{rows}");
     let script = "import sys, numpy as np; a = np.load(sys.argv[1]); print(a.shape, bool((a != 0).any(axis=1).all()))";
-    let numpy = std::process::Command::new(common::fixtures::python())
+    let numpy = common::fixtures::command(common::fixtures::python())
         .args(["-c", script])
         .arg(out.join("features.npy"))
         .output()
@@ -503,7 +502,7 @@ fn cache_export_writes_features_numpy_reads_and_rows_as_csv() {
     let script = "import sys, numpy as np; a = np.load(sys.argv[1]); \
                   print(a.dtype, a.shape[0], a.shape[1]); \
                   print(' '.join(repr(float(v)) for v in a.ravel()))";
-    let numpy = std::process::Command::new(common::fixtures::python())
+    let numpy = common::fixtures::command(common::fixtures::python())
         .args(["-c", script])
         .arg(out.join("features.npy"))
         .output()

@@ -1,7 +1,7 @@
 //! `tlearn model quantize` on the tiny generated backbone: the int8 model, its descriptor, its
 //! use as a backbone, the cache identity's precision, and every refusal.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -401,7 +401,7 @@ fn python_reference(
     dir: &Path,
 ) -> serde_json::Value {
     let out = dir.join("quantize_reference.json");
-    let status = std::process::Command::new(common::fixtures::python())
+    let status = common::fixtures::command(common::fixtures::python())
         .arg(common::fixtures::repo().join("tests/python/quantize_reference.py"))
         .args([fp32, int8, calib, eval])
         .args([size.to_string().as_str(), layers])

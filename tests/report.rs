@@ -1,31 +1,24 @@
 //! Reports: known metrics from a known outcome, files written from a real (tiny) cache, the
 //! comparison, and the CLI end to end on a slice of the flowers with the real VGG16.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
-use common::fixtures::{
-    config, flowers_slice, image_folder, python, repo, serial, tiny_backbone, tlearn, vgg16,
-};
+use common::fixtures::{flowers_slice, python, repo, serial, tlearn, tlearn_err, vgg16};
 use tlearn::backbone::Pooling;
 use tlearn::classify::data::CacheData;
 use tlearn::classify::train::{run, Scored, SplitOutcome, TrainConfig, TrainOutcome};
 use tlearn::classify::Kind;
 use tlearn::report::{compare, write_run, RunReport};
 
+/// The tiny cache, average-pooled; `--augment none --copies 2`: no copies are made, whatever
+/// --copies says.
 fn tiny_cache(dir: &Path) -> std::path::PathBuf {
-    let model = tiny_backbone(dir);
-    let data = image_folder(dir, 3, 8);
-    let out = dir.join("tiny.h5");
-    let mut cfg = config(&data, &model, &out);
-    cfg.pooling = Pooling::Avg;
-    cfg.splits = 2;
-    // `--augment none --copies 2`: no copies are made, whatever --copies says.
-    cfg.copies = 2;
-    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
-    out
+    common::fixtures::tiny_cache(dir, |c| {
+        c.pooling = Pooling::Avg;
+        c.copies = 2;
+    })
 }
 
 fn scored(path: &str, label: usize, predicted: usize) -> Scored {
@@ -133,7 +126,7 @@ fn report_of_a_known_outcome_has_known_numbers_and_a_gallery() {
 /// Every number of a report, recomputed from its report.json's predictions by an independent
 /// Python script.
 fn assert_recomputable(report: &Path) {
-    let out = std::process::Command::new(python())
+    let out = common::fixtures::command(python())
         .arg(repo().join("tests/python/recompute_report.py"))
         .arg(report)
         .output()
@@ -160,7 +153,7 @@ fn report_json_changed_by_hand_is_caught_by_the_recomputation() {
     json["splits"][0]["predictions"][3]["scores"][2] = serde_json::json!(5.0);
     let edited = dir.path().join("edited.json");
     std::fs::write(&edited, json.to_string()).unwrap();
-    let run = std::process::Command::new(python())
+    let run = common::fixtures::command(python())
         .arg(repo().join("tests/python/recompute_report.py"))
         .arg(&edited)
         .output()
@@ -548,12 +541,12 @@ fn predict_refuses_a_model_of_other_features() {
     let path = dir.path().join("tiny-model.json");
     model.save(&path).unwrap();
     let image = dir.path().join("images/class_0/img_00.png");
-    let out = tlearn()
-        .args(["predict", "--model"])
-        .args([&path, Path::new("--backbone"), &vgg16(), &image])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let backbone = vgg16();
+    let (predict, model, flag) = (
+        Path::new("predict"),
+        Path::new("--model"),
+        Path::new("--backbone"),
+    );
+    let err = tlearn_err::<&Path>(&[predict, model, &path, flag, &backbone, &image]);
     assert!(err.contains("trained on other features"), "{err}");
 }

@@ -2,25 +2,17 @@
 //! overwrite each other or foreign files, and tampered caches and models. Every case must end
 //! in a clear error (exit code 1, never a panic's 101), with nothing the user had lost.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::atomic::AtomicBool;
 
-use common::fixtures::{config, image_folder, python, repo, serial, tiny_backbone, tlearn};
+use common::fixtures::{image_folder, python, repo, serial, tiny_backbone, tlearn};
 use tlearn::backbone::Pooling;
 
 /// A complete tiny cache: 3 classes of 8 images, average-pooled, two splits.
 fn tiny_cache(dir: &Path) -> PathBuf {
-    let model = tiny_backbone(dir);
-    let data = image_folder(dir, 3, 8);
-    let out = dir.join("tiny.h5");
-    let mut cfg = config(&data, &model, &out);
-    cfg.pooling = Pooling::Avg;
-    cfg.splits = 2;
-    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
-    out
+    common::fixtures::tiny_cache(dir, |c| c.pooling = Pooling::Avg)
 }
 
 /// `tlearn train svm` on `cache` into `runs` / `reports` (extra arguments after).
@@ -163,7 +155,7 @@ fn tampered_caches_are_refused_before_anything_is_written() {
     let cache = tiny_cache(dir.path());
     let tampered = dir.path().join("tampered");
     std::fs::create_dir_all(&tampered).unwrap();
-    let made = std::process::Command::new(python())
+    let made = common::fixtures::command(python())
         .arg(repo().join("tests/python/tamper.py"))
         .arg(&cache)
         .arg(&tampered)

@@ -2,14 +2,15 @@
 //! and every bad merge is refused before anything is written. Serialised: the CLI test's child
 //! processes would inherit (and lock) HDF5 files the other tests have open.
 
-mod common;
+use crate::common;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use common::contents::assert_same_cache;
 use common::fixtures::{
-    config, feature_bytes, forget_rows, image_folder, serial, tiny_backbone, tlearn,
+    config, feature_bytes, forget_rows, image_folder, serial, tiny_backbone, tlearn, tlearn_err,
 };
 use tlearn::cache::merge::{merge, MergeError};
 use tlearn::cache::{CacheError, FeatureCache, RowStatus};
@@ -286,14 +287,11 @@ fn cli_shard_auto_from_slurm_then_cache_merge() {
     let info = tlearn().arg("cache").arg(&out).output().unwrap();
     let stdout = String::from_utf8_lossy(&info.stdout);
     assert!(stdout.contains("rows: 6 (6 done, 0 missing"), "{stdout}");
-    let again = tlearn()
-        .args(["cache", "merge", "--out"])
-        .arg(&out)
-        .args(&shards)
-        .output()
-        .unwrap();
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let mut args = vec![OsStr::new("cache"), OsStr::new("merge")];
+    args.extend([OsStr::new("--out"), out.as_os_str()]);
+    args.extend(shards.iter().map(|s| s.as_os_str()));
+    let again = tlearn_err(&args);
+    assert!(again.contains("exists already"), "{again}");
 }
 
 /// The real VGG16 on a small slice of the flowers: merged shards equal one run, byte for byte.

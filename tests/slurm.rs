@@ -5,7 +5,7 @@
 //! installed (`scripts/setup-system.sh --test` installs it as root; `make test` runs it) or the
 //! test does not run as root: a test that cannot run never reports "ok".
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ impl Cluster {
         for sub in ["spool", "state", "log"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        let host = output(Command::new("hostname").arg("-s"));
+        let host = output(common::fixtures::command("hostname").arg("-s"));
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let port = || {
             TcpListener::bind("127.0.0.1:0")
@@ -70,7 +70,7 @@ impl Cluster {
         };
         for daemon in ["slurmctld", "slurmd"] {
             let log = std::fs::File::create(cluster.dir.join(format!("log/{daemon}.out"))).unwrap();
-            let child = Command::new(daemon)
+            let child = common::fixtures::command(daemon)
                 .arg("-D")
                 .arg("-f")
                 .arg(&cluster.conf)
@@ -90,7 +90,7 @@ impl Cluster {
 
     /// A Slurm client command talking to this cluster.
     fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(program);
+        let mut command = common::fixtures::command(program);
         command.env("SLURM_CONF", &self.conf);
         command
     }
@@ -200,7 +200,7 @@ fn unavailable() -> Option<String> {
         "scancel",
         "sinfo",
     ] {
-        let found = Command::new("sh")
+        let found = common::fixtures::command("sh")
             .arg("-c")
             .arg(format!("command -v {program}"))
             .stdout(Stdio::null())
@@ -210,7 +210,7 @@ fn unavailable() -> Option<String> {
             return Some(format!("{program} is not installed: run scripts/setup-system.sh --test as root (it runs apt-get install slurmctld slurmd slurm-client), or make test"));
         }
     }
-    let uid = output(Command::new("id").arg("-u"));
+    let uid = output(common::fixtures::command("id").arg("-u"));
     (uid != "0").then(|| "the test cluster runs its daemons as root; run the tests as root".into())
 }
 

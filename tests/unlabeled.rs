@@ -2,7 +2,7 @@
 //! into the usual cache layout; shown, exported for NumPy, resumed after a partial run, and
 //! refused (clearly) by everything that trains.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -113,7 +113,7 @@ fn features_of_a_folder_tree_are_cached_shown_exported_and_refused_for_training(
     let script = "import sys, numpy as np; a = np.load(sys.argv[1]); \
                   print(a.dtype, a.shape[0], a.shape[1]); \
                   print(' '.join(repr(float(v)) for v in a.ravel()))";
-    let numpy = std::process::Command::new(python())
+    let numpy = common::fixtures::command(python())
         .args(["-c", script])
         .arg(export.join("features.npy"))
         .output()

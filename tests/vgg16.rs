@@ -3,10 +3,10 @@
 //! Needs `make models data venv` (which `make test` runs first). Tests are serialised because
 //! they spawn processes (see `fixtures::serial`).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fixtures::{
@@ -58,7 +58,7 @@ fn features_agree_with_an_independent_python_computation() {
         original.display()
     );
     let out = dir.path().join("reference.json");
-    let status = Command::new(python())
+    let status = common::fixtures::command(python())
         .arg(repo().join("tests/python/reference.py"))
         .args([&original, dir.path(), &flat, &avg_cfg.out, &out])
         .status()
@@ -184,7 +184,7 @@ fn ctrl_c_stops_after_the_batch_in_flight() {
     let out = dir.path().join("f.h5");
     let child = start_extraction(&out);
     wait_for_first_batch(&out);
-    let sent = Command::new("kill")
+    let sent = common::fixtures::command("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();

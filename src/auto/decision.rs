@@ -12,7 +12,9 @@ use plotters::prelude::*;
 use super::choose::{best_per_set, best_per_variant, Candidate};
 use super::measure::{Size, LARGE_PER_CLASS};
 use super::{Decision, Similarity};
+use crate::numeric::mean;
 use crate::report::doc::{self, Block, Column, Image, Table};
+use crate::report::format::{pct, per_split};
 use crate::report::html::page;
 use crate::report::plot::{
     accuracy_floor, chart_on, draw_err, draw_legend, line_with_legend, render, styled_mesh, PALETTE,
@@ -71,27 +73,6 @@ fn add_decision(decision: &Decision, report: &RunReport, dir: &Path) -> Result<(
         None => format!("{old}{html}"),
     };
     std::fs::write(&report_html, merged).map_err(io(&report_html))
-}
-
-fn pct(v: f64) -> String {
-    format!("{:.2}", 100.0 * v)
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
-/// Counts per split as `a / b / c`, or one number when all splits agree.
-fn per_split(counts: &[usize]) -> String {
-    if counts.windows(2).all(|w| w[0] == w[1]) {
-        counts.first().map_or("0".into(), |n| n.to_string())
-    } else {
-        counts
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" / ")
-    }
 }
 
 /// A table of these columns whose cells are text.

@@ -5,9 +5,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::content::pct;
-use super::content::per_split;
 use super::doc::{self, Block, Cell, Column, Table};
+use super::format::{pct, per_split};
 use super::run::{Method, RunReport, OLDEST_READ_VERSION, REPORT_VERSION};
 use super::{html, ReportError};
 use crate::output;

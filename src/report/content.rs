@@ -2,6 +2,8 @@
 //! report.html are both rendered from these.
 
 use super::doc::{Block, Column, Figure, Gallery, Image, Table};
+use super::format::pct;
+pub use super::format::per_split;
 use super::run::{Method, RunReport};
 
 /// The pictures of a run's report, made before its text.
@@ -18,21 +20,6 @@ pub struct Pictures {
     pub curves: Vec<Image>,
     /// Thumbnails of the gallery's images, in the gallery's order (None: not readable).
     pub thumbs: Vec<Option<Image>>,
-}
-
-/// Percent with two decimals.
-pub(crate) fn pct(v: f64) -> String {
-    format!("{:.2}", 100.0 * v)
-}
-
-/// Counts per split as `a / b / c`, or one number when all splits agree.
-pub fn per_split(counts: &[usize]) -> String {
-    if counts.windows(2).all(|w| w[0] == w[1]) {
-        counts.first().map_or("0".into(), |n| n.to_string())
-    } else {
-        let all: Vec<String> = counts.iter().map(ToString::to_string).collect();
-        all.join(" / ")
-    }
 }
 
 /// Every section of the report of `r`.

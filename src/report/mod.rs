@@ -3,14 +3,16 @@
 //! a self-contained report.html per run; and one comparison of every run. Both formats are
 //! rendered from one model of the content ([`doc`]): what a report shows is written once.
 
+mod assemble;
 pub mod compare;
 pub mod content;
 pub mod doc;
+pub(crate) mod format;
 pub mod html;
 pub mod metrics;
 pub mod plot;
 pub mod run;
-pub mod warnings;
+mod warnings;
 pub mod write;
 
 use std::path::PathBuf;

@@ -5,9 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::content::per_split;
-use super::run::RunReport;
-use super::write::GALLERY_MAX;
+use super::format::per_split;
+use super::run::{RunReport, GALLERY_MAX};
 use crate::cache::{FeatureCache, Fingerprint};
 use crate::dataset::stored_to_path;
 use crate::preprocess::DecodeLimits;

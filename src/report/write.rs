@@ -6,14 +6,11 @@ use std::path::{Path, PathBuf};
 use super::content::{self, Pictures};
 use super::doc::{self, Image};
 use super::plot::{confusion_png, grid_png, pr_curves_png, CellText};
-use super::run::{RunReport, SplitFit};
+use super::run::{RunReport, SplitFit, GALLERY_MAX};
 use super::{html, ReportError};
 use crate::classify::train::Scored;
 use crate::output;
 use crate::preprocess::{load_rgb, DecodeLimits};
-
-/// Misclassified images shown in the gallery (the rest are listed in report.json).
-pub const GALLERY_MAX: usize = 48;
 
 /// Side of a gallery thumbnail in pixels.
 const THUMB: u32 = 128;

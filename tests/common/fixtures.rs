@@ -74,16 +74,63 @@ pub fn config(data: &Path, model: &Path, out: &Path) -> ExtractConfig {
     }
 }
 
-/// Serialises the tests of one binary that spawn processes: a child inherits every file
-/// descriptor open at the fork, so an HDF5 file open in a parallel test would stay locked.
+/// A complete cache of the tiny backbone in `dir/tiny.h5`: 3 classes of 8 generated images,
+/// flattened block2_pool, two splits, after `adjust` changed the extraction (pooling,
+/// copies, out); the cache's path.
+pub fn tiny_cache(dir: &Path, adjust: impl FnOnce(&mut ExtractConfig)) -> PathBuf {
+    let model = tiny_backbone(dir);
+    let data = image_folder(dir, 3, 8);
+    let mut cfg = config(&data, &model, &dir.join("tiny.h5"));
+    cfg.splits = 2;
+    adjust(&mut cfg);
+    tlearn::extract::run(&cfg, &std::sync::atomic::AtomicBool::new(false))
+        .expect("the tiny cache is made");
+    cfg.out
+}
+
+/// Serialises the tests that spawn processes, and the tests that hold HDF5 files open beside
+/// them: one lock for every module of the test binary (HDF5 locks its files, and a test
+/// reopening one must not meet another test's child). It also keeps the heavy command-line
+/// runs from competing for the cores.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// `program` as a child that inherits no file descriptor but its standard streams: every test
+/// runs in one process, and a child inheriting an HDF5 file another test has open would hold
+/// that file's lock until it exits (HDF5 opens its files without close-on-exec).
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(program);
+    // Descriptors are numbered from the lowest free one: those open now, plus room for the
+    // ones other tests open before the fork, are all there are.
+    let highest = std::fs::read_dir("/proc/self/fd")
+        .map(|fds| {
+            fds.filter_map(|fd| fd.ok()?.file_name().to_str()?.parse().ok())
+                .max()
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(1024);
+    let last = highest + 256;
+    // SAFETY: between fork and exec the child only calls fcntl, which is async-signal-safe and
+    // does not allocate; a descriptor that is not open is skipped by its error.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in 3..=last {
+                let fd = rustix::fd::BorrowedFd::borrow_raw(fd);
+                let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
 /// The `tlearn` binary built for these tests.
 pub fn tlearn() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tlearn"))
+    command(env!("CARGO_BIN_EXE_tlearn"))
 }
 
 /// Runs `tlearn ARGS` and asserts that it succeeds (showing its stderr if not); its stdout.
@@ -96,6 +143,21 @@ pub fn tlearn_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Runs `tlearn ARGS` and asserts that it fails with an error (exit status 1, or 2 for a
+/// command line clap refuses), not a panic (101) or a signal; its stderr.
+pub fn tlearn_err<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let out = tlearn().args(args).output().expect("tlearn runs");
+    let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+    assert!(
+        matches!(out.status.code(), Some(1 | 2)),
+        "tlearn {shown:?} should fail with an error, not {}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The repository root.

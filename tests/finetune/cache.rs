@@ -1,25 +1,19 @@
 //! Training data read from a real (tiny) feature cache.
 
-use std::sync::atomic::AtomicBool;
-
 use tlearn::finetune::data::Data;
 use tlearn::finetune::run::{run, RunConfig};
 use tlearn::finetune::train::FinetuneParams;
 use tlearn::finetune::{FinetuneError, HeadPool, Unfreeze};
 
-use super::common::fixtures::{config, image_folder, serial, tiny_backbone};
+use super::common::fixtures::serial;
 
 /// 3 classes of 8 generated images through the tiny backbone, 2 flipped copies, 2 splits.
 fn tiny_cache(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let model = tiny_backbone(dir);
-    let data = image_folder(dir, 3, 8);
-    let out = dir.join("tiny.h5");
-    let mut cfg = config(&data, &model, &out);
-    cfg.recipe = "flip".parse().unwrap();
-    cfg.copies = 2;
-    cfg.splits = 2;
-    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
-    (out, model)
+    let cache = super::common::fixtures::tiny_cache(dir, |c| {
+        c.recipe = "flip".parse().unwrap();
+        c.copies = 2;
+    });
+    (cache, dir.join("tiny.onnx"))
 }
 
 #[test]

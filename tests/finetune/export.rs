@@ -188,7 +188,7 @@ fn written_graphs_pass_the_onnx_checker() {
         }
     }
     let script = "import onnx, sys\nfor p in sys.argv[1:]:\n    onnx.checker.check_model(onnx.load(p), full_check=True)\nprint('checked', len(sys.argv) - 1)";
-    let out = std::process::Command::new(super::common::fixtures::python())
+    let out = super::common::fixtures::command(super::common::fixtures::python())
         .arg("-c")
         .arg(script)
         .args(&files)

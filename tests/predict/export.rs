@@ -112,7 +112,9 @@ fn checked_metadata(model: &Path) -> HashMap<String, String> {
         m = onnx.load(sys.argv[1])\n\
         print(json.dumps({p.key: p.value for p in m.metadata_props}))";
     let text = run_ok(
-        Command::new(python()).args(["-c", script]).arg(model),
+        super::common::fixtures::command(python())
+            .args(["-c", script])
+            .arg(model),
         "onnx.checker",
     );
     serde_json::from_str(&text).unwrap()
@@ -122,7 +124,7 @@ fn checked_metadata(model: &Path) -> HashMap<String, String> {
 /// docs/deploy/classify.py, by path; and the class names it printed.
 fn python_scores(model: &Path, images: &[PathBuf]) -> HashMap<String, (String, Vec<f64>)> {
     let text = run_ok(
-        Command::new(python())
+        super::common::fixtures::command(python())
             .arg(repo().join("docs/deploy/classify.py"))
             .arg(model)
             .args(images),
@@ -164,7 +166,7 @@ fn node_scores(model: &Path, images: &[PathBuf], dir: &Path) -> HashMap<String, 
     let _ = std::os::unix::fs::symlink(&modules, script_dir.join("node_modules"));
     let raw: Vec<PathBuf> = images.iter().map(|p| p.with_extension("rgb")).collect();
     let text = run_ok(
-        Command::new("node")
+        super::common::fixtures::command("node")
             .arg(script_dir.join("classify.mjs"))
             .arg(model)
             .args(&raw),
@@ -274,7 +276,7 @@ fn a_float_input_export_takes_preprocessed_tensors() {
         p = s.run(['probabilities'], {'images': np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]\n\
         print(json.dumps(p.tolist()))";
     let text = run_ok(
-        Command::new(python())
+        super::common::fixtures::command(python())
             .args(["-c", script])
             .arg(&out)
             .args(&images),
@@ -580,14 +582,14 @@ fn bench_export() {
             ]);
             predict_s.push(seconds(c.arg(&run).args(&images), "tlearn predict"));
         } else {
-            let mut c = Command::new(python());
+            let mut c = super::common::fixtures::command(python());
             c.args(["-c", script])
                 .arg(repo().join("docs/deploy/classify.py"))
                 .arg(&out);
             export_s.push(seconds(c.args(&images), "exported model in Python"));
         }
     }
-    let uptime = run_ok(&mut Command::new("uptime"), "uptime");
+    let uptime = run_ok(&mut super::common::fixtures::command("uptime"), "uptime");
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let report = serde_json::json!({
         "images": images.len(),
