@@ -116,10 +116,12 @@ lint: system
 	@! cargo tree --locked --no-default-features -e normal --depth 1 | grep -E ' (anyhow|clap|ctrlc|indicatif) v' || \
 	  { echo "error: the library without the cli feature depends on anyhow, clap, ctrlc or indicatif" >&2; exit 1; }
 
-## test: formatting, lints, unit and integration tests (real VGG16 on a slice of the flowers)
+## test: formatting, lints, unit and integration tests (real VGG16 on a slice of the flowers), one
+## test at a time: HDF5 opens its files without close-on-exec, so a child spawned by one
+## test while another test reopens a cache would hold that cache's lock (a spurious "busy")
 test: build system-test models data venv node lint
 	TLEARN_PYTHON=$(CURDIR)/$(VENV)/bin/python FLOWERS17_DIR=$(CURDIR)/data/flowers17 \
-	  cargo test --release --locked --no-fail-fast
+	  cargo test --release --locked --no-fail-fast -- --test-threads=1
 
 ## bench: JSON of pipeline vs bare inference speed and peak memory (bench.json)
 bench: build models data

@@ -46,9 +46,14 @@ pub struct AutoArgs {
     /// Augmentation recipe of the training images' copies (as `make features`).
     #[arg(long, default_value = "flip,rotate,scale,crop")]
     pub augment: Recipe,
-    /// Augmented copies per training image.
+    /// Augmented copies per image.
     #[arg(long, default_value_t = 2)]
     pub copies: u32,
+    /// Augment only the images that are training images in some split (about 9 % fewer rows
+    /// on the flowers), so test-time augmentation is not among the candidates. By default auto
+    /// augments every image and decides TTA on validation images.
+    #[arg(long, conflicts_with = "augment_all")]
+    pub augment_training_only: bool,
     /// Splits, seed and how the extraction runs.
     #[command(flatten)]
     pub run: crate::args::RunOpts,
@@ -83,6 +88,10 @@ fn config(args: &AutoArgs) -> AutoConfig {
     let extract =
         args.run
             .extract_config(&args.data, &args.model, augment, Path::new(""), args.quiet);
+    let extract = tlearn::extract::ExtractConfig {
+        augment_all: !args.augment_training_only,
+        ..extract
+    };
     let mut cfg = AutoConfig::new(extract, &args.out);
     cfg.layers = args.layers.clone();
     cfg.kinds = args.kinds.clone();
