@@ -1,11 +1,13 @@
 //! Training data read from a real (tiny) feature cache.
 
+use std::sync::atomic::AtomicBool;
+
 use tlearn::finetune::data::Data;
 use tlearn::finetune::run::{run, RunConfig};
 use tlearn::finetune::train::FinetuneParams;
 use tlearn::finetune::{FinetuneError, HeadPool, Unfreeze};
 
-use super::common::fixtures::serial;
+use super::common::fixtures::{config, image_folder, serial};
 
 /// 3 classes of 8 generated images through the tiny backbone, 2 flipped copies, 2 splits.
 fn tiny_cache(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
