@@ -77,6 +77,7 @@
 //!     strict: false,
 //!     limits: Default::default(),
 //!     per_class: None,
+//!     size: None,
 //!     out: cache.clone(),
 //!     progress: None,
 //! };

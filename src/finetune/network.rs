@@ -275,8 +275,11 @@ pub fn inference_model(
     arch: &Arch,
     params: &ParamStore,
 ) -> Result<Model, FinetuneError> {
-    let deepest = backbone_convs(backbone)?
-        .last()
+    // A backbone without VGG-named convolutions (a cut model whose head trains alone) keeps
+    // VGG16's name for the deepest pooling.
+    let deepest = backbone_convs(backbone)
+        .ok()
+        .and_then(|convs| convs.last().cloned())
         .and_then(|c| c.name.split('_').next().map(|b| format!("{b}_pool")))
         .unwrap_or_else(|| "block5_pool".into());
     let mut model = backbone.clone();
