@@ -674,12 +674,12 @@ fn rows_tensor(
     let mut tensor = vec![0f32; chw * group.len()];
     for (&row, out) in group.iter().zip(tensor.chunks_mut(chw)) {
         let params = &plan.rows[row].augment;
-        if params.is_empty() {
-            prep.write_chw(&prep.resize(image), out);
+        let params = if params.is_empty() {
+            AugmentParams::IDENTITY
         } else {
-            let params: AugmentParams = serde_json::from_str(params).expect("planned params parse");
-            prep.write_chw(&prep.resize(&params.apply(image)), out);
-        }
+            serde_json::from_str(params).expect("planned params parse")
+        };
+        prep.write_view_chw(image, &params, out);
     }
     tensor
 }

@@ -240,7 +240,7 @@ impl Predictor {
                     copies: id.copies,
                 })
             }
-            _ => Ok(Views::ONE),
+            _ => Ok(Views::one()),
         }
     }
 
@@ -350,29 +350,21 @@ struct Views {
 
 impl Views {
     /// The image alone.
-    const ONE: Views = Views {
-        recipe: Recipe {
-            flip: false,
-            vflip: false,
-            rotate: None,
-            scale: None,
-            crop: None,
-        },
-        seed: 0,
-        copies: 0,
-    };
+    fn one() -> Views {
+        Views {
+            recipe: Recipe::default(),
+            seed: 0,
+            copies: 0,
+        }
+    }
 
     /// The CHW tensors of every view of `img`, back to back; `key` seeds its copies (as the
     /// extraction's relative path does).
     fn tensors(&self, img: &image::RgbImage, key: &str, prep: &Preprocessing) -> Vec<f32> {
         let mut chw = vec![0f32; prep.chw_len() * (1 + self.copies as usize)];
+        // Copy 0 samples the identity: the image itself.
         for (copy, out) in (0..=self.copies).zip(chw.chunks_mut(prep.chw_len())) {
-            if copy == 0 {
-                prep.write_chw(&prep.resize(img), out);
-            } else {
-                let params = self.recipe.sample(self.seed, key, copy);
-                prep.write_chw(&prep.resize(&params.apply(img)), out);
-            }
+            prep.write_view_chw(img, &self.recipe.sample(self.seed, key, copy), out);
         }
         chw
     }

@@ -214,6 +214,22 @@ impl Preprocessing {
         dst
     }
 
+    /// Writes the view of `img` that `params` make (augmented, then resized) as
+    /// [`Preprocessing::write_chw`] does: the one path from an image and its copy's parameters
+    /// to a row's tensor, for extraction and test-time augmentation at prediction.
+    pub fn write_view_chw(
+        &self,
+        img: &RgbImage,
+        params: &crate::augment::AugmentParams,
+        out: &mut [f32],
+    ) {
+        if params.is_identity() {
+            self.write_chw(&self.resize(img), out);
+        } else {
+            self.write_chw(&self.resize(&params.apply(img)), out);
+        }
+    }
+
     /// Writes `img` (which must be `size` x `size`) as `3*size*size` normalised floats in
     /// CHW planes, channels in `color_order`.
     ///
