@@ -124,6 +124,7 @@ pub mod predict;
 pub mod preprocess;
 pub mod quantize;
 pub mod report;
+pub mod runs;
 pub mod shard;
 
 // The types a user of the library meets first, one per stage.

@@ -18,13 +18,13 @@ use serde::Serialize;
 use crate::backbone::{BackboneError, Descriptor, Repr};
 use crate::cache;
 use crate::classify::data::CacheData;
-use crate::classify::train::{self, TrainConfig};
+use crate::classify::train::TrainConfig;
 use crate::classify::{ClassifyError, Kind, DEFAULT_C_GRID};
 use crate::extract::{self, ExtractConfig, ExtractError};
 use crate::finetune::train::{CheckedParams, FinetuneParams};
 use crate::output;
-use crate::report::run::ModelInfo;
 use crate::report::{ReportError, RunReport};
+use crate::runs::{self, RunError};
 
 pub use choose::{Candidate, Search, TestOnly};
 pub use measure::{DataStats, Size, TooSmall};
@@ -56,12 +56,24 @@ pub enum AutoError {
     /// An output may not be written where it would go.
     #[error(transparent)]
     Output(#[from] output::OutputError),
+    /// Training, saving or reporting a run failed.
+    #[error(transparent)]
+    Run(RunError),
     /// Bad settings.
     #[error("invalid parameter: {0}")]
     InvalidParams(String),
     /// Stopped on request; caches and checkpoints are kept and resume.
     #[error("stopped: run the same command again to resume")]
     Interrupted,
+}
+
+impl From<RunError> for AutoError {
+    fn from(e: RunError) -> AutoError {
+        match e {
+            RunError::Interrupted => AutoError::Interrupted,
+            other => AutoError::Run(other),
+        }
+    }
 }
 
 /// What to run.
@@ -617,17 +629,16 @@ fn train_chosen(
         grid: vec![chosen.c],
         ..cfg.train_config(chosen.kind)
     });
-    let (outcome, model) = train::run(&sub, &train_cfg, &mut |_| {})?;
-    let model_path = cfg.runs().join(RUN).join("model.json");
-    model.save(&model_path)?;
-    let info = ModelInfo {
-        path: model_path.display().to_string(),
-        trained_on: model.trained_on.clone(),
-        chosen: format!("{:e}", model.c),
-    };
-    let root = Some(data_root.display().to_string());
-    let report = RunReport::new(RUN, &(&outcome).into(), root, Some(info));
-    Ok((report, model_path))
+    let run_dir = cfg.runs().join(RUN);
+    let root = Some(data_root);
+    Ok(runs::fit_and_save(
+        &sub,
+        &train_cfg,
+        RUN,
+        &run_dir,
+        root,
+        &mut |_| {},
+    )?)
 }
 
 /// The `tlearn` commands that make the chosen run by hand: from auto's cache, and from scratch.

@@ -2,21 +2,19 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use tlearn::backbone::{Compute, ExecutionProvider};
 use tlearn::finetune::bench::BenchConfig;
 use tlearn::finetune::ensemble::EnsembleConfig;
-use tlearn::finetune::report;
-use tlearn::finetune::run::{
-    cache_tail, prepare, run_splits, RunConfig, SplitEvent, DEFAULT_HIDDEN,
-};
+use tlearn::finetune::network::Tail;
+use tlearn::finetune::run::{prepare, RunConfig, SplitEvent, DEFAULT_HIDDEN};
 use tlearn::finetune::schedule::Schedule;
-use tlearn::finetune::train::{Ending, FinetuneParams};
+use tlearn::finetune::train::FinetuneParams;
 use tlearn::finetune::{eval_graph, train_graph, HeadPool, StepConfig, Unfreeze};
-use tlearn::output::{self, RunName};
+use tlearn::output::RunName;
+use tlearn::runs::{self, FinetuneEvent, FinetuneRun, Place, RunError};
 
 use crate::progress;
 
@@ -322,58 +320,29 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
 fn train(args: TrainArgs) -> Result<ExitCode> {
     let stop = crate::stop_on_ctrl_c("stopping after this training step (Ctrl-C again to quit at once); the epoch in progress is redone on resume from the last checkpoint")?;
     let params = params(&args).check()?;
-    let (name, run_dir) = run_folder(&args)?;
-    let dir = args.reports.join(name.as_str());
-    output::check_apart(&run_dir, &dir)?;
-    output::check_run_folder(&run_dir)?;
-    output::check_replaceable(&dir, tlearn::report::write::is_report_file)?;
-    let (tail, _) = cache_tail(
-        &args.net.features,
-        args.net.uses.as_ref(),
-        args.net.unfreeze,
-        &args.net.model,
-    )?;
-    if !tail.frozen.is_empty() && !args.quiet {
-        eprintln!(
-            "frozen {} run once per row before training; training {}",
-            names(&tail.frozen),
-            names(&tail.trainable)
-        );
-    }
-    let base = run_config(&args.net, 0, run_dir.clone(), args.init_from.clone());
+    let place = place(&args)?;
+    let cfg = FinetuneRun {
+        net: run_config(&args.net, 0, place.run_dir.clone(), args.init_from.clone()),
+        splits: args.splits.clone(),
+        data: args.data.clone(),
+    };
     let mut shown = Shown {
         quiet: args.quiet,
-        run_dir: &run_dir,
+        run_dir: &place.run_dir,
         bar: None,
     };
-    let summaries = run_splits(&base, &args.splits, &params, &mut |event| {
-        shown.event(event);
-        !stop.load(Ordering::SeqCst)
-    });
+    let done = runs::finetune(&cfg, &place, &params, &stop, &mut |e| shown.event(e));
     shown.clear();
-    let summaries = summaries?;
-    if summaries.last().map(|s| s.ending) == Some(Ending::Interrupted) {
-        eprintln!("interrupted: run the same command again to resume");
-        return Ok(ExitCode::from(130));
+    match done {
+        Err(RunError::Interrupted) => {
+            eprintln!("interrupted: run the same command again to resume");
+            Ok(ExitCode::from(130))
+        }
+        done => {
+            print_outcome(&done?.report, &place.report_dir);
+            Ok(ExitCode::SUCCESS)
+        }
     }
-    let method = report::method(
-        &tail,
-        args.net.head_pool,
-        args.net.hidden,
-        &params,
-        args.init_from.as_deref(),
-    );
-    let report = report::run_report(
-        name.as_str(),
-        method,
-        &args.net.features,
-        args.data.as_deref(),
-        &run_dir,
-        &summaries,
-    )?;
-    tlearn::report::write_run(&report, &dir)?;
-    print_outcome(&report, &dir);
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The fine-tuning settings the flags give (checked by the caller).
@@ -423,7 +392,11 @@ struct Shown<'a> {
 }
 
 impl Shown<'_> {
-    fn event(&mut self, event: SplitEvent) {
+    fn event(&mut self, event: FinetuneEvent) {
+        let event = match event {
+            FinetuneEvent::Start(tail) => return self.start(tail),
+            FinetuneEvent::Split(event) => event,
+        };
         match event {
             SplitEvent::Step(split, done) if !self.quiet => {
                 let bar = self.bar.get_or_insert_with(|| progress::steps_bar(done.steps));
@@ -454,6 +427,17 @@ impl Shown<'_> {
         }
     }
 
+    /// What stays frozen and what trains, when some convolutions stay frozen (unless quiet).
+    fn start(&self, tail: &Tail) {
+        if !tail.frozen.is_empty() && !self.quiet {
+            eprintln!(
+                "frozen {} run once per row before training; training {}",
+                names(&tail.frozen),
+                names(&tail.trainable)
+            );
+        }
+    }
+
     /// Removes the bar of the epoch that just ended (or was interrupted).
     fn clear(&mut self) {
         if let Some(bar) = self.bar.take() {
@@ -462,27 +446,26 @@ impl Shown<'_> {
     }
 }
 
-/// The run's name and folder: RUNS/NAME, or the deprecated --out folder (NAME its last part).
-fn run_folder(args: &TrainArgs) -> Result<(RunName, PathBuf)> {
-    Ok(match &args.out {
-        Some(out) => (RunName::of_folder(out)?, out.clone()),
-        None => {
-            let name = RunName::new(&args.run)?;
-            let dir = args.runs.join(name.as_str());
-            (name, dir)
-        }
-    })
+/// Where the run goes: RUNS/NAME, or the deprecated --out folder (NAME its last part); its
+/// report in REPORTS/NAME.
+fn place(args: &TrainArgs) -> Result<Place> {
+    let name = match &args.out {
+        Some(out) => RunName::of_folder(out)?,
+        None => RunName::new(&args.run)?,
+    };
+    let mut place = Place::new(name, &args.runs, &args.reports);
+    if let Some(out) = &args.out {
+        place.run_dir = out.clone();
+    }
+    Ok(place)
 }
 
+/// The names of `convs`, or "the head only" when none.
 fn names(convs: &[tlearn::finetune::ConvLayer]) -> String {
     if convs.is_empty() {
         return "the head only".into();
     }
-    convs
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    runs::conv_names(convs)
 }
 
 fn run_config(net: &NetArgs, split: usize, out: PathBuf, init_from: Option<PathBuf>) -> RunConfig {
