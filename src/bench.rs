@@ -1,7 +1,6 @@
 //! Benchmarks with machine-readable results: the whole feature pipeline against bare ONNX
 //! Runtime inference on the same batches.
 
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -49,7 +48,7 @@ pub fn features(cfg: &ExtractConfig) -> Result<FeatureBench, ExtractError> {
     let mut cfg = cfg.clone();
     cfg.out = dir.path().join("features.h5");
     cfg.progress = None;
-    let summary = extract::run(&cfg, &AtomicBool::new(false));
+    let summary = extract::run(&cfg, &crate::progress::Stop::new());
     drop(dir);
     let summary = summary?;
     let peak_rss_mib_pipeline = peak_rss_mib();

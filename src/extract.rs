@@ -3,7 +3,6 @@
 
 use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +19,7 @@ use crate::dataset::{
     stored_to_path, stratified_splits, DataSet, DatasetError, Ignored, Part, SplitSpec,
 };
 use crate::preprocess::{decode_rgb, load_rgb, read_image_file, DecodeLimits, Preprocessing};
+use crate::progress::{Interrupted, Stop};
 
 /// Most seeded splits a run may ask for: beyond it the mean barely moves while the time and the
 /// cache's split codes grow with every split (`--splits 4294967296` would not fit in memory).
@@ -229,8 +229,8 @@ pub struct Summary {
     pub seconds: f64,
     /// Rows computed per second.
     pub rows_per_second: f64,
-    /// True if the run stopped early on request; re-running resumes.
-    pub interrupted: bool,
+    /// Set if the run stopped early on request; re-running resumes.
+    pub interrupted: Option<Interrupted>,
     /// Images whose file changed since their rows were cached: all their rows were recomputed.
     pub recomputed: Vec<String>,
     /// Entries of the data folder that are not images (text files, nested folders, dangling links).
@@ -425,7 +425,7 @@ pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
 ///
 /// On resume, every cached image whose file changed since (size and content hash) has all
 /// its rows recomputed, and is named in [`Summary::recomputed`].
-pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractError> {
+pub fn run(cfg: &ExtractConfig, stop: &Stop) -> Result<Summary, ExtractError> {
     let cfg = &cfg.check()?;
     run_setup(cfg, setup(cfg)?, stop)
 }
@@ -434,7 +434,7 @@ pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractErr
 pub(crate) fn run_setup(
     cfg: &CheckedConfig,
     setup: Setup,
-    stop: &AtomicBool,
+    stop: &Stop,
 ) -> Result<Summary, ExtractError> {
     let Setup {
         data,
@@ -469,7 +469,7 @@ pub(crate) fn run_setup(
         } else {
             0.0
         },
-        interrupted,
+        interrupted: interrupted.then_some(Interrupted),
         recomputed: resumed.recomputed,
         ignored: data.ignored,
         warnings: data.warnings,
@@ -530,7 +530,7 @@ fn compute_rows(
     cache: &FeatureCache,
     backbone: &mut Backbone,
     pending: &[usize],
-    stop: &AtomicBool,
+    stop: &Stop,
 ) -> Result<(usize, bool), ExtractError> {
     let preprocessing = &plan.identity.preprocessing;
     let reprs = plan.identity.representations();
@@ -539,7 +539,7 @@ fn compute_rows(
     std::thread::scope(|scope| -> Result<(), ExtractError> {
         scope.spawn(move || {
             for batch in pending.chunks(cfg.batch) {
-                if stop.load(Ordering::Relaxed) {
+                if stop.requested() {
                     break;
                 }
                 let prepared = prepare_batch(batch, plan, data, preprocessing, &cfg.limits);
@@ -553,7 +553,7 @@ fn compute_rows(
             let written =
                 prepared.rows.len() + prepared.failed.iter().map(|f| f.0.len()).sum::<usize>();
             cfg.progress.as_deref().inspect(|p| p.advance(written));
-            if stop.load(Ordering::Relaxed) {
+            if stop.requested() {
                 interrupted = true;
                 break;
             }

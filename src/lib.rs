@@ -16,8 +16,7 @@
 //!
 //! ```
 //! use std::ops::ControlFlow;
-//! use std::sync::atomic::AtomicBool;
-//!
+//! use tlearn::progress::Stop;
 //! use tlearn::{
 //!     CacheData, ExecutionProvider, ExtractConfig, Kind, Pooling, PredictOptions, Predictor,
 //!     TrainConfig,
@@ -81,7 +80,7 @@
 //!     out: cache.clone(),
 //!     progress: None,
 //! };
-//! tlearn::extract::run(&features, &AtomicBool::new(false))?;
+//! tlearn::extract::run(&features, &Stop::new())?;
 //!
 //! // 2. Train: a linear SVM, C chosen on the validation images, scored on the test images.
 //! let data = CacheData::load(&cache)?;
@@ -122,6 +121,7 @@ pub mod onnx;
 pub mod output;
 pub mod predict;
 pub mod preprocess;
+pub mod progress;
 pub mod quantize;
 pub mod report;
 pub mod runs;

@@ -3,7 +3,6 @@
 //! fine-tuning run on every split, reported (`tlearn finetune train`, auto's stages).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backbone::Repr;
 use crate::classify::data::CacheData;
@@ -15,6 +14,7 @@ use crate::finetune::run::{cache_tail, run_splits, RunConfig, SplitEvent, Summar
 use crate::finetune::train::{CheckedParams, Ending};
 use crate::finetune::{ConvLayer, FinetuneError};
 use crate::output::{self, OutputError, RunName};
+use crate::progress::{Interrupted, Stop};
 use crate::report::run::ModelInfo;
 use crate::report::{ReportError, RunReport};
 
@@ -34,8 +34,8 @@ pub enum RunError {
     #[error(transparent)]
     Report(#[from] ReportError),
     /// Stopped on request; checkpoints are kept and resume.
-    #[error("stopped: run the same command again to resume")]
-    Interrupted,
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 /// Where a run goes: its model (or splits) in `runs/NAME`, its report in `reports/NAME`.
@@ -193,13 +193,13 @@ pub struct Finetuned {
 }
 
 /// Fine-tunes as `cfg` asks into `place` (every output checked first) and writes the report.
-/// Stopping on request (`stop`, checked after every step) is [`RunError::Interrupted`]; the
+/// Stopping on request (`stop`, checked after every step) is [`Interrupted`]; the
 /// checkpoints are kept and the same call resumes.
 pub fn finetune(
     cfg: &FinetuneRun,
     place: &Place,
     params: &CheckedParams,
-    stop: &AtomicBool,
+    stop: &Stop,
     observe: &mut dyn FnMut(FinetuneEvent),
 ) -> Result<Finetuned, RunError> {
     place.check(None)?;
@@ -213,7 +213,7 @@ pub fn finetune_splits(
     cfg: &FinetuneRun,
     name: &str,
     params: &CheckedParams,
-    stop: &AtomicBool,
+    stop: &Stop,
     observe: &mut dyn FnMut(FinetuneEvent),
 ) -> Result<Finetuned, RunError> {
     let net = &cfg.net;
@@ -224,12 +224,11 @@ pub fn finetune_splits(
         &net.backbone,
     )?;
     observe(FinetuneEvent::Start(&tail));
-    let summaries = run_splits(net, &cfg.splits, params, &mut |event| {
-        observe(FinetuneEvent::Split(event));
-        !stop.load(Ordering::SeqCst)
+    let summaries = run_splits(net, &cfg.splits, params, stop, &mut |event| {
+        observe(FinetuneEvent::Split(event))
     })?;
     if summaries.last().map(|s| s.ending) == Some(Ending::Interrupted) {
-        return Err(RunError::Interrupted);
+        return Err(Interrupted.into());
     }
     let init_from = net.init_from.as_deref();
     let method = method(&tail, net.pool, net.hidden, params, init_from);

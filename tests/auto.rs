@@ -5,7 +5,7 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use common::fixtures::{config, image_folder, serial, tiny_backbone, tlearn};
 use common::lcg_values;
@@ -18,8 +18,8 @@ use tlearn::classify::Kind;
 use tlearn::onnx::{attr_ints, DataType, Dim, GraphBuilder};
 use tlearn::preprocess::Preprocessing;
 
-fn go() -> AtomicBool {
-    AtomicBool::new(false)
+fn go() -> Stop {
+    Stop::new()
 }
 
 fn reprs(list: &str) -> Vec<Repr> {
@@ -773,12 +773,12 @@ fn a_stop_during_the_search_keeps_the_previous_run_and_resumes() {
     let stopped = auto::run(&cfg, &stop, &mut |p| {
         if let auto::Progress::Search(_) = p {
             // As Ctrl-C would, once the first pair of the search is done.
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            stop.request();
             searched += 1;
         }
     });
     assert!(
-        matches!(stopped, Err(auto::AutoError::Interrupted)),
+        matches!(stopped, Err(auto::AutoError::Interrupted(_))),
         "{stopped:?}"
     );
     assert!(searched >= 1);

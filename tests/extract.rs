@@ -2,15 +2,15 @@
 
 use crate::common;
 
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use common::fixtures::{config, feature_bytes, forget_rows, image_folder, tiny_backbone};
 use tlearn::backbone::{BackboneError, ExecutionProvider, Pooling};
 use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::extract::{run, ExtractError};
 
-fn go() -> AtomicBool {
-    AtomicBool::new(false)
+fn go() -> Stop {
+    Stop::new()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use crate::common;
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use common::fixtures::{config, image_folder, tiny_backbone};
 use tlearn::augment::Recipe;
@@ -12,8 +12,8 @@ use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::dataset::{stored_to_path, IgnoredKind, SplitSpec};
 use tlearn::extract::{run, ExtractError};
 
-fn go() -> AtomicBool {
-    AtomicBool::new(false)
+fn go() -> Stop {
+    Stop::new()
 }
 
 /// The features of every row, one byte vector per row.

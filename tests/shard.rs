@@ -6,7 +6,7 @@ use crate::common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use common::contents::assert_same_cache;
 use common::fixtures::{
@@ -17,8 +17,8 @@ use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::extract::{run, ExtractConfig, ExtractError};
 use tlearn::shard::{self, ShardError, ShardSpec};
 
-fn go() -> AtomicBool {
-    AtomicBool::new(false)
+fn go() -> Stop {
+    Stop::new()
 }
 
 /// Extracts every shard of `count` into `dir`, returning the shard files in index order.

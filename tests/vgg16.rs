@@ -16,8 +16,8 @@ use tlearn::backbone::Pooling;
 use tlearn::cache::{FeatureCache, RowStatus};
 use tlearn::preprocess::{load_rgb, DecodeLimits, Preprocessing};
 
-fn go() -> std::sync::atomic::AtomicBool {
-    std::sync::atomic::AtomicBool::new(false)
+fn go() -> tlearn::progress::Stop {
+    tlearn::progress::Stop::new()
 }
 
 #[test]

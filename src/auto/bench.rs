@@ -1,7 +1,7 @@
 //! `make bench`'s auto timing: what one flattened extraction of the deepest layer plus one SVM
 //! grid cost on the same data, to set against an auto run's phases.
 
-use std::sync::atomic::AtomicBool;
+use crate::progress::Stop;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -41,7 +41,7 @@ pub struct AutoBench {
 pub fn against_baseline(
     cfg: &AutoConfig,
     decision: &Decision,
-    stop: &AtomicBool,
+    stop: &Stop,
 ) -> Result<AutoBench, AutoError> {
     let dir = std::env::temp_dir().join(format!("tlearn-bench-auto-{}", std::process::id()));
     let deepest = decision.layers.last().cloned().unwrap_or_default();

@@ -4,7 +4,6 @@
 //! are used ([`Variant`]: augmented training copies on or off, test-time augmentation). The
 //! choice reads validation scores only; test accuracies are kept for an appendix.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -17,6 +16,7 @@ use crate::classify::data::CacheData;
 use crate::classify::train::{self, TrainConfig, TrainOutcome};
 use crate::classify::{ClassifyError, Kind, Normalize};
 use crate::dataset::Part;
+use crate::progress::{Interrupted, Stop};
 
 /// Two mean accuracies closer than this are a tie (they are means of counts over the same
 /// images, so a real difference is at least 1 / (splits x validation images)).
@@ -288,7 +288,7 @@ pub fn search(
     sets: &[Vec<Repr>],
     kinds: &[Kind],
     base: &TrainConfig,
-    stop: &AtomicBool,
+    stop: &Stop,
     progress: &mut (dyn FnMut(SearchProgress) + Send),
 ) -> Result<Search, ClassifyError> {
     let mut jobs = Vec::new();
@@ -315,7 +315,7 @@ pub fn refine(
     stage1: Search,
     base: &TrainConfig,
     pairs: usize,
-    stop: &AtomicBool,
+    stop: &Stop,
     progress: &mut (dyn FnMut(SearchProgress) + Send),
 ) -> Result<Search, ClassifyError> {
     let start = Variant::of(base);
@@ -380,7 +380,7 @@ fn run_jobs(
     data: &CacheData,
     jobs: &[Job],
     base: &TrainConfig,
-    stop: &AtomicBool,
+    stop: &Stop,
     progress: &mut (dyn FnMut(SearchProgress) + Send),
 ) -> Result<Search, ClassifyError> {
     let total_cost: f64 = jobs.iter().map(|j| fit_cost(j.kind, j.dims)).sum();
@@ -389,8 +389,8 @@ fn run_jobs(
     let results: Vec<(Vec<Candidate>, TestOnly)> = jobs
         .par_iter()
         .map(|job| {
-            if stop.load(Ordering::SeqCst) {
-                return Err(ClassifyError::Interrupted);
+            if stop.requested() {
+                return Err(Interrupted.into());
             }
             let sub = data.using(job.set)?;
             let cfg = job.variant.apply(&TrainConfig {

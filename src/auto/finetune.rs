@@ -8,7 +8,6 @@
 //! is extracted flattened into a second cache, as stage 2 needs its full maps.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
@@ -19,6 +18,7 @@ use crate::finetune::network::Tail;
 use crate::finetune::run::{RunConfig, SplitEvent, Summary, DEFAULT_HIDDEN};
 use crate::finetune::train::CheckedParams;
 use crate::finetune::{HeadPool, Unfreeze};
+use crate::progress::Stop;
 use crate::report::RunReport;
 use crate::runs::{self, FinetuneEvent, FinetuneRun};
 
@@ -67,7 +67,7 @@ pub fn stages(
     deepest: &str,
     before: &str,
     params: &CheckedParams,
-    stop: &AtomicBool,
+    stop: &Stop,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Vec<Stage>, AutoError> {
     let head = stage(
@@ -88,8 +88,8 @@ pub fn stages(
         out: stage2_cache(cfg),
         ..cfg.extract.clone()
     };
-    if extract::run(&ex, stop)?.interrupted {
-        return Err(AutoError::Interrupted);
+    if let Some(stopped) = extract::run(&ex, stop)?.interrupted {
+        return Err(stopped.into());
     }
     let head_dir = cfg.runs().join(STAGE_RUNS[0]);
     let block = stage(
@@ -126,14 +126,14 @@ fn flattened(layer: &str) -> Repr {
 }
 
 /// One stage on every split, its report, and its scores; stopping on request is
-/// [`RunError::Interrupted`] (checkpoints are kept and resume).
+/// [`crate::progress::Interrupted`] (checkpoints are kept and resume).
 fn stage(
     cfg: &AutoConfig,
     name: &str,
     (cache, repr): (&Path, Repr),
     (unfreeze, init_from): (Unfreeze, Option<&Path>),
     params: &CheckedParams,
-    stop: &AtomicBool,
+    stop: &Stop,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Stage, AutoError> {
     let run = FinetuneRun {

@@ -10,7 +10,6 @@ pub mod finetune;
 pub mod measure;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -23,6 +22,7 @@ use crate::classify::{ClassifyError, Kind, DEFAULT_C_GRID};
 use crate::extract::{self, ExtractConfig, ExtractError};
 use crate::finetune::train::{CheckedParams, FinetuneParams};
 use crate::output;
+use crate::progress::{Interrupted, Stop};
 use crate::report::{ReportError, RunReport};
 use crate::runs::{self, RunError};
 
@@ -63,14 +63,14 @@ pub enum AutoError {
     #[error("invalid parameter: {0}")]
     InvalidParams(String),
     /// Stopped on request; caches and checkpoints are kept and resume.
-    #[error("stopped: run the same command again to resume")]
-    Interrupted,
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 impl From<RunError> for AutoError {
     fn from(e: RunError) -> AutoError {
         match e {
-            RunError::Interrupted => AutoError::Interrupted,
+            RunError::Interrupted(i) => AutoError::Interrupted(i),
             other => AutoError::Run(other),
         }
     }
@@ -226,7 +226,7 @@ pub struct AutoOutcome {
 /// Runs auto: measure, extract once, search on validation, train and report the winner.
 pub fn run(
     cfg: &AutoConfig,
-    stop: &AtomicBool,
+    stop: &Stop,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<AutoOutcome, AutoError> {
     let finetune_params = check(cfg)?;
@@ -238,10 +238,8 @@ pub fn run(
     let cache = CacheData::load(&cfg.cache())?;
     let linear = search_candidates(cfg, &cache, &measured.layers, stop, progress)?;
     clock.lap("choose");
-    if stop.load(std::sync::atomic::Ordering::SeqCst) {
-        // Nothing of this run is written yet: the previous model and reports stay as they were.
-        return Err(AutoError::Interrupted);
-    }
+    // Nothing of this run is written yet: the previous model and reports stay as they were.
+    stop.check()?;
     let (mut report, mut model) =
         train_chosen(cfg, &cache, &linear.chosen, &measured.root, progress)?;
     clock.lap("train and report");
@@ -348,7 +346,7 @@ fn fine_tune(
     measured: &Measured,
     params: &CheckedParams,
     clock: &mut Clock,
-    stop: &AtomicBool,
+    stop: &Stop,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Finetuned, AutoError> {
     match finetune_plan(cfg, &measured.stats, &measured.layers)? {
@@ -449,7 +447,7 @@ fn measure_data(
 fn extract_once(
     cfg: &AutoConfig,
     reprs: &[Repr],
-    stop: &AtomicBool,
+    stop: &Stop,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(ExtractConfig, extract::Summary), AutoError> {
     progress(Progress::Phase(format!(
@@ -463,8 +461,8 @@ fn extract_once(
         ..cfg.extract.clone()
     };
     let summary = extract::run(&extract_cfg, stop)?;
-    if summary.interrupted {
-        return Err(AutoError::Interrupted);
+    if let Some(stopped) = summary.interrupted {
+        return Err(stopped.into());
     }
     for (path, reason) in &summary.skipped {
         progress(Progress::Warning(format!("skipped {path}: {reason}")));
@@ -484,7 +482,7 @@ fn search_candidates(
     cfg: &AutoConfig,
     cache: &CacheData,
     layers: &[String],
-    stop: &AtomicBool,
+    stop: &Stop,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Linear, AutoError> {
     let sets = choose::feature_sets(layers);
@@ -502,7 +500,7 @@ fn search_candidates(
         ..cfg.train_config(Kind::Svm)
     };
     let interrupted = |e| match e {
-        ClassifyError::Interrupted => AutoError::Interrupted,
+        ClassifyError::Interrupted(i) => AutoError::Interrupted(i),
         other => other.into(),
     };
     let mut report = |p| progress(Progress::Search(p));

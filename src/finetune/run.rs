@@ -18,6 +18,7 @@ use super::FinetuneError;
 use crate::backbone::{Compute, Descriptor, Pooling, Repr};
 use crate::cache::FeatureCache;
 use crate::onnx::Model;
+use crate::progress::Stop;
 
 /// Output of the exported inference model: class probabilities.
 pub const PROBABILITIES: &str = "probabilities";
@@ -338,20 +339,24 @@ impl RunConfig {
 }
 
 /// Runs each of `splits` of the run whose folder is `base.out` in turn (see
-/// [`RunConfig::for_split`]; `base.split` is not read). `observe` returning `false`
-/// on a step or an epoch interrupts: the summaries so far come back, the last one
-/// [`Ending::Interrupted`], and the same call resumes from the checkpoints.
+/// [`RunConfig::for_split`]; `base.split` is not read). `stop`, checked after every step and
+/// epoch, interrupts: the summaries so far come back, the last one [`Ending::Interrupted`],
+/// and the same call resumes from the checkpoints.
 pub fn run_splits(
     base: &RunConfig,
     splits: &[usize],
     params: &CheckedParams,
-    observe: &mut dyn FnMut(SplitEvent) -> bool,
+    stop: &Stop,
+    observe: &mut dyn FnMut(SplitEvent),
 ) -> Result<Vec<Summary>, FinetuneError> {
     let mut summaries = Vec::new();
     for &split in splits {
-        let summary = run(&base.for_split(split), params, &mut |event| match event {
-            TrainEvent::Step(done) => observe(SplitEvent::Step(split, done)),
-            TrainEvent::Epoch(stats) => observe(SplitEvent::Epoch(split, stats)),
+        let summary = run(&base.for_split(split), params, &mut |event| {
+            match event {
+                TrainEvent::Step(done) => observe(SplitEvent::Step(split, done)),
+                TrainEvent::Epoch(stats) => observe(SplitEvent::Epoch(split, stats)),
+            }
+            !stop.requested()
         })?;
         let interrupted = summary.ending == Ending::Interrupted;
         if !interrupted {

@@ -83,8 +83,7 @@ pub fn tiny_cache(dir: &Path, adjust: impl FnOnce(&mut ExtractConfig)) -> PathBu
     let mut cfg = config(&data, &model, &dir.join("tiny.h5"));
     cfg.splits = 2;
     adjust(&mut cfg);
-    tlearn::extract::run(&cfg, &std::sync::atomic::AtomicBool::new(false))
-        .expect("the tiny cache is made");
+    tlearn::extract::run(&cfg, &tlearn::progress::Stop::new()).expect("the tiny cache is made");
     cfg.out
 }
 

@@ -1,6 +1,6 @@
 //! Training data read from a real (tiny) feature cache.
 
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use tlearn::finetune::data::Data;
 use tlearn::finetune::run::{run, RunConfig};
@@ -152,7 +152,7 @@ fn named_cache(dir: &std::path::Path, model: &std::path::Path, layer: &str) -> s
     cfg.recipe = "flip".parse().unwrap();
     cfg.copies = 2;
     cfg.splits = 2;
-    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    tlearn::extract::run(&cfg, &Stop::new()).unwrap();
     out
 }
 

@@ -138,7 +138,7 @@ pub fn auto(args: AutoArgs) -> Result<ExitCode> {
     }
     let quiet = args.quiet;
     let outcome = match auto::run(&cfg, &stop, &mut |p| show(p, quiet)) {
-        Err(AutoError::Interrupted) => {
+        Err(AutoError::Interrupted(_)) => {
             eprintln!("interrupted: run the same command again to resume");
             return Ok(ExitCode::from(130));
         }
@@ -262,7 +262,7 @@ fn write_json(
     baseline: bool,
     cfg: &AutoConfig,
     d: &auto::Decision,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &tlearn::progress::Stop,
 ) -> Result<()> {
     if baseline {
         eprintln!("== timing the baseline: one flattened extraction and one SVM grid");

@@ -334,7 +334,7 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
     let done = runs::finetune(&cfg, &place, &params, &stop, &mut |e| shown.event(e));
     shown.clear();
     match done {
-        Err(RunError::Interrupted) => {
+        Err(RunError::Interrupted(_)) => {
             eprintln!("interrupted: run the same command again to resume");
             Ok(ExitCode::from(130))
         }
