@@ -85,7 +85,7 @@
 //! // 2. Train: a linear SVM, C chosen on the validation images, scored on the test images.
 //! let data = CacheData::load(&cache)?;
 //! let svm = TrainConfig::new(Kind::Svm);
-//! let (outcome, model) = tlearn::classify::train::run(&data, &svm, &mut |_| {})?;
+//! let (outcome, model) = tlearn::classify::train::run(&data, &svm, &mut |_: String| {})?;
 //! let test = &outcome.splits[0].test;
 //! assert!(test.iter().all(|t| t.predicted == t.label), "the colours separate");
 //!

@@ -14,7 +14,7 @@ use crate::finetune::run::{cache_tail, run_splits, RunConfig, SplitEvent, Summar
 use crate::finetune::train::{CheckedParams, Ending};
 use crate::finetune::{ConvLayer, FinetuneError};
 use crate::output::{self, OutputError, RunName};
-use crate::progress::{Interrupted, Stop};
+use crate::progress::{Interrupted, Observer, Stop};
 use crate::report::run::ModelInfo;
 use crate::report::{ReportError, RunReport};
 
@@ -102,7 +102,7 @@ pub struct Made {
 
 /// Trains a linear classifier as `cfg` asks, saves it and writes its report; every output is
 /// checked before the cache is read. `log` gets the training's progress lines.
-pub fn train_linear(cfg: &LinearRun, log: &mut dyn FnMut(String)) -> Result<Made, RunError> {
+pub fn train_linear(cfg: &LinearRun, log: &mut dyn Observer<String>) -> Result<Made, RunError> {
     let name = match &cfg.name {
         Some(name) => name.clone(),
         None => train::default_run_name(&cfg.train, &cfg.cache)?,
@@ -145,7 +145,7 @@ pub fn fit_and_save(
     name: &str,
     run_dir: &Path,
     data_root: Option<&Path>,
-    log: &mut dyn FnMut(String),
+    log: &mut dyn Observer<String>,
 ) -> Result<(RunReport, PathBuf), RunError> {
     let (outcome, model) = train::run(data, cfg, log)?;
     let model_path = run_dir.join(MODEL_FILE);
@@ -200,7 +200,7 @@ pub fn finetune(
     place: &Place,
     params: &CheckedParams,
     stop: &Stop,
-    observe: &mut dyn FnMut(FinetuneEvent),
+    observe: &mut dyn for<'e> Observer<FinetuneEvent<'e>>,
 ) -> Result<Finetuned, RunError> {
     place.check(None)?;
     let done = finetune_splits(cfg, place.name.as_str(), params, stop, observe)?;
@@ -214,7 +214,7 @@ pub fn finetune_splits(
     name: &str,
     params: &CheckedParams,
     stop: &Stop,
-    observe: &mut dyn FnMut(FinetuneEvent),
+    observe: &mut dyn for<'e> Observer<FinetuneEvent<'e>>,
 ) -> Result<Finetuned, RunError> {
     let net = &cfg.net;
     let (tail, _) = cache_tail(
@@ -223,9 +223,11 @@ pub fn finetune_splits(
         net.unfreeze,
         &net.backbone,
     )?;
-    observe(FinetuneEvent::Start(&tail));
-    let summaries = run_splits(net, &cfg.splits, params, stop, &mut |event| {
-        observe(FinetuneEvent::Split(event))
+    observe.observe(FinetuneEvent::Start(&tail));
+    let summaries = run_splits(net, &cfg.splits, params, stop, &mut |event: SplitEvent<
+        '_,
+    >| {
+        observe.observe(FinetuneEvent::Split(event))
     })?;
     if summaries.last().map(|s| s.ending) == Some(Ending::Interrupted) {
         return Err(Interrupted.into());

@@ -60,7 +60,7 @@ pub fn against_baseline(
         let extract_seconds = start.elapsed().as_secs_f64();
         let start = Instant::now();
         let data = CacheData::load(&ex.out)?;
-        train::run(&data, &cfg.train_config(Kind::Svm), &mut |_| {})?;
+        train::run(&data, &cfg.train_config(Kind::Svm), &mut |_: String| {})?;
         Ok((extract_seconds, start.elapsed().as_secs_f64()))
     })();
     let _ = std::fs::remove_dir_all(&dir);

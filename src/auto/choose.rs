@@ -16,7 +16,7 @@ use crate::classify::data::CacheData;
 use crate::classify::train::{self, TrainConfig, TrainOutcome};
 use crate::classify::{ClassifyError, Kind, Normalize};
 use crate::dataset::Part;
-use crate::progress::{Interrupted, Stop};
+use crate::progress::{Interrupted, Observer, Stop};
 
 /// Two mean accuracies closer than this are a tie (they are means of counts over the same
 /// images, so a real difference is at least 1 / (splits x validation images)).
@@ -289,7 +289,7 @@ pub fn search(
     kinds: &[Kind],
     base: &TrainConfig,
     stop: &Stop,
-    progress: &mut (dyn FnMut(SearchProgress) + Send),
+    progress: &mut (dyn Observer<SearchProgress> + Send),
 ) -> Result<Search, ClassifyError> {
     let mut jobs = Vec::new();
     for set in sets {
@@ -316,7 +316,7 @@ pub fn refine(
     base: &TrainConfig,
     pairs: usize,
     stop: &Stop,
-    progress: &mut (dyn FnMut(SearchProgress) + Send),
+    progress: &mut (dyn Observer<SearchProgress> + Send),
 ) -> Result<Search, ClassifyError> {
     let start = Variant::of(base);
     let axes = start.axes(data);
@@ -381,7 +381,7 @@ fn run_jobs(
     jobs: &[Job],
     base: &TrainConfig,
     stop: &Stop,
-    progress: &mut (dyn FnMut(SearchProgress) + Send),
+    progress: &mut (dyn Observer<SearchProgress> + Send),
 ) -> Result<Search, ClassifyError> {
     let total_cost: f64 = jobs.iter().map(|j| fit_cost(j.kind, j.dims)).sum();
     let start = Instant::now();
@@ -397,7 +397,7 @@ fn run_jobs(
                 kind: job.kind,
                 ..base.clone()
             });
-            let (outcome, _) = train::run(&sub, &cfg, &mut |_| {})?;
+            let (outcome, _) = train::run(&sub, &cfg, &mut |_: String| {})?;
             let found = candidates_of(&outcome, job.set);
             let best_here = found.iter().map(|c| c.val_accuracy).fold(0.0f64, f64::max);
             let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
@@ -405,7 +405,7 @@ fn run_jobs(
             *done += 1;
             *done_cost += fit_cost(job.kind, job.dims);
             let elapsed = start.elapsed().as_secs_f64();
-            progress(SearchProgress {
+            progress.observe(SearchProgress {
                 done: *done,
                 total: jobs.len(),
                 eta_seconds: elapsed / *done_cost * (total_cost - *done_cost),

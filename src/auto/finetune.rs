@@ -18,7 +18,7 @@ use crate::finetune::network::Tail;
 use crate::finetune::run::{RunConfig, SplitEvent, Summary, DEFAULT_HIDDEN};
 use crate::finetune::train::CheckedParams;
 use crate::finetune::{HeadPool, Unfreeze};
-use crate::progress::Stop;
+use crate::progress::{Observer, Stop};
 use crate::report::RunReport;
 use crate::runs::{self, FinetuneEvent, FinetuneRun};
 
@@ -68,7 +68,7 @@ pub fn stages(
     before: &str,
     params: &CheckedParams,
     stop: &Stop,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Vec<Stage>, AutoError> {
     let head = stage(
         cfg,
@@ -79,7 +79,7 @@ pub fn stages(
         stop,
         progress,
     )?;
-    progress(Progress::Phase(format!(
+    progress.observe(Progress::Phase(format!(
         "extracting {before}, flattened, for stage 2 into {}",
         stage2_cache(cfg).display()
     )));
@@ -134,7 +134,7 @@ fn stage(
     (unfreeze, init_from): (Unfreeze, Option<&Path>),
     params: &CheckedParams,
     stop: &Stop,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Stage, AutoError> {
     let run = FinetuneRun {
         net: RunConfig {
@@ -152,19 +152,28 @@ fn stage(
         data: Some(cfg.extract.data.clone()),
     };
     let mut trained = String::new();
-    let done = runs::finetune_splits(&run, name, params, stop, &mut |event| match event {
-        FinetuneEvent::Start(tail) => {
-            trained = what_trains(tail, &repr);
-            progress(Progress::Phase(format!("fine-tuning {name}: {trained}")));
-        }
-        FinetuneEvent::Split(SplitEvent::Epoch(split, e)) => progress(Progress::Step(format!(
-            "{name} split {split} epoch {}: validation accuracy {:.2}% ({:.1} s)",
-            e.epoch,
-            100.0 * e.val_accuracy,
-            e.train_seconds
-        ))),
-        FinetuneEvent::Split(_) => {}
-    })?;
+    let done =
+        runs::finetune_splits(
+            &run,
+            name,
+            params,
+            stop,
+            &mut |event: FinetuneEvent<'_>| match event {
+                FinetuneEvent::Start(tail) => {
+                    trained = what_trains(tail, &repr);
+                    progress.observe(Progress::Phase(format!("fine-tuning {name}: {trained}")));
+                }
+                FinetuneEvent::Split(SplitEvent::Epoch(split, e)) => {
+                    progress.observe(Progress::Step(format!(
+                        "{name} split {split} epoch {}: validation accuracy {:.2}% ({:.1} s)",
+                        e.epoch,
+                        100.0 * e.val_accuracy,
+                        e.train_seconds
+                    )))
+                }
+                FinetuneEvent::Split(_) => {}
+            },
+        )?;
     let input = format!("{} ({repr})", cache.display());
     Ok(Stage::scored(
         name,

@@ -22,7 +22,7 @@ use crate::classify::{ClassifyError, Kind, DEFAULT_C_GRID};
 use crate::extract::{self, ExtractConfig, ExtractError};
 use crate::finetune::train::{CheckedParams, FinetuneParams};
 use crate::output;
-use crate::progress::{Interrupted, Stop};
+use crate::progress::{Interrupted, Observer, Stop};
 use crate::report::{ReportError, RunReport};
 use crate::runs::{self, RunError};
 
@@ -227,7 +227,7 @@ pub struct AutoOutcome {
 pub fn run(
     cfg: &AutoConfig,
     stop: &Stop,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<AutoOutcome, AutoError> {
     let finetune_params = check(cfg)?;
     let mut clock = Clock::start();
@@ -347,7 +347,7 @@ fn fine_tune(
     params: &CheckedParams,
     clock: &mut Clock,
     stop: &Stop,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Finetuned, AutoError> {
     match finetune_plan(cfg, &measured.stats, &measured.layers)? {
         Err(reason) => Ok(Finetuned {
@@ -418,9 +418,9 @@ impl Measured {
 /// Measures the data (sizes, classes, splits) and settles the candidate layers.
 fn measure_data(
     cfg: &AutoConfig,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Measured, AutoError> {
-    progress(Progress::Phase("measuring the data".into()));
+    progress.observe(Progress::Phase("measuring the data".into()));
     // As the extraction will see it: images its cache planned are kept as planned.
     let ex = &ExtractConfig {
         out: cfg.cache(),
@@ -431,7 +431,7 @@ fn measure_data(
     warnings.extend(data.warnings.iter().cloned());
     warnings
         .iter()
-        .for_each(|w| progress(Progress::Warning(w.clone())));
+        .for_each(|w| progress.observe(Progress::Warning(w.clone())));
     let layers = candidate_layers(cfg)?;
     let reprs = choose::extraction_reprs(&layers);
     Ok(Measured {
@@ -448,9 +448,9 @@ fn extract_once(
     cfg: &AutoConfig,
     reprs: &[Repr],
     stop: &Stop,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<(ExtractConfig, extract::Summary), AutoError> {
-    progress(Progress::Phase(format!(
+    progress.observe(Progress::Phase(format!(
         "extracting {} representations in one backbone pass into {}",
         reprs.len(),
         cfg.cache().display()
@@ -465,7 +465,7 @@ fn extract_once(
         return Err(stopped.into());
     }
     for (path, reason) in &summary.skipped {
-        progress(Progress::Warning(format!("skipped {path}: {reason}")));
+        progress.observe(Progress::Warning(format!("skipped {path}: {reason}")));
     }
     Ok((extract_cfg, summary))
 }
@@ -483,10 +483,10 @@ fn search_candidates(
     cache: &CacheData,
     layers: &[String],
     stop: &Stop,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Linear, AutoError> {
     let sets = choose::feature_sets(layers);
-    progress(Progress::Phase(format!(
+    progress.observe(Progress::Phase(format!(
         "scoring {} feature sets x {} classifier(s) x {} C on validation images",
         sets.len(),
         cfg.kinds.len(),
@@ -503,7 +503,7 @@ fn search_candidates(
         ClassifyError::Interrupted(i) => AutoError::Interrupted(i),
         other => other.into(),
     };
-    let mut report = |p| progress(Progress::Search(p));
+    let mut report = |p: choose::SearchProgress| progress.observe(Progress::Search(p));
     let stage1 =
         choose::search(cache, &sets, &cfg.kinds, &base, stop, &mut report).map_err(interrupted)?;
     let axes = choose::Variant::of(&base).axes(cache);
@@ -511,12 +511,12 @@ fn search_candidates(
         stage1
     } else {
         let tried: Vec<String> = axes.iter().flatten().map(|v| v.label()).collect();
-        progress(Progress::Phase(format!(
+        progress.observe(Progress::Phase(format!(
             "scoring the variants {} of the {} best (feature set, classifier) on validation images",
             tried.join(", "),
             choose::REFINED_PAIRS
         )));
-        let mut report = |p| progress(Progress::Search(p));
+        let mut report = |p: choose::SearchProgress| progress.observe(Progress::Search(p));
         choose::refine(
             cache,
             stage1,
@@ -529,7 +529,7 @@ fn search_candidates(
     };
     let stopped = search.candidates.iter().filter(|c| !c.converged).count();
     if stopped > 0 {
-        progress(Progress::Warning(format!(
+        progress.observe(Progress::Warning(format!(
             "{stopped} of {} candidates had a fit that stopped at its iteration limit (marked `converged: false` in the decision): raise --max-iterations if one of them comes close to the chosen one",
             search.candidates.len()
         )));
@@ -613,9 +613,9 @@ fn train_chosen(
     cache: &CacheData,
     chosen: &Candidate,
     data_root: &Path,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<(RunReport, PathBuf), AutoError> {
-    progress(Progress::Phase(format!(
+    progress.observe(Progress::Phase(format!(
         "training the chosen {} on {} ({}, C = {:e}) as run {RUN}",
         chosen.kind,
         chosen.reprs.join("+"),

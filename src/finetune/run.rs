@@ -13,12 +13,14 @@ use super::network::{
 };
 use super::runner::loss_and_accuracy;
 use super::store::ParamStore;
-use super::train::{fit, initial_params, logits, CheckedParams, Ending, StepDone, TrainEvent};
+use super::train::{
+    fit, initial_params, logits, CheckedParams, Ending, StepDone, TrainEvent, Watch,
+};
 use super::FinetuneError;
 use crate::backbone::{Compute, Descriptor, Pooling, Repr};
 use crate::cache::FeatureCache;
 use crate::onnx::Model;
-use crate::progress::Stop;
+use crate::progress::{Observer, Stop};
 
 /// Output of the exported inference model: class probabilities.
 pub const PROBABILITIES: &str = "probabilities";
@@ -220,12 +222,11 @@ pub struct Prepared {
 }
 
 /// Trains one split, evaluates the kept parameters on the test rows, exports the inference
-/// model and writes `summary.json`. `observe` returning `false` interrupts (resumable; see
-/// [`fit`]).
+/// model and writes `summary.json`. `stop` interrupts (resumable; see [`fit`]).
 pub fn run(
     cfg: &RunConfig,
     params: &CheckedParams,
-    observe: &mut dyn FnMut(TrainEvent) -> bool,
+    watch: Watch,
 ) -> Result<Summary, FinetuneError> {
     let Prepared {
         arch,
@@ -234,7 +235,7 @@ pub fn run(
         backbone,
     } = prepare(cfg, params.compute)?;
     let init = initial_params(&arch, params.seed, &start)?;
-    let outcome = fit(params, &arch, init, &data, &cfg.out, observe)?;
+    let outcome = fit(params, &arch, init, &data, &cfg.out, watch)?;
     let start = std::time::Instant::now();
     let logits = logits(&arch, &outcome.best, &data, &data.test, params.compute)?;
     let test_seconds = start.elapsed().as_secs_f64();
@@ -347,20 +348,18 @@ pub fn run_splits(
     splits: &[usize],
     params: &CheckedParams,
     stop: &Stop,
-    observe: &mut dyn FnMut(SplitEvent),
+    observe: &mut dyn for<'e> Observer<SplitEvent<'e>>,
 ) -> Result<Vec<Summary>, FinetuneError> {
     let mut summaries = Vec::new();
     for &split in splits {
-        let summary = run(&base.for_split(split), params, &mut |event| {
-            match event {
-                TrainEvent::Step(done) => observe(SplitEvent::Step(split, done)),
-                TrainEvent::Epoch(stats) => observe(SplitEvent::Epoch(split, stats)),
-            }
-            !stop.requested()
-        })?;
+        let mut heard = |event: TrainEvent<'_>| match event {
+            TrainEvent::Step(done) => observe.observe(SplitEvent::Step(split, done)),
+            TrainEvent::Epoch(stats) => observe.observe(SplitEvent::Epoch(split, stats)),
+        };
+        let summary = run(&base.for_split(split), params, (stop, &mut heard))?;
         let interrupted = summary.ending == Ending::Interrupted;
         if !interrupted {
-            observe(SplitEvent::Done(&summary));
+            observe.observe(SplitEvent::Done(&summary));
         }
         summaries.push(summary);
         if interrupted {

@@ -137,7 +137,7 @@ pub fn auto(args: AutoArgs) -> Result<ExitCode> {
         json_target(path, &cfg).check()?;
     }
     let quiet = args.quiet;
-    let outcome = match auto::run(&cfg, &stop, &mut |p| show(p, quiet)) {
+    let outcome = match auto::run(&cfg, &stop, &mut |p: Progress| show(p, quiet)) {
         Err(AutoError::Interrupted(_)) => {
             eprintln!("interrupted: run the same command again to resume");
             return Ok(ExitCode::from(130));

@@ -127,7 +127,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         data: args.data.clone(),
     };
     let quiet = args.quiet;
-    let made = runs::train_linear(&run, &mut |line| {
+    let made = runs::train_linear(&run, &mut |line: String| {
         if !quiet {
             eprintln!("{line}");
         }
@@ -180,11 +180,15 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
 pub fn bench(args: BenchClassifiersArgs) -> Result<ExitCode> {
     crate::check_json(args.json.as_deref())?;
     let data = CacheData::load(&args.features)?;
-    let report = tlearn::classify::bench::bench(&data, args.c, &mut |r| {
-        eprintln!(
-            "{}: fit {:.2} s, predict {:.3} s",
-            r.classifier, r.fit_seconds, r.predict_seconds
-        )
-    })?;
+    let report = tlearn::classify::bench::bench(
+        &data,
+        args.c,
+        &mut |r: &tlearn::classify::bench::KindBench| {
+            eprintln!(
+                "{}: fit {:.2} s, predict {:.3} s",
+                r.classifier, r.fit_seconds, r.predict_seconds
+            )
+        },
+    )?;
     crate::print_json(&report, args.json.as_deref().map(crate::json_target))
 }

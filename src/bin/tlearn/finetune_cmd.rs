@@ -331,7 +331,9 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
         run_dir: &place.run_dir,
         bar: None,
     };
-    let done = runs::finetune(&cfg, &place, &params, &stop, &mut |e| shown.event(e));
+    let done = runs::finetune(&cfg, &place, &params, &stop, &mut |e: FinetuneEvent<'_>| {
+        shown.event(e)
+    });
     shown.clear();
     match done {
         Err(RunError::Interrupted(_)) => {
