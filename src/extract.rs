@@ -71,7 +71,7 @@ pub struct ExtractConfig {
     /// Every image under `data`, at any depth, without classes or splits.
     pub unlabeled: bool,
     /// Backbone ONNX file (its descriptor sits beside it).
-    pub model: PathBuf,
+    pub backbone: PathBuf,
     /// Layers whose pooled outputs are concatenated.
     pub layers: Vec<String>,
     /// Pooling of each layer.
@@ -108,7 +108,7 @@ pub struct ExtractConfig {
     /// Keep only the first N images of each class (small slices for tests and benchmarks).
     pub per_class: Option<usize>,
     /// The cache file.
-    pub out: PathBuf,
+    pub cache: PathBuf,
     /// Hears how far the run is (the CLI draws a progress bar); `None`: nobody listens.
     pub progress: Option<Arc<dyn RowProgress>>,
 }
@@ -159,8 +159,8 @@ impl ExtractConfig {
             return bad("threads", "0".into(), "at least one thread is needed");
         }
         self.split.check()?;
-        if !self.out.as_os_str().is_empty() {
-            crate::cache::check_path(&self.out)?;
+        if !self.cache.as_os_str().is_empty() {
+            crate::cache::check_path(&self.cache)?;
         }
         Ok(CheckedConfig(self.clone()))
     }
@@ -288,7 +288,7 @@ pub fn plan_rows(cfg: &CheckedConfig, data: &DataSet) -> Vec<RowPlan> {
 }
 
 /// The data set a run reads: `cfg.data`, cut to `cfg.per_class` images per class, without
-/// the images that cannot be used ([`leave_out_unusable`]; images the cache at `cfg.out`
+/// the images that cannot be used ([`leave_out_unusable`]; images the cache at `cfg.cache`
 /// already holds are kept as they were planned, so a cache resumes with its own plan).
 pub fn open_data(cfg: &ExtractConfig) -> Result<DataSet, ExtractError> {
     let mut data = if cfg.unlabeled {
@@ -303,7 +303,7 @@ pub fn open_data(cfg: &ExtractConfig) -> Result<DataSet, ExtractError> {
             kept[s.label] <= n
         });
     }
-    let planned = FeatureCache::open_unlocked(&cfg.out)
+    let planned = FeatureCache::open_unlocked(&cfg.cache)
         .and_then(|cache| cache.paths())
         .map(|paths| paths.into_iter().collect())
         .unwrap_or_default();
@@ -373,7 +373,7 @@ pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
     } else {
         Repr::layers(&reprs)
     };
-    let mut backbone = Backbone::open(&cfg.model, &layers, cfg.ep, cfg.threads)?;
+    let mut backbone = Backbone::open(&cfg.backbone, &layers, cfg.ep, cfg.threads)?;
     if let Some(size) = cfg.size {
         backbone.set_size(size);
     }
@@ -412,7 +412,7 @@ pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
         },
         class_names: data.class_names.clone(),
         rows,
-        backbone: std::path::absolute(&cfg.model).ok(),
+        backbone: std::path::absolute(&cfg.backbone).ok(),
     };
     Ok(Setup {
         data,
@@ -506,7 +506,7 @@ fn open_cache(
     plan: &Plan,
     data: &DataSet,
 ) -> Result<(FeatureCache, Resumed), ExtractError> {
-    let cache = FeatureCache::create_or_resume(&cfg.out, plan)?;
+    let cache = FeatureCache::create_or_resume(&cfg.cache, plan)?;
     let recomputed = cache.forget_changed_images(&plan.rows, &data.root, &cfg.limits)?;
     let status = cache.status()?;
     let pending = (0..status.len())

@@ -60,7 +60,7 @@
 //! let features = ExtractConfig {
 //!     data: images,
 //!     unlabeled: false,
-//!     model: backbone.clone(),
+//!     backbone: backbone.clone(),
 //!     layers: vec!["pool".into()],
 //!     pooling: Pooling::Avg,
 //!     reprs: Vec::new(),
@@ -77,7 +77,7 @@
 //!     limits: Default::default(),
 //!     per_class: None,
 //!     size: None,
-//!     out: cache.clone(),
+//!     cache: cache.clone(),
 //!     progress: None,
 //! };
 //! tlearn::extract::run(&features, &Stop::new())?;

@@ -217,12 +217,7 @@ pub fn finetune_splits(
     observe: &mut dyn for<'e> Observer<FinetuneEvent<'e>>,
 ) -> Result<Finetuned, RunError> {
     let net = &cfg.net;
-    let (tail, _) = cache_tail(
-        &net.features,
-        net.repr.as_ref(),
-        net.unfreeze,
-        &net.backbone,
-    )?;
+    let (tail, _) = cache_tail(&net.cache, net.repr.as_ref(), net.unfreeze, &net.backbone)?;
     observe.observe(FinetuneEvent::Start(&tail));
     let summaries = run_splits(net, &cfg.splits, params, stop, &mut |event: SplitEvent<
         '_,
@@ -235,7 +230,7 @@ pub fn finetune_splits(
     let init_from = net.init_from.as_deref();
     let method = method(&tail, net.pool, net.hidden, params, init_from);
     let data = cfg.data.as_deref();
-    let report = run_report(name, method, &net.features, data, &net.out, &summaries)?;
+    let report = run_report(name, method, &net.cache, data, &net.out, &summaries)?;
     Ok(Finetuned {
         tail,
         summaries,

@@ -247,7 +247,7 @@ fn plan_shard(plan: &mut Plan, spec: ShardSpec) -> Result<Range<usize>, ShardErr
     Ok(range)
 }
 
-/// Runs (or resumes) shard `spec` of the extraction `cfg` into `cfg.out` (see [`shard_path`]).
+/// Runs (or resumes) shard `spec` of the extraction `cfg` into `cfg.cache` (see [`shard_path`]).
 pub fn run(cfg: &ExtractConfig, spec: ShardSpec, stop: &Stop) -> Result<Summary, ShardError> {
     let cfg = &cfg.check()?;
     let mut setup = extract::setup(cfg)?;

@@ -79,12 +79,12 @@ fn bench_merge() {
         .map(|index| {
             let spec = ShardSpec { index, count: 4 };
             let mut cfg = cfg.clone();
-            cfg.out = shard::shard_path(&dir.path().join("shards/features.h5"), spec);
+            cfg.cache = shard::shard_path(&dir.path().join("shards/features.h5"), spec);
             let start = Instant::now();
             let summary = shard::run(&cfg, spec, &Stop::new()).unwrap();
             fixed_s.push(start.elapsed().as_secs_f64() - summary.seconds);
             rows_per_s.push(summary.rows_per_second);
-            cfg.out
+            cfg.cache
         })
         .collect();
     let bytes: u64 = shards

@@ -136,7 +136,7 @@ fn tiny_cache(dir: &std::path::Path, pooling: Pooling) -> std::path::PathBuf {
         c.pooling = pooling;
         c.recipe = "flip".parse().unwrap();
         c.copies = 2;
-        c.out = dir.join(format!("{pooling:?}.h5"));
+        c.cache = dir.join(format!("{pooling:?}.h5"));
     })
 }
 

@@ -49,7 +49,7 @@ pub fn against_baseline(
         layers: vec![deepest],
         pooling: Pooling::Flatten,
         reprs: Vec::new(),
-        out: dir.join("flatten.h5"),
+        cache: dir.join("flatten.h5"),
         progress: None,
         ..cfg.extract.clone()
     };
@@ -59,7 +59,7 @@ pub fn against_baseline(
         extract::run(&ex, stop)?;
         let extract_seconds = start.elapsed().as_secs_f64();
         let start = Instant::now();
-        let data = CacheData::load(&ex.out)?;
+        let data = CacheData::load(&ex.cache)?;
         train::run(&data, &cfg.train_config(Kind::Svm), &mut |_: String| {})?;
         Ok((extract_seconds, start.elapsed().as_secs_f64()))
     })();

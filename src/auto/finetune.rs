@@ -85,7 +85,7 @@ pub fn stages(
     )));
     let ex = ExtractConfig {
         reprs: vec![flattened(before)],
-        out: stage2_cache(cfg),
+        cache: stage2_cache(cfg),
         ..cfg.extract.clone()
     };
     if let Some(stopped) = extract::run(&ex, stop)?.interrupted {
@@ -138,10 +138,10 @@ fn stage(
 ) -> Result<Stage, AutoError> {
     let run = FinetuneRun {
         net: RunConfig {
-            features: cache.to_path_buf(),
+            cache: cache.to_path_buf(),
             repr: Some(repr.clone()),
             split: 0,
-            backbone: cfg.extract.model.clone(),
+            backbone: cfg.extract.backbone.clone(),
             unfreeze,
             pool: HeadPool::Avg,
             hidden: DEFAULT_HIDDEN,

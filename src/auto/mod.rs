@@ -79,7 +79,7 @@ impl From<RunError> for AutoError {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct AutoConfig {
-    /// Data, backbone, augmentation, splits and compute; `out` and `reprs` are set by auto.
+    /// Data, backbone, augmentation, splits and compute; `cache` and `reprs` are set by auto.
     pub extract: ExtractConfig,
     /// Everything is written under this folder: `cache/`, `runs/`, `reports/`.
     pub out: PathBuf,
@@ -423,7 +423,7 @@ fn measure_data(
     progress.observe(Progress::Phase("measuring the data".into()));
     // As the extraction will see it: images its cache planned are kept as planned.
     let ex = &ExtractConfig {
-        out: cfg.cache(),
+        cache: cfg.cache(),
         ..cfg.extract.clone()
     };
     let data = extract::open_data(ex)?;
@@ -457,7 +457,7 @@ fn extract_once(
     )));
     let extract_cfg = ExtractConfig {
         reprs: reprs.to_vec(),
-        out: cfg.cache(),
+        cache: cfg.cache(),
         ..cfg.extract.clone()
     };
     let summary = extract::run(&extract_cfg, stop)?;
@@ -563,7 +563,7 @@ fn similarity(search: &Search, chosen: &Candidate, deepest: &str) -> (Similarity
 /// The candidate layers: as asked (each must be one of the backbone's), else the deepest
 /// [`choose::DEFAULT_LAYERS`] of its descriptor.
 fn candidate_layers(cfg: &AutoConfig) -> Result<Vec<String>, AutoError> {
-    let all = Descriptor::for_model(&cfg.extract.model)?.layers;
+    let all = Descriptor::for_model(&cfg.extract.backbone)?.layers;
     if cfg.layers.is_empty() {
         return Ok(all[all.len().saturating_sub(choose::DEFAULT_LAYERS)..].to_vec());
     }
@@ -596,7 +596,7 @@ fn finetune_plan(
             )))
         }
     };
-    let all = Descriptor::for_model(&cfg.extract.model)?.layers;
+    let all = Descriptor::for_model(&cfg.extract.backbone)?.layers;
     let deepest = layers.last().expect("at least one layer");
     let at = all.iter().position(|l| l == deepest).unwrap_or(0);
     match at.checked_sub(1) {
@@ -662,7 +662,7 @@ fn commands(cfg: &AutoConfig, ex: &ExtractConfig, chosen: &Candidate) -> Vec<Str
         format!(
             "tlearn features --data {} --backbone {} --repr {reprs} --augment {} --copies {}{}{} --split {} --splits {} --seed {}{} --cache {}",
             ex.data.display(),
-            ex.model.display(),
+            ex.backbone.display(),
             ex.recipe,
             ex.copies,
             ex.size.map_or(String::new(), |s| format!(" --size {s}")),
@@ -676,8 +676,8 @@ fn commands(cfg: &AutoConfig, ex: &ExtractConfig, chosen: &Candidate) -> Vec<Str
     };
     let alone = cfg.out.join("cache").join("chosen.h5");
     vec![
-        format!("# what auto extracted (one pass):\n{}", features(&all_reprs.join(","), &ex.out)),
-        format!("# the chosen run, from that cache:\n{}", train(&ex.out, true)),
+        format!("# what auto extracted (one pass):\n{}", features(&all_reprs.join(","), &ex.cache)),
+        format!("# the chosen run, from that cache:\n{}", train(&ex.cache, true)),
         format!(
             "# or from scratch, extracting the chosen representations only (the same columns):\n{}\n{}",
             features(&uses, &alone),

@@ -29,7 +29,7 @@ pub const PROBABILITIES: &str = "probabilities";
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     /// Feature cache of a VGG16 pooling layer, flattened (`block5_pool`, `block4_pool`, ...).
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// Which of the cache's representations, when it holds several (`block5_pool:flatten`).
     pub repr: Option<Repr>,
     /// Which of the cache's seeded splits.
@@ -173,8 +173,8 @@ pub fn prepare(cfg: &RunConfig, compute: Compute) -> Result<Prepared, FinetuneEr
     let repr = cfg.repr.as_ref();
     let backbone = Model::load(&cfg.backbone)?;
     let convs = backbone_convs(&backbone)?;
-    let (tail, classes) = cache_tail_in(&cfg.features, repr, cfg.unfreeze, &convs)?;
-    let mut data = Data::from_cache(&cfg.features, cfg.split, repr, Some(tail.input.clone()))?;
+    let (tail, classes) = cache_tail_in(&cfg.cache, repr, cfg.unfreeze, &convs)?;
+    let mut data = Data::from_cache(&cfg.cache, cfg.split, repr, Some(tail.input.clone()))?;
     if !tail.frozen.is_empty() {
         let weights = pretrained(&backbone, &tail.frozen)?;
         let graph = convs_graph(&tail.input, &tail.frozen, None, &weights)?;

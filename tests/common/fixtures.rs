@@ -52,7 +52,7 @@ pub fn config(data: &Path, model: &Path, out: &Path) -> ExtractConfig {
     ExtractConfig {
         data: data.to_path_buf(),
         unlabeled: false,
-        model: model.to_path_buf(),
+        backbone: model.to_path_buf(),
         layers: vec!["block2_pool".into()],
         pooling: Pooling::Flatten,
         reprs: Vec::new(),
@@ -69,7 +69,7 @@ pub fn config(data: &Path, model: &Path, out: &Path) -> ExtractConfig {
         strict: false,
         limits: DecodeLimits::default(),
         per_class: None,
-        out: out.to_path_buf(),
+        cache: out.to_path_buf(),
         progress: None,
     }
 }
@@ -84,7 +84,7 @@ pub fn tiny_cache(dir: &Path, adjust: impl FnOnce(&mut ExtractConfig)) -> PathBu
     cfg.splits = 2;
     adjust(&mut cfg);
     tlearn::extract::run(&cfg, &tlearn::progress::Stop::new()).expect("the tiny cache is made");
-    cfg.out
+    cfg.cache
 }
 
 /// Serialises the tests that spawn processes, and the tests that hold HDF5 files open beside

@@ -63,7 +63,7 @@ fn a_run_on_a_layer_it_cannot_train_from_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let (cache, model) = tiny_cache(dir.path());
     let cfg = RunConfig {
-        features: cache,
+        cache,
         repr: None,
         split: 0,
         backbone: model,
@@ -164,7 +164,7 @@ fn named_run(
     out: std::path::PathBuf,
 ) -> RunConfig {
     RunConfig {
-        features: cache.to_path_buf(),
+        cache: cache.to_path_buf(),
         repr: None,
         split: 0,
         backbone: model.to_path_buf(),

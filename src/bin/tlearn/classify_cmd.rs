@@ -21,7 +21,7 @@ pub struct TrainArgs {
     pub kind: Kind,
     /// The HDF5 feature cache.
     #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// Run name (default: KIND-CACHE[-nocopies][-tta][-l2|-power]); the model goes to runs/NAME, the report to reports/NAME.
     #[arg(long)]
     pub run: Option<String>,
@@ -90,7 +90,7 @@ pub struct ReportArgs {
 pub struct BenchClassifiersArgs {
     /// The HDF5 feature cache (all training rows of split 0 are used).
     #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// C of every fit.
     #[arg(long, default_value_t = 0.01)]
     pub c: f64,
@@ -118,7 +118,7 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
 /// `tlearn train`: every check happens before anything is written.
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let run = LinearRun {
-        cache: args.features.clone(),
+        cache: args.cache.clone(),
         uses: args.uses.clone(),
         train: train_config(&args),
         name: args.run.as_deref().map(RunName::new).transpose()?,
@@ -179,7 +179,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
 /// `tlearn bench-classifiers`: fit and predict seconds of each kind on split 0 (JSON).
 pub fn bench(args: BenchClassifiersArgs) -> Result<ExitCode> {
     crate::check_json(args.json.as_deref())?;
-    let data = CacheData::load(&args.features)?;
+    let data = CacheData::load(&args.cache)?;
     let report = tlearn::classify::bench::bench(
         &data,
         args.c,

@@ -47,7 +47,7 @@ pub struct EnsembleArgs {
     /// The feature cache the linear classifier trains on: the same images and splits as the
     /// run's cache (e.g. that cache itself).
     #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// Representations of the linear classifier (comma-separated LAYER:POOLING; default: all
     /// of the cache's).
     #[arg(long = "use", value_delimiter = ',')]
@@ -81,14 +81,14 @@ pub struct EnsembleArgs {
 pub struct BenchArgs {
     /// A block5_pool feature cache (stage 1 runs one epoch on split 0).
     #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// Backbone ONNX (block-5 weights for stage 2).
     #[arg(
         long = "backbone",
         alias = "model",
         default_value = "models/vgg16.onnx"
     )]
-    pub model: PathBuf,
+    pub backbone: PathBuf,
     /// Rows per step.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
@@ -136,7 +136,7 @@ pub struct NetArgs {
     /// Feature cache of a VGG16 pooling layer, flattened: block5_pool (head only), block4_pool
     /// (up to block 5's 3 convolutions), block3_pool (up to 6), ...
     #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// The representation to train from, when the cache holds several (LAYER:flatten, e.g.
     /// block5_pool:flatten of a `tlearn auto` cache).
     #[arg(long = "use")]
@@ -154,7 +154,7 @@ pub struct NetArgs {
         alias = "model",
         default_value = "models/vgg16.onnx"
     )]
-    pub model: PathBuf,
+    pub backbone: PathBuf,
     /// Width of the head's hidden layer.
     #[arg(long, default_value_t = DEFAULT_HIDDEN)]
     pub hidden: usize,
@@ -287,13 +287,13 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
             crate::check_json(args.json.as_deref())?;
             let reprs = match args.uses.is_empty() {
                 false => args.uses,
-                true => tlearn::cache::FeatureCache::open(&args.features)?
+                true => tlearn::cache::FeatureCache::open(&args.cache)?
                     .identity
                     .representations(),
             };
             let report = tlearn::finetune::ensemble::ensemble(&EnsembleConfig {
                 run: args.run,
-                cache: args.features,
+                cache: args.cache,
                 reprs,
                 kind: args.classifier,
                 grid: args.c,
@@ -304,8 +304,8 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
         FinetuneCommand::Bench(args) => {
             crate::check_json(args.json.as_deref())?;
             let report = tlearn::finetune::bench::bench(&BenchConfig {
-                features: args.features,
-                backbone: args.model,
+                cache: args.cache,
+                backbone: args.backbone,
                 batch: args.batch,
                 stage2_steps: args.steps,
                 unfreeze: args.unfreeze,
@@ -472,10 +472,10 @@ fn names(convs: &[tlearn::finetune::ConvLayer]) -> String {
 
 fn run_config(net: &NetArgs, split: usize, out: PathBuf, init_from: Option<PathBuf>) -> RunConfig {
     RunConfig {
-        features: net.features.clone(),
+        cache: net.cache.clone(),
         repr: net.uses.clone(),
         split,
-        backbone: net.model.clone(),
+        backbone: net.backbone.clone(),
         unfreeze: net.unfreeze,
         pool: net.head_pool,
         hidden: net.hidden,

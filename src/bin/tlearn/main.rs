@@ -248,9 +248,9 @@ fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
 
 fn config(args: &FeaturesArgs) -> ExtractConfig {
     let augment = (&args.augment, args.copies);
-    let mut cfg = args
-        .run
-        .extract_config(&args.data, &args.model, augment, &args.out, args.quiet);
+    let mut cfg =
+        args.run
+            .extract_config(&args.data, &args.backbone, augment, &args.cache, args.quiet);
     cfg.layers = args.layers.clone();
     cfg.pooling = args.pooling;
     cfg.reprs = args.reprs.clone();
@@ -330,7 +330,7 @@ fn print_summary(cfg: &ExtractConfig, s: &Summary, verbose: bool) {
     };
     eprintln!(
         "{}: {} images, {} rows of {} features ({work})",
-        cfg.out.display(),
+        cfg.cache.display(),
         s.images,
         s.rows,
         s.dims

@@ -93,12 +93,12 @@ pub fn features(
     stop: &tlearn::progress::Stop,
 ) -> Result<Summary> {
     let spec = request.resolve(|name| std::env::var(name).ok())?;
-    cfg.out = shard::shard_path(&cfg.out, spec);
+    cfg.cache = shard::shard_path(&cfg.cache, spec);
     eprintln!(
         "shard {} of {} (0-based) -> {}",
         spec.index,
         spec.count,
-        cfg.out.display()
+        cfg.cache.display()
     );
     Ok(shard::run(cfg, spec, stop)?)
 }
