@@ -1,7 +1,6 @@
 //! Benchmarks with machine-readable results: the whole feature pipeline against bare ONNX
 //! Runtime inference on the same batches.
 
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -47,9 +46,9 @@ pub fn features(cfg: &ExtractConfig) -> Result<FeatureBench, ExtractError> {
             source,
         })?;
     let mut cfg = cfg.clone();
-    cfg.out = dir.path().join("features.h5");
+    cfg.cache = dir.path().join("features.h5");
     cfg.progress = None;
-    let summary = extract::run(&cfg, &AtomicBool::new(false));
+    let summary = extract::run(&cfg, &crate::progress::Stop::new());
     drop(dir);
     let summary = summary?;
     let peak_rss_mib_pipeline = peak_rss_mib();
@@ -149,7 +148,7 @@ pub fn backbones(
 ) -> Result<BackboneComparison, ExtractError> {
     let load_before = load_average();
     let mut other_cfg = cfg.clone();
-    other_cfg.model = other.to_path_buf();
+    other_cfg.backbone = other.to_path_buf();
     let mut runs: [Vec<FeatureBench>; 2] = [Vec::new(), Vec::new()];
     for round in 0..rounds.max(1) {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -160,11 +159,11 @@ pub fn backbones(
     }
     let describe =
         |c: &ExtractConfig, runs: &[FeatureBench]| -> Result<BackboneRuns, ExtractError> {
-            let precision = crate::backbone::Descriptor::for_model(&c.model)?.precision;
+            let precision = crate::backbone::Descriptor::for_model(&c.backbone)?.precision;
             let pipeline: Vec<f64> = runs.iter().map(|r| r.pipeline_images_per_s).collect();
             let bare: Vec<f64> = runs.iter().map(|r| r.bare_images_per_s).collect();
             Ok(BackboneRuns {
-                model: c.model.display().to_string(),
+                model: c.backbone.display().to_string(),
                 precision: precision.name(),
                 pipeline_mean: mean(&pipeline),
                 bare_mean: mean(&bare),

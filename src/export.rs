@@ -23,7 +23,7 @@ use crate::classify::{ClassifyError, Kind, Normalize, TrainedModel};
 use crate::finetune::grad::Ops;
 use crate::onnx::proto::StringStringEntryProto;
 use crate::onnx::{attr_int, attr_ints, CutSpec, DataType, Dim, Model, OnnxError};
-use crate::predict::{PredictError, Predictor};
+use crate::predict::{ModelFile, PredictError, Predictor};
 use crate::preprocess::{ColorOrder, Preprocessing, ResizeMode};
 
 /// The `metadata_props` key that marks a file written by `tlearn export` (value: its layout).
@@ -117,11 +117,11 @@ impl From<crate::backbone::BackboneError> for ExportError {
 /// builds the graph (every check `predict` makes included) and writes it atomically.
 pub fn export(cfg: &ExportConfig) -> Result<ExportSummary, ExportError> {
     check_out(&cfg.out)?;
-    let file = crate::predict::model_file(&cfg.model);
-    let (mut model, kind, classes) = if file.extension().is_some_and(|e| e == "onnx") {
-        network_graph(&file, cfg.input)?
-    } else {
-        linear_graph(&file, cfg)?
+    let found = ModelFile::find(&cfg.model);
+    let file = found.path();
+    let (mut model, kind, classes) = match &found {
+        ModelFile::Network(file) => network_graph(file, cfg.input)?,
+        ModelFile::Linear(file) => linear_graph(file, cfg)?,
     };
     let metadata = &mut model.proto_mut().metadata_props;
     for (key, value) in [
@@ -134,7 +134,7 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportSummary, ExportError> {
     check_out(&cfg.out)?;
     crate::output::write_atomic(&cfg.out, &bytes).map_err(OnnxError::from)?;
     Ok(ExportSummary {
-        model: file,
+        model: file.to_path_buf(),
         kind,
         classes,
         bytes: bytes.len(),

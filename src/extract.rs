@@ -3,7 +3,6 @@
 
 use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +19,7 @@ use crate::dataset::{
     stored_to_path, stratified_splits, DataSet, DatasetError, Ignored, Part, SplitSpec,
 };
 use crate::preprocess::{decode_rgb, load_rgb, read_image_file, DecodeLimits, Preprocessing};
+use crate::progress::{Interrupted, Stop};
 
 /// Most seeded splits a run may ask for: beyond it the mean barely moves while the time and the
 /// cache's split codes grow with every split (`--splits 4294967296` would not fit in memory).
@@ -71,7 +71,7 @@ pub struct ExtractConfig {
     /// Every image under `data`, at any depth, without classes or splits.
     pub unlabeled: bool,
     /// Backbone ONNX file (its descriptor sits beside it).
-    pub model: PathBuf,
+    pub backbone: PathBuf,
     /// Layers whose pooled outputs are concatenated.
     pub layers: Vec<String>,
     /// Pooling of each layer.
@@ -108,7 +108,7 @@ pub struct ExtractConfig {
     /// Keep only the first N images of each class (small slices for tests and benchmarks).
     pub per_class: Option<usize>,
     /// The cache file.
-    pub out: PathBuf,
+    pub cache: PathBuf,
     /// Hears how far the run is (the CLI draws a progress bar); `None`: nobody listens.
     pub progress: Option<Arc<dyn RowProgress>>,
 }
@@ -159,8 +159,8 @@ impl ExtractConfig {
             return bad("threads", "0".into(), "at least one thread is needed");
         }
         self.split.check()?;
-        if !self.out.as_os_str().is_empty() {
-            crate::cache::check_path(&self.out)?;
+        if !self.cache.as_os_str().is_empty() {
+            crate::cache::check_path(&self.cache)?;
         }
         Ok(CheckedConfig(self.clone()))
     }
@@ -229,8 +229,8 @@ pub struct Summary {
     pub seconds: f64,
     /// Rows computed per second.
     pub rows_per_second: f64,
-    /// True if the run stopped early on request; re-running resumes.
-    pub interrupted: bool,
+    /// Set if the run stopped early on request; re-running resumes.
+    pub interrupted: Option<Interrupted>,
     /// Images whose file changed since their rows were cached: all their rows were recomputed.
     pub recomputed: Vec<String>,
     /// Entries of the data folder that are not images (text files, nested folders, dangling links).
@@ -288,7 +288,7 @@ pub fn plan_rows(cfg: &CheckedConfig, data: &DataSet) -> Vec<RowPlan> {
 }
 
 /// The data set a run reads: `cfg.data`, cut to `cfg.per_class` images per class, without
-/// the images that cannot be used ([`leave_out_unusable`]; images the cache at `cfg.out`
+/// the images that cannot be used ([`leave_out_unusable`]; images the cache at `cfg.cache`
 /// already holds are kept as they were planned, so a cache resumes with its own plan).
 pub fn open_data(cfg: &ExtractConfig) -> Result<DataSet, ExtractError> {
     let mut data = if cfg.unlabeled {
@@ -303,7 +303,7 @@ pub fn open_data(cfg: &ExtractConfig) -> Result<DataSet, ExtractError> {
             kept[s.label] <= n
         });
     }
-    let planned = FeatureCache::open_unlocked(&cfg.out)
+    let planned = FeatureCache::open_unlocked(&cfg.cache)
         .and_then(|cache| cache.paths())
         .map(|paths| paths.into_iter().collect())
         .unwrap_or_default();
@@ -373,7 +373,7 @@ pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
     } else {
         Repr::layers(&reprs)
     };
-    let mut backbone = Backbone::open(&cfg.model, &layers, cfg.ep, cfg.threads)?;
+    let mut backbone = Backbone::open(&cfg.backbone, &layers, cfg.ep, cfg.threads)?;
     if let Some(size) = cfg.size {
         backbone.set_size(size);
     }
@@ -412,7 +412,7 @@ pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
         },
         class_names: data.class_names.clone(),
         rows,
-        backbone: std::path::absolute(&cfg.model).ok(),
+        backbone: std::path::absolute(&cfg.backbone).ok(),
     };
     Ok(Setup {
         data,
@@ -425,7 +425,7 @@ pub(crate) fn setup(cfg: &CheckedConfig) -> Result<Setup, ExtractError> {
 ///
 /// On resume, every cached image whose file changed since (size and content hash) has all
 /// its rows recomputed, and is named in [`Summary::recomputed`].
-pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractError> {
+pub fn run(cfg: &ExtractConfig, stop: &Stop) -> Result<Summary, ExtractError> {
     let cfg = &cfg.check()?;
     run_setup(cfg, setup(cfg)?, stop)
 }
@@ -434,7 +434,7 @@ pub fn run(cfg: &ExtractConfig, stop: &AtomicBool) -> Result<Summary, ExtractErr
 pub(crate) fn run_setup(
     cfg: &CheckedConfig,
     setup: Setup,
-    stop: &AtomicBool,
+    stop: &Stop,
 ) -> Result<Summary, ExtractError> {
     let Setup {
         data,
@@ -469,7 +469,7 @@ pub(crate) fn run_setup(
         } else {
             0.0
         },
-        interrupted,
+        interrupted: interrupted.then_some(Interrupted),
         recomputed: resumed.recomputed,
         ignored: data.ignored,
         warnings: data.warnings,
@@ -506,7 +506,7 @@ fn open_cache(
     plan: &Plan,
     data: &DataSet,
 ) -> Result<(FeatureCache, Resumed), ExtractError> {
-    let cache = FeatureCache::create_or_resume(&cfg.out, plan)?;
+    let cache = FeatureCache::create_or_resume(&cfg.cache, plan)?;
     let recomputed = cache.forget_changed_images(&plan.rows, &data.root, &cfg.limits)?;
     let status = cache.status()?;
     let pending = (0..status.len())
@@ -530,7 +530,7 @@ fn compute_rows(
     cache: &FeatureCache,
     backbone: &mut Backbone,
     pending: &[usize],
-    stop: &AtomicBool,
+    stop: &Stop,
 ) -> Result<(usize, bool), ExtractError> {
     let preprocessing = &plan.identity.preprocessing;
     let reprs = plan.identity.representations();
@@ -539,7 +539,7 @@ fn compute_rows(
     std::thread::scope(|scope| -> Result<(), ExtractError> {
         scope.spawn(move || {
             for batch in pending.chunks(cfg.batch) {
-                if stop.load(Ordering::Relaxed) {
+                if stop.requested() {
                     break;
                 }
                 let prepared = prepare_batch(batch, plan, data, preprocessing, &cfg.limits);
@@ -553,7 +553,7 @@ fn compute_rows(
             let written =
                 prepared.rows.len() + prepared.failed.iter().map(|f| f.0.len()).sum::<usize>();
             cfg.progress.as_deref().inspect(|p| p.advance(written));
-            if stop.load(Ordering::Relaxed) {
+            if stop.requested() {
                 interrupted = true;
                 break;
             }

@@ -16,8 +16,7 @@
 //!
 //! ```
 //! use std::ops::ControlFlow;
-//! use std::sync::atomic::AtomicBool;
-//!
+//! use tlearn::progress::Stop;
 //! use tlearn::{
 //!     CacheData, ExecutionProvider, ExtractConfig, Kind, Pooling, PredictOptions, Predictor,
 //!     TrainConfig,
@@ -61,7 +60,7 @@
 //! let features = ExtractConfig {
 //!     data: images,
 //!     unlabeled: false,
-//!     model: backbone.clone(),
+//!     backbone: backbone.clone(),
 //!     layers: vec!["pool".into()],
 //!     pooling: Pooling::Avg,
 //!     reprs: Vec::new(),
@@ -78,15 +77,15 @@
 //!     limits: Default::default(),
 //!     per_class: None,
 //!     size: None,
-//!     out: cache.clone(),
+//!     cache: cache.clone(),
 //!     progress: None,
 //! };
-//! tlearn::extract::run(&features, &AtomicBool::new(false))?;
+//! tlearn::extract::run(&features, &Stop::new())?;
 //!
 //! // 2. Train: a linear SVM, C chosen on the validation images, scored on the test images.
 //! let data = CacheData::load(&cache)?;
 //! let svm = TrainConfig::new(Kind::Svm);
-//! let (outcome, model) = tlearn::classify::train::run(&data, &svm, &mut |_| {})?;
+//! let (outcome, model) = tlearn::classify::train::run(&data, &svm, &mut |_: String| {})?;
 //! let test = &outcome.splits[0].test;
 //! assert!(test.iter().all(|t| t.predicted == t.label), "the colours separate");
 //!
@@ -122,8 +121,10 @@ pub mod onnx;
 pub mod output;
 pub mod predict;
 pub mod preprocess;
+pub mod progress;
 pub mod quantize;
 pub mod report;
+pub mod runs;
 pub mod shard;
 
 // The types a user of the library meets first, one per stage.

@@ -175,6 +175,24 @@ impl Predictor {
         })
     }
 
+    /// The model at `path` (a model file, or a run folder holding one; see
+    /// [`ModelFile::find`]): a linear one with its backbone (`backbone`, else the one it
+    /// records), or a network.
+    pub fn open(
+        path: &Path,
+        backbone: Option<&Path>,
+        ep: ExecutionProvider,
+        threads: usize,
+    ) -> Result<Predictor, PredictError> {
+        match ModelFile::find(path) {
+            ModelFile::Network(file) => Predictor::network(&file, ep, threads),
+            ModelFile::Linear(file) => {
+                let model = TrainedModel::load(&file)?;
+                Predictor::linear(model, backbone, ep, threads)
+            }
+        }
+    }
+
     /// A network whose descriptor names its class names and its one output layer.
     pub fn network(
         model: &Path,
@@ -430,18 +448,41 @@ fn prepare(
     prepared
 }
 
-/// The model in a run folder: its linear model.json, else its fine-tuned model.onnx; a file
-/// stands for itself.
-pub fn model_file(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        let json = path.join("model.json");
-        if json.exists() {
-            json
+/// A trained model's file, by what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelFile {
+    /// A linear classifier (`model.json`), run on its backbone's features.
+    Linear(PathBuf),
+    /// A network from pixels to probabilities (a fine-tuned or exported `model.onnx`).
+    Network(PathBuf),
+}
+
+impl ModelFile {
+    /// The model in a run folder: its linear model.json, else its fine-tuned model.onnx; a
+    /// file stands for itself (a network when it ends in `.onnx`).
+    pub fn find(path: &Path) -> ModelFile {
+        let file = if path.is_dir() {
+            let json = path.join("model.json");
+            if json.exists() {
+                json
+            } else {
+                path.join("model.onnx")
+            }
         } else {
-            path.join("model.onnx")
+            path.to_path_buf()
+        };
+        if file.extension().is_some_and(|e| e == "onnx") {
+            ModelFile::Network(file)
+        } else {
+            ModelFile::Linear(file)
         }
-    } else {
-        path.to_path_buf()
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        match self {
+            ModelFile::Linear(p) | ModelFile::Network(p) => p,
+        }
     }
 }
 

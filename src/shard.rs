@@ -12,13 +12,13 @@ use std::io::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::AtomicBool;
 
 use sha2::{Digest, Sha256};
 
 use crate::cache::merge::ShardId;
 use crate::cache::{Plan, RowPlan};
 use crate::extract::{self, ExtractConfig, ExtractError, Summary};
+use crate::progress::Stop;
 
 /// Errors of choosing or extracting a shard.
 #[derive(Debug, thiserror::Error)]
@@ -247,8 +247,8 @@ fn plan_shard(plan: &mut Plan, spec: ShardSpec) -> Result<Range<usize>, ShardErr
     Ok(range)
 }
 
-/// Runs (or resumes) shard `spec` of the extraction `cfg` into `cfg.out` (see [`shard_path`]).
-pub fn run(cfg: &ExtractConfig, spec: ShardSpec, stop: &AtomicBool) -> Result<Summary, ShardError> {
+/// Runs (or resumes) shard `spec` of the extraction `cfg` into `cfg.cache` (see [`shard_path`]).
+pub fn run(cfg: &ExtractConfig, spec: ShardSpec, stop: &Stop) -> Result<Summary, ShardError> {
     let cfg = &cfg.check()?;
     let mut setup = extract::setup(cfg)?;
     plan_shard(&mut setup.plan, spec)?;

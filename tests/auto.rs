@@ -5,7 +5,7 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use common::fixtures::{config, image_folder, serial, tiny_backbone, tlearn};
 use common::lcg_values;
@@ -18,8 +18,8 @@ use tlearn::classify::Kind;
 use tlearn::onnx::{attr_ints, DataType, Dim, GraphBuilder};
 use tlearn::preprocess::Preprocessing;
 
-fn go() -> AtomicBool {
-    AtomicBool::new(false)
+fn go() -> Stop {
+    Stop::new()
 }
 
 fn reprs(list: &str) -> Vec<Repr> {
@@ -243,7 +243,7 @@ fn auto_picks_the_early_layer_when_only_it_sees_the_classes() {
     let model = blind_block2_backbone(dir.path());
     let data = tinted(dir.path(), 3, 12);
     let cfg = auto_config(&data, &model, &dir.path().join("out"), 2);
-    let outcome = auto::run(&cfg, &go(), &mut |_| {}).unwrap();
+    let outcome = auto::run(&cfg, &go(), &mut |_: auto::Progress| {}).unwrap();
     let d = &outcome.decision;
     assert_eq!(d.chosen.layers, "block1_pool", "{:?}", d.chosen);
     assert_eq!(d.similarity, Similarity::Different);
@@ -267,7 +267,7 @@ fn auto_picks_the_deepest_layer_when_it_is_right() {
     let model = tiny_backbone(dir.path());
     let data = discs(dir.path(), 12);
     let cfg = auto_config(&data, &model, &dir.path().join("out"), 2);
-    let outcome = auto::run(&cfg, &go(), &mut |_| {}).unwrap();
+    let outcome = auto::run(&cfg, &go(), &mut |_: auto::Progress| {}).unwrap();
     let d = &outcome.decision;
     assert_eq!(
         d.chosen.reprs,
@@ -304,8 +304,24 @@ fn choosing_never_reads_test_labels() {
     let kinds = [Kind::Svm, Kind::Logistic];
     let base = tlearn::classify::train::TrainConfig::new(Kind::Svm);
     let search = |cache: &CacheData| {
-        let stage1 = auto::choose::search(cache, &sets, &kinds, &base, &go(), &mut |_| {}).unwrap();
-        auto::choose::refine(cache, stage1, &base, 2, &go(), &mut |_| {}).unwrap()
+        let stage1 = auto::choose::search(
+            cache,
+            &sets,
+            &kinds,
+            &base,
+            &go(),
+            &mut |_: auto::choose::SearchProgress| {},
+        )
+        .unwrap();
+        auto::choose::refine(
+            cache,
+            stage1,
+            &base,
+            2,
+            &go(),
+            &mut |_: auto::choose::SearchProgress| {},
+        )
+        .unwrap()
     };
     let cache = CacheData::load(&out).unwrap();
     let honest = search(&cache);
@@ -765,20 +781,20 @@ fn a_stop_during_the_search_keeps_the_previous_run_and_resumes() {
     let data = discs(dir.path(), 12);
     let out = dir.path().join("out");
     let cfg = auto_config(&data, &model, &out, 2);
-    auto::run(&cfg, &go(), &mut |_| {}).unwrap();
+    auto::run(&cfg, &go(), &mut |_: auto::Progress| {}).unwrap();
     let (runs, reports) = (snapshot(&cfg.runs()), snapshot(&cfg.reports()));
     assert!(!runs.is_empty() && !reports.is_empty());
     let stop = go();
     let mut searched = 0;
-    let stopped = auto::run(&cfg, &stop, &mut |p| {
+    let stopped = auto::run(&cfg, &stop, &mut |p: auto::Progress| {
         if let auto::Progress::Search(_) = p {
             // As Ctrl-C would, once the first pair of the search is done.
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            stop.request();
             searched += 1;
         }
     });
     assert!(
-        matches!(stopped, Err(auto::AutoError::Interrupted)),
+        matches!(stopped, Err(auto::AutoError::Interrupted(_))),
         "{stopped:?}"
     );
     assert!(searched >= 1);
@@ -788,7 +804,7 @@ fn a_stop_during_the_search_keeps_the_previous_run_and_resumes() {
         reports,
         "the previous reports changed"
     );
-    let resumed = auto::run(&cfg, &go(), &mut |_| {}).unwrap();
+    let resumed = auto::run(&cfg, &go(), &mut |_: auto::Progress| {}).unwrap();
     assert_eq!(
         resumed.decision.rows_computed, 0,
         "the rerun extracted again"
@@ -828,8 +844,24 @@ fn choose_with_variants(cache: &CacheData) -> (auto::Search, auto::Candidate) {
     base.grid = vec![0.01, 1.0];
     base.refit_on_all_labelled = false;
     let kinds = [Kind::Svm, Kind::Logistic];
-    let stage1 = auto::choose::search(cache, &sets, &kinds, &base, &go(), &mut |_| {}).unwrap();
-    let search = auto::choose::refine(cache, stage1, &base, 2, &go(), &mut |_| {}).unwrap();
+    let stage1 = auto::choose::search(
+        cache,
+        &sets,
+        &kinds,
+        &base,
+        &go(),
+        &mut |_: auto::choose::SearchProgress| {},
+    )
+    .unwrap();
+    let search = auto::choose::refine(
+        cache,
+        stage1,
+        &base,
+        2,
+        &go(),
+        &mut |_: auto::choose::SearchProgress| {},
+    )
+    .unwrap();
     let chosen = auto::choose::best(&search.candidates).unwrap().clone();
     (search, chosen)
 }

@@ -9,8 +9,8 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
+use tlearn::progress::Stop;
 
 use common::fixtures::{config, flowers, repo, tlearn};
 use tlearn::backbone::sha256_file;
@@ -79,12 +79,12 @@ fn bench_merge() {
         .map(|index| {
             let spec = ShardSpec { index, count: 4 };
             let mut cfg = cfg.clone();
-            cfg.out = shard::shard_path(&dir.path().join("shards/features.h5"), spec);
+            cfg.cache = shard::shard_path(&dir.path().join("shards/features.h5"), spec);
             let start = Instant::now();
-            let summary = shard::run(&cfg, spec, &AtomicBool::new(false)).unwrap();
+            let summary = shard::run(&cfg, spec, &Stop::new()).unwrap();
             fixed_s.push(start.elapsed().as_secs_f64() - summary.seconds);
             rows_per_s.push(summary.rows_per_second);
-            cfg.out
+            cfg.cache
         })
         .collect();
     let bytes: u64 = shards

@@ -175,7 +175,7 @@ fn tiny_identity(dir: &Path) -> tlearn::cache::Identity {
     let out = dir.join("tiny.h5");
     let mut cfg = common::fixtures::config(&data, &model, &out);
     cfg.pooling = tlearn::backbone::Pooling::Avg;
-    tlearn::extract::run(&cfg, &std::sync::atomic::AtomicBool::new(false)).unwrap();
+    tlearn::extract::run(&cfg, &tlearn::progress::Stop::new()).unwrap();
     tlearn::classify::data::CacheData::load(&out)
         .unwrap()
         .identity

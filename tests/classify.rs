@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use common::fixtures::{config, image_folder, tiny_backbone};
 use common::lcg_values;
@@ -136,7 +136,7 @@ fn tiny_cache(dir: &std::path::Path, pooling: Pooling) -> std::path::PathBuf {
         c.pooling = pooling;
         c.recipe = "flip".parse().unwrap();
         c.copies = 2;
-        c.out = dir.join(format!("{pooling:?}.h5"));
+        c.cache = dir.join(format!("{pooling:?}.h5"));
     })
 }
 
@@ -558,7 +558,7 @@ fn test_time_augmentation_averages_the_copies_of_an_image() {
     cfg.recipe = "flip,rotate".parse().unwrap();
     cfg.copies = 2;
     cfg.augment_all = true;
-    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    tlearn::extract::run(&cfg, &Stop::new()).unwrap();
     let data = CacheData::load(&out).unwrap();
     let sel = data.select(0, true, true).unwrap();
     assert!(
@@ -805,7 +805,7 @@ fn tiny_repr_cache(dir: &std::path::Path) -> std::path::PathBuf {
         "block2_pool:max".parse().unwrap(),
     ];
     cfg.splits = 2;
-    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    tlearn::extract::run(&cfg, &Stop::new()).unwrap();
     out
 }
 

@@ -2,15 +2,15 @@
 
 use crate::common;
 
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use common::fixtures::{config, feature_bytes, forget_rows, image_folder, tiny_backbone};
 use tlearn::backbone::{BackboneError, ExecutionProvider, Pooling};
 use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::extract::{run, ExtractError};
 
-fn go() -> AtomicBool {
-    AtomicBool::new(false)
+fn go() -> Stop {
+    Stop::new()
 }
 
 #[test]
@@ -60,10 +60,10 @@ fn layers_concatenate_and_pooling_sets_the_length() {
     cfg.pooling = Pooling::Avg;
     assert_eq!(run(&cfg, &go()).unwrap().dims, 4 + 8);
     cfg.pooling = Pooling::Max;
-    cfg.out = dir.path().join("m.h5");
+    cfg.cache = dir.path().join("m.h5");
     let max = FeatureCache::open(&{
         run(&cfg, &go()).unwrap();
-        cfg.out.clone()
+        cfg.cache.clone()
     })
     .unwrap()
     .features()
@@ -89,7 +89,7 @@ fn augmented_copies_only_of_training_images_and_deterministic() {
     let summary = run(&cfg, &go()).unwrap();
     // One split of 4 per class: 2 train images per class get 2 copies each.
     assert_eq!(summary.rows, 8 + 2 * 2 * 2);
-    let cache = FeatureCache::open(&cfg.out).unwrap();
+    let cache = FeatureCache::open(&cfg.cache).unwrap();
     let (copies, splits, features) = (
         cache.copies().unwrap(),
         cache.splits().unwrap(),
@@ -109,11 +109,11 @@ fn augmented_copies_only_of_training_images_and_deterministic() {
             );
         }
     }
-    cfg.out = dir.path().join("b.h5");
+    cfg.cache = dir.path().join("b.h5");
     run(&cfg, &go()).unwrap();
     assert_eq!(
         feature_bytes(&dir.path().join("a.h5")),
-        feature_bytes(&cfg.out),
+        feature_bytes(&cfg.cache),
         "same seed, same bytes"
     );
 }
@@ -125,12 +125,12 @@ fn resume_computes_only_missing_rows() {
     let data = image_folder(dir.path(), 2, 5);
     let cfg = config(&data, &model, &dir.path().join("f.h5"));
     run(&cfg, &go()).unwrap();
-    let complete = feature_bytes(&cfg.out);
+    let complete = feature_bytes(&cfg.cache);
     // Forget rows 3..7 as a killed run would have: features zero, status missing.
-    forget_rows(&cfg.out, &[3, 4, 5, 6]);
+    forget_rows(&cfg.cache, &[3, 4, 5, 6]);
     let summary = run(&cfg, &go()).unwrap();
     assert_eq!((summary.computed, summary.reused), (4, 6));
-    assert_eq!(feature_bytes(&cfg.out), complete);
+    assert_eq!(feature_bytes(&cfg.cache), complete);
     let again = run(&cfg, &go()).unwrap();
     assert_eq!(again.computed, 0, "a complete cache computes nothing");
 }
@@ -142,7 +142,7 @@ fn a_cache_made_otherwise_is_refused_and_left_untouched() {
     let data = image_folder(dir.path(), 2, 3);
     let mut cfg = config(&data, &model, &dir.path().join("f.h5"));
     run(&cfg, &go()).unwrap();
-    let before = std::fs::read(&cfg.out).unwrap();
+    let before = std::fs::read(&cfg.cache).unwrap();
     cfg.pooling = Pooling::Avg;
     let err = run(&cfg, &go()).unwrap_err();
     assert!(
@@ -165,7 +165,7 @@ fn a_cache_made_otherwise_is_refused_and_left_untouched() {
     cfg.data = dir.path().join("more/images");
     let err = run(&cfg, &go()).unwrap_err();
     assert!(err.to_string().contains("another list of images"), "{err}");
-    assert_eq!(std::fs::read(&cfg.out).unwrap(), before);
+    assert_eq!(std::fs::read(&cfg.cache).unwrap(), before);
 }
 
 #[test]
@@ -199,10 +199,13 @@ fn bad_images_are_skipped_listed_and_strict_writes_nothing() {
         matches!(&err, ExtractError::Strict(bad) if bad.len() == 4),
         "{err}"
     );
-    assert!(!cfg.out.exists(), "--strict failed before writing anything");
+    assert!(
+        !cfg.cache.exists(),
+        "--strict failed before writing anything"
+    );
 
     cfg.strict = false;
-    cfg.out = dir.path().join("f.h5");
+    cfg.cache = dir.path().join("f.h5");
     let summary = run(&cfg, &go()).unwrap();
     let skipped: Vec<&str> = summary.skipped.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
@@ -218,7 +221,7 @@ fn bad_images_are_skipped_listed_and_strict_writes_nothing() {
     // Left out before planning: no row, no split place; grayscale, alpha and 16-bit are used.
     assert_eq!((summary.images, summary.rows), (6 + 3, 9));
     assert_eq!(summary.computed, summary.rows);
-    let cache = FeatureCache::open(&cfg.out).unwrap();
+    let cache = FeatureCache::open(&cfg.cache).unwrap();
     assert!(cache.skipped().unwrap().is_empty());
     assert!(!cache
         .paths()
@@ -311,7 +314,7 @@ fn wrong_models_are_refused() {
         ),
         "{err}"
     );
-    assert!(!cfg.out.exists());
+    assert!(!cfg.cache.exists());
 }
 
 /// `size`: pooled widths stay and flattened ones grow with the image; the size is in the
@@ -330,22 +333,22 @@ fn the_image_size_is_in_the_identity_and_sets_flattened_widths() {
     ];
     // The tiny backbone's descriptor says 32: block2_pool is 8 channels of 8 x 8.
     assert_eq!(run(&cfg, &go()).unwrap().dims, 8 + 8 * 8 * 8);
-    let default = FeatureCache::open(&cfg.out).unwrap().identity;
+    let default = FeatureCache::open(&cfg.cache).unwrap().identity;
     assert_eq!(default.preprocessing.size, 32);
     cfg.size = Some(32);
-    cfg.out = dir.path().join("32.h5");
+    cfg.cache = dir.path().join("32.h5");
     run(&cfg, &go()).unwrap();
-    assert_eq!(FeatureCache::open(&cfg.out).unwrap().identity, default);
+    assert_eq!(FeatureCache::open(&cfg.cache).unwrap().identity, default);
 
     cfg.size = Some(64);
-    cfg.out = dir.path().join("64.h5");
+    cfg.cache = dir.path().join("64.h5");
     assert_eq!(run(&cfg, &go()).unwrap().dims, 8 + 8 * 16 * 16);
-    let large = FeatureCache::open(&cfg.out).unwrap().identity;
+    let large = FeatureCache::open(&cfg.cache).unwrap().identity;
     assert_eq!(large.preprocessing.size, 64);
     let widths: Vec<usize> = large.reprs.iter().map(|r| r.dims).collect();
     assert_eq!(widths, [8, 8 * 16 * 16], "pooled stays, flattened grows");
 
-    let before = std::fs::read(&cfg.out).unwrap();
+    let before = std::fs::read(&cfg.cache).unwrap();
     cfg.size = None;
     let err = run(&cfg, &go()).unwrap_err();
     assert!(
@@ -353,13 +356,13 @@ fn the_image_size_is_in_the_identity_and_sets_flattened_widths() {
         "{err}"
     );
     assert!(err.to_string().contains("preprocessing"), "{err}");
-    assert_eq!(std::fs::read(&cfg.out).unwrap(), before);
+    assert_eq!(std::fs::read(&cfg.cache).unwrap(), before);
 
     for size in [16, 4096] {
         cfg.size = Some(size);
-        cfg.out = dir.path().join(format!("{size}.h5"));
+        cfg.cache = dir.path().join(format!("{size}.h5"));
         let err = run(&cfg, &go()).unwrap_err();
         assert!(err.to_string().contains("size"), "{err}");
-        assert!(!cfg.out.exists());
+        assert!(!cfg.cache.exists());
     }
 }

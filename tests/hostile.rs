@@ -465,7 +465,7 @@ impl Inputs {
         let cache = root.join("tiny.h5");
         let mut cfg = common::fixtures::config(&data, &model, &cache);
         cfg.pooling = tlearn::backbone::Pooling::Avg;
-        tlearn::extract::run(&cfg, &std::sync::atomic::AtomicBool::new(false)).unwrap();
+        tlearn::extract::run(&cfg, &tlearn::progress::Stop::new()).unwrap();
         let runs = root.join("runs");
         let trained = tlearn()
             .args([

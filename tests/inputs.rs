@@ -4,7 +4,7 @@
 use crate::common;
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use common::fixtures::{config, image_folder, tiny_backbone};
 use tlearn::augment::Recipe;
@@ -12,8 +12,8 @@ use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::dataset::{stored_to_path, IgnoredKind, SplitSpec};
 use tlearn::extract::{run, ExtractError};
 
-fn go() -> AtomicBool {
-    AtomicBool::new(false)
+fn go() -> Stop {
+    Stop::new()
 }
 
 /// The features of every row, one byte vector per row.
@@ -60,7 +60,7 @@ fn numeric_options_out_of_range_are_refused_naming_the_flag() {
         edit(&mut cfg);
         let err = run(&cfg, &go()).unwrap_err();
         assert!(err.to_string().contains(flag), "{flag}: {err}");
-        assert!(!cfg.out.exists(), "{flag}: nothing written");
+        assert!(!cfg.cache.exists(), "{flag}: nothing written");
     }
     // The bounds themselves are accepted.
     let mut cfg = base.clone();
@@ -79,7 +79,7 @@ fn a_changed_image_has_all_its_rows_recomputed_on_resume() {
     cfg.copies = 2;
     cfg.augment_all = true;
     run(&cfg, &go()).unwrap();
-    let before = row_bytes(&cfg.out);
+    let before = row_bytes(&cfg.cache);
 
     // Same path, other pixels (another image of the set, so the size changes too).
     let changed = data.join("class_0/img_01.png");
@@ -87,8 +87,8 @@ fn a_changed_image_has_all_its_rows_recomputed_on_resume() {
     let summary = run(&cfg, &go()).unwrap();
     assert_eq!(summary.recomputed, ["class_0/img_01.png"]);
     assert_eq!((summary.computed, summary.reused), (3, 21));
-    let after = row_bytes(&cfg.out);
-    let paths = FeatureCache::open(&cfg.out).unwrap().paths().unwrap();
+    let after = row_bytes(&cfg.cache);
+    let paths = FeatureCache::open(&cfg.cache).unwrap().paths().unwrap();
     for (row, path) in paths.iter().enumerate() {
         if path == "class_0/img_01.png" {
             assert_ne!(after[row], before[row], "row {row} recomputed");
@@ -98,9 +98,9 @@ fn a_changed_image_has_all_its_rows_recomputed_on_resume() {
     }
     // The recomputed rows are what a fresh run makes of the new file.
     let mut fresh = cfg.clone();
-    fresh.out = dir.path().join("fresh.h5");
+    fresh.cache = dir.path().join("fresh.h5");
     run(&fresh, &go()).unwrap();
-    assert_eq!(row_bytes(&fresh.out), after);
+    assert_eq!(row_bytes(&fresh.cache), after);
 
     // Same size, one byte of content changed: a skipped row is retried too.
     let bytes = std::fs::read(&changed).unwrap();
@@ -115,7 +115,7 @@ fn a_changed_image_has_all_its_rows_recomputed_on_resume() {
     let summary = run(&cfg, &go()).unwrap();
     assert_eq!(summary.recomputed, ["class_0/img_01.png"]);
     assert!(summary.skipped.is_empty());
-    assert_eq!(row_bytes(&cfg.out), after);
+    assert_eq!(row_bytes(&cfg.cache), after);
     assert!(run(&cfg, &go()).unwrap().recomputed.is_empty());
 }
 
@@ -126,7 +126,7 @@ fn a_vanished_image_is_named_and_the_cache_left_untouched() {
     let data = image_folder(dir.path(), 2, 3);
     let cfg = config(&data, &model, &dir.path().join("f.h5"));
     run(&cfg, &go()).unwrap();
-    let before = std::fs::read(&cfg.out).unwrap();
+    let before = std::fs::read(&cfg.cache).unwrap();
     std::fs::remove_file(data.join("class_1/img_02.png")).unwrap();
     let err = run(&cfg, &go()).unwrap_err();
     assert!(
@@ -138,7 +138,7 @@ fn a_vanished_image_is_named_and_the_cache_left_untouched() {
             .contains("no longer decodable): class_1/img_02.png"),
         "{err}"
     );
-    assert_eq!(std::fs::read(&cfg.out).unwrap(), before);
+    assert_eq!(std::fs::read(&cfg.cache).unwrap(), before);
 }
 
 #[cfg(unix)]
@@ -159,7 +159,7 @@ fn non_utf8_file_and_folder_names_keep_their_images() {
     let summary = run(&cfg, &go()).unwrap();
     assert!(summary.skipped.is_empty(), "{:?}", summary.skipped);
     assert_eq!((summary.images, summary.computed), (4, 4));
-    let cache = FeatureCache::open(&cfg.out).unwrap();
+    let cache = FeatureCache::open(&cfg.cache).unwrap();
     assert_eq!(cache.class_names().unwrap(), ["caf%E9", "class_0"]);
     let paths = cache.paths().unwrap();
     assert_eq!(
@@ -260,10 +260,10 @@ fn a_cache_of_the_layout_before_fingerprints_is_read_but_not_resumed() {
     let data = image_folder(dir.path(), 2, 2);
     let cfg = config(&data, &model, &dir.path().join("f.h5"));
     run(&cfg, &go()).unwrap();
-    let rows = row_bytes(&cfg.out);
+    let rows = row_bytes(&cfg.cache);
     {
         // What tlearn wrote before the fingerprints: layout 1, no `fingerprint` dataset.
-        let file = hdf5::File::open_rw(&cfg.out).unwrap();
+        let file = hdf5::File::open_rw(&cfg.cache).unwrap();
         file.unlink("fingerprint").unwrap();
         let one: hdf5::types::VarLenUnicode = "1".parse().unwrap();
         file.attr("format_version")
@@ -271,13 +271,13 @@ fn a_cache_of_the_layout_before_fingerprints_is_read_but_not_resumed() {
             .write_scalar(&one)
             .unwrap();
     }
-    assert_eq!(row_bytes(&cfg.out), rows, "still read");
-    let before = std::fs::read(&cfg.out).unwrap();
+    assert_eq!(row_bytes(&cfg.cache), rows, "still read");
+    let before = std::fs::read(&cfg.cache).unwrap();
     let err = run(&cfg, &go()).unwrap_err();
     assert!(
         matches!(err, ExtractError::Cache(CacheError::Mismatch { .. })),
         "{err}"
     );
     assert!(err.to_string().contains("layout version 1"), "{err}");
-    assert_eq!(std::fs::read(&cfg.out).unwrap(), before);
+    assert_eq!(std::fs::read(&cfg.cache).unwrap(), before);
 }

@@ -7,7 +7,7 @@ mod export;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use crate::common;
 use common::fixtures::{
@@ -25,7 +25,7 @@ fn trained(dir: &Path, kind: &str) -> PathBuf {
     if !cache.exists() {
         let mut cfg = config(&data, &model, &cache);
         cfg.pooling = Pooling::Avg;
-        tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+        tlearn::extract::run(&cfg, &Stop::new()).unwrap();
     }
     let runs = dir.join("runs");
     tlearn_ok(&[
@@ -311,7 +311,7 @@ fn cache_export_of_an_incomplete_cache_is_refused_or_partial_with_the_count() {
     let cache = dir.path().join("tiny.h5");
     let mut cfg = config(&data, &model, &cache);
     cfg.pooling = Pooling::Avg;
-    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    tlearn::extract::run(&cfg, &Stop::new()).unwrap();
     // As a killed extraction leaves it: rows 2 and 5 never computed.
     forget_rows(&cache, &[2, 5]);
     let out = dir.path().join("export");
@@ -488,7 +488,7 @@ fn cache_export_writes_features_numpy_reads_and_rows_as_csv() {
     let cache = dir.path().join("tiny.h5");
     let mut cfg = config(&data, &model, &cache);
     cfg.pooling = Pooling::Avg;
-    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    tlearn::extract::run(&cfg, &Stop::new()).unwrap();
     let out = dir.path().join("export");
     let args = [
         "cache".as_ref(),

@@ -5,10 +5,9 @@ use crate::common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use common::fixtures::{config, image_folder, tiny_backbone, tlearn};
-use linfa::ParamGuard;
 use tlearn::backbone::{sha256_file, Descriptor, Pooling, Precision};
 use tlearn::cache::{CacheError, FeatureCache};
 use tlearn::extract::{run, ExtractError};
@@ -41,7 +40,7 @@ fn features(model: &Path, data: &Path, out: &Path) -> ndarray::Array2<f32> {
     let mut cfg = config(data, model, out);
     cfg.layers = vec!["block1_pool".into(), "block2_pool".into()];
     cfg.pooling = Pooling::Avg;
-    run(&cfg, &AtomicBool::new(false)).unwrap();
+    run(&cfg, &Stop::new()).unwrap();
     FeatureCache::open(out).unwrap().features().unwrap()
 }
 
@@ -191,13 +190,13 @@ fn an_fp32_cache_is_not_resumed_with_the_int8_backbone() {
     let data = image_folder(dir.path(), 2, 3);
     let int8 = quantize(&model, &data, dir.path()).unwrap();
     let out = dir.path().join("f.h5");
-    run(&config(&data, &model, &out), &AtomicBool::new(false)).unwrap();
+    run(&config(&data, &model, &out), &Stop::new()).unwrap();
     assert_eq!(
         FeatureCache::open(&out).unwrap().identity.precision,
         Precision::Fp32
     );
     let before = std::fs::read(&out).unwrap();
-    let err = run(&config(&data, &int8, &out), &AtomicBool::new(false)).unwrap_err();
+    let err = run(&config(&data, &int8, &out), &Stop::new()).unwrap_err();
     let ExtractError::Cache(CacheError::Mismatch { .. }) = &err else {
         panic!("expected a mismatch, got {err}");
     };

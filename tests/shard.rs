@@ -6,7 +6,7 @@ use crate::common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use common::contents::assert_same_cache;
 use common::fixtures::{
@@ -17,8 +17,8 @@ use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::extract::{run, ExtractConfig, ExtractError};
 use tlearn::shard::{self, ShardError, ShardSpec};
 
-fn go() -> AtomicBool {
-    AtomicBool::new(false)
+fn go() -> Stop {
+    Stop::new()
 }
 
 /// Extracts every shard of `count` into `dir`, returning the shard files in index order.
@@ -27,9 +27,9 @@ fn run_shards(cfg: &ExtractConfig, dir: &Path, count: usize) -> Vec<PathBuf> {
         .map(|index| {
             let spec = ShardSpec { index, count };
             let mut cfg = cfg.clone();
-            cfg.out = shard::shard_path(&dir.join("features.h5"), spec);
+            cfg.cache = shard::shard_path(&dir.join("features.h5"), spec);
             shard::run(&cfg, spec, &go()).unwrap();
-            cfg.out
+            cfg.cache
         })
         .collect()
 }
@@ -67,10 +67,10 @@ fn merged_shards_equal_a_single_machine_run() {
         inputs.reverse();
         let summary = merge(&inputs, &merged).unwrap();
         assert_eq!((summary.rows, summary.shards), (single.rows, count));
-        assert_same_cache(&merged, &cfg.out);
-        assert_eq!(feature_bytes(&merged), feature_bytes(&cfg.out));
+        assert_same_cache(&merged, &cfg.cache);
+        assert_eq!(feature_bytes(&merged), feature_bytes(&cfg.cache));
         let identity = FeatureCache::open(&merged).unwrap().identity;
-        assert_eq!(identity, FeatureCache::open(&cfg.out).unwrap().identity);
+        assert_eq!(identity, FeatureCache::open(&cfg.cache).unwrap().identity);
         assert!(identity.shard.is_none());
     }
     // A shard is an ordinary cache of its rows, which other commands can read.
@@ -94,22 +94,25 @@ fn an_interrupted_shard_resumes_and_a_shard_of_another_plan_is_refused() {
 
     // A killed task leaves rows missing: forget two done rows, as such a kill would.
     let mut resumed = cfg.clone();
-    resumed.out = dir.path().join("resumed.h5");
-    std::fs::copy(&whole[1], &resumed.out).unwrap();
-    let status = FeatureCache::open(&resumed.out).unwrap().status().unwrap();
+    resumed.cache = dir.path().join("resumed.h5");
+    std::fs::copy(&whole[1], &resumed.cache).unwrap();
+    let status = FeatureCache::open(&resumed.cache)
+        .unwrap()
+        .status()
+        .unwrap();
     let done: Vec<usize> = (0..status.len())
         .filter(|&r| status[r] == RowStatus::Done)
         .collect();
-    forget_rows(&resumed.out, &done[..2]);
+    forget_rows(&resumed.cache, &done[..2]);
     let summary = shard::run(&resumed, spec, &go()).unwrap();
     assert_eq!((summary.computed, summary.reused), (2, done.len() - 2));
-    assert_same_cache(&resumed.out, &whole[1]);
+    assert_same_cache(&resumed.cache, &whole[1]);
 
     // One more image changes the plan (and where shards cut): the shard file is refused.
     image_folder(&dir.path().join("more"), 3, 6);
     let mut other = resumed.clone();
     other.data = dir.path().join("more/images");
-    let before = std::fs::read(&other.out).unwrap();
+    let before = std::fs::read(&other.cache).unwrap();
     let err = shard::run(&other, spec, &go()).unwrap_err();
     assert!(
         matches!(
@@ -119,7 +122,7 @@ fn an_interrupted_shard_resumes_and_a_shard_of_another_plan_is_refused() {
         "{err}"
     );
     assert!(err.to_string().contains("shard"), "{err}");
-    assert_eq!(std::fs::read(&other.out).unwrap(), before);
+    assert_eq!(std::fs::read(&other.cache).unwrap(), before);
 }
 
 #[test]
@@ -131,7 +134,7 @@ fn bad_merges_are_refused_and_write_nothing() {
     let two = run_shards(&cfg, &dir.path().join("two"), 2);
     let single = {
         run(&cfg, &go()).unwrap();
-        cfg.out.clone()
+        cfg.cache.clone()
     };
     let duplicate = dir.path().join("copy-of-shard-1.h5");
     std::fs::copy(&a[1], &duplicate).unwrap();
@@ -313,6 +316,6 @@ fn flowers_slice_merged_equals_single_machine() {
     let shards = run_shards(&cfg, &dir.path().join("shards"), 3);
     let merged = dir.path().join("shards/features.h5");
     merge(&shards, &merged).unwrap();
-    assert_same_cache(&merged, &cfg.out);
-    assert_eq!(feature_bytes(&merged), feature_bytes(&cfg.out));
+    assert_same_cache(&merged, &cfg.cache);
+    assert_eq!(feature_bytes(&merged), feature_bytes(&cfg.cache));
 }

@@ -5,7 +5,7 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use common::fixtures::{config, feature_bytes, python, serial, tiny_backbone, tlearn, tlearn_ok};
 use image::{Rgb, RgbImage};
@@ -192,29 +192,29 @@ fn an_unlabeled_cache_resumes_to_the_same_bytes_and_is_never_mixed_with_a_labell
     cfg.recipe = "flip".parse().unwrap();
     cfg.copies = 1;
     cfg.augment_all = true;
-    let first = run(&cfg, &AtomicBool::new(false)).unwrap();
+    let first = run(&cfg, &Stop::new()).unwrap();
     assert_eq!((first.images, first.rows, first.computed), (5, 10, 10));
     let ignored: Vec<&str> = first.ignored.iter().map(|i| i.path.as_str()).collect();
     assert_eq!(ignored, ["2024/march/README", "2024/notes.txt"]);
-    let complete = feature_bytes(&cfg.out);
+    let complete = feature_bytes(&cfg.cache);
     // Forget rows 3..7 as a killed run would have: features zero, status missing.
-    common::fixtures::forget_rows(&cfg.out, &[3, 4, 5, 6]);
-    let resumed = run(&cfg, &AtomicBool::new(false)).unwrap();
+    common::fixtures::forget_rows(&cfg.cache, &[3, 4, 5, 6]);
+    let resumed = run(&cfg, &Stop::new()).unwrap();
     assert_eq!((resumed.computed, resumed.reused), (4, 6));
     assert_eq!(
-        feature_bytes(&cfg.out),
+        feature_bytes(&cfg.cache),
         complete,
         "resumed to the same bytes"
     );
 
     // The same tree read as folders of classes is another cache: refused, left as it is.
-    let before = std::fs::read(&cfg.out).unwrap();
+    let before = std::fs::read(&cfg.cache).unwrap();
     cfg.unlabeled = false;
-    let err = run(&cfg, &AtomicBool::new(false)).unwrap_err();
+    let err = run(&cfg, &Stop::new()).unwrap_err();
     assert!(
         matches!(err, ExtractError::Cache(CacheError::Mismatch { .. }))
             && err.to_string().contains("unlabeled"),
         "{err}"
     );
-    assert_eq!(std::fs::read(&cfg.out).unwrap(), before);
+    assert_eq!(std::fs::read(&cfg.cache).unwrap(), before);
 }

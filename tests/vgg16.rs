@@ -16,8 +16,8 @@ use tlearn::backbone::Pooling;
 use tlearn::cache::{FeatureCache, RowStatus};
 use tlearn::preprocess::{load_rgb, DecodeLimits, Preprocessing};
 
-fn go() -> std::sync::atomic::AtomicBool {
-    std::sync::atomic::AtomicBool::new(false)
+fn go() -> tlearn::progress::Stop {
+    tlearn::progress::Stop::new()
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn features_agree_with_an_independent_python_computation() {
     let out = dir.path().join("reference.json");
     let status = common::fixtures::command(python())
         .arg(repo().join("tests/python/reference.py"))
-        .args([&original, dir.path(), &flat, &avg_cfg.out, &out])
+        .args([&original, dir.path(), &flat, &avg_cfg.cache, &out])
         .status()
         .unwrap();
     assert!(status.success(), "the Python reference failed");
@@ -218,7 +218,7 @@ fn frozen_block_5_run_before_fine_tuning_matches_the_backbones_own_block5_pool()
     let (block4, block5) = (cache("block4_pool"), cache("block5_pool"));
     let run = |features: &Path, unfreeze| {
         let cfg = RunConfig {
-            features: features.to_path_buf(),
+            cache: features.to_path_buf(),
             repr: None,
             split: 0,
             backbone: vgg16(),

@@ -1,7 +1,7 @@
 //! `make bench`'s auto timing: what one flattened extraction of the deepest layer plus one SVM
 //! grid cost on the same data, to set against an auto run's phases.
 
-use std::sync::atomic::AtomicBool;
+use crate::progress::Stop;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -41,7 +41,7 @@ pub struct AutoBench {
 pub fn against_baseline(
     cfg: &AutoConfig,
     decision: &Decision,
-    stop: &AtomicBool,
+    stop: &Stop,
 ) -> Result<AutoBench, AutoError> {
     let dir = std::env::temp_dir().join(format!("tlearn-bench-auto-{}", std::process::id()));
     let deepest = decision.layers.last().cloned().unwrap_or_default();
@@ -49,7 +49,7 @@ pub fn against_baseline(
         layers: vec![deepest],
         pooling: Pooling::Flatten,
         reprs: Vec::new(),
-        out: dir.join("flatten.h5"),
+        cache: dir.join("flatten.h5"),
         progress: None,
         ..cfg.extract.clone()
     };
@@ -59,8 +59,8 @@ pub fn against_baseline(
         extract::run(&ex, stop)?;
         let extract_seconds = start.elapsed().as_secs_f64();
         let start = Instant::now();
-        let data = CacheData::load(&ex.out)?;
-        train::run(&data, &cfg.train_config(Kind::Svm), &mut |_| {})?;
+        let data = CacheData::load(&ex.cache)?;
+        train::run(&data, &cfg.train_config(Kind::Svm), &mut |_: String| {})?;
         Ok((extract_seconds, start.elapsed().as_secs_f64()))
     })();
     let _ = std::fs::remove_dir_all(&dir);

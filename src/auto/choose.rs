@@ -4,7 +4,6 @@
 //! are used ([`Variant`]: augmented training copies on or off, test-time augmentation). The
 //! choice reads validation scores only; test accuracies are kept for an appendix.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -17,6 +16,7 @@ use crate::classify::data::CacheData;
 use crate::classify::train::{self, TrainConfig, TrainOutcome};
 use crate::classify::{ClassifyError, Kind, Normalize};
 use crate::dataset::Part;
+use crate::progress::{Interrupted, Observer, Stop};
 
 /// Two mean accuracies closer than this are a tie (they are means of counts over the same
 /// images, so a real difference is at least 1 / (splits x validation images)).
@@ -288,8 +288,8 @@ pub fn search(
     sets: &[Vec<Repr>],
     kinds: &[Kind],
     base: &TrainConfig,
-    stop: &AtomicBool,
-    progress: &mut (dyn FnMut(SearchProgress) + Send),
+    stop: &Stop,
+    progress: &mut (dyn Observer<SearchProgress> + Send),
 ) -> Result<Search, ClassifyError> {
     let mut jobs = Vec::new();
     for set in sets {
@@ -315,8 +315,8 @@ pub fn refine(
     stage1: Search,
     base: &TrainConfig,
     pairs: usize,
-    stop: &AtomicBool,
-    progress: &mut (dyn FnMut(SearchProgress) + Send),
+    stop: &Stop,
+    progress: &mut (dyn Observer<SearchProgress> + Send),
 ) -> Result<Search, ClassifyError> {
     let start = Variant::of(base);
     let axes = start.axes(data);
@@ -380,8 +380,8 @@ fn run_jobs(
     data: &CacheData,
     jobs: &[Job],
     base: &TrainConfig,
-    stop: &AtomicBool,
-    progress: &mut (dyn FnMut(SearchProgress) + Send),
+    stop: &Stop,
+    progress: &mut (dyn Observer<SearchProgress> + Send),
 ) -> Result<Search, ClassifyError> {
     let total_cost: f64 = jobs.iter().map(|j| fit_cost(j.kind, j.dims)).sum();
     let start = Instant::now();
@@ -389,15 +389,15 @@ fn run_jobs(
     let results: Vec<(Vec<Candidate>, TestOnly)> = jobs
         .par_iter()
         .map(|job| {
-            if stop.load(Ordering::SeqCst) {
-                return Err(ClassifyError::Interrupted);
+            if stop.requested() {
+                return Err(Interrupted.into());
             }
             let sub = data.using(job.set)?;
             let cfg = job.variant.apply(&TrainConfig {
                 kind: job.kind,
                 ..base.clone()
             });
-            let (outcome, _) = train::run(&sub, &cfg, &mut |_| {})?;
+            let (outcome, _) = train::run(&sub, &cfg, &mut |_: String| {})?;
             let found = candidates_of(&outcome, job.set);
             let best_here = found.iter().map(|c| c.val_accuracy).fold(0.0f64, f64::max);
             let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
@@ -405,7 +405,7 @@ fn run_jobs(
             *done += 1;
             *done_cost += fit_cost(job.kind, job.dims);
             let elapsed = start.elapsed().as_secs_f64();
-            progress(SearchProgress {
+            progress.observe(SearchProgress {
                 done: *done,
                 total: jobs.len(),
                 eta_seconds: elapsed / *done_cost * (total_cost - *done_cost),

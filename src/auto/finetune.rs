@@ -8,7 +8,6 @@
 //! is extracted flattened into a second cache, as stage 2 needs its full maps.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -16,13 +15,12 @@ use super::{AutoConfig, AutoError, Progress};
 use crate::backbone::{Pooling, Repr};
 use crate::extract::{self, ExtractConfig};
 use crate::finetune::network::Tail;
-use crate::finetune::report::{method, run_report};
-use crate::finetune::run::{
-    cache_tail, run_splits, RunConfig, SplitEvent, Summary, DEFAULT_HIDDEN,
-};
-use crate::finetune::train::{CheckedParams, Ending};
+use crate::finetune::run::{RunConfig, SplitEvent, Summary, DEFAULT_HIDDEN};
+use crate::finetune::train::CheckedParams;
 use crate::finetune::{HeadPool, Unfreeze};
+use crate::progress::{Observer, Stop};
 use crate::report::RunReport;
+use crate::runs::{self, FinetuneEvent, FinetuneRun};
 
 /// Run names of the two stages (under `<out>/runs/` and `<out>/reports/`).
 pub const STAGE_RUNS: [&str; 2] = ["auto-finetune-head", "auto-finetune"];
@@ -69,8 +67,8 @@ pub fn stages(
     deepest: &str,
     before: &str,
     params: &CheckedParams,
-    stop: &AtomicBool,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    stop: &Stop,
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Vec<Stage>, AutoError> {
     let head = stage(
         cfg,
@@ -81,17 +79,17 @@ pub fn stages(
         stop,
         progress,
     )?;
-    progress(Progress::Phase(format!(
+    progress.observe(Progress::Phase(format!(
         "extracting {before}, flattened, for stage 2 into {}",
         stage2_cache(cfg).display()
     )));
     let ex = ExtractConfig {
         reprs: vec![flattened(before)],
-        out: stage2_cache(cfg),
+        cache: stage2_cache(cfg),
         ..cfg.extract.clone()
     };
-    if extract::run(&ex, stop)?.interrupted {
-        return Err(AutoError::Interrupted);
+    if let Some(stopped) = extract::run(&ex, stop)?.interrupted {
+        return Err(stopped.into());
     }
     let head_dir = cfg.runs().join(STAGE_RUNS[0]);
     let block = stage(
@@ -127,36 +125,63 @@ fn flattened(layer: &str) -> Repr {
     }
 }
 
-/// One stage on every split, its report, and its scores.
+/// One stage on every split, its report, and its scores; stopping on request is
+/// [`crate::progress::Interrupted`] (checkpoints are kept and resume).
 fn stage(
     cfg: &AutoConfig,
     name: &str,
     (cache, repr): (&Path, Repr),
     (unfreeze, init_from): (Unfreeze, Option<&Path>),
     params: &CheckedParams,
-    stop: &AtomicBool,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    stop: &Stop,
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Stage, AutoError> {
-    let (tail, _) = cache_tail(cache, Some(&repr), unfreeze, &cfg.extract.model)?;
-    let trained = what_trains(&tail, &repr);
-    progress(Progress::Phase(format!("fine-tuning {name}: {trained}")));
-    let base = RunConfig {
-        features: cache.to_path_buf(),
-        repr: Some(repr.clone()),
-        split: 0,
-        backbone: cfg.extract.model.clone(),
-        unfreeze,
-        pool: HeadPool::Avg,
-        hidden: DEFAULT_HIDDEN,
-        out: cfg.runs().join(name),
-        init_from: init_from.map(Path::to_path_buf),
+    let run = FinetuneRun {
+        net: RunConfig {
+            cache: cache.to_path_buf(),
+            repr: Some(repr.clone()),
+            split: 0,
+            backbone: cfg.extract.backbone.clone(),
+            unfreeze,
+            pool: HeadPool::Avg,
+            hidden: DEFAULT_HIDDEN,
+            out: cfg.runs().join(name),
+            init_from: init_from.map(Path::to_path_buf),
+        },
+        splits: (0..cfg.extract.splits).collect(),
+        data: Some(cfg.extract.data.clone()),
     };
-    let summaries = every_split(cfg, name, &base, params, stop, progress)?;
-    let method = method(&tail, base.pool, base.hidden, params, init_from);
-    let root = cfg.extract.data.as_path();
-    let report = run_report(name, method, cache, Some(root), &base.out, &summaries)?;
+    let mut trained = String::new();
+    let done =
+        runs::finetune_splits(
+            &run,
+            name,
+            params,
+            stop,
+            &mut |event: FinetuneEvent<'_>| match event {
+                FinetuneEvent::Start(tail) => {
+                    trained = what_trains(tail, &repr);
+                    progress.observe(Progress::Phase(format!("fine-tuning {name}: {trained}")));
+                }
+                FinetuneEvent::Split(SplitEvent::Epoch(split, e)) => {
+                    progress.observe(Progress::Step(format!(
+                        "{name} split {split} epoch {}: validation accuracy {:.2}% ({:.1} s)",
+                        e.epoch,
+                        100.0 * e.val_accuracy,
+                        e.train_seconds
+                    )))
+                }
+                FinetuneEvent::Split(_) => {}
+            },
+        )?;
     let input = format!("{} ({repr})", cache.display());
-    Ok(Stage::scored(name, trained, input, report, &summaries))
+    Ok(Stage::scored(
+        name,
+        trained,
+        input,
+        done.report,
+        &done.summaries,
+    ))
 }
 
 /// What a stage trains, in words: a new head, or convolutions and the stage-1 head.
@@ -165,41 +190,9 @@ fn what_trains(tail: &Tail, repr: &Repr) -> String {
         0 => format!("a new head on {repr}"),
         n => format!(
             "{n} convolution(s) ({}) and the stage-1 head, from {repr}",
-            tail.trainable
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            runs::conv_names(&tail.trainable)
         ),
     }
-}
-
-/// Runs `base` on every split of auto's data, reporting each epoch; stopping on request is
-/// [`AutoError::Interrupted`] (checkpoints are kept and resume).
-fn every_split(
-    cfg: &AutoConfig,
-    name: &str,
-    base: &RunConfig,
-    params: &CheckedParams,
-    stop: &AtomicBool,
-    progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<Vec<Summary>, AutoError> {
-    let splits: Vec<usize> = (0..cfg.extract.splits).collect();
-    let summaries = run_splits(base, &splits, params, &mut |event| {
-        if let SplitEvent::Epoch(split, e) = event {
-            progress(Progress::Step(format!(
-                "{name} split {split} epoch {}: validation accuracy {:.2}% ({:.1} s)",
-                e.epoch,
-                100.0 * e.val_accuracy,
-                e.train_seconds
-            )));
-        }
-        !stop.load(Ordering::SeqCst)
-    })?;
-    if summaries.last().map(|s| s.ending) == Some(Ending::Interrupted) {
-        return Err(AutoError::Interrupted);
-    }
-    Ok(summaries)
 }
 
 impl Stage {

@@ -10,7 +10,6 @@ pub mod finetune;
 pub mod measure;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -18,13 +17,14 @@ use serde::Serialize;
 use crate::backbone::{BackboneError, Descriptor, Repr};
 use crate::cache;
 use crate::classify::data::CacheData;
-use crate::classify::train::{self, TrainConfig};
+use crate::classify::train::TrainConfig;
 use crate::classify::{ClassifyError, Kind, DEFAULT_C_GRID};
 use crate::extract::{self, ExtractConfig, ExtractError};
 use crate::finetune::train::{CheckedParams, FinetuneParams};
 use crate::output;
-use crate::report::run::ModelInfo;
+use crate::progress::{Interrupted, Observer, Stop};
 use crate::report::{ReportError, RunReport};
+use crate::runs::{self, RunError};
 
 pub use choose::{Candidate, Search, TestOnly};
 pub use measure::{DataStats, Size, TooSmall};
@@ -56,18 +56,30 @@ pub enum AutoError {
     /// An output may not be written where it would go.
     #[error(transparent)]
     Output(#[from] output::OutputError),
+    /// Training, saving or reporting a run failed.
+    #[error(transparent)]
+    Run(RunError),
     /// Bad settings.
     #[error("invalid parameter: {0}")]
     InvalidParams(String),
     /// Stopped on request; caches and checkpoints are kept and resume.
-    #[error("stopped: run the same command again to resume")]
-    Interrupted,
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+}
+
+impl From<RunError> for AutoError {
+    fn from(e: RunError) -> AutoError {
+        match e {
+            RunError::Interrupted(i) => AutoError::Interrupted(i),
+            other => AutoError::Run(other),
+        }
+    }
 }
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct AutoConfig {
-    /// Data, backbone, augmentation, splits and compute; `out` and `reprs` are set by auto.
+    /// Data, backbone, augmentation, splits and compute; `cache` and `reprs` are set by auto.
     pub extract: ExtractConfig,
     /// Everything is written under this folder: `cache/`, `runs/`, `reports/`.
     pub out: PathBuf,
@@ -214,8 +226,8 @@ pub struct AutoOutcome {
 /// Runs auto: measure, extract once, search on validation, train and report the winner.
 pub fn run(
     cfg: &AutoConfig,
-    stop: &AtomicBool,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    stop: &Stop,
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<AutoOutcome, AutoError> {
     let finetune_params = check(cfg)?;
     let mut clock = Clock::start();
@@ -226,10 +238,8 @@ pub fn run(
     let cache = CacheData::load(&cfg.cache())?;
     let linear = search_candidates(cfg, &cache, &measured.layers, stop, progress)?;
     clock.lap("choose");
-    if stop.load(std::sync::atomic::Ordering::SeqCst) {
-        // Nothing of this run is written yet: the previous model and reports stay as they were.
-        return Err(AutoError::Interrupted);
-    }
+    // Nothing of this run is written yet: the previous model and reports stay as they were.
+    stop.check()?;
     let (mut report, mut model) =
         train_chosen(cfg, &cache, &linear.chosen, &measured.root, progress)?;
     clock.lap("train and report");
@@ -336,8 +346,8 @@ fn fine_tune(
     measured: &Measured,
     params: &CheckedParams,
     clock: &mut Clock,
-    stop: &AtomicBool,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    stop: &Stop,
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Finetuned, AutoError> {
     match finetune_plan(cfg, &measured.stats, &measured.layers)? {
         Err(reason) => Ok(Finetuned {
@@ -408,12 +418,12 @@ impl Measured {
 /// Measures the data (sizes, classes, splits) and settles the candidate layers.
 fn measure_data(
     cfg: &AutoConfig,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Measured, AutoError> {
-    progress(Progress::Phase("measuring the data".into()));
+    progress.observe(Progress::Phase("measuring the data".into()));
     // As the extraction will see it: images its cache planned are kept as planned.
     let ex = &ExtractConfig {
-        out: cfg.cache(),
+        cache: cfg.cache(),
         ..cfg.extract.clone()
     };
     let data = extract::open_data(ex)?;
@@ -421,7 +431,7 @@ fn measure_data(
     warnings.extend(data.warnings.iter().cloned());
     warnings
         .iter()
-        .for_each(|w| progress(Progress::Warning(w.clone())));
+        .for_each(|w| progress.observe(Progress::Warning(w.clone())));
     let layers = candidate_layers(cfg)?;
     let reprs = choose::extraction_reprs(&layers);
     Ok(Measured {
@@ -437,25 +447,25 @@ fn measure_data(
 fn extract_once(
     cfg: &AutoConfig,
     reprs: &[Repr],
-    stop: &AtomicBool,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    stop: &Stop,
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<(ExtractConfig, extract::Summary), AutoError> {
-    progress(Progress::Phase(format!(
+    progress.observe(Progress::Phase(format!(
         "extracting {} representations in one backbone pass into {}",
         reprs.len(),
         cfg.cache().display()
     )));
     let extract_cfg = ExtractConfig {
         reprs: reprs.to_vec(),
-        out: cfg.cache(),
+        cache: cfg.cache(),
         ..cfg.extract.clone()
     };
     let summary = extract::run(&extract_cfg, stop)?;
-    if summary.interrupted {
-        return Err(AutoError::Interrupted);
+    if let Some(stopped) = summary.interrupted {
+        return Err(stopped.into());
     }
     for (path, reason) in &summary.skipped {
-        progress(Progress::Warning(format!("skipped {path}: {reason}")));
+        progress.observe(Progress::Warning(format!("skipped {path}: {reason}")));
     }
     Ok((extract_cfg, summary))
 }
@@ -472,11 +482,11 @@ fn search_candidates(
     cfg: &AutoConfig,
     cache: &CacheData,
     layers: &[String],
-    stop: &AtomicBool,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    stop: &Stop,
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Linear, AutoError> {
     let sets = choose::feature_sets(layers);
-    progress(Progress::Phase(format!(
+    progress.observe(Progress::Phase(format!(
         "scoring {} feature sets x {} classifier(s) x {} C on validation images",
         sets.len(),
         cfg.kinds.len(),
@@ -490,10 +500,10 @@ fn search_candidates(
         ..cfg.train_config(Kind::Svm)
     };
     let interrupted = |e| match e {
-        ClassifyError::Interrupted => AutoError::Interrupted,
+        ClassifyError::Interrupted(i) => AutoError::Interrupted(i),
         other => other.into(),
     };
-    let mut report = |p| progress(Progress::Search(p));
+    let mut report = |p: choose::SearchProgress| progress.observe(Progress::Search(p));
     let stage1 =
         choose::search(cache, &sets, &cfg.kinds, &base, stop, &mut report).map_err(interrupted)?;
     let axes = choose::Variant::of(&base).axes(cache);
@@ -501,12 +511,12 @@ fn search_candidates(
         stage1
     } else {
         let tried: Vec<String> = axes.iter().flatten().map(|v| v.label()).collect();
-        progress(Progress::Phase(format!(
+        progress.observe(Progress::Phase(format!(
             "scoring the variants {} of the {} best (feature set, classifier) on validation images",
             tried.join(", "),
             choose::REFINED_PAIRS
         )));
-        let mut report = |p| progress(Progress::Search(p));
+        let mut report = |p: choose::SearchProgress| progress.observe(Progress::Search(p));
         choose::refine(
             cache,
             stage1,
@@ -519,7 +529,7 @@ fn search_candidates(
     };
     let stopped = search.candidates.iter().filter(|c| !c.converged).count();
     if stopped > 0 {
-        progress(Progress::Warning(format!(
+        progress.observe(Progress::Warning(format!(
             "{stopped} of {} candidates had a fit that stopped at its iteration limit (marked `converged: false` in the decision): raise --max-iterations if one of them comes close to the chosen one",
             search.candidates.len()
         )));
@@ -553,7 +563,7 @@ fn similarity(search: &Search, chosen: &Candidate, deepest: &str) -> (Similarity
 /// The candidate layers: as asked (each must be one of the backbone's), else the deepest
 /// [`choose::DEFAULT_LAYERS`] of its descriptor.
 fn candidate_layers(cfg: &AutoConfig) -> Result<Vec<String>, AutoError> {
-    let all = Descriptor::for_model(&cfg.extract.model)?.layers;
+    let all = Descriptor::for_model(&cfg.extract.backbone)?.layers;
     if cfg.layers.is_empty() {
         return Ok(all[all.len().saturating_sub(choose::DEFAULT_LAYERS)..].to_vec());
     }
@@ -586,7 +596,7 @@ fn finetune_plan(
             )))
         }
     };
-    let all = Descriptor::for_model(&cfg.extract.model)?.layers;
+    let all = Descriptor::for_model(&cfg.extract.backbone)?.layers;
     let deepest = layers.last().expect("at least one layer");
     let at = all.iter().position(|l| l == deepest).unwrap_or(0);
     match at.checked_sub(1) {
@@ -603,9 +613,9 @@ fn train_chosen(
     cache: &CacheData,
     chosen: &Candidate,
     data_root: &Path,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<(RunReport, PathBuf), AutoError> {
-    progress(Progress::Phase(format!(
+    progress.observe(Progress::Phase(format!(
         "training the chosen {} on {} ({}, C = {:e}) as run {RUN}",
         chosen.kind,
         chosen.reprs.join("+"),
@@ -617,17 +627,16 @@ fn train_chosen(
         grid: vec![chosen.c],
         ..cfg.train_config(chosen.kind)
     });
-    let (outcome, model) = train::run(&sub, &train_cfg, &mut |_| {})?;
-    let model_path = cfg.runs().join(RUN).join("model.json");
-    model.save(&model_path)?;
-    let info = ModelInfo {
-        path: model_path.display().to_string(),
-        trained_on: model.trained_on.clone(),
-        chosen: format!("{:e}", model.c),
-    };
-    let root = Some(data_root.display().to_string());
-    let report = RunReport::new(RUN, &(&outcome).into(), root, Some(info));
-    Ok((report, model_path))
+    let run_dir = cfg.runs().join(RUN);
+    let root = Some(data_root);
+    Ok(runs::fit_and_save(
+        &sub,
+        &train_cfg,
+        RUN,
+        &run_dir,
+        root,
+        &mut |_| {},
+    )?)
 }
 
 /// The `tlearn` commands that make the chosen run by hand: from auto's cache, and from scratch.
@@ -653,7 +662,7 @@ fn commands(cfg: &AutoConfig, ex: &ExtractConfig, chosen: &Candidate) -> Vec<Str
         format!(
             "tlearn features --data {} --backbone {} --repr {reprs} --augment {} --copies {}{}{} --split {} --splits {} --seed {}{} --cache {}",
             ex.data.display(),
-            ex.model.display(),
+            ex.backbone.display(),
             ex.recipe,
             ex.copies,
             ex.size.map_or(String::new(), |s| format!(" --size {s}")),
@@ -667,8 +676,8 @@ fn commands(cfg: &AutoConfig, ex: &ExtractConfig, chosen: &Candidate) -> Vec<Str
     };
     let alone = cfg.out.join("cache").join("chosen.h5");
     vec![
-        format!("# what auto extracted (one pass):\n{}", features(&all_reprs.join(","), &ex.out)),
-        format!("# the chosen run, from that cache:\n{}", train(&ex.out, true)),
+        format!("# what auto extracted (one pass):\n{}", features(&all_reprs.join(","), &ex.cache)),
+        format!("# the chosen run, from that cache:\n{}", train(&ex.cache, true)),
         format!(
             "# or from scratch, extracting the chosen representations only (the same columns):\n{}\n{}",
             features(&uses, &alone),

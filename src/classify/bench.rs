@@ -8,6 +8,7 @@ use super::data::CacheData;
 use super::linear::argmax_rows;
 use super::train::TrainConfig;
 use super::{ClassifyError, Kind};
+use crate::progress::Observer;
 
 /// One classifier's measurements.
 #[derive(Debug, Clone, Serialize)]
@@ -48,7 +49,7 @@ pub struct ClassifierBench {
 pub fn bench(
     data: &CacheData,
     c: f64,
-    on_fit: &mut dyn FnMut(&KindBench),
+    on_fit: &mut dyn for<'a> Observer<&'a KindBench>,
 ) -> Result<ClassifierBench, ClassifyError> {
     let sel = data.select(0, true, false)?;
     let dataset = linfa::dataset::DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train));
@@ -74,7 +75,7 @@ pub fn bench(
             predict_seconds,
             test_accuracy: right as f64 / test_rows.len() as f64,
         };
-        on_fit(&result);
+        on_fit.observe(&result);
         results.push(result);
     }
     Ok(ClassifierBench {

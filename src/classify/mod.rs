@@ -114,8 +114,8 @@ pub enum ClassifyError {
     #[error("linfa: {0}")]
     Linfa(#[from] linfa::Error),
     /// Stopped on request (Ctrl-C) between fits.
-    #[error("stopped on request: run the same command again to resume")]
-    Interrupted,
+    #[error(transparent)]
+    Interrupted(#[from] crate::progress::Interrupted),
     /// The model could not be written.
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),

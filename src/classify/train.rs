@@ -16,6 +16,7 @@ use super::{
     Normalize, TrainedModel, DEFAULT_C_GRID,
 };
 use crate::cache::Identity;
+use crate::progress::Observer;
 
 /// The run name `train` uses when none is given: KIND-CACHE[-nocopies][-tta][-l2|-power]
 /// (the cache's file stem), checked like any run name.
@@ -264,7 +265,7 @@ fn calibrate(model: &LinearClassifier, val: &[Scored]) -> Option<Calibration> {
 pub fn run(
     data: &CacheData,
     cfg: &TrainConfig,
-    log: &mut dyn FnMut(String),
+    log: &mut dyn Observer<String>,
 ) -> Result<(TrainOutcome, TrainedModel), ClassifyError> {
     let (splits, selections) = select_splits(data, cfg)?;
     // Rows are normalised once, here: every fit and every score below reads the same rows.
@@ -342,7 +343,7 @@ fn choose_c(
     cfg: &TrainConfig,
     split: usize,
     sel: &Selection,
-    log: &mut dyn FnMut(String),
+    log: &mut dyn Observer<String>,
 ) -> Result<(Chosen, Vec<GridPoint>), ClassifyError> {
     let dataset = DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train));
     let fits = cfg.fit_grid(&cfg.grid, &dataset).map_err(|e| match e {
@@ -354,7 +355,7 @@ fn choose_c(
     for (&c, (model, fit_seconds)) in cfg.grid.iter().zip(fits) {
         let val_scored = score_images(&model, data, &sel.val);
         let val_accuracy = accuracy(&val_scored);
-        log(format!(
+        log.observe(format!(
             "{} split {split}: C = {c:e}: validation accuracy {:.2}% (fit {fit_seconds:.1} s, {} rows)",
             cfg.kind,
             100.0 * val_accuracy,
@@ -387,7 +388,7 @@ fn run_split(
     cfg: &TrainConfig,
     split: usize,
     sel: &Selection,
-    log: &mut dyn FnMut(String),
+    log: &mut dyn Observer<String>,
 ) -> Result<(SplitOutcome, LinearClassifier, Vec<Scored>), ClassifyError> {
     let (chosen, grid) = choose_c(data, cfg, split, sel, log)?;
     let c = chosen.c;
@@ -401,7 +402,7 @@ fn run_split(
     let start = Instant::now();
     let test = score_images(&model, data, &sel.test);
     let predict_seconds = start.elapsed().as_secs_f64();
-    log(format!(
+    log.observe(format!(
         "{} split {split}: chose C = {c:e}; test accuracy {:.2}% on {} images",
         cfg.kind,
         100.0 * accuracy(&test),
@@ -480,13 +481,13 @@ fn refit_on_all_labelled(
     cfg: &TrainConfig,
     outcomes: &[SplitOutcome],
     first: TrainedModel,
-    log: &mut dyn FnMut(String),
+    log: &mut dyn Observer<String>,
 ) -> Result<TrainedModel, ClassifyError> {
     let c = best_mean_c(&cfg.grid, outcomes);
     let rows = data.labelled_rows(cfg.train_copies);
     let images = rows.iter().filter(|&&r| data.copies[r] == 0).count();
     let (classifier, seconds) = cfg.fit_rows(c, data, &rows)?;
-    log(format!(
+    log.observe(format!(
         "{}: refit with C = {c:e} on all {images} labelled images ({} rows) in {seconds:.1} s: the model predict uses",
         cfg.kind,
         rows.len()

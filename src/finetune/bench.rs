@@ -32,7 +32,7 @@ use crate::onnx::Model;
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
     /// A `block5_pool` feature cache (stage 1 runs one epoch on split 0).
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// The backbone (pretrained weights of stage 2's convolutions).
     pub backbone: PathBuf,
     /// Rows per step.
@@ -169,7 +169,7 @@ struct Stage1 {
 /// One epoch of the head on split 0 of the cache, and one validation pass.
 fn stage1(b: &BenchConfig) -> Result<Stage1, FinetuneError> {
     let cfg = RunConfig {
-        features: b.features.clone(),
+        cache: b.cache.clone(),
         repr: None,
         split: 0,
         backbone: b.backbone.clone(),

@@ -13,11 +13,14 @@ use super::network::{
 };
 use super::runner::loss_and_accuracy;
 use super::store::ParamStore;
-use super::train::{fit, initial_params, logits, CheckedParams, Ending, StepDone, TrainEvent};
+use super::train::{
+    fit, initial_params, logits, CheckedParams, Ending, StepDone, TrainEvent, Watch,
+};
 use super::FinetuneError;
 use crate::backbone::{Compute, Descriptor, Pooling, Repr};
 use crate::cache::FeatureCache;
 use crate::onnx::Model;
+use crate::progress::{Observer, Stop};
 
 /// Output of the exported inference model: class probabilities.
 pub const PROBABILITIES: &str = "probabilities";
@@ -26,7 +29,7 @@ pub const PROBABILITIES: &str = "probabilities";
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     /// Feature cache of a VGG16 pooling layer, flattened (`block5_pool`, `block4_pool`, ...).
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// Which of the cache's representations, when it holds several (`block5_pool:flatten`).
     pub repr: Option<Repr>,
     /// Which of the cache's seeded splits.
@@ -170,8 +173,8 @@ pub fn prepare(cfg: &RunConfig, compute: Compute) -> Result<Prepared, FinetuneEr
     let repr = cfg.repr.as_ref();
     let backbone = Model::load(&cfg.backbone)?;
     let convs = backbone_convs(&backbone)?;
-    let (tail, classes) = cache_tail_in(&cfg.features, repr, cfg.unfreeze, &convs)?;
-    let mut data = Data::from_cache(&cfg.features, cfg.split, repr, Some(tail.input.clone()))?;
+    let (tail, classes) = cache_tail_in(&cfg.cache, repr, cfg.unfreeze, &convs)?;
+    let mut data = Data::from_cache(&cfg.cache, cfg.split, repr, Some(tail.input.clone()))?;
     if !tail.frozen.is_empty() {
         let weights = pretrained(&backbone, &tail.frozen)?;
         let graph = convs_graph(&tail.input, &tail.frozen, None, &weights)?;
@@ -219,12 +222,11 @@ pub struct Prepared {
 }
 
 /// Trains one split, evaluates the kept parameters on the test rows, exports the inference
-/// model and writes `summary.json`. `observe` returning `false` interrupts (resumable; see
-/// [`fit`]).
+/// model and writes `summary.json`. `stop` interrupts (resumable; see [`fit`]).
 pub fn run(
     cfg: &RunConfig,
     params: &CheckedParams,
-    observe: &mut dyn FnMut(TrainEvent) -> bool,
+    watch: Watch,
 ) -> Result<Summary, FinetuneError> {
     let Prepared {
         arch,
@@ -233,7 +235,7 @@ pub fn run(
         backbone,
     } = prepare(cfg, params.compute)?;
     let init = initial_params(&arch, params.seed, &start)?;
-    let outcome = fit(params, &arch, init, &data, &cfg.out, observe)?;
+    let outcome = fit(params, &arch, init, &data, &cfg.out, watch)?;
     let start = std::time::Instant::now();
     let logits = logits(&arch, &outcome.best, &data, &data.test, params.compute)?;
     let test_seconds = start.elapsed().as_secs_f64();
@@ -338,24 +340,26 @@ impl RunConfig {
 }
 
 /// Runs each of `splits` of the run whose folder is `base.out` in turn (see
-/// [`RunConfig::for_split`]; `base.split` is not read). `observe` returning `false`
-/// on a step or an epoch interrupts: the summaries so far come back, the last one
-/// [`Ending::Interrupted`], and the same call resumes from the checkpoints.
+/// [`RunConfig::for_split`]; `base.split` is not read). `stop`, checked after every step and
+/// epoch, interrupts: the summaries so far come back, the last one [`Ending::Interrupted`],
+/// and the same call resumes from the checkpoints.
 pub fn run_splits(
     base: &RunConfig,
     splits: &[usize],
     params: &CheckedParams,
-    observe: &mut dyn FnMut(SplitEvent) -> bool,
+    stop: &Stop,
+    observe: &mut dyn for<'e> Observer<SplitEvent<'e>>,
 ) -> Result<Vec<Summary>, FinetuneError> {
     let mut summaries = Vec::new();
     for &split in splits {
-        let summary = run(&base.for_split(split), params, &mut |event| match event {
-            TrainEvent::Step(done) => observe(SplitEvent::Step(split, done)),
-            TrainEvent::Epoch(stats) => observe(SplitEvent::Epoch(split, stats)),
-        })?;
+        let mut heard = |event: TrainEvent<'_>| match event {
+            TrainEvent::Step(done) => observe.observe(SplitEvent::Step(split, done)),
+            TrainEvent::Epoch(stats) => observe.observe(SplitEvent::Epoch(split, stats)),
+        };
+        let summary = run(&base.for_split(split), params, (stop, &mut heard))?;
         let interrupted = summary.ending == Ending::Interrupted;
         if !interrupted {
-            observe(SplitEvent::Done(&summary));
+            observe.observe(SplitEvent::Done(&summary));
         }
         summaries.push(summary);
         if interrupted {

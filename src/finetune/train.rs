@@ -18,6 +18,7 @@ use super::schedule::{lr_factor, Schedule, Steps};
 use super::store::ParamStore;
 use super::FinetuneError;
 use crate::backbone::Compute;
+use crate::progress::{Observer, Stop};
 
 /// Settings of a fine-tuning run; [`FinetuneParams::check`] turns them into [`CheckedParams`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,6 +228,12 @@ pub enum TrainEvent<'a> {
     Epoch(&'a EpochStats),
 }
 
+/// Who hears a fit's steps and epochs, and the token that stops it after one.
+pub type Watch<'a, 'o> = (
+    &'a Stop,
+    &'a mut (dyn for<'e> Observer<TrainEvent<'e>> + 'o),
+);
+
 /// Step `step` of the `steps` of epoch `epoch` finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepDone {
@@ -241,7 +248,7 @@ pub struct StepDone {
 /// Trains `arch` from `init` on `data`, resuming from `dir`'s checkpoint when there is one.
 ///
 /// `observe` hears each training step and each epoch (after its checkpoint is written);
-/// returning `false` stops the run as interrupted. Stopped at a step, the epoch in progress is
+/// `stop`, checked after each, ends the run as interrupted. Stopped at a step, the epoch in progress is
 /// dropped: a resumed run redoes it from the last checkpoint with the same seeded order and
 /// dropout, so an interruption never changes the result.
 pub fn fit(
@@ -250,7 +257,7 @@ pub fn fit(
     init: ParamStore,
     data: &Data,
     dir: &Path,
-    observe: &mut dyn FnMut(TrainEvent) -> bool,
+    (stop, observe): Watch,
 ) -> Result<Outcome, FinetuneError> {
     check_network_fits(arch, data)?;
     std::fs::create_dir_all(dir).map_err(|source| FinetuneError::Io {
@@ -288,14 +295,15 @@ pub fn fit(
             data,
             &mut runner,
             (epoch, meta.epoch),
-            observe,
+            (stop, &mut *observe),
         )?;
         let Some(stats) = trained else {
             ending = Ending::Interrupted;
             break;
         };
         record_epoch(&files, &mut meta, &stats, &runner)?;
-        if !observe(TrainEvent::Epoch(&stats)) {
+        observe.observe(TrainEvent::Epoch(&stats));
+        if stop.requested() {
             ending = Ending::Interrupted;
             break;
         }
@@ -375,7 +383,7 @@ fn train_epoch(
     data: &Data,
     runner: &mut Runner,
     (epoch, kept): (usize, usize),
-    observe: &mut dyn FnMut(TrainEvent) -> bool,
+    watch_run: Watch,
 ) -> Result<Option<EpochStats>, FinetuneError> {
     let limit = params.diverge_factor * (arch.classes as f32).ln();
     let watch = Divergence { epoch, kept, limit };
@@ -385,7 +393,7 @@ fn train_epoch(
     let start = Instant::now();
     let shuffled = (&order[..], &mut rng);
     let Some((loss_sum, hits, lr_scale)) =
-        train_steps(params, arch, data, runner, shuffled, &watch, observe)?
+        train_steps(params, arch, data, runner, shuffled, &watch, watch_run)?
     else {
         return Ok(None);
     };
@@ -411,8 +419,7 @@ fn train_epoch(
 
 /// The epoch's training steps over the rows in `order`, dropout masks drawn from `rng`, each
 /// at the schedule's learning rates: the sum of the steps' losses weighted by their rows, the
-/// hits, and the last step's learning-rate factor; `None` when `observe` stops the run after a
-/// step.
+/// hits, and the last step's learning-rate factor; `None` when `stop` is raised after a step.
 fn train_steps(
     params: &CheckedParams,
     arch: &Arch,
@@ -420,7 +427,7 @@ fn train_steps(
     runner: &mut Runner,
     (order, rng): (&[usize], &mut ChaCha8Rng),
     watch: &Divergence,
-    observe: &mut dyn FnMut(TrainEvent) -> bool,
+    (stop, observe): Watch,
 ) -> Result<Option<(f64, i64, f32)>, FinetuneError> {
     // Inverted dropout: kept units are scaled up so that evaluation needs no mask.
     let keep = 1.0 / (1.0 - params.dropout);
@@ -450,7 +457,8 @@ fn train_steps(
             step: s + 1,
             steps,
         };
-        if !observe(TrainEvent::Step(done)) {
+        observe.observe(TrainEvent::Step(done));
+        if stop.requested() {
             return Ok(None);
         }
     }

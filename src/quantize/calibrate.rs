@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-use super::{CalibrationMethod, QuantizeError, QuantizeValidParams};
+use super::{CalibrationMethod, CheckedQuantizeParams, QuantizeError};
 use crate::backbone::{BackboneError, Compute, Descriptor};
 use crate::onnx::{value_info, DataType, Model};
 use crate::preprocess::load_rgb;
@@ -179,7 +179,7 @@ pub(crate) fn observe(
     descriptor: &Descriptor,
     tensors: &[String],
     images: &[(String, PathBuf)],
-    p: &QuantizeValidParams,
+    p: &CheckedQuantizeParams,
 ) -> Result<Observed, QuantizeError> {
     let input = descriptor.input.as_str();
     let mut session = Compute::cpu(p.threads)
@@ -253,7 +253,7 @@ fn probe(model: &Model, input: &str, tensors: &[String]) -> Model {
 fn preprocessed(
     batch: &[(String, PathBuf)],
     descriptor: &Descriptor,
-    p: &QuantizeValidParams,
+    p: &CheckedQuantizeParams,
     skipped: &mut Vec<(String, String)>,
 ) -> Vec<f32> {
     let prep = &descriptor.preprocessing;

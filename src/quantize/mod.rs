@@ -21,7 +21,6 @@ mod qdq;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use linfa::ParamGuard;
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::{
@@ -120,13 +119,13 @@ pub enum CalibrationMethod {
     Percentile,
 }
 
-/// Options of a quantisation (unchecked; see [`ParamGuard`]).
+/// Options of a quantisation (unchecked; [`QuantizeParams::check`] gives the checked ones).
 #[derive(Debug, Clone, PartialEq)]
-pub struct QuantizeParams(QuantizeValidParams);
+pub struct QuantizeParams(CheckedQuantizeParams);
 
-/// Checked options of a quantisation; [`QuantizeValidParams::run`] carries it out.
+/// Checked options of a quantisation; [`CheckedQuantizeParams::run`] carries it out.
 #[derive(Debug, Clone, PartialEq)]
-pub struct QuantizeValidParams {
+pub struct CheckedQuantizeParams {
     model: PathBuf,
     calibrate: PathBuf,
     out: PathBuf,
@@ -141,7 +140,7 @@ pub struct QuantizeValidParams {
 impl QuantizeParams {
     /// Quantise `model` into `out`, calibrated on 48 images of `calibrate` by min/max.
     pub fn new(model: &Path, calibrate: &Path, out: &Path) -> Self {
-        QuantizeParams(QuantizeValidParams {
+        QuantizeParams(CheckedQuantizeParams {
             model: model.to_path_buf(),
             calibrate: calibrate.to_path_buf(),
             out: out.to_path_buf(),
@@ -191,11 +190,10 @@ impl QuantizeParams {
     }
 }
 
-impl ParamGuard for QuantizeParams {
-    type Checked = QuantizeValidParams;
-    type Error = QuantizeError;
-
-    fn check_ref(&self) -> Result<&Self::Checked, Self::Error> {
+impl QuantizeParams {
+    /// Checks every option and output once, before anything is read or written (as
+    /// [`crate::extract::ExtractConfig::check`] and [`crate::finetune::train::FinetuneParams::check`]).
+    pub fn check(self) -> Result<CheckedQuantizeParams, QuantizeError> {
         let p = &self.0;
         let bad = |flag, value: String, why| Err(QuantizeError::BadOption { flag, value, why });
         if p.images == 0 {
@@ -224,18 +222,13 @@ impl ParamGuard for QuantizeParams {
         for target in output_targets(p) {
             target.check()?;
         }
-        Ok(p)
-    }
-
-    fn check(self) -> Result<Self::Checked, Self::Error> {
-        self.check_ref()?;
         Ok(self.0)
     }
 }
 
 /// The int8 model and its descriptor beside it, neither of which may replace an input or a
 /// file tlearn did not write.
-fn output_targets(p: &QuantizeValidParams) -> [Target; 2] {
+fn output_targets(p: &CheckedQuantizeParams) -> [Target; 2] {
     let inputs = [
         p.model.clone(),
         Descriptor::path_for(&p.model),
@@ -281,7 +274,7 @@ pub struct QuantizeSummary {
     pub seconds: f64,
 }
 
-impl QuantizeValidParams {
+impl CheckedQuantizeParams {
     /// Calibrates the fp32 model, writes the int8 model and its descriptor beside it.
     pub fn run(&self) -> Result<QuantizeSummary, QuantizeError> {
         let start = Instant::now();

@@ -52,7 +52,7 @@ pub fn config(data: &Path, model: &Path, out: &Path) -> ExtractConfig {
     ExtractConfig {
         data: data.to_path_buf(),
         unlabeled: false,
-        model: model.to_path_buf(),
+        backbone: model.to_path_buf(),
         layers: vec!["block2_pool".into()],
         pooling: Pooling::Flatten,
         reprs: Vec::new(),
@@ -69,7 +69,7 @@ pub fn config(data: &Path, model: &Path, out: &Path) -> ExtractConfig {
         strict: false,
         limits: DecodeLimits::default(),
         per_class: None,
-        out: out.to_path_buf(),
+        cache: out.to_path_buf(),
         progress: None,
     }
 }
@@ -83,9 +83,8 @@ pub fn tiny_cache(dir: &Path, adjust: impl FnOnce(&mut ExtractConfig)) -> PathBu
     let mut cfg = config(&data, &model, &dir.join("tiny.h5"));
     cfg.splits = 2;
     adjust(&mut cfg);
-    tlearn::extract::run(&cfg, &std::sync::atomic::AtomicBool::new(false))
-        .expect("the tiny cache is made");
-    cfg.out
+    tlearn::extract::run(&cfg, &tlearn::progress::Stop::new()).expect("the tiny cache is made");
+    cfg.cache
 }
 
 /// Serialises the tests that spawn processes, and the tests that hold HDF5 files open beside

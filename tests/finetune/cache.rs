@@ -1,10 +1,11 @@
 //! Training data read from a real (tiny) feature cache.
 
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use tlearn::finetune::data::Data;
 use tlearn::finetune::run::{run, RunConfig};
 use tlearn::finetune::train::FinetuneParams;
+use tlearn::finetune::train::TrainEvent;
 use tlearn::finetune::{FinetuneError, HeadPool, Unfreeze};
 
 use super::common::fixtures::{config, image_folder, serial};
@@ -62,7 +63,7 @@ fn a_run_on_a_layer_it_cannot_train_from_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let (cache, model) = tiny_cache(dir.path());
     let cfg = RunConfig {
-        features: cache,
+        cache,
         repr: None,
         split: 0,
         backbone: model,
@@ -75,7 +76,7 @@ fn a_run_on_a_layer_it_cannot_train_from_is_refused_with_the_reason() {
     let params = FinetuneParams::default().check().unwrap();
     // The tiny backbone's convolutions are not named as VGG's (`blockB_convC`): which of them
     // follow block2_pool, and with how many channels, cannot be read from it.
-    let e = run(&cfg, &params, &mut |_| true).unwrap_err();
+    let e = run(&cfg, &params, (&Stop::new(), &mut |_: TrainEvent<'_>| {})).unwrap_err();
     assert!(
         e.to_string().contains("no convolutions named like VGG's"),
         "{e}"
@@ -152,7 +153,7 @@ fn named_cache(dir: &std::path::Path, model: &std::path::Path, layer: &str) -> s
     cfg.recipe = "flip".parse().unwrap();
     cfg.copies = 2;
     cfg.splits = 2;
-    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    tlearn::extract::run(&cfg, &Stop::new()).unwrap();
     out
 }
 
@@ -163,7 +164,7 @@ fn named_run(
     out: std::path::PathBuf,
 ) -> RunConfig {
     RunConfig {
-        features: cache.to_path_buf(),
+        cache: cache.to_path_buf(),
         repr: None,
         split: 0,
         backbone: model.to_path_buf(),
@@ -237,7 +238,12 @@ fn stage_2_trains_the_last_two_blocks_from_the_pooling_before_them() {
     for unfreeze in [Unfreeze::All, Unfreeze::Last(1)] {
         let out = dir.path().join(format!("run-{unfreeze:?}"));
         let cfg = named_run(&cache, &model, unfreeze, out);
-        let summary = run(&cfg, &few_epochs(), &mut |_| true).unwrap();
+        let summary = run(
+            &cfg,
+            &few_epochs(),
+            (&Stop::new(), &mut |_: TrainEvent<'_>| {}),
+        )
+        .unwrap();
         assert_eq!(summary.epochs, 3);
         assert!(summary.history.iter().all(|h| h.train_loss.is_finite()));
         assert_export_matches(&summary, &inputs);
@@ -258,7 +264,12 @@ fn unfreezing_every_layer_trains_from_cached_preprocessed_images() {
     assert_eq!(tail.trainable.len(), 5, "every convolution trains");
     assert!(tail.frozen.is_empty());
     let cfg = named_run(&cache, &model, Unfreeze::All, dir.path().join("all"));
-    let summary = run(&cfg, &few_epochs(), &mut |_| true).unwrap();
+    let summary = run(
+        &cfg,
+        &few_epochs(),
+        (&Stop::new(), &mut |_: TrainEvent<'_>| {}),
+    )
+    .unwrap();
     assert_eq!(summary.epochs, 3);
     assert_export_matches(&summary, &cache);
     // Nothing trained: the frozen network from the input gives the backbone's own block3_pool.

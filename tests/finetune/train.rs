@@ -10,6 +10,7 @@ use tlearn::finetune::train::{
     fit, initial_params, CheckedParams, Ending, FinetuneParams, StepDone, TrainEvent,
 };
 use tlearn::finetune::{FinetuneError, ParamStore, StoreError};
+use tlearn::progress::Stop;
 
 use super::fd::uniform;
 use super::step::tiny_arch;
@@ -79,13 +80,18 @@ fn run(
     data: &Data,
     stop_after: Option<usize>,
 ) -> Result<tlearn::finetune::train::Outcome, FinetuneError> {
+    let stop = Stop::new();
     fit(
         &params(epochs),
         &tiny_arch(),
         init(),
         data,
         dir,
-        &mut |event| !matches!(event, TrainEvent::Epoch(s) if stop_after == Some(s.epoch)),
+        (&stop, &mut |event: TrainEvent<'_>| {
+            if matches!(event, TrainEvent::Epoch(s) if stop_after == Some(s.epoch)) {
+                stop.request();
+            }
+        }),
     )
 }
 
@@ -199,19 +205,22 @@ fn a_run_stopped_inside_an_epoch_drops_it_and_resumes_to_the_uninterrupted_resul
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let whole = run(a.path(), 3, &data, None).unwrap();
     let mut seen = Vec::new();
+    let stop = Stop::new();
     let first = fit(
         &params(3),
         &tiny_arch(),
         init(),
         &data,
         b.path(),
-        &mut |event| {
+        (&stop, &mut |event: TrainEvent<'_>| {
             let TrainEvent::Step(done) = event else {
-                return true;
+                return;
             };
             seen.push(done);
-            (done.epoch, done.step) != (2, 2)
-        },
+            if (done.epoch, done.step) == (2, 2) {
+                stop.request();
+            }
+        }),
     )
     .unwrap();
     // Every step of epoch 1 was heard, then two of epoch 2, and nothing of epoch 2 was kept.
@@ -249,9 +258,15 @@ fn a_checkpoint_of_other_settings_is_refused() {
     }
     .check()
     .unwrap();
-    let e = fit(&other, &tiny_arch(), init(), &data, dir.path(), &mut |_| {
-        true
-    })
+    let quiet = &mut |_: TrainEvent<'_>| {};
+    let e = fit(
+        &other,
+        &tiny_arch(),
+        init(),
+        &data,
+        dir.path(),
+        (&Stop::new(), quiet),
+    )
     .unwrap_err();
     assert!(matches!(e, FinetuneError::Checkpoint { .. }), "{e}");
     assert!(e.to_string().contains("other settings"), "{e}");
@@ -357,13 +372,18 @@ fn a_scheduled_smoothed_run_resumes_to_the_uninterrupted_result_and_keeps_its_ho
     let data = tiny_data();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let fit_in = |dir: &Path, p: &CheckedParams, stop_after: Option<usize>| {
+        let stop = Stop::new();
         fit(
             p,
             &tiny_arch(),
             init(),
             &data,
             dir,
-            &mut |event| !matches!(event, TrainEvent::Epoch(s) if stop_after == Some(s.epoch)),
+            (&stop, &mut |event: TrainEvent<'_>| {
+                if matches!(event, TrainEvent::Epoch(s) if stop_after == Some(s.epoch)) {
+                    stop.request();
+                }
+            }),
         )
     };
     let whole = fit_in(a.path(), &scheduled(4), None).unwrap();

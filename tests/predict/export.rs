@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::AtomicBool;
+use tlearn::progress::Stop;
 
 use super::common::fixtures::{
     config, flowers_slice, python, repo, serial, tiny_backbone, tlearn, tlearn_ok, vgg16,
@@ -300,7 +300,6 @@ fn a_float_input_export_takes_preprocessed_tensors() {
 
 /// The tiny backbone quantised to int8 (QDQ) with its descriptor, in `dir`.
 fn int8_backbone(model: &Path, data: &Path, dir: &Path) -> PathBuf {
-    use linfa::ParamGuard;
     let out = dir.join("tiny-int8.onnx");
     tlearn::quantize::QuantizeParams::new(model, data, &out)
         .images(6)
@@ -333,7 +332,7 @@ fn train_with(
     cfg.size = size;
     cfg.reprs = reprs.iter().map(|r| r.parse().unwrap()).collect();
     cfg.layers = tlearn::backbone::Repr::layers(&cfg.reprs);
-    tlearn::extract::run(&cfg, &AtomicBool::new(false)).unwrap();
+    tlearn::extract::run(&cfg, &Stop::new()).unwrap();
     let runs = dir.join("runs");
     let (runs_s, reports) = (
         runs.display().to_string(),

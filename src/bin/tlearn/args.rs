@@ -65,7 +65,7 @@ pub struct FeaturesArgs {
         alias = "model",
         default_value = "models/vgg16.onnx"
     )]
-    pub model: PathBuf,
+    pub backbone: PathBuf,
     /// Layer(s) whose pooled outputs are concatenated (repeat or comma-separate).
     #[arg(long = "layer", value_delimiter = ',', default_value = "block5_pool")]
     pub layers: Vec<String>,
@@ -97,7 +97,7 @@ pub struct FeaturesArgs {
     pub verbose: bool,
     /// The HDF5 feature cache to create or resume.
     #[arg(long = "cache", alias = "out", default_value = "data/features.h5")]
-    pub out: PathBuf,
+    pub cache: PathBuf,
 }
 
 /// `tlearn model ...`
@@ -240,20 +240,20 @@ pub struct RunOpts {
 }
 
 impl RunOpts {
-    /// The extraction of `data` with `backbone` into `out`, augmented by `recipe` x `copies`;
+    /// The extraction of `data` with `backbone` into `cache`, augmented by `recipe` x `copies`;
     /// layers and pooling are the caller's to set.
     pub fn extract_config(
         &self,
         data: &std::path::Path,
         backbone: &std::path::Path,
         (recipe, copies): (&Recipe, u32),
-        out: &std::path::Path,
+        cache: &std::path::Path,
         quiet: bool,
     ) -> tlearn::extract::ExtractConfig {
         tlearn::extract::ExtractConfig {
             data: data.to_path_buf(),
             unlabeled: false,
-            model: backbone.to_path_buf(),
+            backbone: backbone.to_path_buf(),
             layers: Vec::new(),
             pooling: Pooling::Avg,
             reprs: Vec::new(),
@@ -270,7 +270,7 @@ impl RunOpts {
             strict: self.strict,
             limits: tlearn::preprocess::DecodeLimits::default(),
             per_class: self.per_class,
-            out: out.to_path_buf(),
+            cache: cache.to_path_buf(),
             progress: crate::progress::bar(!quiet),
         }
     }

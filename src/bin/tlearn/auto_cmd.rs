@@ -24,7 +24,7 @@ pub struct AutoArgs {
         alias = "model",
         default_value = "models/vgg16.onnx"
     )]
-    pub model: PathBuf,
+    pub backbone: PathBuf,
     /// Candidate layers, comma-separated (default: the backbone's deepest three).
     #[arg(long = "layers", value_delimiter = ',')]
     pub layers: Vec<String>,
@@ -85,9 +85,13 @@ pub struct AutoArgs {
 fn config(args: &AutoArgs) -> AutoConfig {
     // Auto's cache path is its own (under --out): none is given here.
     let augment = (&args.augment, args.copies);
-    let extract =
-        args.run
-            .extract_config(&args.data, &args.model, augment, Path::new(""), args.quiet);
+    let extract = args.run.extract_config(
+        &args.data,
+        &args.backbone,
+        augment,
+        Path::new(""),
+        args.quiet,
+    );
     let extract = tlearn::extract::ExtractConfig {
         augment_all: !args.augment_training_only,
         ..extract
@@ -137,8 +141,8 @@ pub fn auto(args: AutoArgs) -> Result<ExitCode> {
         json_target(path, &cfg).check()?;
     }
     let quiet = args.quiet;
-    let outcome = match auto::run(&cfg, &stop, &mut |p| show(p, quiet)) {
-        Err(AutoError::Interrupted) => {
+    let outcome = match auto::run(&cfg, &stop, &mut |p: Progress| show(p, quiet)) {
+        Err(AutoError::Interrupted(_)) => {
             eprintln!("interrupted: run the same command again to resume");
             return Ok(ExitCode::from(130));
         }
@@ -245,10 +249,10 @@ fn print_summary(outcome: &auto::AutoOutcome) {
 
 /// The `--json` file: never the data, the backbone or auto's own cache, runs and reports.
 fn json_target(path: &Path, cfg: &AutoConfig) -> tlearn::output::Target {
-    let descriptor = tlearn::backbone::Descriptor::path_for(&cfg.extract.model);
+    let descriptor = tlearn::backbone::Descriptor::path_for(&cfg.extract.backbone);
     crate::json_target(path)
         .reading(&cfg.extract.data)
-        .reading(&cfg.extract.model)
+        .reading(&cfg.extract.backbone)
         .reading(&descriptor)
         .beside(&cfg.out.join("cache"))
         .beside(&cfg.runs())
@@ -262,7 +266,7 @@ fn write_json(
     baseline: bool,
     cfg: &AutoConfig,
     d: &auto::Decision,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &tlearn::progress::Stop,
 ) -> Result<()> {
     if baseline {
         eprintln!("== timing the baseline: one flattened extraction and one SVM grid");

@@ -8,11 +8,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use tlearn::classify::data::CacheData;
-use tlearn::classify::train::{self, TrainConfig};
+use tlearn::classify::train::TrainConfig;
 use tlearn::classify::Kind;
-use tlearn::output::{self, RunName};
-use tlearn::report::run::ModelInfo;
-use tlearn::report::RunReport;
+use tlearn::output::RunName;
+use tlearn::runs::{self, LinearRun};
 
 /// Arguments of `tlearn train`.
 #[derive(Debug, Args)]
@@ -22,7 +21,7 @@ pub struct TrainArgs {
     pub kind: Kind,
     /// The HDF5 feature cache.
     #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// Run name (default: KIND-CACHE[-nocopies][-tta][-l2|-power]); the model goes to runs/NAME, the report to reports/NAME.
     #[arg(long)]
     pub run: Option<String>,
@@ -91,7 +90,7 @@ pub struct ReportArgs {
 pub struct BenchClassifiersArgs {
     /// The HDF5 feature cache (all training rows of split 0 are used).
     #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// C of every fit.
     #[arg(long, default_value_t = 0.01)]
     pub c: f64,
@@ -118,54 +117,33 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
 
 /// `tlearn train`: every check happens before anything is written.
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
-    let cfg = train_config(&args);
-    let run = match &args.run {
-        Some(name) => RunName::new(name)?,
-        None => train::default_run_name(&cfg, &args.features)?,
+    let run = LinearRun {
+        cache: args.cache.clone(),
+        uses: args.uses.clone(),
+        train: train_config(&args),
+        name: args.run.as_deref().map(RunName::new).transpose()?,
+        runs: args.runs.clone(),
+        reports: args.reports.clone(),
+        data: args.data.clone(),
     };
-    let (model_dir, dir) = (
-        args.runs.join(run.as_str()),
-        args.reports.join(run.as_str()),
-    );
-    output::check_apart(&model_dir, &dir)?;
-    output::check_run_folder(&model_dir)?;
-    let model_path = model_dir.join("model.json");
-    output::Target::new(&model_path)
-        .kind(tlearn::classify::persist::MODEL_KIND)
-        .flag("--run")
-        .reading(&args.features)
-        .check()?;
-    output::check_replaceable(&dir, tlearn::report::write::is_report_file)?;
-    let mut data = CacheData::load(&args.features)?;
-    if !args.uses.is_empty() {
-        data = data.using(&args.uses)?;
-    }
     let quiet = args.quiet;
-    let (outcome, model) = train::run(&data, &cfg, &mut |line| {
+    let made = runs::train_linear(&run, &mut |line: String| {
         if !quiet {
             eprintln!("{line}");
         }
     })?;
-    model.save(&model_path)?;
-    let info = ModelInfo {
-        path: model_path.display().to_string(),
-        trained_on: model.trained_on.clone(),
-        chosen: format!("{:e}", model.c),
-    };
-    let root = args.data.as_ref().map(|d| d.display().to_string());
-    let report = RunReport::new(run.as_str(), &(&outcome).into(), root, Some(info));
-    tlearn::report::write_run(&report, &dir)?;
-    let s = &report.summary;
+    let (report, s) = (&made.report, &made.report.summary);
     eprintln!(
-        "{run}: test accuracy {:.2}% ± {:.2} over {} split(s) of {} test images (top-5 {:.2}%, macro F1 {:.2}%); model {}, report {}",
+        "{}: test accuracy {:.2}% ± {:.2} over {} split(s) of {} test images (top-5 {:.2}%, macro F1 {:.2}%); model {}, report {}",
+        report.run,
         100.0 * s.accuracy.mean,
         100.0 * s.accuracy.std,
         s.splits,
         tlearn::report::content::per_split(&report.test_images()),
         100.0 * s.top5_accuracy.mean,
         100.0 * s.macro_f1.mean,
-        model_path.display(),
-        dir.join("report.html").display()
+        made.model.display(),
+        made.report_dir.join("report.html").display()
     );
     report
         .warnings
@@ -201,12 +179,16 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
 /// `tlearn bench-classifiers`: fit and predict seconds of each kind on split 0 (JSON).
 pub fn bench(args: BenchClassifiersArgs) -> Result<ExitCode> {
     crate::check_json(args.json.as_deref())?;
-    let data = CacheData::load(&args.features)?;
-    let report = tlearn::classify::bench::bench(&data, args.c, &mut |r| {
-        eprintln!(
-            "{}: fit {:.2} s, predict {:.3} s",
-            r.classifier, r.fit_seconds, r.predict_seconds
-        )
-    })?;
+    let data = CacheData::load(&args.cache)?;
+    let report = tlearn::classify::bench::bench(
+        &data,
+        args.c,
+        &mut |r: &tlearn::classify::bench::KindBench| {
+            eprintln!(
+                "{}: fit {:.2} s, predict {:.3} s",
+                r.classifier, r.fit_seconds, r.predict_seconds
+            )
+        },
+    )?;
     crate::print_json(&report, args.json.as_deref().map(crate::json_target))
 }

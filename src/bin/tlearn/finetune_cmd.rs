@@ -2,21 +2,19 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use tlearn::backbone::{Compute, ExecutionProvider};
 use tlearn::finetune::bench::BenchConfig;
 use tlearn::finetune::ensemble::EnsembleConfig;
-use tlearn::finetune::report;
-use tlearn::finetune::run::{
-    cache_tail, prepare, run_splits, RunConfig, SplitEvent, DEFAULT_HIDDEN,
-};
+use tlearn::finetune::network::Tail;
+use tlearn::finetune::run::{prepare, RunConfig, SplitEvent, DEFAULT_HIDDEN};
 use tlearn::finetune::schedule::Schedule;
-use tlearn::finetune::train::{Ending, FinetuneParams};
+use tlearn::finetune::train::FinetuneParams;
 use tlearn::finetune::{eval_graph, train_graph, HeadPool, StepConfig, Unfreeze};
-use tlearn::output::{self, RunName};
+use tlearn::output::RunName;
+use tlearn::runs::{self, FinetuneEvent, FinetuneRun, Place, RunError};
 
 use crate::progress;
 
@@ -49,7 +47,7 @@ pub struct EnsembleArgs {
     /// The feature cache the linear classifier trains on: the same images and splits as the
     /// run's cache (e.g. that cache itself).
     #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// Representations of the linear classifier (comma-separated LAYER:POOLING; default: all
     /// of the cache's).
     #[arg(long = "use", value_delimiter = ',')]
@@ -83,14 +81,14 @@ pub struct EnsembleArgs {
 pub struct BenchArgs {
     /// A block5_pool feature cache (stage 1 runs one epoch on split 0).
     #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// Backbone ONNX (block-5 weights for stage 2).
     #[arg(
         long = "backbone",
         alias = "model",
         default_value = "models/vgg16.onnx"
     )]
-    pub model: PathBuf,
+    pub backbone: PathBuf,
     /// Rows per step.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
@@ -138,7 +136,7 @@ pub struct NetArgs {
     /// Feature cache of a VGG16 pooling layer, flattened: block5_pool (head only), block4_pool
     /// (up to block 5's 3 convolutions), block3_pool (up to 6), ...
     #[arg(long = "cache", alias = "features", default_value = "data/features.h5")]
-    pub features: PathBuf,
+    pub cache: PathBuf,
     /// The representation to train from, when the cache holds several (LAYER:flatten, e.g.
     /// block5_pool:flatten of a `tlearn auto` cache).
     #[arg(long = "use")]
@@ -156,7 +154,7 @@ pub struct NetArgs {
         alias = "model",
         default_value = "models/vgg16.onnx"
     )]
-    pub model: PathBuf,
+    pub backbone: PathBuf,
     /// Width of the head's hidden layer.
     #[arg(long, default_value_t = DEFAULT_HIDDEN)]
     pub hidden: usize,
@@ -289,13 +287,13 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
             crate::check_json(args.json.as_deref())?;
             let reprs = match args.uses.is_empty() {
                 false => args.uses,
-                true => tlearn::cache::FeatureCache::open(&args.features)?
+                true => tlearn::cache::FeatureCache::open(&args.cache)?
                     .identity
                     .representations(),
             };
             let report = tlearn::finetune::ensemble::ensemble(&EnsembleConfig {
                 run: args.run,
-                cache: args.features,
+                cache: args.cache,
                 reprs,
                 kind: args.classifier,
                 grid: args.c,
@@ -306,8 +304,8 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
         FinetuneCommand::Bench(args) => {
             crate::check_json(args.json.as_deref())?;
             let report = tlearn::finetune::bench::bench(&BenchConfig {
-                features: args.features,
-                backbone: args.model,
+                cache: args.cache,
+                backbone: args.backbone,
                 batch: args.batch,
                 stage2_steps: args.steps,
                 unfreeze: args.unfreeze,
@@ -322,58 +320,31 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
 fn train(args: TrainArgs) -> Result<ExitCode> {
     let stop = crate::stop_on_ctrl_c("stopping after this training step (Ctrl-C again to quit at once); the epoch in progress is redone on resume from the last checkpoint")?;
     let params = params(&args).check()?;
-    let (name, run_dir) = run_folder(&args)?;
-    let dir = args.reports.join(name.as_str());
-    output::check_apart(&run_dir, &dir)?;
-    output::check_run_folder(&run_dir)?;
-    output::check_replaceable(&dir, tlearn::report::write::is_report_file)?;
-    let (tail, _) = cache_tail(
-        &args.net.features,
-        args.net.uses.as_ref(),
-        args.net.unfreeze,
-        &args.net.model,
-    )?;
-    if !tail.frozen.is_empty() && !args.quiet {
-        eprintln!(
-            "frozen {} run once per row before training; training {}",
-            names(&tail.frozen),
-            names(&tail.trainable)
-        );
-    }
-    let base = run_config(&args.net, 0, run_dir.clone(), args.init_from.clone());
+    let place = place(&args)?;
+    let cfg = FinetuneRun {
+        net: run_config(&args.net, 0, place.run_dir.clone(), args.init_from.clone()),
+        splits: args.splits.clone(),
+        data: args.data.clone(),
+    };
     let mut shown = Shown {
         quiet: args.quiet,
-        run_dir: &run_dir,
+        run_dir: &place.run_dir,
         bar: None,
     };
-    let summaries = run_splits(&base, &args.splits, &params, &mut |event| {
-        shown.event(event);
-        !stop.load(Ordering::SeqCst)
+    let done = runs::finetune(&cfg, &place, &params, &stop, &mut |e: FinetuneEvent<'_>| {
+        shown.event(e)
     });
     shown.clear();
-    let summaries = summaries?;
-    if summaries.last().map(|s| s.ending) == Some(Ending::Interrupted) {
-        eprintln!("interrupted: run the same command again to resume");
-        return Ok(ExitCode::from(130));
+    match done {
+        Err(RunError::Interrupted(_)) => {
+            eprintln!("interrupted: run the same command again to resume");
+            Ok(ExitCode::from(130))
+        }
+        done => {
+            print_outcome(&done?.report, &place.report_dir);
+            Ok(ExitCode::SUCCESS)
+        }
     }
-    let method = report::method(
-        &tail,
-        args.net.head_pool,
-        args.net.hidden,
-        &params,
-        args.init_from.as_deref(),
-    );
-    let report = report::run_report(
-        name.as_str(),
-        method,
-        &args.net.features,
-        args.data.as_deref(),
-        &run_dir,
-        &summaries,
-    )?;
-    tlearn::report::write_run(&report, &dir)?;
-    print_outcome(&report, &dir);
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The fine-tuning settings the flags give (checked by the caller).
@@ -423,7 +394,11 @@ struct Shown<'a> {
 }
 
 impl Shown<'_> {
-    fn event(&mut self, event: SplitEvent) {
+    fn event(&mut self, event: FinetuneEvent) {
+        let event = match event {
+            FinetuneEvent::Start(tail) => return self.start(tail),
+            FinetuneEvent::Split(event) => event,
+        };
         match event {
             SplitEvent::Step(split, done) if !self.quiet => {
                 let bar = self.bar.get_or_insert_with(|| progress::steps_bar(done.steps));
@@ -454,6 +429,17 @@ impl Shown<'_> {
         }
     }
 
+    /// What stays frozen and what trains, when some convolutions stay frozen (unless quiet).
+    fn start(&self, tail: &Tail) {
+        if !tail.frozen.is_empty() && !self.quiet {
+            eprintln!(
+                "frozen {} run once per row before training; training {}",
+                names(&tail.frozen),
+                names(&tail.trainable)
+            );
+        }
+    }
+
     /// Removes the bar of the epoch that just ended (or was interrupted).
     fn clear(&mut self) {
         if let Some(bar) = self.bar.take() {
@@ -462,35 +448,34 @@ impl Shown<'_> {
     }
 }
 
-/// The run's name and folder: RUNS/NAME, or the deprecated --out folder (NAME its last part).
-fn run_folder(args: &TrainArgs) -> Result<(RunName, PathBuf)> {
-    Ok(match &args.out {
-        Some(out) => (RunName::of_folder(out)?, out.clone()),
-        None => {
-            let name = RunName::new(&args.run)?;
-            let dir = args.runs.join(name.as_str());
-            (name, dir)
-        }
-    })
+/// Where the run goes: RUNS/NAME, or the deprecated --out folder (NAME its last part); its
+/// report in REPORTS/NAME.
+fn place(args: &TrainArgs) -> Result<Place> {
+    let name = match &args.out {
+        Some(out) => RunName::of_folder(out)?,
+        None => RunName::new(&args.run)?,
+    };
+    let mut place = Place::new(name, &args.runs, &args.reports);
+    if let Some(out) = &args.out {
+        place.run_dir = out.clone();
+    }
+    Ok(place)
 }
 
+/// The names of `convs`, or "the head only" when none.
 fn names(convs: &[tlearn::finetune::ConvLayer]) -> String {
     if convs.is_empty() {
         return "the head only".into();
     }
-    convs
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    runs::conv_names(convs)
 }
 
 fn run_config(net: &NetArgs, split: usize, out: PathBuf, init_from: Option<PathBuf>) -> RunConfig {
     RunConfig {
-        features: net.features.clone(),
+        cache: net.cache.clone(),
         repr: net.uses.clone(),
         split,
-        backbone: net.model.clone(),
+        backbone: net.backbone.clone(),
         unfreeze: net.unfreeze,
         pool: net.head_pool,
         hidden: net.hidden,

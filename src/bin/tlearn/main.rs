@@ -12,7 +12,6 @@ mod shard_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -21,9 +20,9 @@ use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::extract::{self, ExtractConfig, Summary};
 use tlearn::onnx::{CutSpec, Model};
 use tlearn::preprocess::{load_rgb, DecodeLimits};
+use tlearn::progress::Stop;
 
 use args::{AugmentCommand, Cli, Command, FeaturesArgs, ModelCommand, QuantizeArgs};
-use linfa::ParamGuard;
 use tlearn::quantize::QuantizeParams;
 
 fn main() -> ExitCode {
@@ -249,9 +248,9 @@ fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
 
 fn config(args: &FeaturesArgs) -> ExtractConfig {
     let augment = (&args.augment, args.copies);
-    let mut cfg = args
-        .run
-        .extract_config(&args.data, &args.model, augment, &args.out, args.quiet);
+    let mut cfg =
+        args.run
+            .extract_config(&args.data, &args.backbone, augment, &args.cache, args.quiet);
     cfg.layers = args.layers.clone();
     cfg.pooling = args.pooling;
     cfg.reprs = args.reprs.clone();
@@ -259,13 +258,13 @@ fn config(args: &FeaturesArgs) -> ExtractConfig {
     cfg
 }
 
-/// A flag the first Ctrl-C raises (after saying `message`); a second Ctrl-C exits at once,
+/// A stop token the first Ctrl-C raises (after saying `message`); a second Ctrl-C exits at once,
 /// which is safe because every long job here can be abandoned at any point and resumed.
-pub(crate) fn stop_on_ctrl_c(message: &'static str) -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
+pub(crate) fn stop_on_ctrl_c(message: &'static str) -> Result<Arc<Stop>> {
+    let stop = Arc::new(Stop::new());
     let handler_stop = stop.clone();
     ctrlc::set_handler(move || {
-        if handler_stop.swap(true, Ordering::SeqCst) {
+        if handler_stop.request() {
             std::process::exit(130);
         }
         eprintln!("\n{message}");
@@ -310,7 +309,7 @@ fn features(args: FeaturesArgs) -> Result<ExitCode> {
         Some(request) => shard_cmd::features(request, &mut cfg, &stop)?,
     };
     print_summary(&cfg, &summary, args.verbose);
-    Ok(if summary.interrupted {
+    Ok(if summary.interrupted.is_some() {
         ExitCode::from(130)
     } else {
         ExitCode::SUCCESS
@@ -331,7 +330,7 @@ fn print_summary(cfg: &ExtractConfig, s: &Summary, verbose: bool) {
     };
     eprintln!(
         "{}: {} images, {} rows of {} features ({work})",
-        cfg.out.display(),
+        cfg.cache.display(),
         s.images,
         s.rows,
         s.dims
@@ -355,7 +354,7 @@ fn print_summary(cfg: &ExtractConfig, s: &Summary, verbose: bool) {
         }
     }
     print_ignored(&s.ignored, verbose);
-    if s.interrupted {
+    if s.interrupted.is_some() {
         eprintln!("interrupted: run the same command again to compute the remaining rows");
     }
 }

@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use tlearn::backbone::ExecutionProvider;
-use tlearn::classify::TrainedModel;
 use tlearn::predict::{self, ClassScore, PredictOptions, Prediction, Predictor, Values};
 
 use crate::progress::ImageBar;
@@ -67,13 +66,7 @@ const BAR_ABOVE: usize = 32;
 /// cannot be read is skipped with its reason on stderr, and the exit status is 1.
 pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     let threads = crate::cores::threads(args.threads);
-    let file = predict::model_file(&args.model);
-    let mut predictor = if file.extension().is_some_and(|e| e == "onnx") {
-        Predictor::network(&file, args.ep, threads)?
-    } else {
-        let model = TrainedModel::load(&file)?;
-        Predictor::linear(model, args.backbone.as_deref(), args.ep, threads)?
-    };
+    let mut predictor = Predictor::open(&args.model, args.backbone.as_deref(), args.ep, threads)?;
     let options = PredictOptions {
         top: args.top,
         batch: args.batch,

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -91,15 +90,15 @@ pub fn cache(command: CacheCommand) -> Result<ExitCode> {
 pub fn features(
     request: &ShardRequest,
     cfg: &mut ExtractConfig,
-    stop: &AtomicBool,
+    stop: &tlearn::progress::Stop,
 ) -> Result<Summary> {
     let spec = request.resolve(|name| std::env::var(name).ok())?;
-    cfg.out = shard::shard_path(&cfg.out, spec);
+    cfg.cache = shard::shard_path(&cfg.cache, spec);
     eprintln!(
         "shard {} of {} (0-based) -> {}",
         spec.index,
         spec.count,
-        cfg.out.display()
+        cfg.cache.display()
     );
     Ok(shard::run(cfg, spec, stop)?)
 }
