@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{self, EpochStats, Meta, Tensors};
 use super::data::Data;
 use super::grad::ConvGrad;
-use super::graph::{eval_graph, train_graph_smoothed, Arch, ParamSpec, StepConfig};
+use super::graph::{eval_graph, train_graph_smoothed, Arch, StepConfig};
 use super::runner::{Runner, StepOptions};
 use super::schedule::{lr_factor, Schedule, Steps};
-use super::store::ParamStore;
+use super::store::{ParamSpec, ParamStore};
 use super::FinetuneError;
 use crate::backbone::Compute;
 
