@@ -1,5 +1,7 @@
 //! Named, shape-checked tensors (as candle's `VarMap`): a network's parameters, or their
 //! momenta, each found by its name and checked against its shape, never found by position.
+//! What each trainable tensor is ([`ParamSpec`]: name, shape, learning-rate group) is defined
+//! here, so the graphs, the checkpoints and the training loop all read it from the store.
 
 use serde::{Deserialize, Serialize};
 
