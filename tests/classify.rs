@@ -528,7 +528,7 @@ fn numpy_normalized(x: &Array2<f32>, widths: &[usize], how: Normalize) -> Array2
     let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(dir.path().join("x.f32"), bytes).unwrap();
     let widths: Vec<String> = widths.iter().map(ToString::to_string).collect();
-    let out = std::process::Command::new(common::fixtures::python())
+    let out = common::fixtures::command(common::fixtures::python())
         .arg(common::fixtures::repo().join("tests/python/normalize_reference.py"))
         .arg(dir.path().join("x.f32"))
         .args([x.nrows().to_string(), x.ncols().to_string()])
