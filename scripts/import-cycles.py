@@ -5,7 +5,7 @@ Two levels are checked, as in a layered design data flows one way at each:
 - the top-level modules of the library (`finetune` -> `report` -> `finetune` is a circle);
 - the sibling files of each folder (`report/plot.rs` -> `report/run.rs` -> `report/plot.rs`),
   and the files of the binary (`src/bin/tlearn/`), whose root is `main.rs`.
-A child using its parent's items (`super::Thing` defined in `mod.rs`) is not a circle.
+A child using its parent's items (`super::Thing` defined in `x.rs` beside `x/`) is not a circle.
 
 Prints each circle; exits 1 when one is found that `scripts/import-cycles-known.txt` does not
 list (the circles that remain to be undone, one per line, written as this script prints them),

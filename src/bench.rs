@@ -61,7 +61,7 @@ pub fn features(cfg: &ExtractConfig) -> Result<FeatureBench, ExtractError> {
     let mut measured = 0;
     for batch in rows.chunks(cfg.batch) {
         let prepared = prepare_batch(batch, &setup.plan, &setup.data, &preprocessing, &cfg.limits);
-        let n = prepared.rows.len();
+        let n = prepared.views;
         if n == 0 {
             continue;
         }

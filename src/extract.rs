@@ -1,7 +1,7 @@
 //! The feature-extraction run: plan the rows, then decode / augment / preprocess on rayon
 //! threads while the backbone runs the previous batch, and write each batch to the cache.
 
-use std::ops::Deref;
+use std::ops::{ControlFlow, Deref};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,15 +18,14 @@ use crate::cache::{
 use crate::dataset::{
     stored_to_path, stratified_splits, DataSet, DatasetError, Ignored, Part, SplitSpec,
 };
-use crate::preprocess::{decode_rgb, load_rgb, read_image_file, DecodeLimits, Preprocessing};
+use crate::preprocess::{
+    decode_ahead, decode_rgb, load_rgb, read_image_file, DecodeLimits, Prepared, Preprocessing,
+};
 use crate::progress::{Interrupted, Stop};
 
 /// Most seeded splits a run may ask for: beyond it the mean barely moves while the time and the
 /// cache's split codes grow with every split (`--splits 4294967296` would not fit in memory).
 pub const MAX_SPLITS: usize = 100;
-
-/// Batches decoded ahead of the one the backbone is running: enough to hide decoding.
-const PREFETCH_BATCHES: usize = 2;
 
 /// Errors that stop an extraction run (bad single images are skipped, not errors).
 #[derive(Debug, thiserror::Error)]
@@ -239,14 +238,9 @@ pub struct Summary {
     pub warnings: Vec<String>,
 }
 
-/// One batch ready for the backbone.
-pub(crate) struct Prepared {
-    pub(crate) rows: Vec<usize>,
-    pub(crate) tensor: Vec<f32>,
-    /// The fingerprint of each row's source file, as read for this batch.
-    pub(crate) fingerprints: Vec<Fingerprint>,
-    pub(crate) failed: Vec<(Vec<usize>, String, Fingerprint)>,
-}
+/// One batch ready for the backbone: each unit is the rows of one source image, with the
+/// fingerprint of its file as read for this batch; each row is one view in the tensor.
+pub(crate) type PreparedRows = Prepared<(Vec<usize>, Fingerprint)>;
 
 /// Lists the data set and plans every row, without touching the model or the cache.
 /// Unlabeled images have no splits, so they are augmented only with `augment_all`.
@@ -535,32 +529,22 @@ fn compute_rows(
     let preprocessing = &plan.identity.preprocessing;
     let reprs = plan.identity.representations();
     let (mut computed, mut interrupted) = (0, false);
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Prepared>(PREFETCH_BATCHES);
-    std::thread::scope(|scope| -> Result<(), ExtractError> {
-        scope.spawn(move || {
-            for batch in pending.chunks(cfg.batch) {
-                if stop.requested() {
-                    break;
-                }
-                let prepared = prepare_batch(batch, plan, data, preprocessing, &cfg.limits);
-                if sender.send(prepared).is_err() {
-                    break;
-                }
-            }
-        });
-        for prepared in receiver.iter() {
+    decode_ahead(
+        pending
+            .chunks(cfg.batch)
+            .take_while(|_| !stop.requested()),
+        |batch| prepare_batch(batch, plan, data, preprocessing, &cfg.limits),
+        |prepared| {
             computed += write_batch(cache, plan, backbone, &reprs, &prepared)?;
-            let written =
-                prepared.rows.len() + prepared.failed.iter().map(|f| f.0.len()).sum::<usize>();
+            let written = prepared.units.iter().map(|(u, _)| u.0.len()).sum::<usize>();
             cfg.progress.as_deref().inspect(|p| p.advance(written));
-            if stop.requested() {
-                interrupted = true;
-                break;
-            }
-        }
-        drop(receiver);
-        Ok(())
-    })?;
+            interrupted = stop.requested();
+            Ok::<_, ExtractError>(match interrupted {
+                true => ControlFlow::Break(()),
+                false => ControlFlow::Continue(()),
+            })
+        },
+    )?;
     Ok((computed, interrupted))
 }
 
@@ -571,26 +555,31 @@ fn write_batch(
     plan: &Plan,
     backbone: &mut Backbone,
     reprs: &[Repr],
-    prepared: &Prepared,
+    prepared: &PreparedRows,
 ) -> Result<usize, ExtractError> {
-    if !prepared.rows.is_empty() {
-        let features = backbone.representations(&prepared.tensor, prepared.rows.len(), reprs)?;
+    let (mut rows, mut fingerprints): (Vec<usize>, Vec<Fingerprint>) = (Vec::new(), Vec::new());
+    for ((group, fingerprint), _) in prepared.units.iter().filter(|(_, ok)| ok.is_ok()) {
+        rows.extend(group);
+        fingerprints.extend(vec![*fingerprint; group.len()]);
+    }
+    if !rows.is_empty() {
+        let features = backbone.representations(&prepared.tensor, rows.len(), reprs)?;
         if let Some(bad) = features
             .outer_iter()
             .position(|r| r.iter().any(|v| !v.is_finite()))
         {
-            return Err(ExtractError::NonFinite(
-                plan.rows[prepared.rows[bad]].path.clone(),
-            ));
+            return Err(ExtractError::NonFinite(plan.rows[rows[bad]].path.clone()));
         }
-        cache.write_fingerprints(&prepared.rows, &prepared.fingerprints)?;
-        cache.write_rows(&prepared.rows, features.view())?;
+        cache.write_fingerprints(&rows, &fingerprints)?;
+        cache.write_rows(&rows, features.view())?;
     }
-    for (rows, reason, fingerprint) in &prepared.failed {
-        cache.write_fingerprints(rows, &vec![*fingerprint; rows.len()])?;
-        cache.mark_skipped(rows, reason)?;
+    for ((rows, fingerprint), reason) in &prepared.units {
+        if let Err(reason) = reason {
+            cache.write_fingerprints(rows, &vec![*fingerprint; rows.len()])?;
+            cache.mark_skipped(rows, reason)?;
+        }
     }
-    Ok(prepared.rows.len())
+    Ok(rows.len())
 }
 
 /// The skipped images, with the reason, sorted by path: those left out before planning
@@ -618,7 +607,7 @@ pub(crate) fn prepare_batch(
     data: &DataSet,
     prep: &Preprocessing,
     limits: &DecodeLimits,
-) -> Prepared {
+) -> PreparedRows {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for &row in batch {
         match groups.last_mut() {
@@ -626,41 +615,20 @@ pub(crate) fn prepare_batch(
             _ => groups.push(vec![row]),
         }
     }
-    let chw = prep.chw_len();
     // Each group: the fingerprint of its file and the CHW tensors of its rows back to back,
     // or why its image is unusable.
-    let tensors: Vec<(Fingerprint, Result<Vec<f32>, String>)> = groups
-        .par_iter()
-        .map(|group| {
-            let path = data.root.join(stored_to_path(&plan.rows[group[0]].path));
-            match read_image_file(&path, limits) {
-                Ok(bytes) => (
-                    Fingerprint::of(&bytes),
-                    decode_rgb(&path, &bytes, limits)
-                        .map_err(|e| e.to_string())
-                        .map(|image| rows_tensor(group, &image, plan, prep)),
-                ),
-                Err(e) => (Fingerprint::UNREAD, Err(e.to_string())),
+    Prepared::build(groups, prep.chw_len(), |group| {
+        let path = data.root.join(stored_to_path(&plan.rows[group[0]].path));
+        match read_image_file(&path, limits) {
+            Ok(bytes) => {
+                let tensor = decode_rgb(&path, &bytes, limits)
+                    .map_err(|e| e.to_string())
+                    .map(|image| rows_tensor(&group, &image, plan, prep));
+                ((group, Fingerprint::of(&bytes)), tensor)
             }
-        })
-        .collect();
-    let mut prepared = Prepared {
-        rows: Vec::with_capacity(batch.len()),
-        tensor: Vec::with_capacity(batch.len() * chw),
-        fingerprints: Vec::with_capacity(batch.len()),
-        failed: Vec::new(),
-    };
-    for (group, (fingerprint, tensor)) in groups.into_iter().zip(tensors) {
-        match tensor {
-            Ok(tensor) => {
-                prepared.fingerprints.extend(vec![fingerprint; group.len()]);
-                prepared.rows.extend(&group);
-                prepared.tensor.extend(tensor);
-            }
-            Err(reason) => prepared.failed.push((group, reason, fingerprint)),
+            Err(e) => ((group, Fingerprint::UNREAD), Err(e.to_string())),
         }
-    }
-    prepared
+    })
 }
 
 /// The CHW tensors of one image's rows (original and augmented copies), back to back.

@@ -10,7 +10,6 @@
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::augment::Recipe;
@@ -19,13 +18,10 @@ use crate::cache::IdentityCheck;
 use crate::classify::data::to_linfa;
 use crate::classify::{ClassifyError, Kind, TrainedModel};
 use crate::dataset::ImageWalk;
-use crate::preprocess::{load_rgb, DecodeLimits, Preprocessing};
+use crate::preprocess::{decode_ahead, load_rgb, DecodeLimits, Prepared, Preprocessing};
 
 /// Images per backbone run unless told otherwise (as `tlearn features`).
 pub const DEFAULT_BATCH: usize = 16;
-
-/// Batches decoded ahead of the one the backbone runs: enough to hide decoding.
-const PREFETCH_BATCHES: usize = 2;
 
 /// The backbone an old model (one that records none) is looked for at.
 pub const FALLBACK_BACKBONE: &str = "models/vgg16.onnx";
@@ -318,43 +314,33 @@ impl Predictor {
         }
         let prep = self.net().descriptor.preprocessing.clone();
         let views = self.views()?;
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Prepared>(PREFETCH_BATCHES);
-        std::thread::scope(|scope| {
-            let (prep, views) = (&prep, &views);
-            scope.spawn(move || {
-                let mut inputs = inputs;
-                loop {
-                    let chunk: Vec<Input> = inputs.by_ref().take(options.batch).collect();
-                    if chunk.is_empty()
-                        || sender
-                            .send(prepare(chunk, prep, views, &options.limits))
-                            .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-            // Owned here: an early return drops it, which stops the decoding thread.
-            let receiver = receiver;
-            for batch in receiver.iter() {
-                let scores = if batch.loaded > 0 {
-                    self.scores(&batch.tensor, batch.loaded)?
+        let mut inputs = inputs;
+        let batches = std::iter::from_fn(move || {
+            let chunk: Vec<Input> = inputs.by_ref().take(options.batch).collect();
+            (!chunk.is_empty()).then_some(chunk)
+        });
+        decode_ahead(
+            batches,
+            |chunk| prepare(chunk, &prep, &views, &options.limits),
+            |batch| {
+                let scores = if batch.views > 0 {
+                    self.scores(&batch.tensor, batch.views)?
                 } else {
                     Vec::new()
                 };
                 let mut rows = scores.chunks(self.class_names().len());
-                for (image, decoded) in batch.images {
-                    let top = decoded.map(|()| {
+                for (image, decoded) in batch.units {
+                    let top = decoded.map(|_| {
                         let row = views.mean(&mut rows);
                         self.rank(&row, options.top)
                     });
                     if on_result(Prediction { image, top }).is_break() {
-                        return Ok(());
+                        return Ok(ControlFlow::Break(()));
                     }
                 }
-            }
-            Ok(())
-        })
+                Ok(ControlFlow::Continue(()))
+            },
+        )
     }
 }
 
@@ -403,49 +389,24 @@ impl Views {
     }
 }
 
-/// One batch decoded for the backbone.
-struct Prepared {
-    /// Each input with whether it decoded (its views' tensors are then in `tensor`, in order).
-    images: Vec<(PathBuf, Result<(), String>)>,
-    /// CHW tensors of the decoded images' views, back to back.
-    tensor: Vec<f32>,
-    /// Views in `tensor`.
-    loaded: usize,
-}
-
-/// Decodes and preprocesses a batch (every view of each image) on rayon's threads.
+/// Decodes and preprocesses a batch (every view of each image) on rayon's threads: each unit
+/// is an input image, its views in the tensor or why it cannot be read.
 fn prepare(
     chunk: Vec<Input>,
     prep: &Preprocessing,
     views: &Views,
     limits: &DecodeLimits,
-) -> Prepared {
-    let decoded: Vec<(PathBuf, Result<Vec<f32>, String>)> = chunk
-        .into_par_iter()
-        .map(|input| match input {
-            Ok(path) => {
-                let key = path.to_string_lossy().replace('\\', "/");
-                let tensor = load_rgb(&path, limits)
-                    .map(|img| views.tensors(&img, &key, prep))
-                    .map_err(|e| e.to_string());
-                (path, tensor)
-            }
-            Err((path, reason)) => (path, Err(reason)),
-        })
-        .collect();
-    let mut prepared = Prepared {
-        images: Vec::with_capacity(decoded.len()),
-        tensor: Vec::with_capacity(decoded.len() * prep.chw_len()),
-        loaded: 0,
-    };
-    for (path, tensor) in decoded {
-        let ok = tensor.map(|t| {
-            prepared.tensor.extend(t);
-            prepared.loaded += 1 + views.copies as usize;
-        });
-        prepared.images.push((path, ok));
-    }
-    prepared
+) -> Prepared<PathBuf> {
+    Prepared::build(chunk, prep.chw_len(), |input| match input {
+        Ok(path) => {
+            let key = path.to_string_lossy().replace('\\', "/");
+            let tensor = load_rgb(&path, limits)
+                .map(|img| views.tensors(&img, &key, prep))
+                .map_err(|e| e.to_string());
+            (path, tensor)
+        }
+        Err((path, reason)) => (path, Err(reason)),
+    })
 }
 
 /// A trained model's file, by what it holds.

@@ -1,6 +1,8 @@
 //! Turning a decoded image into the tensor a backbone expects: resize, channel order,
-//! normalisation, plus [`load_rgb`], the one way images are decoded.
+//! normalisation, plus [`load_rgb`], the one way images are decoded, and [`decode_ahead`], the
+//! one way batches of images stream to a backbone (decoded while it runs the previous batch).
 
+mod ahead;
 mod decode;
 #[cfg(test)]
 mod tests;
@@ -12,6 +14,7 @@ use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+pub use ahead::{decode_ahead, Prepared, PREFETCH_BATCHES};
 pub use decode::{decode_rgb, load_rgb, read_image_file, DecodeLimits};
 
 /// Errors of this module: an invalid [`Preprocessing`] or an image [`load_rgb`] refuses.

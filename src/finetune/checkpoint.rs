@@ -8,8 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::graph::{momentum_name, ParamSpec};
-use super::store::{ParamStore, ParamTensor, StoreError};
+use super::store::{momentum_name, ParamSpec, ParamStore, ParamTensor, StoreError};
 use super::FinetuneError;
 use crate::onnx::proto::StringStringEntryProto;
 use crate::onnx::{GraphBuilder, Model};

@@ -13,6 +13,9 @@ use crate::backbone::Compute;
 use crate::onnx::proto::{GraphProto, NodeProto};
 use crate::onnx::Model;
 
+/// Output of the exported inference model: class probabilities.
+pub const PROBABILITIES: &str = "probabilities";
+
 /// VGG16's convolutions, shallow to deep: Keras layer name, output channels, and whether a 2x2
 /// max pooling (`blockN_pool`) follows.
 pub const VGG16: [(&str, usize, bool); 13] = [
@@ -338,19 +341,14 @@ fn add_head(g: &mut GraphProto, arch: &Arch, pool: &str) {
         node("Gemm", &fc1, "head/fc1", vec![]),
         node("Relu", &["head/fc1"], "head/hidden", vec![]),
         node("Gemm", &fc2, "head/logits", vec![]),
-        node(
-            "Softmax",
-            &["head/logits"],
-            super::run::PROBABILITIES,
-            axis1(),
-        ),
+        node("Softmax", &["head/logits"], PROBABILITIES, axis1()),
     ]);
     let dims = [
         crate::onnx::Dim::sym("batch"),
         crate::onnx::Dim::Fixed(arch.classes as i64),
     ];
     g.output.push(crate::onnx::value_info(
-        super::run::PROBABILITIES,
+        PROBABILITIES,
         crate::onnx::DataType::Float,
         Some(&dims),
     ));

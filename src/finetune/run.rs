@@ -10,6 +10,7 @@ use super::data::Data;
 use super::graph::{convs_graph, Arch, ConvLayer, HeadPool};
 use super::network::{
     backbone_convs, forward_rows, inference_model, pretrained, tail_in, Tail, Unfreeze,
+    PROBABILITIES,
 };
 use super::runner::loss_and_accuracy;
 use super::store::ParamStore;
@@ -21,9 +22,6 @@ use crate::backbone::{Compute, Descriptor, Pooling, Repr};
 use crate::cache::FeatureCache;
 use crate::onnx::Model;
 use crate::progress::{Observer, Stop};
-
-/// Output of the exported inference model: class probabilities.
-pub const PROBABILITIES: &str = "probabilities";
 
 /// What to fine-tune, on which data, into which directory.
 #[derive(Debug, Clone)]

@@ -1,7 +1,64 @@
 //! Named, shape-checked tensors (as candle's `VarMap`): a network's parameters, or their
 //! momenta, each found by its name and checked against its shape, never found by position.
+//! What each trainable tensor is ([`ParamSpec`]: name, shape, learning-rate group) is defined
+//! here, so the graphs, the checkpoints and the training loop all read it from the store.
 
-use super::graph::ParamSpec;
+use serde::{Deserialize, Serialize};
+
+/// Which learning rate a parameter trains with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    /// Pretrained ConvNet weights: a small learning rate.
+    Pretrained,
+    /// Newly initialised layers (the head).
+    New,
+}
+
+impl Group {
+    /// Name of the graph input holding this group's learning rate.
+    pub fn lr_input(self) -> &'static str {
+        match self {
+            Group::Pretrained => "lr_pretrained",
+            Group::New => "lr_new",
+        }
+    }
+}
+
+/// One trainable tensor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    /// Graph input name, e.g. `block5_conv1.w` or `fc1.b`.
+    pub name: String,
+    /// Shape.
+    pub dims: Vec<usize>,
+    /// Learning-rate group.
+    pub group: Group,
+    /// Whether weight decay applies (weights yes, biases no).
+    pub decay: bool,
+}
+
+impl ParamSpec {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// Whether the tensor holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Name of its momentum input.
+    pub fn momentum(&self) -> String {
+        momentum_name(&self.name)
+    }
+}
+
+/// Name of the momentum of parameter `name` (graph input and checkpoint tensor).
+pub fn momentum_name(name: &str) -> String {
+    format!("{name}.momentum")
+}
 
 /// One tensor: its shape and its values, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,7 +217,6 @@ impl ParamStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finetune::graph::Group;
 
     fn spec(name: &str, dims: Vec<usize>) -> ParamSpec {
         ParamSpec {

@@ -18,6 +18,8 @@ pub mod normalize;
 pub mod persist;
 pub mod scaler;
 pub mod svm;
+#[cfg(test)]
+mod tests;
 pub mod train;
 
 use std::path::PathBuf;

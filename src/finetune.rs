@@ -36,11 +36,11 @@ use std::path::PathBuf;
 use ort::session::Session;
 
 pub use graph::{
-    eval_graph, train_graph, train_graph_as, train_graph_smoothed, Arch, ConvLayer, Group,
-    HeadPool, ParamSpec, StepConfig,
+    eval_graph, train_graph, train_graph_as, train_graph_smoothed, Arch, ConvLayer, HeadPool,
+    StepConfig,
 };
 pub use network::Unfreeze;
-pub use store::{ParamStore, ParamTensor, StoreError};
+pub use store::{Group, ParamSpec, ParamStore, ParamTensor, StoreError};
 
 use crate::backbone::{BackboneError, Compute};
 use crate::onnx::Model;
