@@ -530,9 +530,7 @@ fn compute_rows(
     let reprs = plan.identity.representations();
     let (mut computed, mut interrupted) = (0, false);
     decode_ahead(
-        pending
-            .chunks(cfg.batch)
-            .take_while(|_| !stop.requested()),
+        pending.chunks(cfg.batch).take_while(|_| !stop.requested()),
         |batch| prepare_batch(batch, plan, data, preprocessing, &cfg.limits),
         |prepared| {
             computed += write_batch(cache, plan, backbone, &reprs, &prepared)?;
