@@ -413,7 +413,7 @@ fn choose_c(
     let mut grid = Vec::new();
     for (&c, (model, fit_seconds)) in cfg.grid.iter().zip(fits) {
         let fit_seconds = *fit_seconds;
-        let val_scored = score_images(&model, data, &sel.val);
+        let val_scored = score_images(model, data, &sel.val);
         let val_accuracy = accuracy(&val_scored);
         log(format!(
             "{} split {split}: C = {c:e}: validation accuracy {:.2}% (fit {fit_seconds:.1} s, {} rows)",
