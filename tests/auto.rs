@@ -935,6 +935,59 @@ fn auto_keeps_the_copies_when_they_teach_what_validation_images_look_like() {
     );
 }
 
+/// Stage 2 scores its TTA variants with the fits already made for the same rows (only the
+/// scoring of validation and test images differs): every TTA candidate and appendix row must
+/// equal what `tlearn train --tta` of that variant gives when it fits from scratch.
+#[test]
+fn tta_variants_scored_on_shared_fits_equal_fits_from_scratch() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = shaped_cache(dir.path(), |label, copy, _, j| {
+        centre(label, j) * if copy == 0 { 1.0 } else { 0.7 }
+    });
+    let (search, _) = choose_with_variants(&cache);
+    let mut checked = 0;
+    for t in search.test_only.iter().filter(|t| t.variant.tta) {
+        let mut cfg = tlearn::classify::train::TrainConfig::new(t.kind);
+        cfg.grid = vec![0.01, 1.0];
+        cfg.refit_on_all_labelled = false;
+        cfg.train_copies = t.variant.train_copies;
+        cfg.tta = true;
+        cfg.normalize = t.variant.normalize;
+        let sub = cache.using(&reprs(&t.features.replace('+', ","))).unwrap();
+        let (outcome, _) = tlearn::classify::train::run(&sub, &cfg, &mut |_| {}).unwrap();
+        for (g, &c) in cfg.grid.iter().enumerate() {
+            let candidate = search
+                .candidates
+                .iter()
+                .find(|x| {
+                    x.reprs.join("+") == t.features
+                        && x.kind == t.kind
+                        && x.variant == t.variant
+                        && x.c == c
+                })
+                .unwrap();
+            let scratch: Vec<f64> = outcome
+                .splits
+                .iter()
+                .map(|s| s.grid[g].val_accuracy)
+                .collect();
+            assert_eq!(candidate.val_per_split, scratch, "{t:?} C = {c}");
+        }
+        let test: Vec<f64> = outcome
+            .splits
+            .iter()
+            .map(|s| {
+                s.test.iter().filter(|i| i.label == i.predicted).count() as f64
+                    / s.test.len() as f64
+            })
+            .collect();
+        assert_eq!(t.test_accuracy, test, "{t:?}");
+        checked += 1;
+    }
+    assert!(checked >= 2, "stage 2 tried TTA on its 2 pairs: {checked}");
+}
+
 /// A model trained with TTA records it in model.json, `predict` averages the same views as the
 /// evaluation did (the cache's recipe, seed and copies: keyed by the same relative paths, its
 /// scores equal the split's test scores), and `export` refuses it (one graph scores one view).

@@ -105,18 +105,14 @@ impl Variant {
     /// copies of training images; TTA only if it holds copies of validation images
     /// (`--augment-all`); the normalisations on any cache.
     pub fn axes(self, data: &CacheData) -> Vec<Vec<Variant>> {
-        let has_copies = |part: Part| {
-            (0..data.labels.len())
-                .any(|r| data.usable[r] && data.copies[r] > 0 && data.parts[[r, 0]] == part)
-        };
         let mut axes = Vec::new();
-        if has_copies(Part::Train) {
+        if has_copies(data, Part::Train) {
             axes.push(vec![Variant {
                 train_copies: !self.train_copies,
                 ..self
             }]);
         }
-        if has_copies(Part::Val) {
+        if Self::tta_possible(data) {
             axes.push(vec![Variant {
                 tta: !self.tta,
                 ..self
@@ -131,6 +127,11 @@ impl Variant {
                 .collect(),
         );
         axes
+    }
+
+    /// Whether `data` holds copies of validation images, so that TTA can be tried.
+    pub fn tta_possible(data: &CacheData) -> bool {
+        has_copies(data, Part::Val)
     }
 
     /// `self` with the lever each of `changes` changes from `self` (each differs in one).
@@ -149,6 +150,12 @@ impl Variant {
         }
         v
     }
+}
+
+/// Whether `data` holds augmented copies of `part`'s images (in the first split).
+fn has_copies(data: &CacheData, part: Part) -> bool {
+    (0..data.labels.len())
+        .any(|r| data.usable[r] && data.copies[r] > 0 && data.parts[[r, 0]] == part)
 }
 
 /// Every representation one extraction stores for `layers` (shallow to deep): average and
@@ -257,6 +264,18 @@ pub struct Search {
     pub candidates: Vec<Candidate>,
     /// Test accuracies, not used for choosing.
     pub test_only: Vec<TestOnly>,
+    /// The searched fits scored with test-time augmentation switched the other way: not
+    /// candidates, but what a TTA variant of stage 2 would fit again (the training rows and
+    /// so the models are the same; only the scoring of validation and test images differs).
+    #[serde(skip)]
+    spare: Vec<Scoring>,
+}
+
+/// The candidates and appendix row of one (feature set, classifier, variant).
+#[derive(Debug, Clone, PartialEq)]
+struct Scoring {
+    candidates: Vec<Candidate>,
+    test_only: TestOnly,
 }
 
 /// How far the search is, for progress lines.
@@ -303,7 +322,7 @@ pub fn search(
             });
         }
     }
-    run_jobs(data, &jobs, base, stop, progress)
+    run_jobs(data, &jobs, base, &[], stop, progress)
 }
 
 /// Stage 2: for the `pairs` best (feature set, classifier) of `stage1` (by validation), each
@@ -334,7 +353,8 @@ pub fn refine(
         }
     }
     let mut search = stage1;
-    search.extend(run_jobs(data, &singles, base, stop, progress)?);
+    let done = search.spare.clone();
+    search.extend(run_jobs(data, &singles, base, &done, stop, progress)?);
     let mut combined = Vec::new();
     for (pair, set) in top.iter().zip(&sets) {
         let helped: Vec<Variant> = axes
@@ -354,7 +374,8 @@ pub fn refine(
             });
         }
     }
-    search.extend(run_jobs(data, &combined, base, stop, progress)?);
+    let done = search.spare.clone();
+    search.extend(run_jobs(data, &combined, base, &done, stop, progress)?);
     Ok(search)
 }
 
@@ -372,34 +393,37 @@ fn top_pairs(candidates: &[Candidate], pairs: usize) -> Vec<Candidate> {
     top
 }
 
-/// Trains each job over the C grid and collects its candidates and test-only scores. Jobs run
-/// in parallel on rayon's pool, the process's one pool (their large matrix products add tasks
-/// to it, not threads); results keep the order of the jobs. Once `stop` is set no job starts:
-/// the search ends after the jobs in flight with [`ClassifyError::Interrupted`].
+/// Trains each job over the C grid and collects its candidates and test-only scores. A job
+/// whose scoring `spare` already holds is not fitted again. Jobs run in parallel on rayon's
+/// pool, the process's one pool (their large matrix products add tasks to it, not threads);
+/// results keep the order of the jobs. Each job's fits are also scored with test-time
+/// augmentation the other way when the cache allows it ([`Search::spare`]). Once `stop` is
+/// set no job starts: the search ends after the jobs in flight with
+/// [`ClassifyError::Interrupted`].
 fn run_jobs(
     data: &CacheData,
     jobs: &[Job],
     base: &TrainConfig,
+    spare: &[Scoring],
     stop: &Stop,
     progress: &mut (dyn Observer<SearchProgress> + Send),
 ) -> Result<Search, ClassifyError> {
+    let tta_possible = Variant::tta_possible(data);
     let total_cost: f64 = jobs.iter().map(|j| fit_cost(j.kind, j.dims)).sum();
     let start = Instant::now();
     let shared = Mutex::new((0usize, 0.0f64, progress));
-    let results: Vec<(Vec<Candidate>, TestOnly)> = jobs
+    let results: Vec<Vec<Scoring>> = jobs
         .par_iter()
         .map(|job| {
             if stop.requested() {
                 return Err(Interrupted.into());
             }
-            let sub = data.using(job.set)?;
-            let cfg = job.variant.apply(&TrainConfig {
-                kind: job.kind,
-                ..base.clone()
-            });
-            let (outcome, _) = train::run(&sub, &cfg, &mut |_: String| {})?;
-            let found = candidates_of(&outcome, job.set);
-            let best_here = found.iter().map(|c| c.val_accuracy).fold(0.0f64, f64::max);
+            let found = match spare.iter().find(|s| job.is(s)) {
+                Some(done) => vec![done.clone()],
+                None => fit_job(data, job, base, tta_possible)?,
+            };
+            let best_here = found[0].candidates.iter().map(|c| c.val_accuracy);
+            let best_here = best_here.fold(0.0f64, f64::max);
             let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
             let (done, done_cost, progress) = &mut *guard;
             *done += 1;
@@ -418,21 +442,65 @@ fn run_jobs(
                     100.0 * best_here
                 ),
             });
-            Ok((found, test_only(&outcome, job.set)))
+            Ok(found)
         })
         .collect::<Result<_, ClassifyError>>()?;
-    let (candidates, test_only): (Vec<Vec<Candidate>>, Vec<TestOnly>) = results.into_iter().unzip();
-    Ok(Search {
-        candidates: candidates.into_iter().flatten().collect(),
-        test_only,
-    })
+    let mut search = Search {
+        candidates: Vec::new(),
+        test_only: Vec::new(),
+        spare: Vec::new(),
+    };
+    for mut found in results {
+        let own = found.remove(0);
+        search.candidates.extend(own.candidates);
+        search.test_only.push(own.test_only);
+        search.spare.extend(found);
+    }
+    Ok(search)
+}
+
+/// Fits one job over the C grid: its own scoring first, then (when `tta_possible`) the same
+/// fits scored with test-time augmentation the other way.
+fn fit_job(
+    data: &CacheData,
+    job: &Job,
+    base: &TrainConfig,
+    tta_possible: bool,
+) -> Result<Vec<Scoring>, ClassifyError> {
+    let sub = data.using(job.set)?;
+    let cfg = job.variant.apply(&TrainConfig {
+        kind: job.kind,
+        ..base.clone()
+    });
+    let ttas: &[bool] = if tta_possible {
+        &[job.variant.tta, !job.variant.tta]
+    } else {
+        &[job.variant.tta]
+    };
+    let outcomes = train::run_scorings(&sub, &cfg, ttas, &mut |_| {})?;
+    Ok(outcomes
+        .iter()
+        .map(|outcome| Scoring {
+            candidates: candidates_of(outcome, job.set),
+            test_only: test_only(outcome, job.set),
+        })
+        .collect())
+}
+
+impl Job<'_> {
+    /// Whether `scoring` is this job's (same feature set, classifier and variant).
+    fn is(&self, scoring: &Scoring) -> bool {
+        let t = &scoring.test_only;
+        t.features == label(self.set) && t.kind == self.kind && t.variant == self.variant
+    }
 }
 
 impl Search {
-    /// Adds another search's candidates and appendix rows after these.
+    /// Adds another search's candidates, appendix rows and spare scorings after these.
     fn extend(&mut self, more: Search) {
         self.candidates.extend(more.candidates);
         self.test_only.extend(more.test_only);
+        self.spare.extend(more.spare);
     }
 
     /// The best C of a (feature set, classifier, variant), if it was tried.

@@ -279,7 +279,8 @@ pub fn run(
     let mut outcomes = Vec::new();
     let mut first_model = None;
     for (&split, sel) in splits.iter().zip(&selections) {
-        let (outcome, classifier, val_scored) = run_split(data, cfg, split, sel, log)?;
+        let fits = fit_split(data, cfg, split, sel)?;
+        let (outcome, classifier, val_scored) = run_split(data, cfg, split, sel, &fits, log)?;
         if first_model.is_none() {
             first_model = Some(split_model(data, cfg, &outcome, classifier, &val_scored));
         }
@@ -299,6 +300,55 @@ pub fn run(
         splits: outcomes,
     };
     Ok((outcome, model))
+}
+
+/// The protocol of [`run`] once per test-time-augmentation setting of `ttas` (`cfg.tta` is
+/// not read), each split's grid fitted once: the training rows do not depend on TTA, only how
+/// validation and test images are scored does, so the outcomes are those of one [`run`] per
+/// setting. No model is refit on all labelled rows ([`TrainConfig::refit_on_all_labelled`]
+/// is not read): this is for comparing settings, as auto's search does.
+pub fn run_scorings(
+    data: &CacheData,
+    cfg: &TrainConfig,
+    ttas: &[bool],
+    log: &mut dyn Observer<String>,
+) -> Result<Vec<TrainOutcome>, ClassifyError> {
+    let cfgs: Vec<TrainConfig> = ttas
+        .iter()
+        .map(|&tta| TrainConfig { tta, ..cfg.clone() })
+        .collect();
+    let selected = cfgs
+        .iter()
+        .map(|cfg| select_splits(data, cfg))
+        .collect::<Result<Vec<_>, _>>()?;
+    let normalized;
+    let data = if cfg.normalize.is_none() {
+        data
+    } else {
+        normalized = data.normalized(cfg.normalize);
+        &normalized
+    };
+    let mut outcomes: Vec<Vec<SplitOutcome>> = vec![Vec::new(); cfgs.len()];
+    let Some((splits, _)) = selected.first() else {
+        return Ok(Vec::new());
+    };
+    for (i, &split) in splits.iter().enumerate() {
+        let fits = fit_split(data, cfg, split, &selected[0].1[i])?;
+        for ((cfg, (_, sels)), done) in cfgs.iter().zip(&selected).zip(&mut outcomes) {
+            done.push(run_split(data, cfg, split, &sels[i], &fits, log)?.0);
+        }
+    }
+    Ok(cfgs
+        .into_iter()
+        .zip(outcomes)
+        .map(|(config, splits)| TrainOutcome {
+            config,
+            cache: data.path.display().to_string(),
+            identity: data.identity.clone(),
+            class_names: data.class_names.clone(),
+            splits,
+        })
+        .collect())
 }
 
 /// The splits to run and their rows, every one checked first, so a bad one fails before
@@ -336,24 +386,35 @@ struct Chosen {
     val_scored: Vec<Scored>,
 }
 
-/// Fits the grid on the split's training rows and keeps the C of best validation accuracy;
-/// also every C's validation accuracy.
+/// Fits the grid on the split's training rows (with the seconds of each fit).
+fn fit_split(
+    data: &CacheData,
+    cfg: &TrainConfig,
+    split: usize,
+    sel: &Selection,
+) -> Result<Vec<(LinearClassifier, f64)>, ClassifyError> {
+    let dataset = DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train));
+    cfg.fit_grid(&cfg.grid, &dataset).map_err(|e| match e {
+        ClassifyError::EmptyClass { class, .. } => ClassifyError::EmptyClass { class, split },
+        other => other,
+    })
+}
+
+/// Keeps the C of `fits` (the grid's fits on the split's training rows) with the best
+/// validation accuracy; also every C's validation accuracy.
 fn choose_c(
     data: &CacheData,
     cfg: &TrainConfig,
     split: usize,
     sel: &Selection,
+    fits: &[(LinearClassifier, f64)],
     log: &mut dyn Observer<String>,
-) -> Result<(Chosen, Vec<GridPoint>), ClassifyError> {
-    let dataset = DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train));
-    let fits = cfg.fit_grid(&cfg.grid, &dataset).map_err(|e| match e {
-        ClassifyError::EmptyClass { class, .. } => ClassifyError::EmptyClass { class, split },
-        other => other,
-    })?;
+) -> (Chosen, Vec<GridPoint>) {
     let mut best: Option<Chosen> = None;
     let mut grid = Vec::new();
     for (&c, (model, fit_seconds)) in cfg.grid.iter().zip(fits) {
-        let val_scored = score_images(&model, data, &sel.val);
+        let fit_seconds = *fit_seconds;
+        let val_scored = score_images(model, data, &sel.val);
         let val_accuracy = accuracy(&val_scored);
         log.observe(format!(
             "{} split {split}: C = {c:e}: validation accuracy {:.2}% (fit {fit_seconds:.1} s, {} rows)",
@@ -372,25 +433,27 @@ fn choose_c(
             best = Some(Chosen {
                 c,
                 val_accuracy,
-                model,
+                model: model.clone(),
                 fit_seconds,
                 val_scored,
             });
         }
     }
-    Ok((best.expect("the grid is not empty"), grid))
+    (best.expect("the grid is not empty"), grid)
 }
 
-/// One split: C chosen on validation, the refit on training + validation rows if asked, the
-/// test images scored. Also the split's classifier and its training-only validation scores.
+/// One split, from its grid's `fits` on the training rows: C chosen on validation, the refit
+/// on training + validation rows if asked, the test images scored. Also the split's
+/// classifier and its training-only validation scores.
 fn run_split(
     data: &CacheData,
     cfg: &TrainConfig,
     split: usize,
     sel: &Selection,
+    fits: &[(LinearClassifier, f64)],
     log: &mut dyn Observer<String>,
 ) -> Result<(SplitOutcome, LinearClassifier, Vec<Scored>), ClassifyError> {
-    let (chosen, grid) = choose_c(data, cfg, split, sel, log)?;
+    let (chosen, grid) = choose_c(data, cfg, split, sel, fits, log);
     let c = chosen.c;
     let (model, fit_seconds, train_rows) = if cfg.refit_with_validation {
         let rows = [sel.train.as_slice(), &sel.val_rows].concat();
