@@ -1,6 +1,7 @@
 //! The training protocol on one cache: for each seeded split, fit on the training rows for every
 //! C of the grid, keep the C with the best validation accuracy, and score the test images.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use linfa::dataset::DatasetBase;
@@ -268,14 +269,8 @@ pub fn run(
     log: &mut dyn Observer<String>,
 ) -> Result<(TrainOutcome, TrainedModel), ClassifyError> {
     let (splits, selections) = select_splits(data, cfg)?;
-    // Rows are normalised once, here: every fit and every score below reads the same rows.
-    let normalized;
-    let data = if cfg.normalize.is_none() {
-        data
-    } else {
-        normalized = data.normalized(cfg.normalize);
-        &normalized
-    };
+    let rows = normalized_rows(data, cfg);
+    let data: &CacheData = &rows;
     let mut outcomes = Vec::new();
     let mut first_model = None;
     for (&split, sel) in splits.iter().zip(&selections) {
@@ -302,6 +297,15 @@ pub fn run(
     Ok((outcome, model))
 }
 
+/// `data` with its rows normalised as `cfg` asks, once: every fit and every score of a run
+/// then reads the same rows.
+fn normalized_rows<'a>(data: &'a CacheData, cfg: &TrainConfig) -> Cow<'a, CacheData> {
+    match cfg.normalize.is_none() {
+        true => Cow::Borrowed(data),
+        false => Cow::Owned(data.normalized(cfg.normalize)),
+    }
+}
+
 /// The protocol of [`run`] once per test-time-augmentation setting of `ttas` (`cfg.tta` is
 /// not read), each split's grid fitted once: the training rows do not depend on TTA, only how
 /// validation and test images are scored does, so the outcomes are those of one [`run`] per
@@ -321,13 +325,8 @@ pub fn run_scorings(
         .iter()
         .map(|cfg| select_splits(data, cfg))
         .collect::<Result<Vec<_>, _>>()?;
-    let normalized;
-    let data = if cfg.normalize.is_none() {
-        data
-    } else {
-        normalized = data.normalized(cfg.normalize);
-        &normalized
-    };
+    let rows = normalized_rows(data, cfg);
+    let data: &CacheData = &rows;
     let mut outcomes: Vec<Vec<SplitOutcome>> = vec![Vec::new(); cfgs.len()];
     let Some((splits, _)) = selected.first() else {
         return Ok(Vec::new());
