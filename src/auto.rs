@@ -8,6 +8,7 @@ pub mod choose;
 pub mod decision;
 pub mod finetune;
 pub mod measure;
+pub mod reproduce;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,6 +22,7 @@ use crate::classify::train::TrainConfig;
 use crate::classify::{ClassifyError, Kind, DEFAULT_C_GRID};
 use crate::extract::{self, ExtractConfig, ExtractError};
 use crate::finetune::train::{CheckedParams, FinetuneParams};
+use crate::options::Opt;
 use crate::output;
 use crate::progress::{Interrupted, Observer, Stop};
 use crate::report::{ReportError, RunReport};
@@ -97,6 +99,9 @@ pub struct AutoConfig {
     pub finetune: finetune::When,
     /// Settings of the fine-tuning stages.
     pub finetune_params: FinetuneParams,
+    /// Words the steps that make the chosen run by hand, as the decision shows them (the
+    /// command line: `tlearn ...` lines); by default [`reproduce::plain`].
+    pub reproduce: fn(&reproduce::Reproduce) -> Vec<String>,
 }
 
 impl AutoConfig {
@@ -112,6 +117,7 @@ impl AutoConfig {
             refit_with_validation: true,
             finetune: finetune::When::Large,
             finetune_params: FinetuneParams::default(),
+            reproduce: reproduce::plain,
         }
     }
 
@@ -204,7 +210,7 @@ pub struct Decision {
     pub finetune: Vec<finetune::Stage>,
     /// The fine-tuning stage that beat `chosen` on validation, if one did (its run name).
     pub finetune_won: Option<String>,
-    /// Commands that reproduce the chosen run by hand.
+    /// The steps that make the chosen run by hand, as [`AutoConfig::reproduce`] words them.
     pub commands: Vec<String>,
     /// Seconds per phase.
     pub phases: Vec<PhaseTime>,
@@ -266,33 +272,38 @@ fn check(cfg: &AutoConfig) -> Result<CheckedParams, AutoError> {
             "auto needs at least one classifier and one C".into(),
         ));
     }
-    // The extraction's options (--splits 0, --batch 0, ...) are refused before the data is
+    // The extraction's options (no splits, an empty batch, ...) are refused before the data is
     // measured, not after a warning computed from them.
     cfg.extract.check()?;
     if let Some(c) = cfg.grid.iter().find(|c| !(c.is_finite() && **c > 0.0)) {
         return Err(AutoError::InvalidParams(format!(
-            "--c {c}: every C is a positive finite number (values below about 1e-308 read as 0)"
+            "{} {c}: every C is a positive finite number (values below about 1e-308 read as 0)",
+            Opt::C
         )));
     }
     check_outputs(cfg)?;
     Ok(cfg.finetune_params.clone().check()?)
 }
 
-/// Refuses, before any work, outputs auto may not write: `--out` or its `cache/`, `runs/`,
+/// Refuses, before any work, outputs auto may not write: `out` or its `cache/`, `runs/`,
 /// `reports/` not folders, the chosen run's folders linked or holding files tlearn did not
 /// write, a cache file that is not tlearn's.
 fn check_outputs(cfg: &AutoConfig) -> Result<(), AutoError> {
-    let advice = "Give --out a folder of auto's own (it writes cache/, runs/ and reports/ there)";
-    output::check_folder(&cfg.out, advice)?;
+    let advice = format!(
+        "Give {} a folder of auto's own (it writes cache/, runs/ and reports/ there)",
+        Opt::Out
+    );
+    output::check_folder(&cfg.out, &advice)?;
+    let advice = format!("Give {} another folder, or move this file away", Opt::Out);
     for dir in [cfg.out.join("cache"), cfg.runs(), cfg.reports()] {
-        output::check_folder(&dir, "Give --out another folder, or move this file away")?;
+        output::check_folder(&dir, &advice)?;
     }
     cache::check_path(&cfg.cache()).map_err(ClassifyError::from)?;
     let run = cfg.runs().join(RUN);
     output::check_run_folder(&run)?;
     output::Target::new(&run.join("model.json"))
         .kind(crate::classify::persist::MODEL_KIND)
-        .flag("--out")
+        .option(Opt::Out)
         .check()?;
     output::check_replaceable(
         &cfg.reports().join(RUN),
@@ -313,7 +324,7 @@ fn decide(
     let (similarity, best_with_deepest, best_without_deepest) =
         similarity(&linear.search, &linear.chosen, measured.deepest());
     Decision {
-        commands: commands(cfg, &extract_cfg, &linear.chosen),
+        commands: (cfg.reproduce)(&reproduce::steps(cfg, &extract_cfg, &linear.chosen)),
         stats: measured.stats,
         warnings: measured.warnings,
         skipped: summary.skipped,
@@ -530,8 +541,9 @@ fn search_candidates(
     let stopped = search.candidates.iter().filter(|c| !c.converged).count();
     if stopped > 0 {
         progress.observe(Progress::Warning(format!(
-            "{stopped} of {} candidates had a fit that stopped at its iteration limit (marked `converged: false` in the decision): raise --max-iterations if one of them comes close to the chosen one",
-            search.candidates.len()
+            "{stopped} of {} candidates had a fit that stopped at its iteration limit (marked `converged: false` in the decision): raise {} if one of them comes close to the chosen one",
+            search.candidates.len(),
+            Opt::MaxIterations
         )));
     }
     let chosen = choose::best(&search.candidates)
@@ -585,14 +597,15 @@ fn finetune_plan(
     layers: &[String],
 ) -> Result<Result<(String, String), String>, AutoError> {
     let why = match (cfg.finetune, stats.size) {
-        (finetune::When::Never, _) => return Ok(Err("not run: --no-finetune".into())),
-        (finetune::When::Always, _) => "run because --finetune asked for them",
-        (finetune::When::Large, Size::Large) => "run because the data is large",
+        (finetune::When::Never, _) => return Ok(Err(format!("not run: {}", Opt::NoFinetune))),
+        (finetune::When::Always, _) => format!("run because {} asked for them", Opt::Finetune),
+        (finetune::When::Large, Size::Large) => "run because the data is large".into(),
         (finetune::When::Large, Size::Small) => {
             return Ok(Err(format!(
-                "not run: the data is small (median {} images per class, large from {}); --finetune runs them anyway",
+                "not run: the data is small (median {} images per class, large from {}); {} runs them anyway",
                 stats.per_class_spread.median,
-                measure::LARGE_PER_CLASS
+                measure::LARGE_PER_CLASS,
+                Opt::Finetune
             )))
         }
     };
@@ -600,7 +613,7 @@ fn finetune_plan(
     let deepest = layers.last().expect("at least one layer");
     let at = all.iter().position(|l| l == deepest).unwrap_or(0);
     match at.checked_sub(1) {
-        Some(before) => Ok(Ok((why.to_string(), all[before].clone()))),
+        Some(before) => Ok(Ok((why, all[before].clone()))),
         None => Ok(Err(format!(
             "not run: {deepest} is the backbone's first layer, stage 2 needs the one before it"
         ))),
@@ -637,51 +650,4 @@ fn train_chosen(
         root,
         &mut |_| {},
     )?)
-}
-
-/// The `tlearn` commands that make the chosen run by hand: from auto's cache, and from scratch.
-fn commands(cfg: &AutoConfig, ex: &ExtractConfig, chosen: &Candidate) -> Vec<String> {
-    let uses = chosen.reprs.join(",");
-    let train = |features: &Path, with_use: bool| {
-        format!(
-            "tlearn train {} --cache {}{} --c {:e}{} --max-iterations {}{} --run {RUN}-by-hand --runs {} --reports {} --data {}",
-            chosen.kind,
-            features.display(),
-            if with_use { format!(" --use {uses}") } else { String::new() },
-            chosen.c,
-            chosen.variant.flags(),
-            cfg.max_iterations,
-            if cfg.refit_with_validation { " --refit-with-validation" } else { "" },
-            cfg.runs().display(),
-            cfg.reports().display(),
-            ex.data.display()
-        )
-    };
-    let all_reprs: Vec<String> = ex.reprs.iter().map(ToString::to_string).collect();
-    let features = |reprs: &str, out: &Path| {
-        format!(
-            "tlearn features --data {} --backbone {} --repr {reprs} --augment {} --copies {}{}{} --split {} --splits {} --seed {}{} --cache {}",
-            ex.data.display(),
-            ex.backbone.display(),
-            ex.recipe,
-            ex.copies,
-            ex.size.map_or(String::new(), |s| format!(" --size {s}")),
-            if ex.augment_all { " --augment-all" } else { "" },
-            ex.split,
-            ex.splits,
-            ex.seed,
-            ex.per_class.map_or(String::new(), |n| format!(" --per-class {n}")),
-            out.display()
-        )
-    };
-    let alone = cfg.out.join("cache").join("chosen.h5");
-    vec![
-        format!("# what auto extracted (one pass):\n{}", features(&all_reprs.join(","), &ex.cache)),
-        format!("# the chosen run, from that cache:\n{}", train(&ex.cache, true)),
-        format!(
-            "# or from scratch, extracting the chosen representations only (the same columns):\n{}\n{}",
-            features(&uses, &alone),
-            train(&alone, false)
-        ),
-    ]
 }

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheError, SelectError};
+use crate::options::Opt;
 
 pub use calibration::Calibration;
 pub use lbfgs::Convergence;
@@ -73,7 +74,7 @@ pub enum ClassifyError {
     #[error("{0}: a classifier needs at least two classes")]
     SingleClass(String),
     /// A class has no training row in a split.
-    #[error("class {class} has no training rows in split {split}: add images of it, or use a split with more training images (--split)")]
+    #[error("class {class} has no training rows in split {split}: add images of it, or use a split with more training images ({opt_split})", opt_split = Opt::SplitFractions)]
     EmptyClass {
         /// Class name.
         class: String,
@@ -81,7 +82,7 @@ pub enum ClassifyError {
         split: usize,
     },
     /// A split has no validation or test rows.
-    #[error("split {split} has no {part} rows: use a --split with a non-zero {part} fraction when making the cache")]
+    #[error("split {split} has no {part} rows: use a {opt_split} with a non-zero {part} fraction when making the cache", opt_split = Opt::SplitFractions)]
     NoRows {
         /// Split index.
         split: usize,

@@ -23,6 +23,7 @@ use crate::classify::{ClassifyError, Kind, Normalize, TrainedModel};
 use crate::finetune::grad::Ops;
 use crate::onnx::proto::StringStringEntryProto;
 use crate::onnx::{attr_int, attr_ints, CutSpec, DataType, Dim, Model, OnnxError};
+use crate::options::Opt;
 use crate::predict::{ModelFile, PredictError, Predictor};
 use crate::preprocess::{ColorOrder, Preprocessing, ResizeMode};
 
@@ -94,10 +95,10 @@ pub enum ExportError {
     #[error("{0} is an SVM without a calibration (saved by an earlier tlearn), so it gives no probabilities to export: train it again with `tlearn train svm`")]
     NoProbabilities(PathBuf),
     /// A model with test-time augmentation averages several views of each image.
-    #[error("{0} averages each image's scores over its augmented copies (test-time augmentation, `--tta`), which one graph of one image cannot do: use it with `tlearn predict`, or train it again without --tta to export it")]
+    #[error("{0} averages each image's scores over its augmented copies (test-time augmentation, `{opt_tta}`), which one graph of one image cannot do: use it with `tlearn predict`, or train it again without {opt_tta} to export it", opt_tta = Opt::Tta)]
     TestTimeAugmentation(PathBuf),
     /// The output path holds something `tlearn export` did not write.
-    #[error("--out {0} exists and is not a file tlearn exported: it is left untouched. Give another --out, or move that file away")]
+    #[error("{opt_out} {0} exists and is not a file tlearn exported: it is left untouched. Give another {opt_out}, or move that file away", opt_out = Opt::Out)]
     Foreign(PathBuf),
 }
 

@@ -18,6 +18,7 @@ use crate::cache::{
 use crate::dataset::{
     stored_to_path, stratified_splits, DataSet, DatasetError, Ignored, Part, SplitSpec,
 };
+use crate::options::Opt;
 use crate::preprocess::{
     decode_ahead, decode_rgb, load_rgb, read_image_file, DecodeLimits, Prepared, Preprocessing,
 };
@@ -40,13 +41,13 @@ pub enum ExtractError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     /// `--strict` and some images cannot be used; nothing was written.
-    #[error("--strict: {} image(s) cannot be used, nothing was written:\n  {}", .0.len(), .0.join("\n  "))]
+    #[error("{opt_strict}: {} image(s) cannot be used, nothing was written:\n  {}", .0.len(), .0.join("\n  "), opt_strict = Opt::Strict)]
     Strict(Vec<String>),
     /// A numeric option is out of its range; nothing was read or written.
-    #[error("--{flag} {value}: {why}")]
+    #[error("{option} {value}: {why}")]
     BadOption {
-        /// The option, as the command line names it.
-        flag: &'static str,
+        /// The option.
+        option: Opt,
         /// The value given.
         value: String,
         /// What it must be.
@@ -116,46 +117,50 @@ impl ExtractConfig {
     /// Checks every numeric option once, before anything is read or written (linfa's
     /// `ParamGuard` style): [`run`] and the benchmark take only what this returns.
     pub fn check(&self) -> Result<CheckedConfig, ExtractError> {
-        let bad = |flag, value: String, why| Err(ExtractError::BadOption { flag, value, why });
+        let bad = |option, value: String, why| Err(ExtractError::BadOption { option, value, why });
         if self.splits == 0 {
-            return bad("splits", "0".into(), "at least one split is needed");
+            return bad(Opt::Splits, "0".into(), "at least one split is needed");
         }
         if self.splits > MAX_SPLITS {
             return bad(
-                "splits",
+                Opt::Splits,
                 self.splits.to_string(),
                 "at most 100 splits (each is a full train / validation / test cycle, and the cache stores every row's part in each)",
             );
         }
         if self.copies > u32::from(u16::MAX) {
             return bad(
-                "copies",
+                Opt::Copies,
                 self.copies.to_string(),
                 "at most 65535 copies per image (the cache stores the copy index in 16 bits)",
             );
         }
         if self.unlabeled && self.per_class.is_some() {
             return bad(
-                "per-class",
+                Opt::PerClass,
                 self.per_class.map_or(String::new(), |n| n.to_string()),
                 "unlabeled images have no classes to take images from",
             );
         }
         if self.per_class == Some(0) {
-            return bad("per-class", "0".into(), "keep at least one image per class");
+            return bad(
+                Opt::PerClass,
+                "0".into(),
+                "keep at least one image per class",
+            );
         }
         if let Some(size) = self.size.filter(|s| !(MIN_SIZE..=MAX_SIZE).contains(s)) {
             return bad(
-                "size",
+                Opt::Size,
                 size.to_string(),
                 "the side must be 32 to 2048 pixels (VGG16's deepest block needs 32; larger maps exhaust memory)",
             );
         }
         if self.batch == 0 {
-            return bad("batch", "0".into(), "a batch holds at least one image");
+            return bad(Opt::Batch, "0".into(), "a batch holds at least one image");
         }
         if self.threads == 0 {
-            return bad("threads", "0".into(), "at least one thread is needed");
+            return bad(Opt::Threads, "0".into(), "at least one thread is needed");
         }
         self.split.check()?;
         if !self.cache.as_os_str().is_empty() {

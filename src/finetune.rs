@@ -32,6 +32,7 @@ pub mod store;
 pub mod train;
 
 use std::path::PathBuf;
+use crate::options::Opt;
 
 use ort::session::Session;
 
@@ -73,7 +74,7 @@ pub enum FinetuneError {
     #[error("data: {0}")]
     Data(String),
     /// The loss became NaN or infinite, or grew far beyond its start.
-    #[error("training diverged at epoch {epoch}, step {step}: loss {loss}; the last good checkpoint (epoch {kept}) is kept. Lower the learning rates (--lr-new, --lr-pretrained) and resume, or start afresh in another --out")]
+    #[error("training diverged at epoch {epoch}, step {step}: loss {loss}; the last good checkpoint (epoch {kept}) is kept. Lower the learning rates ({opt_lr_new}, {opt_lr_pretrained}) and resume, or start afresh in another {opt_out}", opt_lr_new = Opt::LrNew, opt_lr_pretrained = Opt::LrPretrained, opt_out = Opt::Out)]
     Diverged {
         /// Epoch (1-based) of the bad step.
         epoch: usize,

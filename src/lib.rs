@@ -119,6 +119,7 @@ pub mod input;
 pub mod numeric;
 pub mod onnx;
 pub mod output;
+pub mod options;
 pub mod predict;
 pub mod preprocess;
 pub mod progress;

@@ -19,6 +19,7 @@ mod manifest;
 pub use manifest::MANIFEST;
 use manifest::{Made, Manifest};
 
+use crate::options::Opt;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,11 +54,11 @@ pub enum OutputError {
         path: PathBuf,
         /// What is there (or what the path is).
         why: String,
-        /// What to do instead, with the flag to change.
+        /// What to do instead, with the setting to change.
         advice: String,
     },
     /// Two outputs of one command would land in the same folder.
-    #[error("{0} would receive both the model and the report: give --runs and --reports different folders")]
+    #[error("{0} would receive both the model and the report: give {runs} and {reports} different folders", runs = Opt::Runs, reports = Opt::Reports)]
     SameFolder(PathBuf),
     /// A file system error.
     #[error("{path}: {}", describe_io(.source))]
@@ -221,7 +222,7 @@ pub fn write_atomic_with(
 pub struct Target {
     path: PathBuf,
     kind: Option<&'static str>,
-    flag: Option<&'static str>,
+    option: Option<(Opt, &'static str)>,
     inputs: Vec<(PathBuf, &'static str)>,
 }
 
@@ -231,7 +232,7 @@ impl Target {
         Target {
             path: path.to_path_buf(),
             kind: None,
-            flag: None,
+            option: None,
             inputs: Vec::new(),
         }
     }
@@ -243,9 +244,15 @@ impl Target {
         self
     }
 
-    /// The flag that named the path, for the messages ("--json").
-    pub fn flag(mut self, flag: &'static str) -> Target {
-        self.flag = Some(flag);
+    /// The setting that named the path, for the messages.
+    pub fn option(mut self, option: Opt) -> Target {
+        self.option = Some((option, ""));
+        self
+    }
+
+    /// The setting that named the path, with a note on how it did (" (beside it, ...)").
+    pub fn option_with(mut self, option: Opt, note: &'static str) -> Target {
+        self.option = Some((option, note));
         self
     }
 
@@ -268,8 +275,10 @@ impl Target {
 
     /// What to do instead of writing here.
     fn advice(&self) -> String {
-        match self.flag {
-            Some(flag) => format!("Give {flag} another path, or move what is there away"),
+        match self.option {
+            Some((option, note)) => {
+                format!("Give {option}{note} another path, or move what is there away")
+            }
             None => "Move it away, or write somewhere else".into(),
         }
     }
@@ -438,8 +447,10 @@ pub fn check_run_folder(dir: &Path) -> Result<(), OutputError> {
     let refuse = |why: &str| OutputError::Refused {
         path: dir.to_path_buf(),
         why: why.into(),
-        advice: "Choose another run name (--run), or replace it with a folder of your own runs"
-            .into(),
+        advice: format!(
+            "Choose another run name ({}), or replace it with a folder of your own runs",
+            Opt::Run
+        ),
     };
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -702,7 +713,7 @@ mod tests {
     fn only_unchanged_files_tlearn_wrote_are_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.json");
-        let target = Target::new(&path).kind("timing JSON").flag("--json");
+        let target = Target::new(&path).kind("timing JSON").option(Opt::Json);
         target.write(b"one").unwrap();
         target.write(b"two").unwrap();
         // Another kind of output, a changed file, a user's file, a link: all refused.
@@ -715,7 +726,7 @@ mod tests {
         std::fs::write(&path, "edited").unwrap();
         let err = target.write(b"three").unwrap_err().to_string();
         assert!(
-            err.contains("changed since") && err.contains("--json"),
+            err.contains("changed since") && err.contains(&Opt::Json.to_string()),
             "{err}"
         );
         let user = dir.path().join("user.txt");

@@ -18,6 +18,7 @@ use crate::cache::IdentityCheck;
 use crate::classify::data::to_linfa;
 use crate::classify::{ClassifyError, Kind, TrainedModel};
 use crate::dataset::ImageWalk;
+use crate::options::Opt;
 use crate::preprocess::{decode_ahead, load_rgb, DecodeLimits, Prepared, Preprocessing};
 
 /// Images per backbone run unless told otherwise (as `tlearn features`).
@@ -36,7 +37,7 @@ pub enum PredictError {
     #[error(transparent)]
     Classify(#[from] ClassifyError),
     /// The backbone the model records is not there any more.
-    #[error("the model's backbone {} is missing (sha256 {sha256}): pass --backbone PATH to that backbone (its descriptor .toml beside it)", path.display())]
+    #[error("the model's backbone {} is missing (sha256 {sha256}): pass {opt_backbone} PATH to that backbone (its descriptor .toml beside it)", path.display(), opt_backbone = Opt::Backbone)]
     BackboneMissing {
         /// The recorded path.
         path: PathBuf,
@@ -44,7 +45,7 @@ pub enum PredictError {
         sha256: String,
     },
     /// The backbone file's bytes are not those its descriptor (and so the model) records.
-    #[error("backbone {} has changed since the model was trained: its sha256 is {actual}, the model's features came from {expected}. Pass --backbone PATH to the backbone with sha256 {expected}, or train the model again on features of this one", path.display())]
+    #[error("backbone {} has changed since the model was trained: its sha256 is {actual}, the model's features came from {expected}. Pass {opt_backbone} PATH to the backbone with sha256 {expected}, or train the model again on features of this one", path.display(), opt_backbone = Opt::Backbone)]
     BackboneChanged {
         /// The backbone file.
         path: PathBuf,
@@ -53,11 +54,11 @@ pub enum PredictError {
         /// The file's sha256 now.
         actual: String,
     },
-    /// `--batch 0` or `--top 0`.
-    #[error("--{flag} 0: give at least 1")]
+    /// An empty batch, or no predictions listed per image.
+    #[error("{option} 0: give at least 1")]
     Zero {
         /// The option.
-        flag: &'static str,
+        option: Opt,
     },
 }
 
@@ -307,10 +308,10 @@ impl Predictor {
         I: Iterator<Item = Input> + Send,
     {
         if options.batch == 0 {
-            return Err(PredictError::Zero { flag: "batch" });
+            return Err(PredictError::Zero { option: Opt::Batch });
         }
         if options.top == 0 {
-            return Err(PredictError::Zero { flag: "top" });
+            return Err(PredictError::Zero { option: Opt::Top });
         }
         let prep = self.net().descriptor.preprocessing.clone();
         let views = self.views()?;

@@ -28,6 +28,7 @@ use crate::backbone::{
 };
 use crate::dataset::{DataSet, DatasetError};
 use crate::onnx::{Model, OnnxError, ONNX_KIND};
+use crate::options::Opt;
 use crate::output::Target;
 use crate::preprocess::DecodeLimits;
 
@@ -35,10 +36,10 @@ use crate::preprocess::DecodeLimits;
 #[derive(Debug, thiserror::Error)]
 pub enum QuantizeError {
     /// An option is out of its range.
-    #[error("--{flag} {value}: {why}")]
+    #[error("{option} {value}: {why}")]
     BadOption {
-        /// The option, as the command line names it.
-        flag: &'static str,
+        /// The option.
+        option: Opt,
         /// The value given.
         value: String,
         /// What it must be.
@@ -54,7 +55,7 @@ pub enum QuantizeError {
     #[error(transparent)]
     Backbone(#[from] BackboneError),
     /// The calibration folder cannot be listed or holds no images.
-    #[error("calibration folder {}: {source}; give a folder of images laid out as for `tlearn features --data` (one sub-folder per class, or the flowers layout)", dir.display())]
+    #[error("calibration folder {}: {source}; give a folder of images laid out as for `tlearn features {opt_data}` (one sub-folder per class, or the flowers layout)", dir.display(), opt_data = Opt::Data)]
     Calibration {
         /// The folder.
         dir: PathBuf,
@@ -195,26 +196,26 @@ impl QuantizeParams {
     /// [`crate::extract::ExtractConfig::check`] and [`crate::finetune::train::FinetuneParams::check`]).
     pub fn check(self) -> Result<CheckedQuantizeParams, QuantizeError> {
         let p = &self.0;
-        let bad = |flag, value: String, why| Err(QuantizeError::BadOption { flag, value, why });
+        let bad = |option, value: String, why| Err(QuantizeError::BadOption { option, value, why });
         if p.images == 0 {
-            return bad("images", "0".into(), "calibrate on at least one image");
+            return bad(Opt::Images, "0".into(), "calibrate on at least one image");
         }
         if p.batch == 0 {
-            return bad("batch", "0".into(), "a batch holds at least one image");
+            return bad(Opt::Batch, "0".into(), "a batch holds at least one image");
         }
         if p.threads == 0 {
-            return bad("threads", "0".into(), "at least one thread is needed");
+            return bad(Opt::Threads, "0".into(), "at least one thread is needed");
         }
         if !(p.percentile > 0.0 && p.percentile <= 100.0) {
             return bad(
-                "percentile",
+                Opt::Percentile,
                 p.percentile.to_string(),
                 "give a percentile above 0 and at most 100, e.g. 99.999",
             );
         }
         if same_file(&p.model, &p.out) {
             return bad(
-                "out",
+                Opt::Out,
                 p.out.display().to_string(),
                 "is the model being quantised; write the int8 model to another file",
             );
@@ -234,10 +235,13 @@ fn output_targets(p: &CheckedQuantizeParams) -> [Target; 2] {
         Descriptor::path_for(&p.model),
         p.calibrate.clone(),
     ];
-    let model = Target::new(&p.out).kind(ONNX_KIND).flag("--out");
+    let model = Target::new(&p.out).kind(ONNX_KIND).option(Opt::Out);
     let descriptor = Target::new(&Descriptor::path_for(&p.out))
         .kind(DESCRIPTOR_KIND)
-        .flag("--out (the int8 model's descriptor goes beside it, as OUT with .toml)")
+        .option_with(
+            Opt::Out,
+            " (the int8 model's descriptor goes beside it, as OUT with .toml)",
+        )
         .beside(&p.out);
     [model, descriptor].map(|t| inputs.iter().fold(t, |t, input| t.reading(input)))
 }

@@ -12,6 +12,7 @@ use crate::finetune::network::Tail;
 use crate::finetune::report::{method, run_report};
 use crate::finetune::run::{cache_tail, run_splits, RunConfig, SplitEvent, Summary};
 use crate::finetune::train::{CheckedParams, Ending};
+use crate::options::Opt;
 use crate::finetune::{ConvLayer, FinetuneError};
 use crate::output::{self, OutputError, RunName};
 use crate::progress::{Interrupted, Observer, Stop};
@@ -110,7 +111,7 @@ pub fn train_linear(cfg: &LinearRun, log: &mut dyn Observer<String>) -> Result<M
     let place = Place::new(name, &cfg.runs, &cfg.reports);
     let model = output::Target::new(&place.run_dir.join(MODEL_FILE))
         .kind(persist::MODEL_KIND)
-        .flag("--run")
+        .option(Opt::Run)
         .reading(&cfg.cache);
     place.check(Some(model))?;
     let mut data = CacheData::load(&cfg.cache)?;

@@ -18,22 +18,23 @@ use sha2::{Digest, Sha256};
 use crate::cache::merge::ShardId;
 use crate::cache::{Plan, RowPlan};
 use crate::extract::{self, ExtractConfig, ExtractError, Summary};
+use crate::options::Opt;
 use crate::progress::Stop;
 
 /// Errors of choosing or extracting a shard.
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
     /// `--shard` could not be parsed.
-    #[error("bad --shard {0:?}: give I/N (shard I of N, 0 <= I < N), auto, or auto/N")]
+    #[error("bad {opt_shard} {0:?}: give I/N (shard I of N, 0 <= I < N), auto, or auto/N", opt_shard = Opt::Shard)]
     BadSpec(String),
     /// `--shard auto` without a scheduler's task index in the environment.
-    #[error("--shard auto needs SLURM_ARRAY_TASK_ID (a Slurm job array task) or JOB_COMPLETION_INDEX (a Kubernetes Indexed Job), and neither is set: give --shard I/N")]
+    #[error("{opt_shard} auto needs SLURM_ARRAY_TASK_ID (a Slurm job array task) or JOB_COMPLETION_INDEX (a Kubernetes Indexed Job), and neither is set: give {opt_shard} I/N", opt_shard = Opt::Shard)]
     NoIndex,
     /// The task index is known but not the number of shards.
-    #[error("--shard auto: {0} gives this task's index but not the number of shards: give --shard auto/N")]
+    #[error("{opt_shard} auto: {0} gives this task's index but not the number of shards: give {opt_shard} auto/N", opt_shard = Opt::Shard)]
     NoCount(&'static str),
     /// A scheduler variable holds something other than a number.
-    #[error("--shard auto: {var}={value:?} is not a number")]
+    #[error("{opt_shard} auto: {var}={value:?} is not a number", opt_shard = Opt::Shard)]
     BadVariable {
         /// The environment variable.
         var: &'static str,
@@ -41,18 +42,18 @@ pub enum ShardError {
         value: String,
     },
     /// The index is not below the count.
-    #[error("shard index {index} is not below the shard count {count}{hint}")]
+    #[error("shard index {index} is not below the shard count {count}{}", if *.from_slurm_count { resubmit_hint() } else { String::new() })]
     OutOfRange {
         /// The index.
         index: usize,
         /// The count.
         count: usize,
-        /// How to fix it, when the cause is likely.
-        hint: &'static str,
+        /// The count came from SLURM_ARRAY_TASK_COUNT: likely some tasks resubmitted alone.
+        from_slurm_count: bool,
     },
     /// A Slurm array whose task ids do not fit shards 0..count (`--array=1-N`): some shard is
     /// never made and the last task fails.
-    #[error("the Slurm array runs tasks {min}-{max}, but shards are numbered 0 to {last}: task {max} has no shard and shard 0 is never made unless a task 0 runs. Submit the array as --array=0-{last} (features.sbatch does), or give --shard auto/N with N above {max}", last = .count - 1)]
+    #[error("the Slurm array runs tasks {min}-{max}, but shards are numbered 0 to {last}: task {max} has no shard and shard 0 is never made unless a task 0 runs. Submit the array as --array=0-{last} (features.sbatch does), or give {opt_shard} auto/N with N above {max}", last = .count - 1, opt_shard = Opt::Shard)]
     ArrayOutOfRange {
         /// SLURM_ARRAY_TASK_MIN.
         min: usize,
@@ -132,8 +133,8 @@ impl ShardRequest {
                 })
                 .transpose()
         };
-        let (spec, hint) = match *self {
-            ShardRequest::Fixed(spec) => (spec, ""),
+        let (spec, from_slurm_count) = match *self {
+            ShardRequest::Fixed(spec) => (spec, false),
             ShardRequest::Auto { count } => {
                 let (index, source) = match read("SLURM_ARRAY_TASK_ID")? {
                     Some(i) => (i, "SLURM_ARRAY_TASK_ID"),
@@ -155,23 +156,24 @@ impl ShardRequest {
                         return Err(ShardError::ArrayOutOfRange { min, max, count });
                     }
                 }
-                let hint = if slurm_count.is_some() && count == slurm_count.unwrap_or(0) {
-                    " (SLURM_ARRAY_TASK_COUNT): when resubmitting some tasks of an array (--array=2), give the count: --shard auto/N (features.sbatch: SHARDS=N)"
-                } else {
-                    ""
-                };
-                (ShardSpec { index, count }, hint)
+                let from_slurm_count = slurm_count.is_some_and(|n| n == count);
+                (ShardSpec { index, count }, from_slurm_count)
             }
         };
         if spec.count == 0 || spec.index >= spec.count {
             return Err(ShardError::OutOfRange {
                 index: spec.index,
                 count: spec.count,
-                hint,
+                from_slurm_count,
             });
         }
         Ok(spec)
     }
+}
+
+/// How to resubmit some tasks of an array, when the count came from Slurm's.
+fn resubmit_hint() -> String {
+    format!(" (SLURM_ARRAY_TASK_COUNT): when resubmitting some tasks of an array (--array=2), give the count: {} auto/N (features.sbatch: SHARDS=N)", Opt::Shard)
 }
 
 /// The file of shard `spec` of the cache `out`: `DIR/NAME.h5` -> `DIR/NAME.shard-IIIII-of-NNNNN.h5`.
@@ -365,7 +367,7 @@ mod tests {
             ("SLURM_ARRAY_TASK_COUNT", "1"),
         ]);
         let err = auto.resolve(resubmitted).unwrap_err().to_string();
-        assert!(err.contains("--shard auto/N"), "{err}");
+        assert!(err.contains(&format!("{} auto/N", Opt::Shard)), "{err}");
         assert_eq!(
             ShardRequest::Auto { count: Some(4) }
                 .resolve(resubmitted)

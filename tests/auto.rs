@@ -474,64 +474,42 @@ fn cli_auto_writes_the_decision_and_a_model_predict_uses() {
     );
     let line = String::from_utf8_lossy(&predicted.stdout);
     assert!(line.contains("tint_"), "{line}");
-    // The hand-made run from the listed commands gives the same model.
+    // The commands the decision lists (what auto extracted, the chosen run from that cache,
+    // the same from scratch) run as printed, and each training gives auto's model.
     let decision: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report.join("decision.json")).unwrap())
             .unwrap();
-    let uses = decision["chosen"]["reprs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let kind = decision["chosen"]["kind"].as_str().unwrap().to_string();
-    let c = decision["chosen"]["c"].as_f64().unwrap();
-    // The variant the decision keeps, as `tlearn train` flags.
-    let variant = &decision["chosen"]["variant"];
-    let mut flags = Vec::new();
-    if !variant["train_copies"].as_bool().unwrap() {
-        flags.push("--no-copies");
-    }
-    if variant["tta"].as_bool().unwrap() {
-        flags.push("--tta");
-    }
-    let normalize = variant["normalize"].as_str().unwrap().to_string();
-    if normalize != "none" {
-        flags.extend(["--normalize", normalize.as_str()]);
-    }
-    let by_hand = tlearn()
-        .args(["train", &kind, "--features"])
-        .arg(out.join("cache/features.h5"))
-        .args(flags)
-        .args([
-            "--use",
-            &uses,
-            "--c",
-            &c.to_string(),
-            "--refit-with-validation",
-            "--run",
-            "by-hand",
-            "--quiet",
-            "--runs",
-        ])
-        .arg(dir.path().join("runs"))
-        .arg("--reports")
-        .arg(dir.path().join("reports"))
-        .output()
-        .unwrap();
-    assert!(
-        by_hand.status.success(),
-        "{}",
-        String::from_utf8_lossy(&by_hand.stderr)
-    );
+    let steps = decision["commands"].as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{steps:?}");
     let load = |p: PathBuf| tlearn::classify::TrainedModel::load(&p).unwrap();
-    let (a, b) = (
-        load(out.join("runs/auto/model.json")),
-        load(dir.path().join("runs/by-hand/model.json")),
-    );
-    assert_eq!(a.classifier, b.classifier);
-    assert_eq!(a.identity, b.identity);
+    let a = load(out.join("runs/auto/model.json"));
+    let mut trained = 0;
+    for line in steps.iter().flat_map(|s| s.as_str().unwrap().lines()) {
+        let Some(args) = line.strip_prefix("tlearn ") else {
+            assert!(line.starts_with("# "), "{line}");
+            continue;
+        };
+        let ran = tlearn()
+            .args(args.split_whitespace())
+            .arg("--quiet")
+            .output()
+            .unwrap();
+        assert!(
+            ran.status.success(),
+            "{line}: {}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+        if args.starts_with("train ") {
+            let b = load(out.join("runs/auto-by-hand/model.json"));
+            assert_eq!(a.classifier, b.classifier, "{line}");
+            if trained == 0 {
+                // From auto's own cache: the same features too.
+                assert_eq!(a.identity, b.identity, "{line}");
+            }
+            trained += 1;
+        }
+    }
+    assert_eq!(trained, 2);
     // Both are refit on every labelled image after the evaluation, as `tlearn train` does.
     assert!(
         matches!(a.fit, Some(tlearn::classify::ModelFit::AllLabelled { .. })),

@@ -8,6 +8,7 @@ use common::fixtures::{config, feature_bytes, forget_rows, image_folder, tiny_ba
 use tlearn::backbone::{BackboneError, ExecutionProvider, Pooling};
 use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::extract::{run, ExtractError};
+use tlearn::options::Opt;
 
 fn go() -> Stop {
     Stop::new()
@@ -157,7 +158,7 @@ fn a_cache_made_otherwise_is_refused_and_left_untouched() {
         "{text}"
     );
     assert!(
-        !text.contains("made with") && text.contains("Give --cache another file"),
+        !text.contains("made with") && text.contains(&format!("Give {} another file", Opt::Cache)),
         "{text}"
     );
     cfg.pooling = Pooling::Flatten;

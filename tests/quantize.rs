@@ -12,6 +12,7 @@ use tlearn::backbone::{sha256_file, Descriptor, Pooling, Precision};
 use tlearn::cache::{CacheError, FeatureCache};
 use tlearn::extract::{run, ExtractError};
 use tlearn::onnx::{attr_ints, DataType, Dim, GraphBuilder, Model};
+use tlearn::options::Opt;
 use tlearn::quantize::{CalibrationMethod, QuantizeError, QuantizeParams};
 
 /// Quantises `model` into `dir/int8.onnx`, calibrated on `data`.
@@ -303,11 +304,15 @@ fn bad_options_are_refused_before_anything_runs() {
     let data = image_folder(dir.path(), 2, 2);
     let check = |p: QuantizeParams| p.check().unwrap_err().to_string();
     let out = dir.path().join("o.onnx");
-    assert!(check(QuantizeParams::new(&model, &data, &out).images(0)).contains("--images 0"));
+    // The library names the options by its own names; the command line's flags are below.
+    let images = check(QuantizeParams::new(&model, &data, &out).images(0));
+    assert!(images.contains(&format!("{} 0", Opt::Images)), "{images}");
+    let percentile = check(QuantizeParams::new(&model, &data, &out).percentile(0.0));
     assert!(
-        check(QuantizeParams::new(&model, &data, &out).percentile(0.0)).contains("--percentile")
+        percentile.contains(&Opt::Percentile.to_string()),
+        "{percentile}"
     );
-    assert!(check(QuantizeParams::new(&model, &data, &model)).contains("--out"));
+    assert!(check(QuantizeParams::new(&model, &data, &model)).contains(&Opt::Out.to_string()));
     let out = tlearn()
         .args(["model", "quantize"])
         .arg(&model)

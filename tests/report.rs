@@ -10,6 +10,7 @@ use tlearn::backbone::Pooling;
 use tlearn::classify::data::CacheData;
 use tlearn::classify::train::{run, Scored, SplitOutcome, TrainConfig, TrainOutcome};
 use tlearn::classify::Kind;
+use tlearn::options::Opt;
 use tlearn::report::{compare, write_run, RunReport};
 
 /// The tiny cache, average-pooled; `--augment none --copies 2`: no copies are made, whatever
@@ -214,7 +215,7 @@ fn warnings_name_small_test_sets_trivial_top5_and_the_data_root_that_holds_the_i
         all.contains("stopped at its iteration limit before converging for C = 1e-1 in split 1"),
         "{all}"
     );
-    assert!(all.contains("--max-iterations"), "{all}");
+    assert!(all.contains(&Opt::MaxIterations.to_string()), "{all}");
 
     // An image wrong in two splits is shown once, with both.
     let mut twice = known.clone();
@@ -389,7 +390,10 @@ fn the_gallery_hint_never_names_another_data_set_that_only_shares_relative_paths
         !all.contains("would find them"),
         "the decoy is not the run's data: {all}"
     );
-    assert!(all.contains("pass `--data` with the folder"), "{all}");
+    assert!(
+        all.contains(&format!("pass `{}` with the folder", Opt::Data)),
+        "{all}"
+    );
     // The run's own images, one level up from a --data too deep, are still found.
     let too_deep = dir.path().join("images/class_0").display().to_string();
     let report = RunReport::new("known", &(&known).into(), Some(too_deep), None);

@@ -79,21 +79,6 @@ impl Variant {
         label
     }
 
-    /// The `tlearn train` flags that select this variant.
-    pub fn flags(&self) -> String {
-        let mut flags = String::new();
-        if !self.train_copies {
-            flags.push_str(" --no-copies");
-        }
-        if self.tta {
-            flags.push_str(" --tta");
-        }
-        if !self.normalize.is_none() {
-            flags = format!("{flags} --normalize {}", self.normalize.name());
-        }
-        flags
-    }
-
     /// Order on ties (smaller first): `tlearn train`'s defaults, the cheaper to use first: no
     /// TTA (it runs the backbone once per copy at prediction), no normalisation, copies on.
     fn rank(&self) -> (bool, bool, bool) {
@@ -103,7 +88,7 @@ impl Variant {
     /// The levers `data` allows changing from `self`: per lever (one axis each), the variants
     /// that differ from `self` in that lever only. Training copies only if the cache holds
     /// copies of training images; TTA only if it holds copies of validation images
-    /// (`--augment-all`); the normalisations on any cache.
+    /// (augmenting every image); the normalisations on any cache.
     pub fn axes(self, data: &CacheData) -> Vec<Vec<Variant>> {
         let mut axes = Vec::new();
         if has_copies(data, Part::Train) {
@@ -704,7 +689,6 @@ mod tests {
         };
         assert_eq!(base.combine(&[off, tta, power]), all_three);
         assert_eq!(base.combine(&[]), base);
-        assert_eq!(all_three.flags(), " --no-copies --tta --normalize power");
         assert_eq!(all_three.label(), "no copies + tta + power");
         let mut all = vec![cand(512, Kind::Svm, 1e-3, 0.9); 3];
         all[0].variant = tta;

@@ -13,6 +13,7 @@ use super::choose::{best_per_set, best_per_variant, Candidate};
 use super::measure::{Size, LARGE_PER_CLASS};
 use super::{Decision, Similarity};
 use crate::numeric::mean;
+use crate::options::Opt;
 use crate::report::doc::{self, Block, Column, Image, Table};
 use crate::report::format::{pct, per_split};
 use crate::report::html::page;
@@ -412,7 +413,7 @@ fn chosen(d: &Decision, report: &RunReport) -> Vec<Block> {
         return vec![
             Block::Heading(3, "Chosen".into()),
             Block::Para(format!(
-                "**fine-tuning stage `{}`: {}**: validation accuracy {} % (mean of {} splits); test accuracy {} % ± {} (n = {} test images per split). Model: `{model}`; usable with `tlearn predict --model {model}`.",
+                "**fine-tuning stage `{}`: {}**: validation accuracy {} % (mean of {} splits); test accuracy {} % ± {} (n = {} test images per split). Model: `{model}`; usable with `tlearn predict {opt} {model}`.",
                 stage.run,
                 stage.trained,
                 pct(stage.val_accuracy),
@@ -420,13 +421,14 @@ fn chosen(d: &Decision, report: &RunReport) -> Vec<Block> {
                 pct(s.accuracy.mean),
                 pct(s.accuracy.std),
                 per_split(&tests),
+                opt = Opt::Model,
             )),
         ];
     }
     vec![
         Block::Heading(3, "Chosen".into()),
         Block::Para(format!(
-            "**{} on {} ({} dims, {}), C = {:e}**: validation accuracy {} % (mean of {} splits, n = {} validation images per split); test accuracy {} % ± {} (n = {} test images per split). Model: `{}`, {}; usable with `tlearn predict --model {}`.",
+            "**{} on {} ({} dims, {}), C = {:e}**: validation accuracy {} % (mean of {} splits, n = {} validation images per split); test accuracy {} % ± {} (n = {} test images per split). Model: `{}`, {}; usable with `tlearn predict {} {}`.",
             c.kind,
             c.reprs.join(" + "),
             c.dims,
@@ -440,6 +442,7 @@ fn chosen(d: &Decision, report: &RunReport) -> Vec<Block> {
             per_split(&tests),
             report.model.as_ref().map_or("", |m| m.path.as_str()),
             report.model.as_ref().map_or("", |m| m.trained_on.as_str()),
+            Opt::Model,
             report.model.as_ref().map_or("", |m| m.path.as_str()),
         )),
     ]
@@ -450,7 +453,7 @@ fn appendix(d: &Decision) -> Vec<Block> {
     rows.sort_by(|a, b| mean(&b.test_accuracy).total_cmp(&mean(&a.test_accuracy)));
     vec![
         Block::Heading(3, "Appendix: test accuracy of every candidate — not used for choosing".into()),
-        Block::Para("Each feature set and classifier with C chosen on validation in each split and fitted on the training images only, as `tlearn train` does (the chosen run above is refit on training + validation images, unless `--no-refit-with-validation`); fine-tuning stages, if they ran, at their kept epoch. Shown for the reader only: the choice above never read these numbers.".into()),
+        Block::Para(format!("Each feature set and classifier with C chosen on validation in each split and fitted on the training images only, as `tlearn train` does (the chosen run above is refit on training + validation images, unless `{}`); fine-tuning stages, if they ran, at their kept epoch. Shown for the reader only: the choice above never read these numbers.", Opt::NoRefitWithValidation)),
         table(
             vec![
                 Column::left("features"),

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::dataset::{stratified_splits, DataSet, Part, SplitSpec};
+use crate::options::Opt;
 
 /// Images per class (the median class) from which a data set counts as large.
 ///
@@ -129,7 +130,10 @@ pub fn measure(
     let labels = data.labels();
     let mut warnings = Vec::new();
     if let Some(ignored) = crate::dataset::ignored_summary(&data.ignored) {
-        warnings.push(format!("{ignored} (tlearn features --verbose names them)"));
+        warnings.push(format!(
+            "{ignored} (tlearn features {} names them)",
+            Opt::Verbose
+        ));
     }
     if !data.unusable.is_empty() {
         warnings.push(format!(

@@ -1,5 +1,6 @@
 //! What can go wrong opening a backbone: its descriptor, its model file, ONNX Runtime.
 
+use crate::options::Opt;
 use std::path::PathBuf;
 
 /// Environment variable naming the ONNX Runtime shared library (ort's own convention).
@@ -50,7 +51,7 @@ pub enum BackboneError {
     #[error("no ONNX Runtime library found; looked in: {}. Run `make ort` in the tlearn checkout, or set {ORT_LIB_ENV} to a libonnxruntime.so", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     RuntimeNotFound(Vec<PathBuf>),
     /// The CUDA execution provider was asked for but cannot be used.
-    #[error("the CUDA execution provider is not available: {}. Use `--ep cpu`, or install the CUDA build of ONNX Runtime with `make ort-cuda` and point {ORT_LIB_ENV} at it", .0.to_string().trim_end_matches('.'))]
+    #[error("the CUDA execution provider is not available: {}. Use `{opt_ep} cpu`, or install the CUDA build of ONNX Runtime with `make ort-cuda` and point {ORT_LIB_ENV} at it", .0.to_string().trim_end_matches('.'), opt_ep = Opt::Ep)]
     CudaUnavailable(#[source] ort::Error),
     /// ONNX Runtime reported an error.
     #[error("ONNX Runtime: {0}")]

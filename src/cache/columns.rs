@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Identity;
 use crate::backbone::{Pooling, Repr};
+use crate::options::Opt;
 
 /// A representation stored in a cache, with its number of columns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,10 +56,10 @@ pub enum SelectError {
         available: String,
     },
     /// The cache was made with several `--layer`s and one `--pool`: their widths are unknown.
-    #[error("the features concatenate {0} with one pooling (made with --layer/--pool), so the columns of each layer are not recorded: extract with --repr to select representations")]
+    #[error("the features concatenate {0} with one pooling (made with {opt_layer}/{opt_pool}), so the columns of each layer are not recorded: extract with {opt_repr} to select representations", opt_layer = Opt::Layer, opt_pool = Opt::Pool, opt_repr = Opt::Repr)]
     Unmapped(String),
     /// Nothing, or a representation twice, was asked for.
-    #[error("--use needs distinct representations, at least one")]
+    #[error("{opt_use} needs distinct representations, at least one", opt_use = Opt::Use)]
     Empty,
 }
 

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::space;
+use crate::options::Opt;
 
 /// Errors of the feature cache.
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +18,7 @@ pub enum CacheError {
         source: hdf5::Error,
     },
     /// The file exists but was made for another request; it is never mixed.
-    #[error("cache {path} does not match this run ({what}); its rows are never mixed with another run's. Give --cache another file (tlearn auto: another --out), or delete this one to rebuild it")]
+    #[error("cache {path} does not match this run ({what}); its rows are never mixed with another run's. Give {opt_cache} another file (tlearn auto: another {opt_out}), or delete this one to rebuild it", opt_cache = Opt::Cache, opt_out = Opt::Out)]
     Mismatch {
         /// The cache file.
         path: PathBuf,
@@ -25,7 +26,7 @@ pub enum CacheError {
         what: String,
     },
     /// The file is not a tlearn cache, or is damaged.
-    #[error("{path} is not a readable tlearn feature cache ({}): check the --cache path, or make the cache with `tlearn features --cache FILE`", crate::output::with_cause(.reason, .source))]
+    #[error("{path} is not a readable tlearn feature cache ({}): check the {opt_cache} path, or make the cache with `tlearn features {opt_cache} FILE`", crate::output::with_cause(.reason, .source), opt_cache = Opt::Cache)]
     NotACache {
         /// The file.
         path: PathBuf,
@@ -36,7 +37,7 @@ pub enum CacheError {
     },
     /// The file's datasets disagree with each other or with its identity (cut, widened,
     /// relabelled or edited by hand).
-    #[error("{path} is damaged: {problem}. Make the cache again with `tlearn features` (into a new --cache; this file is left as it is)")]
+    #[error("{path} is damaged: {problem}. Make the cache again with `tlearn features` (into a new {opt_cache}; this file is left as it is)", opt_cache = Opt::Cache)]
     Damaged {
         /// The file.
         path: PathBuf,
@@ -44,10 +45,10 @@ pub enum CacheError {
         problem: String,
     },
     /// The cache holds unlabeled images: nothing to train a classifier on.
-    #[error("{} holds features of unlabeled images (made with `tlearn features --unlabeled`): they have no classes to train on. Export them (`tlearn cache export --npy`) for other tools, or make a labelled cache from a folder with one sub-folder per class (`tlearn features --data DIR` without --unlabeled)", .0.display())]
+    #[error("{} holds features of unlabeled images (made with `tlearn features {opt_unlabeled}`): they have no classes to train on. Export them (`tlearn cache export {opt_npy}`) for other tools, or make a labelled cache from a folder with one sub-folder per class (`tlearn features {opt_data} DIR` without {opt_unlabeled})", .0.display(), opt_unlabeled = Opt::Unlabeled, opt_npy = Opt::Npy, opt_data = Opt::Data)]
     Unlabeled(PathBuf),
     /// There is no file at the path.
-    #[error("no feature cache at {0}: make it with `tlearn features --cache {0}`")]
+    #[error("no feature cache at {0}: make it with `tlearn features {opt_cache} {0}`", opt_cache = Opt::Cache)]
     Missing(PathBuf),
     /// Another process (another `tlearn features` run) has the file open for writing.
     #[error("cache {} is being written by another process (another `tlearn features` run?): wait for it to finish or stop it; `tlearn cache {}` shows its progress", path.display(), path.display())]
@@ -56,7 +57,7 @@ pub enum CacheError {
         path: PathBuf,
     },
     /// The disk holding the file is full.
-    #[error("the disk holding {} is full ({free} bytes free{}): free some space or choose another --cache", path.display(), needed.map(|n| format!(", the cache needs at least {n}")).unwrap_or_default())]
+    #[error("the disk holding {} is full ({free} bytes free{}): free some space or choose another {opt_cache}", path.display(), needed.map(|n| format!(", the cache needs at least {n}")).unwrap_or_default(), opt_cache = Opt::Cache)]
     DiskFull {
         /// The cache file.
         path: PathBuf,

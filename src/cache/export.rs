@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{CacheError, Contents, FeatureCache, RowStatus};
+use crate::options::Opt;
 use crate::output::OutputError;
 
 /// Errors of an export.
@@ -18,11 +19,11 @@ pub enum ExportError {
     #[error(transparent)]
     Output(#[from] OutputError),
     /// An output file is there already; it is not replaced.
-    #[error("{} exists already: it is left as it is. Give --npy another folder, or move it away", .0.display())]
+    #[error("{} exists already: it is left as it is. Give {opt_npy} another folder, or move it away", .0.display(), opt_npy = Opt::Npy)]
     Exists(PathBuf),
     /// Some rows are not computed yet (a stopped extraction): exporting them as zeros would
     /// pass for features.
-    #[error("cache {} is incomplete: {missing} of {rows} rows are not computed yet (its extraction was stopped). Run the same `tlearn features` command again to finish it, or pass --partial to export only the {done} done rows", cache.display())]
+    #[error("cache {} is incomplete: {missing} of {rows} rows are not computed yet (its extraction was stopped). Run the same `tlearn features` command again to finish it, or pass {opt_partial} to export only the {done} done rows", cache.display(), opt_partial = Opt::Partial)]
     Incomplete {
         /// The cache file.
         cache: PathBuf,
@@ -60,7 +61,7 @@ pub fn export_npy(cache: &Path, out: &Path, partial: bool) -> Result<ExportSumma
     let (features, rows_csv) = (out.join("features.npy"), out.join("rows.csv"));
     let target = |path: &Path| {
         crate::output::Target::new(path)
-            .flag("--npy")
+            .option(Opt::Npy)
             .reading(cache)
     };
     for path in [&features, &rows_csv] {

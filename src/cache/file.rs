@@ -10,6 +10,7 @@ use ndarray::{s, Array1, Array2, ArrayView2};
 use super::error::{hdf5_error, is_lock_error, not_a_cache};
 use super::layout::{create, Reason, FORMAT_VERSION, OLDEST_READABLE_VERSION, REASON_LEN};
 use super::{fingerprint, CacheError, Identity, IdentityCheck, Plan, RowStatus};
+use crate::options::Opt;
 
 /// An open feature cache.
 pub struct FeatureCache {
@@ -24,7 +25,7 @@ pub struct FeatureCache {
 /// Refuses, before any work, a cache path tlearn may not write: a link, a folder, a path below
 /// a file, or a file that is not a tlearn feature cache (tlearn's own caches resume).
 pub fn check_path(path: &Path) -> Result<(), CacheError> {
-    let target = crate::output::Target::new(path).flag("--cache");
+    let target = crate::output::Target::new(path).option(Opt::Cache);
     if !target.check_place()? {
         return Ok(());
     }
@@ -32,7 +33,7 @@ pub fn check_path(path: &Path) -> Result<(), CacheError> {
         Err(CacheError::NotACache { reason, .. }) => Err(crate::output::OutputError::Refused {
             path: path.to_path_buf(),
             why: format!("is not a tlearn feature cache ({})", if reason.is_empty() { "not HDF5" } else { &reason }),
-            advice: "tlearn resumes only caches it made: give --cache a new file (tlearn auto: another --out), or move this one away".into(),
+            advice: format!("tlearn resumes only caches it made: give {} a new file (tlearn auto: another {}), or move this one away", Opt::Cache, Opt::Out),
         }
         .into()),
         _ => Ok(()),

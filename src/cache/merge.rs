@@ -18,6 +18,7 @@ use super::{
     create_filled, CacheError, FeatureCache, Identity, IdentityCheck, Plan, Reason, RowPlan,
     RowStatus,
 };
+use crate::options::Opt;
 
 /// Feature bytes copied per block: bounds the merge's memory whatever the cache's size.
 const BLOCK_BYTES: usize = 8 << 20;
@@ -47,19 +48,19 @@ pub enum MergeError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     /// No input was given.
-    #[error("no shard files given: tlearn cache merge --out ALL.h5 SHARD.h5...")]
+    #[error("no shard files given: tlearn cache merge {opt_out} ALL.h5 SHARD.h5...", opt_out = Opt::Out)]
     NoShards,
     /// The output is one of the inputs.
-    #[error("--out {0} is one of the shards: choose another output path")]
+    #[error("{opt_out} {0} is one of the shards: choose another output path", opt_out = Opt::Out)]
     OutputIsInput(PathBuf),
     /// The output exists already; it is not overwritten.
-    #[error("--out {0} exists already: it is left untouched; remove it or choose another path")]
+    #[error("{opt_out} {0} exists already: it is left untouched; remove it or choose another path", opt_out = Opt::Out)]
     OutputExists(PathBuf),
     /// An input is a whole cache, not a shard.
-    #[error("{0} is not a shard (it was not made with `tlearn features --shard`): only shards are merged")]
+    #[error("{0} is not a shard (it was not made with `tlearn features {opt_shard}`): only shards are merged", opt_shard = Opt::Shard)]
     NotAShard(PathBuf),
     /// Two inputs belong to different plans (settings, images or shard count).
-    #[error("{other} belongs to another plan than {first} ({what}): merge the shards of one `tlearn features --shard I/N` run")]
+    #[error("{other} belongs to another plan than {first} ({what}): merge the shards of one `tlearn features {opt_shard} I/N` run", opt_shard = Opt::Shard)]
     DifferentPlan {
         /// The first shard given.
         first: PathBuf,
@@ -107,7 +108,7 @@ pub enum MergeError {
         reason: String,
     },
     /// Some shards have rows not computed yet.
-    #[error("{} shard(s) incomplete, nothing written; rerun their tasks (`tlearn features ... --shard I/N` resumes them):\n{report}", .shards.len())]
+    #[error("{} shard(s) incomplete, nothing written; rerun their tasks (`tlearn features ... {opt_shard} I/N` resumes them):\n{report}", .shards.len(), opt_shard = Opt::Shard)]
     Incomplete {
         /// Indices of the incomplete shards.
         shards: Vec<usize>,
@@ -207,7 +208,9 @@ fn check_output(inputs: &[PathBuf], out: &Path) -> Result<(), MergeError> {
     {
         return Err(MergeError::OutputIsInput(out.to_path_buf()));
     }
-    let place = crate::output::Target::new(out).flag("--out").check_place();
+    let place = crate::output::Target::new(out)
+        .option(Opt::Out)
+        .check_place();
     if place.map_err(CacheError::from)? {
         return Err(MergeError::OutputExists(out.to_path_buf()));
     }

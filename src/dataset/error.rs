@@ -1,5 +1,6 @@
 //! What can go wrong listing a data set or splitting it.
 
+use crate::options::Opt;
 use std::path::PathBuf;
 
 /// Errors met while listing a data set or splitting it.
@@ -35,6 +36,6 @@ pub enum DatasetError {
     )]
     SingleClass(String),
     /// The split fractions are not usable.
-    #[error("bad --split {0}: give three fractions train,val,test, each above 0, that sum to 1, e.g. 0.5,0.25,0.25")]
+    #[error("bad {opt_split} {0}: give three fractions train,val,test, each above 0, that sum to 1, e.g. 0.5,0.25,0.25", opt_split = Opt::SplitFractions)]
     BadSplit(String),
 }

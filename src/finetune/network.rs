@@ -12,6 +12,7 @@ use super::FinetuneError;
 use crate::backbone::Compute;
 use crate::onnx::proto::{GraphProto, NodeProto};
 use crate::onnx::Model;
+use crate::options::Opt;
 
 /// Output of the exported inference model: class probabilities.
 pub const PROBABILITIES: &str = "probabilities";
@@ -117,7 +118,8 @@ pub fn tail_in(
         Unfreeze::Last(k) if k <= after.len() => k,
         Unfreeze::Last(k) => {
             return Err(FinetuneError::Param(format!(
-                "--unfreeze {k}: {} convolution(s) follow {layer}; cache an earlier layer to train more",
+                "{} {k}: {} convolution(s) follow {layer}; cache an earlier layer to train more",
+                Opt::Unfreeze,
                 after.len()
             )))
         }

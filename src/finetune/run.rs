@@ -21,6 +21,7 @@ use super::FinetuneError;
 use crate::backbone::{Compute, Descriptor, Pooling, Repr};
 use crate::cache::FeatureCache;
 use crate::onnx::Model;
+use crate::options::Opt;
 use crate::progress::{Observer, Stop};
 
 /// What to fine-tune, on which data, into which directory.
@@ -115,10 +116,12 @@ fn cache_tail_in(
     let id = &id;
     if id.pooling != Pooling::Flatten || id.layers.len() != 1 {
         return Err(FinetuneError::Data(format!(
-            "{} holds {} ({:?} pooling); fine-tuning needs one layer, flattened (e.g. `tlearn features --layer block4_pool --pool flatten`)",
+            "{} holds {} ({:?} pooling); fine-tuning needs one layer, flattened (e.g. `tlearn features {} block4_pool {} flatten`)",
             features.display(),
             id.layers.join(","),
-            id.pooling
+            id.pooling,
+            Opt::Layer,
+            Opt::Pool
         )));
     }
     Ok((

@@ -9,6 +9,7 @@ use super::doc::{self, Block, Cell, Column, Table};
 use super::format::{pct, per_split};
 use super::run::{Method, RunReport, OLDEST_READ_VERSION, REPORT_VERSION};
 use super::{html, ReportError};
+use crate::options::Opt;
 use crate::output;
 
 /// One line of the comparison.
@@ -179,7 +180,7 @@ pub fn compare(reports: &Path, warn: &mut dyn FnMut(String)) -> Result<Vec<Row>,
     let target = |name: &str| {
         output::Target::new(&reports.join(name))
             .kind(COMPARISON_KIND)
-            .flag("--reports")
+            .option(Opt::Reports)
     };
     for name in ["index.md", "index.html", "comparison.json"] {
         target(name).check()?;

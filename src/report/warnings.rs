@@ -9,6 +9,7 @@ use super::format::per_split;
 use super::run::{RunReport, GALLERY_MAX};
 use crate::cache::{FeatureCache, Fingerprint};
 use crate::dataset::stored_to_path;
+use crate::options::Opt;
 use crate::preprocess::DecodeLimits;
 
 /// Below this many test images per split, an accuracy is too rough to compare runs by.
@@ -76,8 +77,9 @@ fn unconverged(r: &RunReport) -> Option<String> {
         .collect();
     (!stopped.is_empty()).then(|| {
         format!(
-            "the solver stopped at its iteration limit before converging for {}: those fits may score below what the model can reach; run again with a larger --max-iterations",
-            stopped.join(", ")
+            "the solver stopped at its iteration limit before converging for {}: those fits may score below what the model can reach; run again with a larger {}",
+            stopped.join(", "),
+            Opt::MaxIterations
         )
     })
 }
@@ -110,8 +112,11 @@ fn missing_thumbnails(r: &RunReport) -> Option<String> {
         .ok();
     let same = |dir: &Path| holds_the_images(dir, &shown, recorded.as_ref());
     let fix = match find_data_root(root.as_deref(), first, &same) {
-        Some(dir) => format!("`--data {}` would find them", dir.display()),
-        None => "pass `--data` with the folder that `tlearn features --data` read".into(),
+        Some(dir) => format!("`{} {}` would find them", Opt::Data, dir.display()),
+        None => format!(
+            "pass `{0}` with the folder that `tlearn features {0}` read",
+            Opt::Data
+        ),
     };
     Some(match &root {
         None => format!(

@@ -97,6 +97,7 @@ fn config(args: &AutoArgs) -> AutoConfig {
         ..extract
     };
     let mut cfg = AutoConfig::new(extract, &args.out);
+    cfg.reproduce = crate::flags::reproduce;
     cfg.layers = args.layers.clone();
     cfg.kinds = args.kinds.clone();
     if let Some(grid) = &args.grid {

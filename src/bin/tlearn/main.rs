@@ -6,6 +6,7 @@ mod classify_cmd;
 mod cores;
 mod export_cmd;
 mod finetune_cmd;
+mod flags;
 mod predict_cmd;
 mod progress;
 mod shard_cmd;
@@ -19,6 +20,7 @@ use clap::Parser;
 use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::extract::{self, ExtractConfig, Summary};
 use tlearn::onnx::{CutSpec, Model};
+use tlearn::options::Opt;
 use tlearn::preprocess::{load_rgb, DecodeLimits};
 use tlearn::progress::Stop;
 
@@ -26,6 +28,7 @@ use args::{AugmentCommand, Cli, Command, FeaturesArgs, ModelCommand, QuantizeArg
 use tlearn::quantize::QuantizeParams;
 
 fn main() -> ExitCode {
+    tlearn::options::spell_with(flags::flag);
     let argv: Vec<String> = std::env::args().collect();
     let cli = Cli::parse();
     for (old, new) in deprecated_flags(&argv) {
@@ -125,7 +128,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             out,
         }) => {
             let target = tlearn::output::Target::new(&out)
-                .flag("--out")
+                .option(Opt::Out)
                 .reading(&image);
             target.check()?;
             let format = image::ImageFormat::from_path(&out)
@@ -174,7 +177,7 @@ fn model(command: ModelCommand) -> Result<ExitCode> {
                 .collect();
             let target = tlearn::output::Target::new(&out)
                 .kind(tlearn::onnx::ONNX_KIND)
-                .flag("--out")
+                .option(Opt::Out)
                 .reading(&input);
             target.check()?;
             let mut model = Model::load(&input)?;
@@ -280,7 +283,7 @@ const JSON_KIND: &str = "timing JSON";
 pub(crate) fn json_target(path: &std::path::Path) -> tlearn::output::Target {
     tlearn::output::Target::new(path)
         .kind(JSON_KIND)
-        .flag("--json")
+        .option(Opt::Json)
 }
 
 /// Refuses, before the work, a `--json` file tlearn may not write.
