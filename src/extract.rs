@@ -3,7 +3,7 @@
 
 use std::ops::{ControlFlow, Deref};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -22,7 +22,7 @@ use crate::options::Opt;
 use crate::preprocess::{
     decode_ahead, decode_rgb, load_rgb, read_image_file, DecodeLimits, Prepared, Preprocessing,
 };
-use crate::progress::{Interrupted, Stop};
+use crate::progress::{Interrupted, Observer, Stop};
 
 /// Most seeded splits a run may ask for: beyond it the mean barely moves while the time and the
 /// cache's split codes grow with every split (`--splits 4294967296` would not fit in memory).
@@ -110,7 +110,7 @@ pub struct ExtractConfig {
     /// The cache file.
     pub cache: PathBuf,
     /// Hears how far the run is (the CLI draws a progress bar); `None`: nobody listens.
-    pub progress: Option<Arc<dyn RowProgress>>,
+    pub progress: Option<RowObserver>,
 }
 
 impl ExtractConfig {
@@ -200,18 +200,65 @@ impl Deref for CheckedConfig {
     }
 }
 
-/// Hears how far an extraction is. The library prints nothing: the CLI draws a progress bar
-/// from these calls.
-pub trait RowProgress: Send + Sync + std::fmt::Debug {
-    /// The run is about to compute `rows` rows.
-    fn start(&self, rows: usize);
-    /// `rows` more rows were written (computed or skipped).
-    fn advance(&self, rows: usize);
-    /// The run ended: finished, interrupted or failed.
-    fn finish(&self);
+/// How far an extraction is, as its [`RowObserver`] hears it (the CLI draws a progress bar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowEvent {
     /// Before any row is computed: the `rows` rows to compute, of `dims` features, take about
-    /// `bytes` in the cache. Default: nothing.
-    fn planned(&self, _rows: usize, _dims: usize, _bytes: u64) {}
+    /// `bytes` in the cache.
+    Planned {
+        /// Rows to compute.
+        rows: usize,
+        /// Features per row.
+        dims: usize,
+        /// Their size in the cache.
+        bytes: u64,
+    },
+    /// The run is about to compute `rows` rows.
+    Started {
+        /// Rows to compute.
+        rows: usize,
+    },
+    /// `rows` more rows were written (computed or skipped).
+    Written {
+        /// Rows in the batch.
+        rows: usize,
+    },
+    /// The run ended: finished, interrupted or failed.
+    Finished,
+}
+
+/// The [`Observer`] of an extraction's rows. It rides in the [`ExtractConfig`] that auto and
+/// shards pass on, so it is shared by the config's clones, behind a lock (any thread may hold
+/// a config).
+#[derive(Clone)]
+pub struct RowObserver(Arc<Mutex<dyn Observer<RowEvent> + Send>>);
+
+impl RowObserver {
+    /// `observer` hears every row event of the runs of configs holding this.
+    pub fn new(observer: impl Observer<RowEvent> + Send + 'static) -> RowObserver {
+        RowObserver(Arc::new(Mutex::new(observer)))
+    }
+
+    /// Tells the observer `event` (a panic that poisoned the lock does not silence it).
+    fn observe(&self, event: RowEvent) {
+        let mut observer = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        observer.observe(event);
+    }
+}
+
+impl std::fmt::Debug for RowObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RowObserver")
+    }
+}
+
+impl CheckedConfig {
+    /// Tells the config's observer, if any, `event`.
+    fn observe(&self, event: RowEvent) {
+        if let Some(observer) = &self.progress {
+            observer.observe(event);
+        }
+    }
 }
 
 /// What a run did, printed at its end and returned to callers.
@@ -441,8 +488,9 @@ pub(crate) fn run_setup(
         mut backbone,
     } = setup;
     let (cache, resumed) = open_announced(cfg, &plan, &data)?;
-    let progress = cfg.progress.as_deref();
-    progress.inspect(|p| p.start(resumed.pending.len()));
+    cfg.observe(RowEvent::Started {
+        rows: resumed.pending.len(),
+    });
     let start = Instant::now();
     let pass = compute_rows(
         cfg,
@@ -452,7 +500,7 @@ pub(crate) fn run_setup(
         &resumed.pending,
         stop,
     );
-    progress.inspect(|p| p.finish());
+    cfg.observe(RowEvent::Finished);
     let (computed, interrupted) = pass?;
     let seconds = start.elapsed().as_secs_f64();
     Ok(Summary {
@@ -494,8 +542,8 @@ fn open_announced(
 ) -> Result<(FeatureCache, Resumed), ExtractError> {
     let (cache, resumed) = open_cache(cfg, plan, data)?;
     let (rows, dims) = (resumed.pending.len(), plan.identity.dims);
-    let progress = cfg.progress.as_deref();
-    progress.inspect(|p| p.planned(rows, dims, crate::cache::cache_bytes(rows, dims)));
+    let bytes = crate::cache::cache_bytes(rows, dims);
+    cfg.observe(RowEvent::Planned { rows, dims, bytes });
     Ok((cache, resumed))
 }
 
@@ -540,7 +588,7 @@ fn compute_rows(
         |prepared| {
             computed += write_batch(cache, plan, backbone, &reprs, &prepared)?;
             let written = prepared.units.iter().map(|(u, _)| u.0.len()).sum::<usize>();
-            cfg.progress.as_deref().inspect(|p| p.advance(written));
+            cfg.observe(RowEvent::Written { rows: written });
             interrupted = stop.requested();
             Ok::<_, ExtractError>(match interrupted {
                 true => ControlFlow::Break(()),

@@ -1,38 +1,33 @@
 //! The progress bar on stderr: drawn here, from what the library reports.
 
 use std::io::IsTerminal;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tlearn::extract::RowProgress;
+use tlearn::extract::{RowEvent, RowObserver};
+use tlearn::progress::Observer;
 
 /// A bar of rows, rate, elapsed time and ETA.
-#[derive(Debug)]
 struct Bar(ProgressBar);
 
-impl RowProgress for Bar {
-    fn start(&self, rows: usize) {
-        self.0.set_length(rows as u64);
-        self.0.set_style(
-            ProgressStyle::with_template(
-                "{bar:40.cyan/blue} {pos}/{len} rows  {per_sec}  elapsed {elapsed}  ETA {eta}",
-            )
-            .expect("valid template"),
-        );
-    }
-
-    fn advance(&self, rows: usize) {
-        self.0.inc(rows as u64);
-    }
-
-    fn finish(&self) {
-        self.0.finish_and_clear();
-    }
-
-    fn planned(&self, rows: usize, dims: usize, bytes: u64) {
-        self.0
-            .suspend(|| eprintln!("{}", planned_line(rows, dims, bytes)));
+impl Observer<RowEvent> for Bar {
+    fn observe(&mut self, event: RowEvent) {
+        match event {
+            RowEvent::Planned { rows, dims, bytes } => self
+                .0
+                .suspend(|| eprintln!("{}", planned_line(rows, dims, bytes))),
+            RowEvent::Started { rows } => {
+                self.0.set_length(rows as u64);
+                self.0.set_style(
+                    ProgressStyle::with_template(
+                        "{bar:40.cyan/blue} {pos}/{len} rows  {per_sec}  elapsed {elapsed}  ETA {eta}",
+                    )
+                    .expect("valid template"),
+                );
+            }
+            RowEvent::Written { rows } => self.0.inc(rows as u64),
+            RowEvent::Finished => self.0.finish_and_clear(),
+        }
     }
 }
 
@@ -50,11 +45,7 @@ const LINE_EVERY: Duration = Duration::from_secs(30);
 
 /// Progress as plain lines, for a stderr nobody watches live (a log file, a Slurm job): one
 /// at the start, then at most every [`LINE_EVERY`] as rows finish, and one at the end.
-#[derive(Debug)]
-struct Lines(Mutex<LineState>);
-
-#[derive(Debug)]
-struct LineState {
+struct Lines {
     rows: usize,
     done: usize,
     start: Instant,
@@ -62,62 +53,60 @@ struct LineState {
 }
 
 impl Lines {
-    fn print(s: &LineState) {
-        let seconds = s.start.elapsed().as_secs_f64();
-        let rate = s.done as f64 / seconds.max(1e-9);
+    fn print(&self) {
+        let seconds = self.start.elapsed().as_secs_f64();
+        let rate = self.done as f64 / seconds.max(1e-9);
         let eta = if rate > 0.0 {
-            format!("{:.0} s", s.rows.saturating_sub(s.done) as f64 / rate)
+            format!("{:.0} s", self.rows.saturating_sub(self.done) as f64 / rate)
         } else {
             "unknown".into()
         };
         eprintln!(
             "{}/{} rows  {rate:.1} rows/s  elapsed {seconds:.0} s  ETA {eta}",
-            s.done, s.rows
+            self.done, self.rows
         );
     }
 }
 
-impl RowProgress for Lines {
-    fn planned(&self, rows: usize, dims: usize, bytes: u64) {
-        eprintln!("{}", planned_line(rows, dims, bytes));
-    }
-
-    fn start(&self, rows: usize) {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        (s.rows, s.done, s.start, s.last) = (rows, 0, Instant::now(), Instant::now());
-        Self::print(&s);
-    }
-
-    fn advance(&self, rows: usize) {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        s.done += rows;
-        if s.last.elapsed() >= LINE_EVERY {
-            s.last = Instant::now();
-            Self::print(&s);
+impl Observer<RowEvent> for Lines {
+    fn observe(&mut self, event: RowEvent) {
+        match event {
+            RowEvent::Planned { rows, dims, bytes } => {
+                eprintln!("{}", planned_line(rows, dims, bytes))
+            }
+            RowEvent::Started { rows } => {
+                (self.rows, self.done) = (rows, 0);
+                (self.start, self.last) = (Instant::now(), Instant::now());
+                self.print();
+            }
+            RowEvent::Written { rows } => {
+                self.done += rows;
+                if self.last.elapsed() >= LINE_EVERY {
+                    self.last = Instant::now();
+                    self.print();
+                }
+            }
+            RowEvent::Finished => self.print(),
         }
-    }
-
-    fn finish(&self) {
-        Self::print(&self.0.lock().unwrap_or_else(|p| p.into_inner()));
     }
 }
 
 /// A progress bar for an extraction when `show` (plain lines at least every 30 s when stderr
 /// is not a terminal), else none.
-pub fn bar(show: bool) -> Option<Arc<dyn RowProgress>> {
+pub fn bar(show: bool) -> Option<RowObserver> {
     if !show {
         return None;
     }
     if std::io::stderr().is_terminal() {
-        return Some(Arc::new(Bar(ProgressBar::new(0))));
+        return Some(RowObserver::new(Bar(ProgressBar::new(0))));
     }
     let now = Instant::now();
-    Some(Arc::new(Lines(Mutex::new(LineState {
+    Some(RowObserver::new(Lines {
         rows: 0,
         done: 0,
         start: now,
         last: now,
-    }))))
+    }))
 }
 
 /// The bar of one fine-tuning epoch: `steps` training steps, the message naming split and
