@@ -7,9 +7,7 @@ Two levels are checked, as in a layered design data flows one way at each:
   and the files of the binary (`src/bin/tlearn/`), whose root is `main.rs`.
 A child using its parent's items (`super::Thing` defined in `x.rs` beside `x/`) is not a circle.
 
-Prints each circle; exits 1 when one is found that `scripts/import-cycles-known.txt` does not
-list (the circles that remain to be undone, one per line, written as this script prints them),
-and also when a listed one is gone (so the list only ever shrinks).
+Prints each circle and exits 1 when there is one: none is allowed.
 """
 import re
 import sys
@@ -167,21 +165,11 @@ def main():
         for comp in circles({n for e in top for n in e}, top):
             found.append(f"bin {binary.name}: " + " <-> ".join("::".join(c) or "main" for c in comp))
     found = sorted(set(found))
-    known_file = repo / "scripts" / "import-cycles-known.txt"
-    known = {
-        line.strip()
-        for line in known_file.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    } if known_file.exists() else set()
-    new = [c for c in found if c not in known]
-    gone = sorted(known - set(found))
     for c in found:
-        print(("new circle: " if c in new else "known circle (to undo): ") + c)
-    for c in gone:
-        print(f"listed circle no longer exists, remove it from {known_file.name}: {c}")
-    if new or gone:
+        print("import circle: " + c)
+    if found:
         sys.exit(1)
-    print(f"import circles: {len(found)} known, none new")
+    print("import circles: none")
 
 
 if __name__ == "__main__":

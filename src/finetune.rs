@@ -24,7 +24,6 @@ pub mod grad;
 pub mod graph;
 pub mod network;
 pub mod profile;
-pub mod report;
 pub mod run;
 pub mod runner;
 pub mod schedule;
@@ -32,8 +31,8 @@ pub mod store;
 pub mod train;
 
 use std::path::PathBuf;
-use crate::options::Opt;
 
+use crate::options::Opt;
 use ort::session::Session;
 
 pub use graph::{

@@ -41,9 +41,30 @@ pub fn softmax(z: &[f32]) -> Vec<f32> {
     p
 }
 
+/// Mean and sample standard deviation (n - 1; 0 for a single value).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len();
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let var = if n > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_std_is_the_sample_deviation() {
+        assert_eq!(mean_std(&[1.0, 3.0]), (2.0, 2f64.sqrt()));
+        assert_eq!(mean_std(&[2.0]), (2.0, 0.0));
+    }
 
     #[test]
     fn argmax_takes_the_first_largest() {

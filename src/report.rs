@@ -1,12 +1,14 @@
 //! Offline evaluation reports: metrics of a training run's test images, the confusion matrix
 //! as a PNG heat map, a gallery of misclassified images, written as report.json, report.md and
 //! a self-contained report.html per run; and one comparison of every run. Both formats are
-//! rendered from one model of the content ([`doc`]): what a report shows is written once.
+//! rendered from one model of the content ([`doc`]): what a report shows is written once. A
+//! fine-tuning run is reported like a linear one ([`mod@finetune`]).
 
 mod assemble;
 pub mod compare;
 pub mod content;
 pub mod doc;
+pub mod finetune;
 pub(crate) mod format;
 pub mod html;
 pub mod metrics;

@@ -9,13 +9,13 @@ use crate::classify::data::CacheData;
 use crate::classify::train::{self, TrainConfig};
 use crate::classify::{persist, ClassifyError};
 use crate::finetune::network::Tail;
-use crate::finetune::report::{method, run_report};
 use crate::finetune::run::{cache_tail, run_splits, RunConfig, SplitEvent, Summary};
 use crate::finetune::train::{CheckedParams, Ending};
-use crate::options::Opt;
 use crate::finetune::{ConvLayer, FinetuneError};
+use crate::options::Opt;
 use crate::output::{self, OutputError, RunName};
 use crate::progress::{Interrupted, Observer, Stop};
+use crate::report::finetune::{method, run_report};
 use crate::report::run::ModelInfo;
 use crate::report::{ReportError, RunReport};
 

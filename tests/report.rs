@@ -319,7 +319,7 @@ fn runs_on_a_real_cache_are_reported_and_compared() {
         let (outcome, _) = run(&data, &cfg, &mut |_| {}).unwrap();
         assert_eq!(outcome.splits.len(), 2);
         let report = RunReport::new(kind.name(), &(&outcome).into(), None, None);
-        let (mean, _) = tlearn::report::metrics::mean_std(
+        let (mean, _) = tlearn::numeric::mean_std(
             &report
                 .splits
                 .iter()

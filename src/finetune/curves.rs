@@ -1,10 +1,10 @@
-//! A fine-tuning run's training curves: its epochs handed to the report's plot
-//! ([`crate::report::plot::curves_png`]), which draws loss and accuracy per epoch.
+//! A fine-tuning run's training curves: its epochs handed to [`crate::chart::curves_png`],
+//! which draws loss and accuracy per epoch.
 
 use image::RgbImage;
 
 use super::checkpoint::EpochStats;
-use crate::report::plot::{self, EpochPoint};
+use crate::chart::{self, EpochPoint};
 
 /// Two panels, loss then accuracy, training and validation, of `history`.
 pub fn curves_png(history: &[EpochStats]) -> Result<RgbImage, String> {
@@ -18,5 +18,5 @@ pub fn curves_png(history: &[EpochStats]) -> Result<RgbImage, String> {
             val_accuracy: h.val_accuracy,
         })
         .collect();
-    plot::curves_png(&points)
+    chart::curves_png(&points)
 }

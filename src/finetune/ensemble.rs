@@ -14,7 +14,7 @@ use crate::classify::data::{CacheData, EvalImage};
 use crate::classify::train::{score_images, TrainConfig};
 use crate::classify::Kind;
 use crate::numeric::argmax;
-use crate::report::metrics::mean_std;
+use crate::numeric::mean_std;
 
 /// The weights of the fine-tuned model tried: 0 (the linear model alone) to 1 by tenths.
 pub const WEIGHTS: [f64; 11] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];

@@ -1,11 +1,12 @@
 //! A run's report assembled from its outcome: metrics per split, their mean and spread, the
 //! summed confusion matrix, the misclassified images, and the warnings read from all of that.
 
-use super::metrics::{averages, mean_std, metrics, per_class};
+use super::metrics::{averages, metrics, per_class};
 use super::run::{
     MeanStd, Miss, ModelInfo, RunOutcome, RunReport, SplitReport, Summary, REPORT_VERSION,
 };
 use super::warnings;
+use crate::numeric::mean_std;
 
 impl RunReport {
     /// Builds the report of a training outcome.

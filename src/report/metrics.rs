@@ -151,21 +151,6 @@ fn in_top(s: &Scored, n: usize) -> bool {
     s.scores.iter().filter(|v| **v > own).count() < n
 }
 
-/// Mean and sample standard deviation (n - 1; 0 for a single value).
-pub fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len();
-    if n == 0 {
-        return (0.0, 0.0);
-    }
-    let mean = values.iter().sum::<f64>() / n as f64;
-    let var = if n > 1 {
-        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +186,6 @@ mod tests {
         assert!((m.per_class[0].recall - 0.5).abs() < 1e-12);
         assert_eq!(m.per_class[2].f1, 0.0);
         assert!((m.macro_recall - 0.5).abs() < 1e-12);
-        assert_eq!(mean_std(&[1.0, 3.0]), (2.0, 2f64.sqrt()));
         let avg = averages(&m.per_class);
         assert!((avg.macro_avg.recall - m.macro_recall).abs() < 1e-12);
         // Weighted recall is accuracy: supports 2, 2, 1 with recalls 1/2, 1, 0.

@@ -56,7 +56,7 @@ pub struct AutoArgs {
     pub augment_training_only: bool,
     /// Splits, seed and how the extraction runs.
     #[command(flatten)]
-    pub run: crate::args::RunOpts,
+    pub run: crate::extract_opts::RunOpts,
     /// Score the test images with the chosen configuration fitted on training images only
     /// (default: refit on training + validation images once C is chosen).
     #[arg(long)]
@@ -134,7 +134,7 @@ fn show(progress: Progress, quiet: bool) {
 
 /// `tlearn auto`: the whole decision, then a summary table on stdout.
 pub fn auto(args: AutoArgs) -> Result<ExitCode> {
-    let stop = crate::stop_on_ctrl_c(
+    let stop = crate::support::stop_on_ctrl_c(
         "stopping after the batch or fits in flight; the previous model and reports stay as they were (Ctrl-C again to quit at once; the cache stays resumable)",
     )?;
     let cfg = config(&args);
@@ -251,7 +251,7 @@ fn print_summary(outcome: &auto::AutoOutcome) {
 /// The `--json` file: never the data, the backbone or auto's own cache, runs and reports.
 fn json_target(path: &Path, cfg: &AutoConfig) -> tlearn::output::Target {
     let descriptor = tlearn::backbone::Descriptor::path_for(&cfg.extract.backbone);
-    crate::json_target(path)
+    crate::support::json_target(path)
         .reading(&cfg.extract.data)
         .reading(&cfg.extract.backbone)
         .reading(&descriptor)
@@ -272,7 +272,7 @@ fn write_json(
     if baseline {
         eprintln!("== timing the baseline: one flattened extraction and one SVM grid");
         let bench = auto::bench::against_baseline(cfg, d, stop)?;
-        crate::print_json(&bench, Some(json_target(path, cfg)))?;
+        crate::support::print_json(&bench, Some(json_target(path, cfg)))?;
     } else {
         let total: f64 = d.phases.iter().map(|p| p.seconds).sum();
         let json = serde_json::json!({

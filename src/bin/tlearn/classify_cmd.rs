@@ -178,7 +178,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
 
 /// `tlearn bench-classifiers`: fit and predict seconds of each kind on split 0 (JSON).
 pub fn bench(args: BenchClassifiersArgs) -> Result<ExitCode> {
-    crate::check_json(args.json.as_deref())?;
+    crate::support::check_json(args.json.as_deref())?;
     let data = CacheData::load(&args.cache)?;
     let report = tlearn::classify::bench::bench(
         &data,
@@ -190,5 +190,8 @@ pub fn bench(args: BenchClassifiersArgs) -> Result<ExitCode> {
             )
         },
     )?;
-    crate::print_json(&report, args.json.as_deref().map(crate::json_target))
+    crate::support::print_json(
+        &report,
+        args.json.as_deref().map(crate::support::json_target),
+    )
 }

@@ -284,7 +284,7 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
         }
         FinetuneCommand::Train(args) => train(args),
         FinetuneCommand::Ensemble(args) => {
-            crate::check_json(args.json.as_deref())?;
+            crate::support::check_json(args.json.as_deref())?;
             let reprs = match args.uses.is_empty() {
                 false => args.uses,
                 true => tlearn::cache::FeatureCache::open(&args.cache)?
@@ -299,10 +299,13 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
                 grid: args.c,
                 splits: args.splits,
             })?;
-            crate::print_json(&report, args.json.as_deref().map(crate::json_target))
+            crate::support::print_json(
+                &report,
+                args.json.as_deref().map(crate::support::json_target),
+            )
         }
         FinetuneCommand::Bench(args) => {
-            crate::check_json(args.json.as_deref())?;
+            crate::support::check_json(args.json.as_deref())?;
             let report = tlearn::finetune::bench::bench(&BenchConfig {
                 cache: args.cache,
                 backbone: args.backbone,
@@ -312,13 +315,16 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
                 pool: args.head_pool,
                 compute: args.compute.compute(),
             })?;
-            crate::print_json(&report, args.json.as_deref().map(crate::json_target))
+            crate::support::print_json(
+                &report,
+                args.json.as_deref().map(crate::support::json_target),
+            )
         }
     }
 }
 
 fn train(args: TrainArgs) -> Result<ExitCode> {
-    let stop = crate::stop_on_ctrl_c("stopping after this training step (Ctrl-C again to quit at once); the epoch in progress is redone on resume from the last checkpoint")?;
+    let stop = crate::support::stop_on_ctrl_c("stopping after this training step (Ctrl-C again to quit at once); the epoch in progress is redone on resume from the last checkpoint")?;
     let params = params(&args).check()?;
     let place = place(&args)?;
     let cfg = FinetuneRun {

@@ -5,15 +5,16 @@ mod auto_cmd;
 mod classify_cmd;
 mod cores;
 mod export_cmd;
+mod extract_opts;
 mod finetune_cmd;
 mod flags;
 mod predict_cmd;
 mod progress;
 mod shard_cmd;
+mod support;
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -22,9 +23,9 @@ use tlearn::extract::{self, ExtractConfig, Summary};
 use tlearn::onnx::{CutSpec, Model};
 use tlearn::options::Opt;
 use tlearn::preprocess::{load_rgb, DecodeLimits};
-use tlearn::progress::Stop;
 
 use args::{AugmentCommand, Cli, Command, FeaturesArgs, ModelCommand, QuantizeArgs};
+use support::{check_json, json_target, print_json, stop_on_ctrl_c};
 use tlearn::quantize::QuantizeParams;
 
 fn main() -> ExitCode {
@@ -259,49 +260,6 @@ fn config(args: &FeaturesArgs) -> ExtractConfig {
     cfg.reprs = args.reprs.clone();
     cfg.unlabeled = args.unlabeled;
     cfg
-}
-
-/// A stop token the first Ctrl-C raises (after saying `message`); a second Ctrl-C exits at once,
-/// which is safe because every long job here can be abandoned at any point and resumed.
-pub(crate) fn stop_on_ctrl_c(message: &'static str) -> Result<Arc<Stop>> {
-    let stop = Arc::new(Stop::new());
-    let handler_stop = stop.clone();
-    ctrlc::set_handler(move || {
-        if handler_stop.request() {
-            std::process::exit(130);
-        }
-        eprintln!("\n{message}");
-    })
-    .context("installing the Ctrl-C handler")?;
-    Ok(stop)
-}
-
-/// What a benchmark's or a timing's JSON file is, in the record of tlearn's outputs.
-const JSON_KIND: &str = "timing JSON";
-
-/// The file `--json` names.
-pub(crate) fn json_target(path: &std::path::Path) -> tlearn::output::Target {
-    tlearn::output::Target::new(path)
-        .kind(JSON_KIND)
-        .option(Opt::Json)
-}
-
-/// Refuses, before the work, a `--json` file tlearn may not write.
-pub(crate) fn check_json(path: Option<&std::path::Path>) -> Result<()> {
-    path.map_or(Ok(()), |p| Ok(json_target(p).check()?))
-}
-
-/// Prints a benchmark's JSON on stdout and, when asked, writes it to a file too.
-pub(crate) fn print_json(
-    report: &impl serde::Serialize,
-    target: Option<tlearn::output::Target>,
-) -> Result<ExitCode> {
-    let json = serde_json::to_string_pretty(report)?;
-    println!("{json}");
-    if let Some(target) = target {
-        target.write((json + "\n").as_bytes())?;
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn features(args: FeaturesArgs) -> Result<ExitCode> {

@@ -3,16 +3,16 @@
 
 use std::path::Path;
 
-use super::graph::map_dims;
-use super::network::Tail;
-use super::run::Summary;
-use super::train::CheckedParams;
-use super::{FinetuneError, HeadPool};
+use super::run::{FinetuneMethod, Method, ModelInfo, RunOutcome, SplitFit, SplitResult};
+use super::RunReport;
 use crate::cache::FeatureCache;
 use crate::classify::train::Scored;
+use crate::finetune::graph::map_dims;
+use crate::finetune::network::Tail;
+use crate::finetune::run::Summary;
+use crate::finetune::train::CheckedParams;
+use crate::finetune::{FinetuneError, HeadPool};
 use crate::numeric::argmax;
-use crate::report::run::{FinetuneMethod, Method, ModelInfo, RunOutcome, SplitFit, SplitResult};
-use crate::report::RunReport;
 
 /// What a fine-tuning run trained: the convolutions of `tail`, a `pool` head of `hidden` units.
 pub fn method(
