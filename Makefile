@@ -226,7 +226,7 @@ bench-finetune: features
 .PHONY: bench-merge
 bench: bench-merge
 bench-merge: build data
-	mkdir -p reports && FLOWERS17_DIR=$(CURDIR)/data/flowers17 cargo test --release --locked --test main -- --ignored --nocapture bench_merge::
+	mkdir -p reports && FLOWERS17_DIR=$(CURDIR)/data/flowers17 cargo bench --locked --bench merge
 
 ## auto: the method's decision from the data itself (tlearn auto): one extraction of avg / max
 ## pooled block3-5 and flattened block5, feature sets x svm, logistic x C scored on validation

@@ -6,12 +6,12 @@
 //! one process: a test that spawns a process, or that holds files a child must not inherit while
 //! it runs, takes [`common::fixtures::serial`], the one lock; children are spawned through
 //! [`common::fixtures::command`], which lets them inherit no file descriptor of another test.
-//! Benchmarks are ignored tests run by `make bench` (`bench_merge::`, `predict::export::bench_export`).
+//! `predict::export::bench_export` is an ignored test run by `make bench-export`; the merge
+//! benchmark is `benches/merge.rs` (`make bench-merge`).
 
 mod common;
 
 mod auto;
-mod bench_merge;
 mod browser;
 mod classify;
 mod cli;
