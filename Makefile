@@ -107,7 +107,7 @@ export: build
 
 lint: system
 	cargo fmt --check
-	@# Data flows one way: no new import circle between modules (the known ones are listed to undo).
+	@# Data flows one way: no import circle between modules.
 	python3 scripts/import-cycles.py
 	cargo clippy --release --locked --all-targets -- -D warnings
 	@# The library stands without the command line: it names no anyhow, clap, ctrlc or indicatif
