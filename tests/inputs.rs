@@ -11,6 +11,7 @@ use tlearn::augment::Recipe;
 use tlearn::cache::{CacheError, FeatureCache, RowStatus};
 use tlearn::dataset::{stored_to_path, IgnoredKind, SplitSpec};
 use tlearn::extract::{run, ExtractError};
+use tlearn::options::Opt;
 
 fn go() -> Stop {
     Stop::new()
@@ -26,26 +27,29 @@ fn row_bytes(cache: &Path) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn numeric_options_out_of_range_are_refused_naming_the_flag() {
+fn numeric_options_out_of_range_are_refused_naming_the_option() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_backbone(dir.path());
     let data = image_folder(dir.path(), 2, 2);
     let base = config(&data, &model, &dir.path().join("f.h5"));
     type Edit = Box<dyn Fn(&mut tlearn::extract::ExtractConfig)>;
-    let cases: Vec<(&str, Edit)> = vec![
-        ("--splits 0", Box::new(|c| c.splits = 0)),
+    // The library names each option (its own names here; the command line spells them as flags).
+    let cases: Vec<(Opt, &str, Edit)> = vec![
+        (Opt::Splits, "0", Box::new(|c| c.splits = 0)),
         (
-            "--copies 65536",
+            Opt::Copies,
+            "65536",
             Box::new(|c| {
                 c.copies = 65536;
                 c.recipe = "flip".parse::<Recipe>().unwrap();
             }),
         ),
-        ("--per-class 0", Box::new(|c| c.per_class = Some(0))),
-        ("--batch 0", Box::new(|c| c.batch = 0)),
-        ("--threads 0", Box::new(|c| c.threads = 0)),
+        (Opt::PerClass, "0", Box::new(|c| c.per_class = Some(0))),
+        (Opt::Batch, "0", Box::new(|c| c.batch = 0)),
+        (Opt::Threads, "0", Box::new(|c| c.threads = 0)),
         (
-            "--split 1,0,0",
+            Opt::SplitFractions,
+            "1,0,0",
             Box::new(|c| {
                 c.split = SplitSpec {
                     train: 1.0,
@@ -55,12 +59,13 @@ fn numeric_options_out_of_range_are_refused_naming_the_flag() {
             }),
         ),
     ];
-    for (flag, edit) in cases {
+    for (option, value, edit) in cases {
         let mut cfg = base.clone();
         edit(&mut cfg);
         let err = run(&cfg, &go()).unwrap_err();
-        assert!(err.to_string().contains(flag), "{flag}: {err}");
-        assert!(!cfg.cache.exists(), "{flag}: nothing written");
+        let named = format!("{option} {value}");
+        assert!(err.to_string().contains(&named), "{named}: {err}");
+        assert!(!cfg.cache.exists(), "{named}: nothing written");
     }
     // The bounds themselves are accepted.
     let mut cfg = base.clone();

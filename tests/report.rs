@@ -184,7 +184,8 @@ fn warnings_name_small_test_sets_trivial_top5_and_the_data_root_that_holds_the_i
         "{all}"
     );
     let fix = format!(
-        "`--data {}` would find them",
+        "`{} {}` would find them",
+        Opt::Data,
         dir.path().join("images").display()
     );
     assert!(all.contains(&fix), "{all}");
@@ -398,7 +399,8 @@ fn the_gallery_hint_never_names_another_data_set_that_only_shares_relative_paths
     let too_deep = dir.path().join("images/class_0").display().to_string();
     let report = RunReport::new("known", &(&known).into(), Some(too_deep), None);
     let fix = format!(
-        "`--data {}` would find them",
+        "`{} {}` would find them",
+        Opt::Data,
         dir.path().join("images").display()
     );
     assert!(

@@ -2,6 +2,7 @@
 
 use tlearn::finetune::network::{tail, Unfreeze};
 use tlearn::finetune::FinetuneError;
+use tlearn::options::Opt;
 
 fn names(convs: &[tlearn::finetune::ConvLayer]) -> Vec<&str> {
     convs.iter().map(|c| c.name.as_str()).collect()
@@ -53,7 +54,8 @@ fn impossible_requests_say_what_to_do() {
     let e = tail("block5_pool", 25088, Unfreeze::Last(1)).unwrap_err();
     assert!(matches!(e, FinetuneError::Param(_)), "{e}");
     assert!(
-        e.to_string().contains("--unfreeze 1") && e.to_string().contains("earlier layer"),
+        e.to_string().contains(&format!("{} 1", Opt::Unfreeze))
+            && e.to_string().contains("earlier layer"),
         "{e}"
     );
     let e = tail("block5_conv3", 25088, Unfreeze::Last(0)).unwrap_err();
