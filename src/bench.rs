@@ -125,7 +125,7 @@ pub struct BackboneComparison {
     pub threads: usize,
     /// Runs of each backbone, alternated A B B A ...
     pub rounds: usize,
-    /// The `--backbone` model.
+    /// The backbone model given.
     pub baseline: BackboneRuns,
     /// The model it is compared with.
     pub other: BackboneRuns,

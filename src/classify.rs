@@ -54,7 +54,7 @@ pub enum ClassifyError {
     /// The feature cache could not be read.
     #[error(transparent)]
     Cache(#[from] CacheError),
-    /// The representations asked for (`--use`) are not in the cache.
+    /// The representations asked for are not in the cache.
     #[error(transparent)]
     Select(#[from] SelectError),
     /// The cache has no rows at all.

@@ -114,7 +114,7 @@ impl From<crate::backbone::BackboneError> for ExportError {
     }
 }
 
-/// Exports the run `cfg.model` to `cfg.out`: refuses a foreign `--out` before any work, then
+/// Exports the run `cfg.model` to `cfg.out`: refuses a foreign output before any work, then
 /// builds the graph (every check `predict` makes included) and writes it atomically.
 pub fn export(cfg: &ExportConfig) -> Result<ExportSummary, ExportError> {
     check_out(&cfg.out)?;
@@ -142,7 +142,7 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportSummary, ExportError> {
     })
 }
 
-/// Refuses an `--out` that exists and is not a regular file carrying [`MARKER`] (a symlink,
+/// Refuses an output path that exists and is not a regular file carrying [`MARKER`] (a symlink,
 /// a folder, a user's file, an input model): only a file this command wrote may be replaced.
 pub fn check_out(out: &Path) -> Result<(), ExportError> {
     let meta = match std::fs::symlink_metadata(out) {

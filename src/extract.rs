@@ -25,7 +25,7 @@ use crate::preprocess::{
 use crate::progress::{Interrupted, Observer, Stop};
 
 /// Most seeded splits a run may ask for: beyond it the mean barely moves while the time and the
-/// cache's split codes grow with every split (`--splits 4294967296` would not fit in memory).
+/// cache's split codes grow with every split (4294967296 splits would not fit in memory).
 pub const MAX_SPLITS: usize = 100;
 
 /// Errors that stop an extraction run (bad single images are skipped, not errors).
@@ -40,7 +40,7 @@ pub enum ExtractError {
     /// The cache could not be created, opened or written.
     #[error(transparent)]
     Cache(#[from] CacheError),
-    /// `--strict` and some images cannot be used; nothing was written.
+    /// Strict, and some images cannot be used; nothing was written.
     #[error("{opt_strict}: {} image(s) cannot be used, nothing was written:\n  {}", .0.len(), .0.join("\n  "), opt_strict = Opt::Strict)]
     Strict(Vec<String>),
     /// A numeric option is out of its range; nothing was read or written.
@@ -58,9 +58,9 @@ pub enum ExtractError {
     NonFinite(String),
 }
 
-/// The smallest `--size`: VGG16's block5_pool is 1 x 1 at 32 px.
+/// The smallest [`ExtractConfig::size`]: VGG16's block5_pool is 1 x 1 at 32 px.
 pub const MIN_SIZE: u32 = 32;
-/// The largest `--size`.
+/// The largest [`ExtractConfig::size`].
 pub const MAX_SIZE: u32 = 2048;
 
 /// What to extract, from where, into which cache.
@@ -76,7 +76,7 @@ pub struct ExtractConfig {
     pub layers: Vec<String>,
     /// Pooling of each layer.
     pub pooling: Pooling,
-    /// Representations stored side by side (`--repr`); when given, `layers` and `pooling` are
+    /// Representations stored side by side; when given, `layers` and `pooling` are
     /// not used.
     pub reprs: Vec<Repr>,
     /// Augmentation recipe for the copies.

@@ -237,7 +237,7 @@ impl Predictor {
     }
 
     /// The views of each image to score: the image alone, or with test-time augmentation (a
-    /// linear model trained `--tta`) also the augmented copies its cache held: the same
+    /// linear model trained with it) also the augmented copies its cache held: the same
     /// recipe, seed and number of copies, each image keyed by its path as given.
     fn views(&self) -> Result<Views, PredictError> {
         match self {
@@ -448,7 +448,7 @@ impl ModelFile {
     }
 }
 
-/// The backbone a linear model is used with: `given` (`--backbone`) when there is one, else
+/// The backbone a linear model is used with: `given` (the caller's) when there is one, else
 /// the absolute path the model records, else (a model saved before paths were recorded)
 /// [`FALLBACK_BACKBONE`]. A recorded backbone that is gone is an error naming it.
 pub fn backbone_for(model: &TrainedModel, given: Option<&Path>) -> Result<PathBuf, PredictError> {
@@ -476,7 +476,7 @@ pub fn open_backbone(
     let d = Descriptor::for_model(backbone)?;
     let id = &model.identity;
     // The size is the model's own: the features may have been made at another size than the
-    // descriptor's (`features --size`), and the convolutions take any.
+    // descriptor's (`ExtractConfig::size`), and the convolutions take any.
     let size = id.preprocessing.size;
     let preprocessing = Preprocessing {
         size,

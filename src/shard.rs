@@ -24,10 +24,10 @@ use crate::progress::Stop;
 /// Errors of choosing or extracting a shard.
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
-    /// `--shard` could not be parsed.
+    /// The shard request could not be parsed.
     #[error("bad {opt_shard} {0:?}: give I/N (shard I of N, 0 <= I < N), auto, or auto/N", opt_shard = Opt::Shard)]
     BadSpec(String),
-    /// `--shard auto` without a scheduler's task index in the environment.
+    /// `auto` without a scheduler's task index in the environment.
     #[error("{opt_shard} auto needs SLURM_ARRAY_TASK_ID (a Slurm job array task) or JOB_COMPLETION_INDEX (a Kubernetes Indexed Job), and neither is set: give {opt_shard} I/N", opt_shard = Opt::Shard)]
     NoIndex,
     /// The task index is known but not the number of shards.
@@ -84,7 +84,7 @@ pub struct ShardSpec {
     pub count: usize,
 }
 
-/// `--shard`: a fixed shard, or one read from the scheduler's environment.
+/// A shard request: a fixed shard, or one read from the scheduler's environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShardRequest {
     /// `I/N`.

@@ -32,9 +32,9 @@ pub enum When {
     /// When the data is large, as the method's table says.
     #[default]
     Large,
-    /// Always (`--finetune`).
+    /// Always.
     Always,
-    /// Never (`--no-finetune`).
+    /// Never.
     Never,
 }
 

@@ -66,7 +66,7 @@ pub struct Repr {
 }
 
 impl Repr {
-    /// Every layer of `layers` with the same pooling: what `--layer ... --pool P` extracts.
+    /// Every layer of `layers` with the same pooling: what `layers` with `pooling` extract.
     pub fn each_layer(layers: &[String], pooling: Pooling) -> Vec<Repr> {
         layers
             .iter()

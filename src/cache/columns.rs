@@ -1,6 +1,7 @@
 //! Which columns of a feature row hold which representation (a layer and its pooling), and
 //! the identity of a subset of them: one cache can hold several candidate representations side
-//! by side (`--repr`), and a classifier can be trained on any of them (`--use`).
+//! by side (`ExtractConfig::reprs`), and a classifier can be trained on any of them
+//! (`CacheData::using`).
 
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +56,7 @@ pub enum SelectError {
         /// What the cache holds.
         available: String,
     },
-    /// The cache was made with several `--layer`s and one `--pool`: their widths are unknown.
+    /// The cache concatenates several layers with one pooling: their widths are unknown.
     #[error("the features concatenate {0} with one pooling (made with {opt_layer}/{opt_pool}), so the columns of each layer are not recorded: extract with {opt_repr} to select representations", opt_layer = Opt::Layer, opt_pool = Opt::Pool, opt_repr = Opt::Repr)]
     Unmapped(String),
     /// Nothing, or a representation twice, was asked for.
@@ -73,8 +74,8 @@ impl Identity {
         }
     }
 
-    /// Where each representation lies; `None` for a cache of several layers made with
-    /// `--layer/--pool`, whose per-layer widths were not recorded.
+    /// Where each representation lies; `None` for a cache of several layers with one pooling,
+    /// whose per-layer widths were not recorded.
     pub fn columns(&self) -> Option<Vec<ColumnBlock>> {
         let widths: Vec<(Repr, usize)> = if !self.reprs.is_empty() {
             self.reprs.iter().map(|r| (r.repr(), r.dims)).collect()

@@ -1,4 +1,4 @@
-//! `tlearn cache export --npy OUT`: a cache's features as `OUT/features.npy` (float32, rows x
+//! A cache exported to the folder OUT: a cache's features as `OUT/features.npy` (float32, rows x
 //! dims, NumPy's format 1.0) and its rows as `OUT/rows.csv`, for tools that read neither HDF5
 //! nor tlearn's layout. The cache passes the structural check every reader uses first.
 

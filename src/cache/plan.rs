@@ -11,7 +11,7 @@ use crate::backbone::{Pooling, Precision};
 use crate::dataset::SplitSpec;
 use crate::preprocess::Preprocessing;
 
-/// The label of every row of a cache of unlabeled images (`tlearn features --unlabeled`).
+/// The label of every row of a cache of unlabeled images (`ExtractConfig::unlabeled`).
 pub const UNLABELED: i32 = -1;
 
 /// Everything that decides what a row's features are; two runs may share a cache only if equal.
@@ -46,11 +46,11 @@ pub struct Identity {
     /// The part of a sharded plan this cache holds; absent (and not written) for a whole plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<merge::ShardId>,
-    /// The representations side by side (`--repr`), in column order; empty when every layer
-    /// has `pooling` (`--layer/--pool`), so those identities stay as they were.
+    /// The representations side by side (`ExtractConfig::reprs`), in column order; empty when
+    /// every layer has `pooling` (layers with one pooling), so those identities stay as they were.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reprs: Vec<ReprColumns>,
-    /// The rows are unlabeled images (`--unlabeled`): no class names, every label
+    /// The rows are unlabeled images (`ExtractConfig::unlabeled`): no class names, every label
     /// [`UNLABELED`], no splits. Absent (and not written) for labelled caches.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unlabeled: bool,
@@ -58,7 +58,7 @@ pub struct Identity {
 
 impl Identity {
     /// Augmented copies per augmented image the cache holds: `copies`, or 0 without a recipe
-    /// (`--augment none` records the `--copies` asked for, but makes no copies).
+    /// (no augmentation records the copies asked for, but makes no copies).
     pub fn copies_held(&self) -> u32 {
         if self.augment == "none" {
             0

@@ -96,7 +96,7 @@ impl CacheData {
     }
 
     /// The same rows with only the columns of `wanted` (in that order), the identity saying so:
-    /// the one place a classifier's input is narrowed to some representations (`--use`).
+    /// the one place a classifier's input is narrowed to some representations.
     pub fn using(&self, wanted: &[Repr]) -> Result<CacheData, ClassifyError> {
         let (identity, columns) = self.identity.select(wanted)?;
         let features = if identity == self.identity {

@@ -6,7 +6,7 @@
 //! 25 088-wide flattened one, and one norm over both would be the large block's norm, leaving
 //! the small block scaled by an unrelated number. Normalising each block alone gives every
 //! representation the same unit length, as the literature's concatenated CNN descriptors do.
-//! A cache whose per-layer widths are not recorded (several `--layer`s with one `--pool`) has
+//! A cache whose per-layer widths are not recorded (several layers with one pooling) has
 //! one block: the whole row.
 
 use std::ops::Range;

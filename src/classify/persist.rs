@@ -29,12 +29,12 @@ pub enum ModelFit {
         /// Rows it was fitted on (the images and, if used, their augmented copies).
         rows: usize,
     },
-    /// The model of one split of the evaluation (`tlearn train --no-refit`).
+    /// The model of one split of the evaluation (no refit after it).
     Split {
         /// The split.
         split: usize,
-        /// Rows it was fitted on (training rows; with validation rows under
-        /// `--refit-with-validation`).
+        /// Rows it was fitted on (training rows; with validation rows when refit with them,
+        /// `TrainConfig::refit_with_validation`).
         rows: usize,
     },
 }

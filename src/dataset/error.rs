@@ -17,7 +17,7 @@ pub enum DatasetError {
     /// No class with at least one image was found.
     #[error("no images found in {0}: expected one sub-folder per class holding images, or the flowers layout (jpg/image_NNNN.jpg)")]
     Empty(PathBuf),
-    /// No image anywhere under the folder (`--unlabeled`).
+    /// No image anywhere under the folder (unlabeled images).
     #[error("no images found in {0} or its sub-folders (image files are recognised by their extension: jpg, jpeg, png, bmp, gif, tif, tiff, webp, ppm)")]
     NoImages(PathBuf),
     /// Every listed image failed to decode.

@@ -1,5 +1,5 @@
 //! The two layouts a data set is read from: one sub-folder per class (any image data set) and
-//! the Oxford 17 flowers archive; and a tree of images without classes (`--unlabeled`).
+//! the Oxford 17 flowers archive; and a tree of images without classes (unlabeled).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -45,7 +45,7 @@ pub enum Layout {
     FolderPerClass,
     /// The Oxford 17 flowers archive layout.
     Flowers17,
-    /// Any folder tree of images without classes (`tlearn features --unlabeled`).
+    /// Any folder tree of images without classes (`ExtractConfig::unlabeled`).
     Unlabeled,
 }
 
@@ -111,8 +111,8 @@ impl DataSet {
         Ok(data)
     }
 
-    /// Every image under `root`, at any depth, as one data set without classes (`tlearn
-    /// features --unlabeled`): depth first in name order at each level, hidden entries left
+    /// Every image under `root`, at any depth, as one data set without classes
+    /// (`ExtractConfig::unlabeled`): depth first in name order at each level, hidden entries left
     /// out, linked folders not followed; what is not an image is listed in `ignored`.
     pub fn unlabeled(root: &Path) -> Result<DataSet, DatasetError> {
         let mut data = DataSet {

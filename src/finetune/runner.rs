@@ -3,7 +3,7 @@
 //!
 //! Two sets of values alternate: step `2k` reads set A and writes set B through one I/O binding,
 //! step `2k + 1` reads B and writes A through another. Nothing is copied between steps (with
-//! `--ep cuda` the values live in CUDA memory; only batches, loss and logits cross the bus),
+//! the CUDA execution provider the values live in CUDA memory; only batches, loss and logits cross the bus),
 //! and no step ever writes a buffer it also reads.
 
 use std::path::PathBuf;

@@ -196,7 +196,7 @@ pub fn compare(reports: &Path, warn: &mut dyn FnMut(String)) -> Result<Vec<Row>,
     Ok(rows)
 }
 
-/// What the comparison files are, in the record of tlearn's outputs in `--reports`.
+/// What the comparison files are, in the record of tlearn's outputs in the reports folder.
 pub const COMPARISON_KIND: &str = "comparison of runs";
 
 /// The comparison page: one sortable table, each run linking to its report.

@@ -1,6 +1,6 @@
 //! What a report's numbers cannot be trusted for, said in the report and on stderr: too few
 //! test images, classes absent from a test split, a top-5 accuracy that cannot miss, and a
-//! gallery without thumbnails (with the `--data` that would give them, when one is found).
+//! gallery without thumbnails (with the data folder that would give them, when one is found).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -158,8 +158,8 @@ fn holds_the_images(
 }
 
 /// A folder holding `image` (a path relative to the data root) that passes `same` (holds the
-/// run's images): near the given root (its parents and sub-folders, for a `--data` one level
-/// off), else in or below the working directory (two levels). A bounded look, not a search of
+/// run's images): near the given root (its parents and sub-folders, for a data root one
+/// level off), else in or below the working directory (two levels). A bounded look, not a search of
 /// the disk.
 fn find_data_root(
     given: Option<&Path>,
