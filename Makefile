@@ -238,6 +238,79 @@ AUTO_OUT ?= data/auto
 auto: build models $(if $(filter data/flowers17,$(DATA)),data)
 	$(TLEARN) auto --data $(DATA) --out $(AUTO_OUT)
 
+## auto320: `make auto` on the flowers with 320 px inputs (about 2x the extraction), into AUTO320_OUT
+AUTO320_OUT ?= data/auto320
+.PHONY: auto320
+auto320: build models data
+	$(TLEARN) auto --data data/flowers17 --size 320 --out $(AUTO320_OUT)
+
+## levers: the linear rows of docs/levers.md, each one `tlearn train` on auto's caches (224 px:
+## `make auto`'s, 320 px: `make auto320`'s; made first when missing), models under runs/levers,
+## reports under reports/levers/ROW, each table's rows (validation and test mean ± std, test per
+## split, C per split) in reports/levers/TABLE.md, all runs compared by `tlearn report`.
+##   levers-linear: "Linear classifiers on the cached features" (svm, refit on train + val)
+##   levers-normalize: "Normalisation on the same features" (training-only fits)
+##   levers-resolution: "Resolution" (224 against 320 px, without and with TTA)
+##   levers-multiscale: the Python probe of both sizes concatenated (reports/levers/multiscale.json)
+##   levers-finetune: "Fine-tuning" (stage 1 on `make features`'s cache; long on a CPU, not in `levers`)
+CACHE224 := $(AUTO_OUT)/cache/features.h5
+CACHE320 := $(AUTO320_OUT)/cache/features.h5
+LEVERS_USE ?= block4_pool:max,block5_pool:max
+LEVERS_REPORTS ?= reports/levers
+# $(call lever,KIND,CACHE,ROW,FLAGS[,USE]): one row of a table (USE: LEVERS_USE unless given)
+lever = $(TLEARN) train $(1) --cache $(2) --run $(3) $(4) --use $(or $(5),$(LEVERS_USE)) --data data/flowers17 \
+  --runs runs/levers --reports $(LEVERS_REPORTS) --quiet
+# $(call levers_table,TABLE,ROWS): the table's markdown rows, in LEVERS_REPORTS/TABLE.md
+levers_table = python3 scripts/levers-table.py $(LEVERS_REPORTS) $(2) > $(LEVERS_REPORTS)/$(1).md && cat $(LEVERS_REPORTS)/$(1).md
+.PHONY: levers levers-224 levers-linear levers-normalize levers-resolution levers-multiscale levers-finetune
+levers: levers-linear levers-normalize levers-resolution levers-multiscale
+	$(TLEARN) report --reports $(LEVERS_REPORTS)
+$(CACHE224):
+	$(MAKE) auto DATA=data/flowers17
+$(CACHE320):
+	$(MAKE) auto320
+# the rows two tables share (224 px, without and with TTA)
+levers-224: build | $(CACHE224)
+	$(call lever,svm,$(CACHE224),svm-224,--refit-with-validation)
+	$(call lever,svm,$(CACHE224),svm-224-tta,--refit-with-validation --tta)
+levers-linear: levers-224
+	$(call lever,svm,$(CACHE224),svm-224-nocopies,--refit-with-validation --no-copies)
+	$(call lever,svm,$(CACHE224),svm-224-l2,--refit-with-validation --normalize l2)
+	$(call lever,svm,$(CACHE224),svm-224-power,--refit-with-validation --normalize power)
+	$(call lever,svm,$(CACHE224),svm-224-nocopies-tta,--refit-with-validation --no-copies --tta)
+	$(call levers_table,linear,svm-224 svm-224-nocopies svm-224-tta svm-224-l2 svm-224-power svm-224-nocopies-tta)
+levers-normalize: build | $(CACHE224)
+	for kind in svm logistic; do for n in none l2 power; do \
+	  $(call lever,$$kind,$(CACHE224),$$kind-224-trainonly-$$n,--normalize $$n) || exit 1; done; done
+	$(call levers_table,normalize,$(foreach k,svm logistic,$(foreach n,none l2 power,$(k)-224-trainonly-$(n))))
+# each size also with auto's choice at the other size (224: logistic, TTA, L2; 320: svm on block3-5, TTA)
+B345 := block3_pool:max,block4_pool:max,block5_pool:max
+levers-resolution: levers-224 | $(CACHE320)
+	$(call lever,svm,$(CACHE320),svm-320,--refit-with-validation)
+	$(call lever,svm,$(CACHE320),svm-320-tta,--refit-with-validation --tta)
+	for size in 224 320; do cache=$(CACHE224); [ $$size = 224 ] || cache=$(CACHE320); \
+	  $(call lever,logistic,$$cache,logistic-$$size-tta-l2,--refit-with-validation --tta --normalize l2) && \
+	  $(call lever,svm,$$cache,svm-b345-$$size-tta,--refit-with-validation --tta,$(B345)) || exit 1; done
+	$(call levers_table,resolution,svm-224 svm-320 svm-224-tta svm-320-tta \
+	  logistic-224-tta-l2 logistic-320-tta-l2 svm-b345-224-tta svm-b345-320-tta)
+# the fine-tuning table: stage 1 on data/features.h5 (`make features`), each lever alone, all three,
+# and the ensemble with a linear SVM (reports/levers/finetune-ensemble.json)
+finetune_lever = $(TLEARN) finetune train --cache data/features.h5 --head-pool avg --run $(1) $(2) \
+  --data data/flowers17 --runs runs/levers --reports $(LEVERS_REPORTS)
+levers-finetune: features
+	$(call finetune_lever,finetune-none,)
+	$(call finetune_lever,finetune-cosine,--schedule cosine)
+	$(call finetune_lever,finetune-warmup,--warmup-epochs 2)
+	$(call finetune_lever,finetune-smoothing,--label-smoothing 0.1)
+	$(call finetune_lever,finetune-all3,--schedule cosine --warmup-epochs 2 --label-smoothing 0.1)
+	$(TLEARN) finetune ensemble --run runs/levers/finetune-none --cache data/features.h5 \
+	  --classifier svm --c 1e-3,1e-2 --json $(LEVERS_REPORTS)/finetune-ensemble.json
+	$(call levers_table,finetune,finetune-none finetune-cosine finetune-warmup finetune-smoothing finetune-all3)
+levers-multiscale: venv | $(CACHE224) $(CACHE320)
+	mkdir -p $(LEVERS_REPORTS)
+	$(VENV)/bin/python scripts/multiscale-probe.py $(CACHE224) $(CACHE320) --use $(LEVERS_USE) \
+	  --classifiers logistic --json $(LEVERS_REPORTS)/multiscale.json
+
 ## bench-auto (part of `make bench`): seconds per phase of auto on a slice of the flowers (12
 ## images per class) against one flattened block5 extraction plus one SVM grid on the same slice.
 bench: bench-auto
