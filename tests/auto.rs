@@ -1206,6 +1206,35 @@ fn cli_auto_compares_image_sizes_and_predict_uses_the_chosen_size() {
         .map(|l| l.split('\t').nth(1).unwrap_or_default())
         .collect();
     assert_eq!(predicted, ["horizontal", "vertical"], "{said}");
+    // Run again: both caches resume complete (no row computed) and the choice is the same.
+    let json = dir.path().join("again.json");
+    let again = tlearn()
+        .args(["auto", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .arg("--backbone")
+        .arg(&model)
+        .args(["--sizes", "48,32", "--augment", "flip", "--copies", "1"])
+        .args(["--splits", "2", "--c", "0.01,1", "--classifiers", "svm"])
+        .args(["--threads", "1", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(again["rows_computed"], 0, "{again}");
+    let timeless = |c: &serde_json::Value| {
+        let mut c = c.clone();
+        c.as_object_mut().unwrap().remove("fit_seconds");
+        c
+    };
+    assert_eq!(timeless(&again["chosen"]), timeless(chosen));
 }
 
 /// `--sizes` out of range, given twice or without the backbone's own size is refused before

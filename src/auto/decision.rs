@@ -315,9 +315,14 @@ fn search_summary(d: &Decision, sets: &[&Candidate], val: &str) -> String {
     }
     let grid = c.iter().filter(|c| Some(c.variant) == first).count() / stage1.len().max(1);
     let mut text = format!(
-        "{} candidates. Stage 1: {} feature sets (every representation stored by one extraction: {}; adjacent layers concatenated) x {} ({}) x {} values of C, {}. Each is scored by its validation accuracy averaged over the {} seeded splits (n = {val} validation images per split); test images are never looked at to choose. Ties go to the cheaper model: fewer dimensions, then the SVM, then `tlearn train`'s defaults (training copies on, no TTA), then the smaller C.",
+        "{} candidates. Stage 1: {} feature sets{} (every representation stored by one extraction: {}; adjacent layers concatenated) x {} ({}) x {} values of C, {}. Each is scored by its validation accuracy averaged over the {} seeded splits (n = {val} validation images per split); test images are never looked at to choose. Ties go to the cheaper model: fewer dimensions, then the SVM, then `tlearn train`'s defaults (training copies on, no TTA), then the smaller C.",
         c.len(),
         stage1.len() / kinds.len().max(1),
+        if several_sizes(d) {
+            format!(" over {} image sizes", d.sizes.len())
+        } else {
+            String::new()
+        },
         d.extracted.join(", "),
         kinds.len(),
         kinds.join(", "),
