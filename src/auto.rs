@@ -9,6 +9,7 @@ pub mod decision;
 pub mod finetune;
 pub mod measure;
 pub mod reproduce;
+pub mod sizes;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -30,6 +31,7 @@ use crate::runs::{self, RunError};
 
 pub use choose::{Candidate, Search, TestOnly};
 pub use measure::{DataStats, Size, TooSmall};
+pub use sizes::Sizes;
 
 /// Name of the chosen run (its model under `<out>/runs/`, its report under `<out>/reports/`).
 pub const RUN: &str = "auto";
@@ -102,6 +104,10 @@ pub struct AutoConfig {
     /// Words the steps that make the chosen run by hand, as the decision shows them (the
     /// command line: `tlearn ...` lines); by default [`reproduce::plain`].
     pub reproduce: fn(&reproduce::Reproduce) -> Vec<String>,
+    /// Image sides (pixels) compared as candidates, one extraction and cache each; empty: the
+    /// extraction's own alone (`extract.size`, else the backbone's), which, if given, must be
+    /// among them ([`Sizes::of`]).
+    pub sizes: Vec<u32>,
 }
 
 impl AutoConfig {
@@ -118,10 +124,11 @@ impl AutoConfig {
             finetune: finetune::When::Large,
             finetune_params: FinetuneParams::default(),
             reproduce: reproduce::plain,
+            sizes: Vec::new(),
         }
     }
 
-    /// The cache of every candidate representation.
+    /// The cache of every candidate representation at the extraction's own size.
     pub fn cache(&self) -> PathBuf {
         self.out.join("cache").join("features.h5")
     }
@@ -192,8 +199,10 @@ pub struct Decision {
     pub rows_computed: usize,
     /// Candidate layers, shallow to deep.
     pub layers: Vec<String>,
-    /// Every representation the one extraction stored.
+    /// Every representation the one extraction stored (at the extraction's own size).
     pub extracted: Vec<String>,
+    /// Image sides compared, in pixels: the extraction's own first.
+    pub sizes: Vec<u32>,
     /// Similar or different, from which layers win.
     pub similarity: Similarity,
     /// Best validation accuracy of a feature set that includes the deepest layer.
@@ -235,25 +244,33 @@ pub fn run(
     stop: &Stop,
     progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<AutoOutcome, AutoError> {
-    let finetune_params = check(cfg)?;
+    let (finetune_params, sizes) = check(cfg)?;
     let mut clock = Clock::start();
-    let measured = measure_data(cfg, progress)?;
+    let measured = measure_data(cfg, &sizes, progress)?;
     clock.lap("measure");
-    let extraction = extract_once(cfg, &measured.reprs, stop, progress)?;
+    let extractions = extract_sizes(cfg, &sizes, &measured.reprs, stop, progress)?;
     clock.lap("extract");
-    let cache = CacheData::load(&cfg.cache())?;
-    let linear = search_candidates(cfg, &cache, &measured.layers, stop, progress)?;
+    let caches = extractions
+        .iter()
+        .map(|e| CacheData::load(&e.config.cache))
+        .collect::<Result<Vec<_>, _>>()?;
+    sizes::same_rows(&caches)?;
+    let linear = search_candidates(cfg, &caches, &sizes, &measured.layers, stop, progress)?;
     clock.lap("choose");
     // Nothing of this run is written yet: the previous model and reports stay as they were.
     stop.check()?;
+    let cache = caches
+        .iter()
+        .find(|c| choose::size_of(c) == linear.chosen.size)
+        .expect("the chosen candidate's size has its cache");
     let (mut report, mut model) =
-        train_chosen(cfg, &cache, &linear.chosen, &measured.root, progress)?;
+        train_chosen(cfg, cache, &linear.chosen, &measured.root, progress)?;
     clock.lap("train and report");
     let tuned = fine_tune(cfg, &measured, &finetune_params, &mut clock, stop, progress)?;
     if let Some(stage) = tuned.winner(&linear.chosen) {
         (report, model) = stage.as_auto(model);
     }
-    let decision = decide(cfg, measured, extraction, linear, tuned, clock.phases);
+    let decision = decide(cfg, measured, extractions, linear, tuned, clock.phases);
     let report_dir = cfg.reports().join(RUN);
     decision::write(&decision, &report, &report_dir)?;
     Ok(AutoOutcome {
@@ -265,8 +282,8 @@ pub fn run(
 }
 
 /// Checks the settings now, so that a bad one fails before the extraction, not after it; gives
-/// the checked fine-tuning parameters.
-fn check(cfg: &AutoConfig) -> Result<CheckedParams, AutoError> {
+/// the checked fine-tuning parameters and the image sizes compared.
+fn check(cfg: &AutoConfig) -> Result<(CheckedParams, Sizes), AutoError> {
     if cfg.kinds.is_empty() || cfg.grid.is_empty() {
         return Err(AutoError::InvalidParams(
             "auto needs at least one classifier and one C".into(),
@@ -281,14 +298,15 @@ fn check(cfg: &AutoConfig) -> Result<CheckedParams, AutoError> {
             Opt::C
         )));
     }
-    check_outputs(cfg)?;
-    Ok(cfg.finetune_params.clone().check()?)
+    let sizes = Sizes::of(cfg)?;
+    check_outputs(cfg, &sizes)?;
+    Ok((cfg.finetune_params.clone().check()?, sizes))
 }
 
 /// Refuses, before any work, outputs auto may not write: `out` or its `cache/`, `runs/`,
 /// `reports/` not folders, the chosen run's folders linked or holding files tlearn did not
-/// write, a cache file that is not tlearn's.
-fn check_outputs(cfg: &AutoConfig) -> Result<(), AutoError> {
+/// write, a cache file (of any size) that is not tlearn's.
+fn check_outputs(cfg: &AutoConfig, sizes: &Sizes) -> Result<(), AutoError> {
     let advice = format!(
         "Give {} a folder of auto's own (it writes cache/, runs/ and reports/ there)",
         Opt::Out
@@ -298,7 +316,9 @@ fn check_outputs(cfg: &AutoConfig) -> Result<(), AutoError> {
     for dir in [cfg.out.join("cache"), cfg.runs(), cfg.reports()] {
         output::check_folder(&dir, &advice)?;
     }
-    cache::check_path(&cfg.cache()).map_err(ClassifyError::from)?;
+    for &side in &sizes.all {
+        cache::check_path(&sizes.cache(cfg, side)).map_err(ClassifyError::from)?;
+    }
     let run = cfg.runs().join(RUN);
     output::check_run_folder(&run)?;
     output::Target::new(&run.join("model.json"))
@@ -312,25 +332,31 @@ fn check_outputs(cfg: &AutoConfig) -> Result<(), AutoError> {
     Ok(())
 }
 
-/// The decision: what each phase measured, found and chose, and how long each took.
+/// The decision: what each phase measured, found and chose, and how long each took;
+/// `extractions` are those of every size, the extraction's own first.
 fn decide(
     cfg: &AutoConfig,
     measured: Measured,
-    (extract_cfg, summary): (ExtractConfig, extract::Summary),
+    extractions: Vec<Extracted>,
     linear: Linear,
     tuned: Finetuned,
     phases: Vec<PhaseTime>,
 ) -> Decision {
     let (similarity, best_with_deepest, best_without_deepest) =
         similarity(&linear.search, &linear.chosen, measured.deepest());
+    let chosen = extractions
+        .iter()
+        .find(|e| e.size == linear.chosen.size)
+        .unwrap_or(&extractions[0]);
     Decision {
-        commands: (cfg.reproduce)(&reproduce::steps(cfg, &extract_cfg, &linear.chosen)),
+        commands: (cfg.reproduce)(&reproduce::steps(cfg, &chosen.config, &linear.chosen)),
         stats: measured.stats,
         warnings: measured.warnings,
-        skipped: summary.skipped,
-        rows_computed: summary.computed,
+        skipped: extractions[0].summary.skipped.clone(),
+        rows_computed: extractions.iter().map(|e| e.summary.computed).sum(),
         layers: measured.layers,
         extracted: measured.reprs.iter().map(ToString::to_string).collect(),
+        sizes: extractions.iter().map(|e| e.size).collect(),
         similarity,
         best_with_deepest,
         best_without_deepest,
@@ -426,9 +452,11 @@ impl Measured {
     }
 }
 
-/// Measures the data (sizes, classes, splits) and settles the candidate layers.
+/// Measures the data (sizes, classes, splits) and settles the candidate layers; with several
+/// image sizes, says the rows each will extract and what it costs.
 fn measure_data(
     cfg: &AutoConfig,
+    sizes: &Sizes,
     progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Measured, AutoError> {
     progress.observe(Progress::Phase("measuring the data".into()));
@@ -445,6 +473,10 @@ fn measure_data(
         .for_each(|w| progress.observe(Progress::Warning(w.clone())));
     let layers = candidate_layers(cfg)?;
     let reprs = choose::extraction_reprs(&layers);
+    if sizes.several() {
+        let rows = extract::plan_rows(&ex.check()?, &data).len();
+        progress.observe(Progress::Phase(sizes.plan(rows)));
+    }
     Ok(Measured {
         stats,
         warnings,
@@ -454,31 +486,55 @@ fn measure_data(
     })
 }
 
-/// Extracts every representation in one backbone pass into auto's cache (resumes it).
-fn extract_once(
+/// One size's extraction: its side, its settings (the cache among them) and what it did.
+struct Extracted {
+    size: u32,
+    config: ExtractConfig,
+    summary: extract::Summary,
+}
+
+/// Extracts every representation of each size in one backbone pass into its cache (resumes
+/// it), the extraction's own size first.
+fn extract_sizes(
     cfg: &AutoConfig,
+    sizes: &Sizes,
     reprs: &[Repr],
     stop: &Stop,
     progress: &mut (dyn Observer<Progress> + Send),
-) -> Result<(ExtractConfig, extract::Summary), AutoError> {
-    progress.observe(Progress::Phase(format!(
-        "extracting {} representations in one backbone pass into {}",
-        reprs.len(),
-        cfg.cache().display()
-    )));
-    let extract_cfg = ExtractConfig {
-        reprs: reprs.to_vec(),
-        cache: cfg.cache(),
-        ..cfg.extract.clone()
-    };
-    let summary = extract::run(&extract_cfg, stop)?;
-    if let Some(stopped) = summary.interrupted {
-        return Err(stopped.into());
+) -> Result<Vec<Extracted>, AutoError> {
+    let mut done = Vec::new();
+    for &size in &sizes.all {
+        let config = sizes.extraction(cfg, size, reprs);
+        let at = if size == sizes.base {
+            String::new()
+        } else {
+            format!(
+                " at {size} px (about {:.1}x the time per row)",
+                sizes.cost(size)
+            )
+        };
+        progress.observe(Progress::Phase(format!(
+            "extracting {} representations{at} in one backbone pass into {}",
+            config.reprs.len(),
+            config.cache.display()
+        )));
+        let summary = extract::run(&config, stop)?;
+        if let Some(stopped) = summary.interrupted {
+            return Err(stopped.into());
+        }
+        // The same images at every size: each skipped one is said once.
+        if size == sizes.base {
+            for (path, reason) in &summary.skipped {
+                progress.observe(Progress::Warning(format!("skipped {path}: {reason}")));
+            }
+        }
+        done.push(Extracted {
+            size,
+            config,
+            summary,
+        });
     }
-    for (path, reason) in &summary.skipped {
-        progress.observe(Progress::Warning(format!("skipped {path}: {reason}")));
-    }
-    Ok((extract_cfg, summary))
+    Ok(done)
 }
 
 /// The linear search and its best candidate.
@@ -487,22 +543,17 @@ struct Linear {
     chosen: Candidate,
 }
 
-/// Scores every feature set x classifier x C on validation images (stage 1), then the
-/// variants of the best pairs (stage 2, [`choose::refine`]), and picks the best.
+/// Scores every feature set x classifier x C on validation images, on the cache of every
+/// size (stage 1; `caches` in the order of `sizes.all`), then the variants of the best pairs
+/// (stage 2, [`choose::refine`]), and picks the best.
 fn search_candidates(
     cfg: &AutoConfig,
-    cache: &CacheData,
+    caches: &[CacheData],
+    sizes: &Sizes,
     layers: &[String],
     stop: &Stop,
     progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Linear, AutoError> {
-    let sets = choose::feature_sets(layers);
-    progress.observe(Progress::Phase(format!(
-        "scoring {} feature sets x {} classifier(s) x {} C on validation images",
-        sets.len(),
-        cfg.kinds.len(),
-        cfg.grid.len()
-    )));
     // Candidates are scored as fitted on training images: the refits (one more fit per split,
     // and one on every labelled image) are for the chosen run only.
     let base = TrainConfig {
@@ -510,14 +561,8 @@ fn search_candidates(
         refit_on_all_labelled: false,
         ..cfg.train_config(Kind::Svm)
     };
-    let interrupted = |e| match e {
-        ClassifyError::Interrupted(i) => AutoError::Interrupted(i),
-        other => other.into(),
-    };
-    let mut report = |p: choose::SearchProgress| progress.observe(Progress::Search(p));
-    let stage1 =
-        choose::search(cache, &sets, &cfg.kinds, &base, stop, &mut report).map_err(interrupted)?;
-    let axes = choose::Variant::of(&base).axes(cache);
+    let stage1 = score_stage1(cfg, (caches, sizes), layers, &base, stop, progress)?;
+    let axes = choose::Variant::of(&base).axes(&caches[0]);
     let search = if axes.is_empty() {
         stage1
     } else {
@@ -528,8 +573,9 @@ fn search_candidates(
             choose::REFINED_PAIRS
         )));
         let mut report = |p: choose::SearchProgress| progress.observe(Progress::Search(p));
+        let caches: Vec<&CacheData> = caches.iter().collect();
         choose::refine(
-            cache,
+            &caches,
             stage1,
             &base,
             choose::REFINED_PAIRS,
@@ -550,6 +596,51 @@ fn search_candidates(
         .expect("at least one candidate")
         .clone();
     Ok(Linear { search, chosen })
+}
+
+/// Stage 1: every feature set of each size ([`Sizes::sets`]) x classifier x C, on that size's
+/// cache (`caches` in the order of `sizes.all`), all in one search.
+fn score_stage1(
+    cfg: &AutoConfig,
+    (caches, sizes): (&[CacheData], &Sizes),
+    layers: &[String],
+    base: &TrainConfig,
+    stop: &Stop,
+    progress: &mut (dyn Observer<Progress> + Send),
+) -> Result<Search, AutoError> {
+    let all_sets = choose::feature_sets(layers);
+    let sets: Vec<Vec<Vec<Repr>>> = sizes
+        .all
+        .iter()
+        .map(|&s| sizes.sets(s, &all_sets))
+        .collect();
+    let at = if sizes.several() {
+        let each: Vec<String> = sizes.all.iter().map(ToString::to_string).collect();
+        format!(" at {} px", each.join(", "))
+    } else {
+        String::new()
+    };
+    progress.observe(Progress::Phase(format!(
+        "scoring {} feature sets{at} x {} classifier(s) x {} C on validation images",
+        sets.iter().map(Vec::len).sum::<usize>(),
+        cfg.kinds.len(),
+        cfg.grid.len()
+    )));
+    let mut report = |p: choose::SearchProgress| progress.observe(Progress::Search(p));
+    let scored: Vec<(&CacheData, &[Vec<Repr>])> = caches
+        .iter()
+        .zip(&sets)
+        .map(|(c, s)| (c, s.as_slice()))
+        .collect();
+    choose::search(&scored, &cfg.kinds, base, stop, &mut report).map_err(interrupted)
+}
+
+/// A search's error as auto's: a stop stays a stop.
+fn interrupted(e: ClassifyError) -> AutoError {
+    match e {
+        ClassifyError::Interrupted(i) => AutoError::Interrupted(i),
+        other => other.into(),
+    }
 }
 
 /// Similar or different, from whether the chosen candidate reads the deepest layer, with the
@@ -629,9 +720,10 @@ fn train_chosen(
     progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<(RunReport, PathBuf), AutoError> {
     progress.observe(Progress::Phase(format!(
-        "training the chosen {} on {} ({}, C = {:e}) as run {RUN}",
+        "training the chosen {} on {} at {} px ({}, C = {:e}) as run {RUN}",
         chosen.kind,
         chosen.reprs.join("+"),
+        chosen.size,
         chosen.variant.label(),
         chosen.c
     )));

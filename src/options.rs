@@ -25,6 +25,8 @@ pub enum Opt {
     Copies,
     /// Side of the square image the backbone sees.
     Size,
+    /// The image sides auto compares as candidates.
+    Sizes,
     /// The split fractions (train, validation, test).
     SplitFractions,
     /// Number of seeded splits.
@@ -101,6 +103,7 @@ impl Opt {
             Opt::Repr => "reprs",
             Opt::Copies => "copies",
             Opt::Size => "size",
+            Opt::Sizes => "sizes",
             Opt::SplitFractions => "split",
             Opt::Splits => "splits",
             Opt::Batch => "batch",

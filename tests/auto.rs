@@ -305,8 +305,7 @@ fn choosing_never_reads_test_labels() {
     let base = tlearn::classify::train::TrainConfig::new(Kind::Svm);
     let search = |cache: &CacheData| {
         let stage1 = auto::choose::search(
-            cache,
-            &sets,
+            &[(cache, &sets)],
             &kinds,
             &base,
             &go(),
@@ -314,7 +313,7 @@ fn choosing_never_reads_test_labels() {
         )
         .unwrap();
         auto::choose::refine(
-            cache,
+            &[cache],
             stage1,
             &base,
             2,
@@ -823,8 +822,7 @@ fn choose_with_variants(cache: &CacheData) -> (auto::Search, auto::Candidate) {
     base.refit_on_all_labelled = false;
     let kinds = [Kind::Svm, Kind::Logistic];
     let stage1 = auto::choose::search(
-        cache,
-        &sets,
+        &[(cache, &sets)],
         &kinds,
         &base,
         &go(),
@@ -832,7 +830,7 @@ fn choose_with_variants(cache: &CacheData) -> (auto::Search, auto::Candidate) {
     )
     .unwrap();
     let search = auto::choose::refine(
-        cache,
+        &[cache],
         stage1,
         &base,
         2,
@@ -1068,4 +1066,185 @@ fn a_tta_model_round_trips_and_predict_averages_the_same_copies() {
 /// The index of class `name`.
 fn model_class(data: &CacheData, name: &str) -> usize {
     data.class_names.iter().position(|c| c == name).unwrap()
+}
+
+/// 64 x 64 grey images of 1-pixel stripes, horizontal (class 0) or vertical (class 1), at a
+/// random brightness. Halved to 32 px, the bilinear resize averages every dark and light pair
+/// into one grey, so inside the image both classes look alike (only the border, where the
+/// filter's taps are cut, keeps the stripes' phase); at 48 px the stripes leave an oriented
+/// pattern everywhere.
+fn fine_stripes(dir: &Path, per_class: usize) -> PathBuf {
+    let root = dir.join("stripes");
+    for (c, name) in ["horizontal", "vertical"].iter().enumerate() {
+        let class_dir = root.join(name);
+        std::fs::create_dir_all(&class_dir).unwrap();
+        for i in 0..per_class {
+            let level = 120.0 + lcg_values((c * 100 + i) as u64, 1, 30.0)[0];
+            let img = RgbImage::from_fn(64, 64, |x, y| {
+                let on = if c == 0 { y % 2 == 0 } else { x % 2 == 0 };
+                let v = if on { level + 60.0 } else { level - 60.0 };
+                Rgb([v as u8; 3])
+            });
+            img.save(class_dir.join(format!("{i:02}.png"))).unwrap();
+        }
+    }
+    root
+}
+
+/// `tlearn auto --sizes 32,48` on the tiny backbone: both sizes' candidates are scored, the
+/// choice is the best validation score of both (the stripes only 48 px sees), the chosen model
+/// and its cache are 48 px, `predict` runs on it, and the commands name that cache and size.
+#[test]
+fn cli_auto_compares_image_sizes_and_predict_uses_the_chosen_size() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = fine_stripes(dir.path(), 12);
+    let out = dir.path().join("out");
+    let run = tlearn()
+        .args(["auto", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .arg("--backbone")
+        .arg(&model)
+        .args(["--sizes", "32,48", "--augment", "flip", "--copies", "1"])
+        .args(["--splits", "2", "--c", "0.01,1", "--classifiers", "svm"])
+        .args(["--threads", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stderr}");
+    // The plan is said before the extractions: the rows of each size and the cost.
+    assert!(
+        stderr.contains("comparing 2 image sizes, one cache each: 32 px (48 rows")
+            && stderr.contains("48 px (48 rows, about 2."),
+        "{stderr}"
+    );
+    assert!(stdout.contains("size features"), "{stdout}");
+    let decision = std::fs::read_to_string(out.join("reports/auto/decision.json")).unwrap();
+    let d: serde_json::Value = serde_json::from_str(&decision).unwrap();
+    assert_eq!(d["sizes"], serde_json::json!([32, 48]));
+    let candidates = d["search"]["candidates"].as_array().unwrap();
+    let best_at = |size: u64| {
+        candidates
+            .iter()
+            .filter(|c| c["size"] == size)
+            .map(|c| c["val_accuracy"].as_f64().unwrap())
+            .fold(f64::NAN, f64::max)
+    };
+    let (at32, at48) = (best_at(32), best_at(48));
+    // Both sizes were scored; the flattened layer at the extraction's own size only.
+    assert!(!at32.is_nan() && !at48.is_nan(), "{candidates:?}");
+    let flat: Vec<_> = candidates
+        .iter()
+        .filter(|c| c["reprs"].to_string().contains("flatten"))
+        .collect();
+    assert!(!flat.is_empty() && flat.iter().all(|c| c["size"] == 32));
+    assert!(
+        at48 > at32,
+        "48 px sees the stripes better: {at48} vs {at32}"
+    );
+    let chosen = &d["chosen"];
+    assert_eq!(chosen["size"], 48, "{chosen}");
+    assert_eq!(chosen["val_accuracy"].as_f64().unwrap(), at48.max(at32));
+    // Each cache holds its own size; the saved model is the chosen size's.
+    let side = |p: &Path| FeatureCache::open(p).unwrap().identity.preprocessing.size;
+    assert_eq!(side(&out.join("cache/features.h5")), 32);
+    assert_eq!(side(&out.join("cache/features-48.h5")), 48);
+    let saved = tlearn::classify::TrainedModel::load(&out.join("runs/auto/model.json")).unwrap();
+    assert_eq!(saved.identity.preprocessing.size, 48);
+    let commands = d["commands"].as_array().unwrap();
+    let commands: Vec<&str> = commands.iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(commands[0].contains(" --size 48 "), "{commands:?}");
+    assert!(commands[1].contains("features-48.h5"), "{commands:?}");
+    let md = std::fs::read_to_string(out.join("reports/auto/decision.md")).unwrap();
+    assert!(md.contains("| size |") && md.contains("at 48 px"), "{md}");
+    // `predict` runs the backbone at 48 px, as the model's identity says, and tells the
+    // stripes apart.
+    let predicted = tlearn()
+        .args(["predict", "--model"])
+        .arg(out.join("runs/auto"))
+        .arg("--backbone")
+        .arg(&model)
+        .arg(data.join("horizontal/01.png"))
+        .arg(data.join("vertical/02.png"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&predicted.stdout);
+    assert!(
+        predicted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&predicted.stderr)
+    );
+    let predicted: Vec<&str> = said
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(predicted, ["horizontal", "vertical"], "{said}");
+    // Run again: both caches resume complete (no row computed) and the choice is the same.
+    let json = dir.path().join("again.json");
+    let again = tlearn()
+        .args(["auto", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .arg("--backbone")
+        .arg(&model)
+        .args(["--sizes", "48,32", "--augment", "flip", "--copies", "1"])
+        .args(["--splits", "2", "--c", "0.01,1", "--classifiers", "svm"])
+        .args(["--threads", "1", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(again["rows_computed"], 0, "{again}");
+    let timeless = |c: &serde_json::Value| {
+        let mut c = c.clone();
+        c.as_object_mut().unwrap().remove("fit_seconds");
+        c
+    };
+    assert_eq!(timeless(&again["chosen"]), timeless(chosen));
+}
+
+/// `--sizes` out of range, given twice or without the backbone's own size is refused before
+/// anything is written.
+#[test]
+fn cli_auto_refuses_bad_sizes_before_any_work() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_backbone(dir.path());
+    let data = tinted(dir.path(), 2, 6);
+    let out = dir.path().join("out");
+    for (sizes, said) in [
+        (
+            "32,16",
+            "--sizes 32,16: 16: every side is 32 to 2048 pixels",
+        ),
+        ("32,4096", "4096: every side is 32 to 2048 pixels"),
+        ("32,48,32", "--sizes 32,48,32: 32 is given twice"),
+        ("48,64", "the list must include 32"),
+    ] {
+        let run = tlearn()
+            .args(["auto", "--sizes", sizes, "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .arg("--backbone")
+            .arg(&model)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{sizes}: {stderr}");
+        assert!(stderr.contains(said), "{sizes}: {stderr}");
+        assert!(!out.exists(), "{sizes}: nothing written");
+    }
 }

@@ -1,8 +1,10 @@
 //! The candidates and the choice: feature sets (a layer or adjacent layers, one pooling) x
 //! classifier x C, each scored by its mean validation accuracy over the seeded splits; then,
 //! for the few best (feature set, classifier) pairs only, the variants of how the cache's rows
-//! are used ([`Variant`]: augmented training copies on or off, test-time augmentation). The
-//! choice reads validation scores only; test accuracies are kept for an appendix.
+//! are used ([`Variant`]: augmented training copies on or off, test-time augmentation). Each
+//! candidate is scored on one cache, of one image size; with several sizes (one cache each)
+//! every size's candidates compete. The choice reads validation scores only; test accuracies
+//! are kept for an appendix.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -187,6 +189,8 @@ pub fn feature_sets(layers: &[String]) -> Vec<Vec<Repr>> {
 /// One candidate: a feature set, a classifier and a C, with its validation scores.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Candidate {
+    /// Side of the square image the backbone saw, in pixels (the cache's).
+    pub size: u32,
     /// The representations, in column order (`layer:pooling`).
     pub reprs: Vec<String>,
     /// The layers, joined by `+`.
@@ -228,6 +232,8 @@ impl Candidate {
 /// `tlearn train` does: for the appendix only, never read by [`best`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestOnly {
+    /// Side of the square image the backbone saw, in pixels.
+    pub size: u32,
     /// `layer:pooling` of the feature set, joined by `+`.
     pub features: String,
     /// Classifier.
@@ -276,46 +282,51 @@ pub struct SearchProgress {
     pub line: String,
 }
 
-/// One (feature set, classifier, variant) to train over the C grid.
+/// One (cache, feature set, classifier, variant) to train over the C grid.
 struct Job<'a> {
+    data: &'a CacheData,
     set: &'a [Repr],
     kind: Kind,
     variant: Variant,
     dims: usize,
 }
 
-/// Stage 1: trains every feature set with every classifier over the C grid (`base` gives the
-/// rest of the protocol, its variant included) and collects the validation scores per C. See
-/// [`run_jobs`] for how the pairs run and stop.
+/// Stage 1: on each cache (one per image size), trains each of its feature sets with every
+/// classifier over the C grid (`base` gives the rest of the protocol, its variant included)
+/// and collects the validation scores per C. The caches must hold the same images and splits.
+/// See [`run_jobs`] for how the jobs of every size run together and stop.
 pub fn search(
-    data: &CacheData,
-    sets: &[Vec<Repr>],
+    caches: &[(&CacheData, &[Vec<Repr>])],
     kinds: &[Kind],
     base: &TrainConfig,
     stop: &Stop,
     progress: &mut (dyn Observer<SearchProgress> + Send),
 ) -> Result<Search, ClassifyError> {
     let mut jobs = Vec::new();
-    for set in sets {
-        let dims = data.identity.select(set)?.1.len();
-        for &kind in kinds {
-            jobs.push(Job {
-                set,
-                kind,
-                variant: Variant::of(base),
-                dims,
-            });
+    for &(data, sets) in caches {
+        for set in sets {
+            let dims = data.identity.select(set)?.1.len();
+            for &kind in kinds {
+                jobs.push(Job {
+                    data,
+                    set,
+                    kind,
+                    variant: Variant::of(base),
+                    dims,
+                });
+            }
         }
     }
-    run_jobs(data, &jobs, base, &[], stop, progress)
+    run_jobs(&jobs, base, &[], stop, progress)
 }
 
-/// Stage 2: for the `pairs` best (feature set, classifier) of `stage1` (by validation), each
-/// lever `data` allows changed alone ([`Variant::axes`]), then, where changing more than one
-/// lever alone beat `stage1`'s variant, those changes together. Gives `stage1` with these
-/// candidates added; [`best`] then chooses among all of them on validation only.
+/// Stage 2: for the `pairs` best (size, feature set, classifier) of `stage1` (by validation),
+/// on the cache of that size among `caches`, each lever the cache allows changed alone
+/// ([`Variant::axes`]), then, where changing more than one lever alone beat `stage1`'s
+/// variant, those changes together. Gives `stage1` with these candidates added; [`best`] then
+/// chooses among all of them on validation only.
 pub fn refine(
-    data: &CacheData,
+    caches: &[&CacheData],
     stage1: Search,
     base: &TrainConfig,
     pairs: usize,
@@ -323,13 +334,18 @@ pub fn refine(
     progress: &mut (dyn Observer<SearchProgress> + Send),
 ) -> Result<Search, ClassifyError> {
     let start = Variant::of(base);
-    let axes = start.axes(data);
     let top: Vec<Candidate> = top_pairs(&stage1.candidates, pairs);
     let sets: Vec<Vec<Repr>> = top.iter().map(Candidate::representations).collect();
+    let data_of = |pair: &Candidate| {
+        let sized = caches.iter().find(|d| size_of(d) == pair.size);
+        *sized.expect("every candidate's size has its cache")
+    };
     let mut singles = Vec::new();
     for (pair, set) in top.iter().zip(&sets) {
-        for &variant in axes.iter().flatten() {
+        let data = data_of(pair);
+        for variant in start.axes(data).into_iter().flatten() {
             singles.push(Job {
+                data,
                 set,
                 kind: pair.kind,
                 variant,
@@ -339,19 +355,22 @@ pub fn refine(
     }
     let mut search = stage1;
     let done = search.spare.clone();
-    search.extend(run_jobs(data, &singles, base, &done, stop, progress)?);
+    search.extend(run_jobs(&singles, base, &done, stop, progress)?);
     let mut combined = Vec::new();
     for (pair, set) in top.iter().zip(&sets) {
-        let helped: Vec<Variant> = axes
+        let data = data_of(pair);
+        let helped: Vec<Variant> = start
+            .axes(data)
             .iter()
             .filter_map(|axis| {
-                let mine = |v: &Variant| search.best_of(&pair.reprs, pair.kind, *v);
+                let mine = |v: &Variant| search.best_of(pair, *v);
                 let winner = best(axis.iter().filter_map(mine))?;
                 (winner.val_accuracy > pair.val_accuracy + TIE).then_some(winner.variant)
             })
             .collect();
         if helped.len() > 1 {
             combined.push(Job {
+                data,
                 set,
                 kind: pair.kind,
                 variant: start.combine(&helped),
@@ -360,11 +379,16 @@ pub fn refine(
         }
     }
     let done = search.spare.clone();
-    search.extend(run_jobs(data, &combined, base, &done, stop, progress)?);
+    search.extend(run_jobs(&combined, base, &done, stop, progress)?);
     Ok(search)
 }
 
-/// The best candidate of each of the `pairs` best (feature set, classifier), best first.
+/// Side of the square image the backbone saw for `data`'s rows, in pixels.
+pub fn size_of(data: &CacheData) -> u32 {
+    data.identity.preprocessing.size
+}
+
+/// The best candidate of each of the `pairs` best (size, feature set, classifier), best first.
 fn top_pairs(candidates: &[Candidate], pairs: usize) -> Vec<Candidate> {
     let mut left: Vec<&Candidate> = best_per_set(candidates);
     let mut top = Vec::new();
@@ -372,28 +396,26 @@ fn top_pairs(candidates: &[Candidate], pairs: usize) -> Vec<Candidate> {
         let Some(b) = best(left.iter().copied()).cloned() else {
             break;
         };
-        left.retain(|c| !(c.reprs == b.reprs && c.kind == b.kind));
+        left.retain(|c| !(c.size == b.size && c.reprs == b.reprs && c.kind == b.kind));
         top.push(b);
     }
     top
 }
 
 /// Trains each job over the C grid and collects its candidates and test-only scores. A job
-/// whose scoring `spare` already holds is not fitted again. Jobs run in parallel on rayon's
+/// whose scoring `spare` already holds is not fitted again. Jobs (of every size) run in parallel on rayon's
 /// pool, the process's one pool (their large matrix products add tasks to it, not threads);
 /// results keep the order of the jobs. Each job's fits are also scored with test-time
 /// augmentation the other way when the cache allows it ([`Search::spare`]). Once `stop` is
 /// set no job starts: the search ends after the jobs in flight with
 /// [`ClassifyError::Interrupted`].
 fn run_jobs(
-    data: &CacheData,
     jobs: &[Job],
     base: &TrainConfig,
     spare: &[Scoring],
     stop: &Stop,
     progress: &mut (dyn Observer<SearchProgress> + Send),
 ) -> Result<Search, ClassifyError> {
-    let tta_possible = Variant::tta_possible(data);
     let total_cost: f64 = jobs.iter().map(|j| fit_cost(j.kind, j.dims)).sum();
     let start = Instant::now();
     let shared = Mutex::new((0usize, 0.0f64, progress));
@@ -405,7 +427,7 @@ fn run_jobs(
             }
             let found = match spare.iter().find(|s| job.is(s)) {
                 Some(done) => vec![done.clone()],
-                None => fit_job(data, job, base, tta_possible)?,
+                None => fit_job(job, base)?,
             };
             let best_here = found[0].candidates.iter().map(|c| c.val_accuracy);
             let best_here = best_here.fold(0.0f64, f64::max);
@@ -419,9 +441,10 @@ fn run_jobs(
                 total: jobs.len(),
                 eta_seconds: elapsed / *done_cost * (total_cost - *done_cost),
                 line: format!(
-                    "{} on {} ({} dims, {}): best validation accuracy {:.2}%",
+                    "{} on {} ({} px, {} dims, {}): best validation accuracy {:.2}%",
                     job.kind,
                     label(job.set),
+                    size_of(job.data),
                     job.dims,
                     job.variant.label(),
                     100.0 * best_here
@@ -444,20 +467,15 @@ fn run_jobs(
     Ok(search)
 }
 
-/// Fits one job over the C grid: its own scoring first, then (when `tta_possible`) the same
-/// fits scored with test-time augmentation the other way.
-fn fit_job(
-    data: &CacheData,
-    job: &Job,
-    base: &TrainConfig,
-    tta_possible: bool,
-) -> Result<Vec<Scoring>, ClassifyError> {
-    let sub = data.using(job.set)?;
+/// Fits one job over the C grid: its own scoring first, then (when its cache allows TTA) the
+/// same fits scored with test-time augmentation the other way.
+fn fit_job(job: &Job, base: &TrainConfig) -> Result<Vec<Scoring>, ClassifyError> {
+    let sub = job.data.using(job.set)?;
     let cfg = job.variant.apply(&TrainConfig {
         kind: job.kind,
         ..base.clone()
     });
-    let ttas: &[bool] = if tta_possible {
+    let ttas: &[bool] = if Variant::tta_possible(job.data) {
         &[job.variant.tta, !job.variant.tta]
     } else {
         &[job.variant.tta]
@@ -473,10 +491,13 @@ fn fit_job(
 }
 
 impl Job<'_> {
-    /// Whether `scoring` is this job's (same feature set, classifier and variant).
+    /// Whether `scoring` is this job's (same size, feature set, classifier and variant).
     fn is(&self, scoring: &Scoring) -> bool {
         let t = &scoring.test_only;
-        t.features == label(self.set) && t.kind == self.kind && t.variant == self.variant
+        t.size == size_of(self.data)
+            && t.features == label(self.set)
+            && t.kind == self.kind
+            && t.variant == self.variant
     }
 }
 
@@ -488,13 +509,14 @@ impl Search {
         self.spare.extend(more.spare);
     }
 
-    /// The best C of a (feature set, classifier, variant), if it was tried.
-    fn best_of(&self, reprs: &[String], kind: Kind, variant: Variant) -> Option<&Candidate> {
-        best(
-            self.candidates
-                .iter()
-                .filter(|c| c.reprs == reprs && c.kind == kind && c.variant == variant),
-        )
+    /// The best C of `pair`'s (size, feature set, classifier) with `variant`, if it was tried.
+    fn best_of(&self, pair: &Candidate, variant: Variant) -> Option<&Candidate> {
+        best(self.candidates.iter().filter(|c| {
+            c.size == pair.size
+                && c.reprs == pair.reprs
+                && c.kind == pair.kind
+                && c.variant == variant
+        }))
     }
 }
 
@@ -526,6 +548,7 @@ fn candidates_of(outcome: &TrainOutcome, set: &[Repr]) -> Vec<Candidate> {
             let points: Vec<_> = outcome.splits.iter().map(|s| &s.grid[g]).collect();
             let val_per_split: Vec<f64> = points.iter().map(|p| p.val_accuracy).collect();
             Candidate {
+                size: outcome.identity.preprocessing.size,
                 reprs: set.iter().map(ToString::to_string).collect(),
                 layers: Repr::layers(set).join("+"),
                 pooling: set[0].pooling.name().to_string(),
@@ -545,6 +568,7 @@ fn candidates_of(outcome: &TrainOutcome, set: &[Repr]) -> Vec<Candidate> {
 
 fn test_only(outcome: &TrainOutcome, set: &[Repr]) -> TestOnly {
     TestOnly {
+        size: outcome.identity.preprocessing.size,
         features: label(set),
         kind: outcome.config.kind,
         variant: Variant::of(&outcome.config),
@@ -570,15 +594,16 @@ fn kind_rank(kind: Kind) -> usize {
     }
 }
 
-/// The candidate with the highest mean validation accuracy; ties go to the cheaper model:
-/// fewer columns, then the SVM before logistic regression, then the variant of `tlearn
+/// The candidate with the highest mean validation accuracy; ties go to the cheaper model: the
+/// smaller image (its backbone pass, at every prediction, costs about the square of its side),
+/// then fewer columns, then the SVM before logistic regression, then the variant of `tlearn
 /// train`'s defaults ([`Variant::rank`]), then the smaller C (the stronger penalty, as
 /// `tlearn train` keeps on ties).
 pub fn best<'a>(candidates: impl IntoIterator<Item = &'a Candidate>) -> Option<&'a Candidate> {
     candidates.into_iter().reduce(|best, c| {
         let better = c.val_accuracy > best.val_accuracy + TIE;
         let tie = (c.val_accuracy - best.val_accuracy).abs() <= TIE;
-        let key = |c: &Candidate| (c.dims, kind_rank(c.kind), c.variant.rank(), c.c);
+        let key = |c: &Candidate| (c.size, c.dims, kind_rank(c.kind), c.variant.rank(), c.c);
         let cheaper = key(c) < key(best);
         if better || (tie && cheaper) {
             c
@@ -588,38 +613,37 @@ pub fn best<'a>(candidates: impl IntoIterator<Item = &'a Candidate>) -> Option<&
     })
 }
 
-/// The best candidate of each (feature set, classifier), over its variants, in search order:
-/// one point each in the plot.
+/// The best candidate of each (size, feature set, classifier), over its variants, in search
+/// order: one point each in the plot.
 pub fn best_per_set(candidates: &[Candidate]) -> Vec<&Candidate> {
-    let mut keys: Vec<(&[String], Kind)> = Vec::new();
+    let mut keys: Vec<(u32, &[String], Kind)> = Vec::new();
     for c in candidates {
-        if !keys.contains(&(c.reprs.as_slice(), c.kind)) {
-            keys.push((&c.reprs, c.kind));
+        if !keys.contains(&(c.size, c.reprs.as_slice(), c.kind)) {
+            keys.push((c.size, &c.reprs, c.kind));
         }
     }
     keys.into_iter()
-        .filter_map(|(reprs, kind)| {
-            best(
-                candidates
-                    .iter()
-                    .filter(|c| c.reprs.as_slice() == reprs && c.kind == kind),
-            )
+        .filter_map(|(size, reprs, kind)| {
+            let same = |c: &&Candidate| c.size == size && c.reprs == reprs && c.kind == kind;
+            best(candidates.iter().filter(same))
         })
         .collect()
 }
 
-/// The best C of each (feature set, classifier, variant), in search order: one row each in
-/// the tables.
+/// The best C of each (size, feature set, classifier, variant), in search order: one row each
+/// in the tables.
 pub fn best_per_variant(candidates: &[Candidate]) -> Vec<&Candidate> {
-    let mut keys: Vec<(&[String], Kind, Variant)> = Vec::new();
+    let mut keys: Vec<(u32, &[String], Kind, Variant)> = Vec::new();
     for c in candidates {
-        if !keys.contains(&(c.reprs.as_slice(), c.kind, c.variant)) {
-            keys.push((&c.reprs, c.kind, c.variant));
+        if !keys.contains(&(c.size, c.reprs.as_slice(), c.kind, c.variant)) {
+            keys.push((c.size, &c.reprs, c.kind, c.variant));
         }
     }
     keys.into_iter()
-        .filter_map(|(reprs, kind, variant)| {
-            let same = |c: &&Candidate| c.reprs == reprs && c.kind == kind && c.variant == variant;
+        .filter_map(|(size, reprs, kind, variant)| {
+            let same = |c: &&Candidate| {
+                c.size == size && c.reprs == reprs && c.kind == kind && c.variant == variant
+            };
             best(candidates.iter().filter(same))
         })
         .collect()
@@ -631,6 +655,7 @@ mod tests {
 
     fn cand(dims: usize, kind: Kind, c: f64, val: f64) -> Candidate {
         Candidate {
+            size: 224,
             reprs: vec![format!("l{dims}:avg")],
             layers: format!("l{dims}"),
             pooling: "avg".into(),
@@ -664,6 +689,18 @@ mod tests {
         let mut better = all.clone();
         better.push(cand(4096, Kind::Logistic, 1.0, 0.91));
         assert_eq!(best(&better).unwrap().dims, 4096);
+        // A larger image costs more than any column count: on a tie the smaller one wins.
+        let mut sized = vec![
+            cand(512, Kind::Svm, 1e-3, 0.9),
+            cand(1024, Kind::Svm, 1e-3, 0.9),
+        ];
+        sized[0].size = 320;
+        assert_eq!(
+            (best(&sized).unwrap().size, best(&sized).unwrap().dims),
+            (224, 1024)
+        );
+        sized[0].val_accuracy = 0.95;
+        assert_eq!(best(&sized).unwrap().size, 320);
     }
 
     #[test]

@@ -41,7 +41,8 @@ fn add_decision(decision: &Decision, report: &RunReport, dir: &Path) -> Result<(
         let path = path.to_path_buf();
         move |source| ReportError::Io { path, source }
     };
-    let png_bytes = png_bytes(&plot_png(&decision.search.candidates).map_err(ReportError::Image)?)?;
+    let plot = plot_png(&decision.search.candidates, several_sizes(decision));
+    let png_bytes = png_bytes(&plot.map_err(ReportError::Image)?)?;
     let blocks = content(decision, report, &png_bytes);
     let md = doc::markdown(&blocks);
     let html = doc::html(&blocks);
@@ -74,6 +75,28 @@ fn add_decision(decision: &Decision, report: &RunReport, dir: &Path) -> Result<(
         None => format!("{old}{html}"),
     };
     std::fs::write(&report_html, merged).map_err(io(&report_html))
+}
+
+/// Whether the search compared several image sizes: then tables and plot say each
+/// candidate's (one size alone reads as before).
+fn several_sizes(d: &Decision) -> bool {
+    d.sizes.len() > 1
+}
+
+/// `row` with the candidate's image size first when several were compared.
+fn sized(several: bool, size: u32, mut row: Vec<String>) -> Vec<String> {
+    if several {
+        row.insert(0, format!("{size} px"));
+    }
+    row
+}
+
+/// `columns` with the image size first when several were compared.
+fn sized_columns(several: bool, mut columns: Vec<Column>) -> Vec<Column> {
+    if several {
+        columns.insert(0, Column::right("size"));
+    }
+    columns
 }
 
 /// A table of these columns whose cells are text.
@@ -262,16 +285,19 @@ fn candidates(d: &Decision, png: &[u8]) -> Vec<Block> {
             bytes: png.to_vec(),
         }),
         table(
-            vec![
-                Column::left("features"),
-                Column::left("classifier"),
-                Column::left("variant"),
-                Column::right("dims"),
-                Column::right("best C"),
-                Column::right(format!("validation accuracy % (mean, n = {val} per split)")),
-                Column::right("per split"),
-            ],
-            best_rows(&sets),
+            sized_columns(
+                several_sizes(d),
+                vec![
+                    Column::left("features"),
+                    Column::left("classifier"),
+                    Column::left("variant"),
+                    Column::right("dims"),
+                    Column::right("best C"),
+                    Column::right(format!("validation accuracy % (mean, n = {val} per split)")),
+                    Column::right("per split"),
+                ],
+            ),
+            best_rows(&sets, several_sizes(d)),
         ),
     ]
 }
@@ -290,9 +316,14 @@ fn search_summary(d: &Decision, sets: &[&Candidate], val: &str) -> String {
     }
     let grid = c.iter().filter(|c| Some(c.variant) == first).count() / stage1.len().max(1);
     let mut text = format!(
-        "{} candidates. Stage 1: {} feature sets (every representation stored by one extraction: {}; adjacent layers concatenated) x {} ({}) x {} values of C, {}. Each is scored by its validation accuracy averaged over the {} seeded splits (n = {val} validation images per split); test images are never looked at to choose. Ties go to the cheaper model: fewer dimensions, then the SVM, then `tlearn train`'s defaults (training copies on, no TTA), then the smaller C.",
+        "{} candidates. Stage 1: {} feature sets{} (every representation stored by one extraction: {}; adjacent layers concatenated) x {} ({}) x {} values of C, {}. Each is scored by its validation accuracy averaged over the {} seeded splits (n = {val} validation images per split); test images are never looked at to choose. Ties go to the cheaper model: fewer dimensions, then the SVM, then `tlearn train`'s defaults (training copies on, no TTA), then the smaller C.",
         c.len(),
         stage1.len() / kinds.len().max(1),
+        if several_sizes(d) {
+            format!(" over {} image sizes", d.sizes.len())
+        } else {
+            String::new()
+        },
         d.extracted.join(", "),
         kinds.len(),
         kinds.join(", "),
@@ -300,6 +331,14 @@ fn search_summary(d: &Decision, sets: &[&Candidate], val: &str) -> String {
         first.map_or(String::new(), |v| v.label()),
         d.chosen.val_per_split.len()
     );
+    if several_sizes(d) {
+        let each: Vec<String> = d.sizes.iter().map(ToString::to_string).collect();
+        text.push_str(&format!(
+            " Image size is a candidate too: stage 1 ran at {} px, each size on its own cache of the same images and splits (the flattened layer at {} px only: its columns grow with the square of the side); ties go to the smaller image first, its backbone pass being the larger cost.",
+            each.join(", "),
+            d.sizes[0]
+        ));
+    }
     let variants: Vec<String> = variants_tried(sets, first);
     if !variants.is_empty() {
         text.push_str(&format!(
@@ -322,14 +361,15 @@ fn variants_tried(sets: &[&Candidate], first: Option<super::choose::Variant>) ->
     labels
 }
 
-/// One row per (feature set, classifier, variant) at its best C, the most accurate first.
-fn best_rows(sets: &[&Candidate]) -> Vec<Vec<String>> {
+/// One row per (size, feature set, classifier, variant) at its best C, the most accurate
+/// first; the size in the first column when `several` were compared.
+fn best_rows(sets: &[&Candidate], several: bool) -> Vec<Vec<String>> {
     let mut sorted = sets.to_vec();
     sorted.sort_by(|a, b| b.val_accuracy.total_cmp(&a.val_accuracy));
     sorted
         .iter()
         .map(|s| {
-            vec![
+            let row = vec![
                 s.reprs.join(" + "),
                 s.kind.to_string(),
                 s.variant.label(),
@@ -341,7 +381,8 @@ fn best_rows(sets: &[&Candidate]) -> Vec<Vec<String>> {
                     .map(|v| pct(*v))
                     .collect::<Vec<_>>()
                     .join(" / "),
-            ]
+            ];
+            sized(several, s.size, row)
         })
         .collect()
 }
@@ -425,10 +466,15 @@ fn chosen(d: &Decision, report: &RunReport) -> Vec<Block> {
             )),
         ];
     }
+    let at = if several_sizes(d) {
+        format!(" at {} px", c.size)
+    } else {
+        String::new()
+    };
     vec![
         Block::Heading(3, "Chosen".into()),
         Block::Para(format!(
-            "**{} on {} ({} dims, {}), C = {:e}**: validation accuracy {} % (mean of {} splits, n = {} validation images per split); test accuracy {} % ± {} (n = {} test images per split). Model: `{}`, {}; usable with `tlearn predict {} {}`.",
+            "**{} on {}{at} ({} dims, {}), C = {:e}**: validation accuracy {} % (mean of {} splits, n = {} validation images per split); test accuracy {} % ± {} (n = {} test images per split). Model: `{}`, {}; usable with `tlearn predict {} {}`.",
             c.kind,
             c.reprs.join(" + "),
             c.dims,
@@ -449,13 +495,14 @@ fn chosen(d: &Decision, report: &RunReport) -> Vec<Block> {
 }
 
 fn appendix(d: &Decision) -> Vec<Block> {
+    let several = several_sizes(d);
     let mut rows: Vec<_> = d.search.test_only.iter().collect();
     rows.sort_by(|a, b| mean(&b.test_accuracy).total_cmp(&mean(&a.test_accuracy)));
     vec![
         Block::Heading(3, "Appendix: test accuracy of every candidate — not used for choosing".into()),
         Block::Para(format!("Each feature set and classifier with C chosen on validation in each split and fitted on the training images only, as `tlearn train` does (the chosen run above is refit on training + validation images, unless `{}`); fine-tuning stages, if they ran, at their kept epoch. Shown for the reader only: the choice above never read these numbers.", Opt::NoRefitWithValidation)),
         table(
-            vec![
+            sized_columns(several, vec![
                 Column::left("features"),
                 Column::left("classifier"),
                 Column::left("variant"),
@@ -463,10 +510,10 @@ fn appendix(d: &Decision) -> Vec<Block> {
                 Column::right("test accuracy % (mean)"),
                 Column::right("per split"),
                 Column::right("test images per split"),
-            ],
+            ]),
             rows.iter()
                 .map(|t| {
-                    vec![
+                    sized(several, t.size, vec![
                         t.features.replace('+', " + "),
                         t.kind.to_string(),
                         t.variant.label(),
@@ -474,10 +521,10 @@ fn appendix(d: &Decision) -> Vec<Block> {
                         pct(mean(&t.test_accuracy)),
                         t.test_accuracy.iter().map(|v| pct(*v)).collect::<Vec<_>>().join(" / "),
                         per_split(&t.test_images),
-                    ]
+                    ])
                 })
                 .chain(d.finetune.iter().map(|s| {
-                    vec![
+                    let row = vec![
                         format!("fine-tuning `{}`", s.run),
                         s.trained.clone(),
                         "".into(),
@@ -485,7 +532,8 @@ fn appendix(d: &Decision) -> Vec<Block> {
                         pct(mean(&s.test_accuracy)),
                         s.test_accuracy.iter().map(|v| pct(*v)).collect::<Vec<_>>().join(" / "),
                         "".into(),
-                    ]
+                    ];
+                    sized(several, d.sizes[0], row)
                 }))
                 .collect(),
         ),
@@ -497,15 +545,25 @@ fn short(layers: &str) -> String {
     layers.replace("_pool", "")
 }
 
-/// The plot's x values (layer sets, in search order) and series (pooling and classifier).
-fn axes<'a>(best: &[&'a Candidate]) -> (Vec<&'a str>, Vec<String>) {
+/// The series a candidate belongs to: its pooling and classifier, and its image size when
+/// `several` were compared.
+fn series_of(c: &Candidate, several: bool) -> String {
+    if several {
+        format!("{} {} {} px", c.pooling, c.kind, c.size)
+    } else {
+        format!("{} {}", c.pooling, c.kind)
+    }
+}
+
+/// The plot's x values (layer sets, in search order) and series ([`series_of`]).
+fn axes<'a>(best: &[&'a Candidate], several: bool) -> (Vec<&'a str>, Vec<String>) {
     let mut xs: Vec<&str> = Vec::new();
     let mut series: Vec<String> = Vec::new();
     for c in best {
         if !xs.contains(&c.layers.as_str()) {
             xs.push(&c.layers);
         }
-        let name = format!("{} {}", c.pooling, c.kind);
+        let name = series_of(c, several);
         if !series.contains(&name) {
             series.push(name);
         }
@@ -513,11 +571,11 @@ fn axes<'a>(best: &[&'a Candidate]) -> (Vec<&'a str>, Vec<String>) {
     (xs, series)
 }
 
-/// Validation accuracy of the best C of every (feature set, classifier): layers on x,
-/// pooling and classifier as series.
-fn plot_png(candidates: &[Candidate]) -> Result<RgbImage, String> {
+/// Validation accuracy of the best C of every (size, feature set, classifier): layers on x,
+/// pooling and classifier (and size, when `several`) as series.
+fn plot_png(candidates: &[Candidate], several: bool) -> Result<RgbImage, String> {
     let best: Vec<&Candidate> = best_per_set(candidates);
-    let (xs, series) = axes(&best);
+    let (xs, series) = axes(&best, several);
     let low = accuracy_floor(best.iter().map(|c| c.val_accuracy));
     let labels: Vec<String> = xs.iter().map(|x| short(x)).collect();
     render(WIDTH, HEIGHT, |root| {
@@ -533,18 +591,21 @@ fn plot_png(candidates: &[Candidate]) -> Result<RgbImage, String> {
             .map_err(draw_err)?;
         for (i, name) in series.iter().enumerate() {
             let style = PALETTE[i % PALETTE.len()].stroke_width(2);
-            let points = series_points(&best, &xs, name);
+            let points = series_points(&best, &xs, |c| series_of(c, several) == *name);
             line_with_legend(&mut chart, points, (style, 4), name.as_str())?;
         }
         draw_legend(&mut chart, 13, SeriesLabelPosition::LowerRight)
     })
 }
 
-/// The points of `series` (its pooling and classifier): each of its candidates at its
-/// layers' place on x.
-fn series_points(best: &[&Candidate], xs: &[&str], series: &str) -> Vec<(SegmentValue<i32>, f64)> {
+/// The points of the candidates `in_series` picks: each at its layers' place on x.
+fn series_points(
+    best: &[&Candidate],
+    xs: &[&str],
+    in_series: impl Fn(&Candidate) -> bool,
+) -> Vec<(SegmentValue<i32>, f64)> {
     best.iter()
-        .filter(|c| format!("{} {}", c.pooling, c.kind) == series)
+        .filter(|c| in_series(c))
         .map(|c| {
             let x = xs.iter().position(|x| *x == c.layers).unwrap_or(0) as i32;
             (SegmentValue::CenterOf(x), c.val_accuracy)

@@ -57,6 +57,14 @@ pub struct AutoArgs {
     /// Splits, seed and how the extraction runs.
     #[command(flatten)]
     pub run: crate::extract_opts::RunOpts,
+    /// Image sizes compared as candidates, in pixels, comma-separated (e.g. 224,320); must
+    /// include the backbone's size (or --size's), whose cache stays cache/features.h5; each
+    /// other size gets cache/features-<size>.h5 (pooled layers only) and its own stage 1.
+    /// Costly: a size's extraction takes about (size/224)^2 the time of 224 px (about 2x at
+    /// 320, 4x at 448), and its search as much again as the first size's. Default: the
+    /// backbone's size alone.
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<u32>,
     /// Score the test images with the chosen configuration fitted on training images only
     /// (default: refit on training + validation images once C is chosen).
     #[arg(long)]
@@ -104,6 +112,7 @@ fn config(args: &AutoArgs) -> AutoConfig {
         cfg.grid = grid.clone();
     }
     cfg.max_iterations = args.max_iterations;
+    cfg.sizes = args.sizes.clone();
     cfg.refit_with_validation = !args.no_refit_with_validation;
     cfg.finetune = match (args.finetune, args.no_finetune) {
         (true, _) => auto::finetune::When::Always,
@@ -157,14 +166,23 @@ pub fn auto(args: AutoArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The best C of every (feature set, classifier, variant), best first, the chosen one marked
-/// (stdout).
+/// The best C of every (size, feature set, classifier, variant), best first, the chosen one
+/// marked (stdout); the size column only when several sizes were compared.
 fn print_candidates(d: &auto::Decision) {
     let mut sorted = auto::choose::best_per_variant(&d.search.candidates);
     sorted.sort_by(|a, b| b.val_accuracy.total_cmp(&a.val_accuracy));
     let val = d.chosen.val_images.first().copied().unwrap_or(0);
+    let several = d.sizes.len() > 1;
+    let size = |text: String| {
+        if several {
+            format!("{text:>5} ")
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "{:<50} {:<9} {:<16} {:>6} {:>7} {:>10}",
+        "{}{:<50} {:<9} {:<16} {:>6} {:>7} {:>10}",
+        size("size".into()),
         "features",
         "classifier",
         "variant",
@@ -174,14 +192,15 @@ fn print_candidates(d: &auto::Decision) {
     );
     for c in sorted {
         let chosen = &d.chosen;
-        let mark =
-            if c.reprs == chosen.reprs && c.kind == chosen.kind && c.variant == chosen.variant {
-                " <- chosen"
-            } else {
-                ""
-            };
+        let same = c.size == chosen.size && c.reprs == chosen.reprs && c.kind == chosen.kind;
+        let mark = if same && c.variant == chosen.variant {
+            " <- chosen"
+        } else {
+            ""
+        };
         println!(
-            "{:<50} {:<9} {:<16} {:>6} {:>7} {:>10.2}{mark}",
+            "{}{:<50} {:<9} {:<16} {:>6} {:>7} {:>10.2}{mark}",
+            size(c.size.to_string()),
             c.reprs.join("+"),
             c.kind.to_string(),
             c.variant.label(),
@@ -210,8 +229,13 @@ fn print_summary(outcome: &auto::AutoOutcome) {
         d.chosen.layers,
         d.similarity
     );
+    let at = if d.sizes.len() > 1 {
+        format!(" at {} px", d.chosen.size)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "chosen: {} on {} ({}, C = {:e}): validation {:.2}%, test {:.2}% ± {:.2} over {} split(s) (n = {tests} test images per split)",
+        "chosen: {} on {}{at} ({}, C = {:e}): validation {:.2}%, test {:.2}% ± {:.2} over {} split(s) (n = {tests} test images per split)",
         d.chosen.kind,
         d.chosen.reprs.join("+"),
         d.chosen.variant.label(),

@@ -18,6 +18,7 @@ pub fn flag(option: Opt) -> &'static str {
         Opt::Repr => "--repr",
         Opt::Copies => "--copies",
         Opt::Size => "--size",
+        Opt::Sizes => "--sizes",
         Opt::SplitFractions => "--split",
         Opt::Splits => "--splits",
         Opt::Batch => "--batch",
