@@ -11,11 +11,15 @@ use std::process::Command;
 use std::time::Instant;
 
 use tlearn::backbone::{sha256_file, ExecutionProvider, Pooling};
-use tlearn::onnx::{attr_ints, DataType, Dim, GraphBuilder, Model};
 use tlearn::preprocess::{DecodeLimits, Preprocessing};
 use tlearn::progress::Stop;
 use tlearn::shard::{self, ShardSpec};
 use tlearn::ExtractConfig;
+
+// The tests' fixtures: the same tiny VGG-like backbone the integration tests build.
+#[path = "../tests/common/models.rs"]
+#[allow(dead_code)]
+mod models;
 
 fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -116,7 +120,7 @@ fn flowers_config(backbone: &Path) -> ExtractConfig {
 /// pooling) with a 224 x 224 descriptor, in `dir`: the tests' tiny backbone.
 fn tiny_backbone_224(dir: &Path) -> PathBuf {
     let model = dir.join("tiny224.onnx");
-    tiny_vgg().save(&model).expect("save the model");
+    models::tiny_vgg().save(&model).expect("save the model");
     let preprocessing = toml::to_string(&Preprocessing::caffe(224)).expect("TOML");
     let descriptor = format!(
         "name = \"tiny224\"\nsha256 = \"{}\"\ninput = \"input\"\nlayers = [\"block1_pool\", \"block2_pool\"]\n\n[preprocessing]\n{preprocessing}",
@@ -124,61 +128,6 @@ fn tiny_backbone_224(dir: &Path) -> PathBuf {
     );
     std::fs::write(dir.join("tiny224.toml"), descriptor).expect("write the descriptor");
     model
-}
-
-fn tiny_vgg() -> Model {
-    let mut b = GraphBuilder::new("tiny_vgg");
-    let dims = |c: i64, h: &str, w: &str| [Dim::sym("batch"), c.into(), Dim::sym(h), Dim::sym(w)];
-    b.input("input", DataType::Float, &dims(3, "height", "width"));
-    conv_block(&mut b, "block1", "input", (3, 4), "block1_pool");
-    conv_block(&mut b, "block2", "block1_pool", (4, 8), "block2_pool");
-    b.output("block1_pool", DataType::Float, &dims(4, "h1", "w1"));
-    b.output("block2_pool", DataType::Float, &dims(8, "h2", "w2"));
-    b.build(13).expect("a valid graph")
-}
-
-/// Conv 3 x 3 (seeded weights) -> Relu -> MaxPool 2 x 2 from `input` to `pool`.
-fn conv_block(
-    b: &mut GraphBuilder,
-    prefix: &str,
-    input: &str,
-    (cin, cout): (i64, i64),
-    pool: &str,
-) {
-    let (w, bias) = (format!("{prefix}_W"), format!("{prefix}_B"));
-    let seed = prefix.bytes().map(u64::from).sum::<u64>();
-    let weights = seeded_values(seed, (cout * cin * 9) as usize, 0.5);
-    b.initializer_f32(&w, &weights, &[cout, cin, 3, 3]);
-    b.initializer_f32(
-        &bias,
-        &seeded_values(seed + 1, cout as usize, 0.05),
-        &[cout],
-    );
-    let (conv, relu) = (format!("{prefix}_conv"), format!("{prefix}_relu"));
-    let kernel = attr_ints("kernel_shape", &[3, 3]);
-    let conv_attrs = vec![kernel, attr_ints("pads", &[1, 1, 1, 1])];
-    b.node("Conv", &[input, &w, &bias], &[&conv], conv_attrs);
-    b.node("Relu", &[&conv], &[&relu], vec![]);
-    let pool_attrs = vec![
-        attr_ints("kernel_shape", &[2, 2]),
-        attr_ints("strides", &[2, 2]),
-    ];
-    b.node("MaxPool", &[&relu], &[pool], pool_attrs);
-}
-
-/// `n` values in [-scale, scale) from a linear congruential generator seeded with `seed`.
-fn seeded_values(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            // Knuth's MMIX constants; the top 24 bits are the best mixed.
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
-            (unit * 2.0 - 1.0) * scale
-        })
-        .collect()
 }
 
 /// Seconds `command` took, and its peak resident memory in MiB from GNU time's `%M`.
