@@ -238,23 +238,32 @@ AUTO_OUT ?= data/auto
 auto: build models $(if $(filter data/flowers17,$(DATA)),data)
 	$(TLEARN) auto --data $(DATA) --out $(AUTO_OUT)
 
-## auto320: `make auto` on the flowers with 320 px inputs (about 2x the extraction), into AUTO320_OUT
+## auto-copies2: `make auto` on the flowers with 2 augmented copies per image (auto's default
+## before it became 6), into AUTO2_OUT: the cache of docs/levers.md's 224 px tables
+## auto320: the same with 320 px inputs (about 2x the extraction), into AUTO320_OUT
+AUTO2_OUT ?= data/auto-copies2
 AUTO320_OUT ?= data/auto320
-.PHONY: auto320
+.PHONY: auto-copies2 auto320
+auto-copies2: build models data
+	$(TLEARN) auto --data data/flowers17 --copies 2 --out $(AUTO2_OUT)
 auto320: build models data
-	$(TLEARN) auto --data data/flowers17 --size 320 --out $(AUTO320_OUT)
+	$(TLEARN) auto --data data/flowers17 --size 320 --copies 2 --out $(AUTO320_OUT)
 
 ## levers: the linear rows of docs/levers.md, each one `tlearn train` on auto's caches (224 px:
-## `make auto`'s, 320 px: `make auto320`'s; made first when missing), models under runs/levers,
+## `make auto-copies2`'s, 320 px: `make auto320`'s, 6 copies: `make auto`'s; made first when
+## missing), models under runs/levers,
 ## reports under reports/levers/ROW, each table's rows (validation and test mean ± std, test per
 ## split, C per split) in reports/levers/TABLE.md, all runs compared by `tlearn report`.
 ##   levers-linear: "Linear classifiers on the cached features" (svm, refit on train + val)
 ##   levers-normalize: "Normalisation on the same features" (training-only fits)
 ##   levers-resolution: "Resolution" (224 against 320 px, without and with TTA)
 ##   levers-multiscale: the Python probe of both sizes concatenated (reports/levers/multiscale.json)
+##   levers-copies: "More augmented copies" (2, 4 or 6 copies read of `make auto`'s 6 per image)
+##   levers-ensemble: the probe of linear models' probabilities averaged (reports/levers/ensemble-*)
 ##   levers-finetune: "Fine-tuning" (stage 1 on `make features`'s cache; long on a CPU, not in `levers`)
-CACHE224 := $(AUTO_OUT)/cache/features.h5
+CACHE224 := $(AUTO2_OUT)/cache/features.h5
 CACHE320 := $(AUTO320_OUT)/cache/features.h5
+CACHE6 := $(AUTO_OUT)/cache/features.h5
 LEVERS_USE ?= block4_pool:max,block5_pool:max
 LEVERS_REPORTS ?= reports/levers
 # $(call lever,KIND,CACHE,ROW,FLAGS[,USE]): one row of a table (USE: LEVERS_USE unless given)
@@ -263,9 +272,12 @@ lever = $(TLEARN) train $(1) --cache $(2) --run $(3) $(4) --use $(or $(5),$(LEVE
 # $(call levers_table,TABLE,ROWS): the table's markdown rows, in LEVERS_REPORTS/TABLE.md
 levers_table = python3 scripts/levers-table.py $(LEVERS_REPORTS) $(2) > $(LEVERS_REPORTS)/$(1).md && cat $(LEVERS_REPORTS)/$(1).md
 .PHONY: levers levers-224 levers-linear levers-normalize levers-resolution levers-multiscale levers-finetune
-levers: levers-linear levers-normalize levers-resolution levers-multiscale
+.PHONY: levers-copies levers-ensemble
+levers: levers-linear levers-normalize levers-resolution levers-multiscale levers-copies levers-ensemble
 	$(TLEARN) report --reports $(LEVERS_REPORTS)
 $(CACHE224):
+	$(MAKE) auto-copies2
+$(CACHE6):
 	$(MAKE) auto DATA=data/flowers17
 $(CACHE320):
 	$(MAKE) auto320
@@ -306,6 +318,28 @@ levers-finetune: features
 	$(TLEARN) finetune ensemble --run runs/levers/finetune-none --cache data/features.h5 \
 	  --classifier svm --c 1e-3,1e-2 --json $(LEVERS_REPORTS)/finetune-ensemble.json
 	$(call levers_table,finetune,finetune-none finetune-cosine finetune-warmup finetune-smoothing finetune-all3)
+# three configurations (auto's choices at 224 px with 2 and with 6 copies among them), each
+# reading 2, 4 or all 6 copies of every image
+levers-copies: build | $(CACHE6)
+	for k in 2 4 6; do \
+	  $(call lever,svm,$(CACHE6),svm-copies$$k-tta,--refit-with-validation --tta --copies-used $$k) && \
+	  $(call lever,logistic,$(CACHE6),logistic-copies$$k-tta-l2,--refit-with-validation --tta --normalize l2 --copies-used $$k) && \
+	  $(call lever,svm,$(CACHE6),svm-b345-copies$$k-tta,--refit-with-validation --tta --copies-used $$k,$(B345)) || exit 1; done
+	$(call levers_table,copies,$(foreach r,svm-copies%-tta logistic-copies%-tta-l2 svm-b345-copies%-tta,$(foreach k,2 4 6,$(subst %,$(k),$(r)))))
+# the probe's members: linear models with TTA on 2-copy caches, 224 px and 320 px
+ENSEMBLE_224 := svm:block4_pool=max,block5_pool=max:none svm:block3_pool=max,block4_pool=max,block5_pool=max:none \
+  svm:block3_pool=max,block4_pool=max,block5_pool=max:l2 logistic:block4_pool=max,block5_pool=max:l2 \
+  logistic:block4_pool=max,block5_pool=max:none logistic:block3_pool=max,block4_pool=max,block5_pool=max:none \
+  svm:block4_pool=max:none svm:block4_pool=avg,block5_pool=avg:none logistic:block3_pool=avg,block4_pool=avg,block5_pool=avg:none
+ENSEMBLE_320 := svm:block3_pool=max,block4_pool=max,block5_pool=max:none svm:block4_pool=max,block5_pool=max:none \
+  logistic:block4_pool=max,block5_pool=max:l2 svm:block3_pool=max,block4_pool=max,block5_pool=max:l2 \
+  logistic:block3_pool=max,block4_pool=max,block5_pool=max:none
+levers-ensemble: venv | $(CACHE224) $(CACHE320)
+	mkdir -p $(LEVERS_REPORTS)
+	cargo run --release --locked --example ensemble_probe -- $(CACHE224) $(LEVERS_REPORTS)/ensemble-224.json $(ENSEMBLE_224)
+	cargo run --release --locked --example ensemble_probe -- $(CACHE320) $(LEVERS_REPORTS)/ensemble-320.json $(ENSEMBLE_320)
+	$(VENV)/bin/python scripts/ensemble-probe.py $(LEVERS_REPORTS)/ensemble-224.json
+	$(VENV)/bin/python scripts/ensemble-probe.py $(LEVERS_REPORTS)/ensemble-224.json $(LEVERS_REPORTS)/ensemble-320.json
 levers-multiscale: venv | $(CACHE224) $(CACHE320)
 	mkdir -p $(LEVERS_REPORTS)
 	$(VENV)/bin/python scripts/multiscale-probe.py $(CACHE224) $(CACHE320) --use $(LEVERS_USE) \

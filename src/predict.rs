@@ -238,7 +238,7 @@ impl Predictor {
 
     /// The views of each image to score: the image alone, or with test-time augmentation (a
     /// linear model trained with it) also the augmented copies its cache held: the same
-    /// recipe, seed and number of copies, each image keyed by its path as given.
+    /// recipe and seed, and as many copies as it used, each image keyed by its path as given.
     fn views(&self) -> Result<Views, PredictError> {
         match self {
             Predictor::Linear { model, .. } if model.tta => {
@@ -252,7 +252,7 @@ impl Predictor {
                 Ok(Views {
                     recipe,
                     seed: id.seed,
-                    copies: id.copies,
+                    copies: model.copies_used.map_or(id.copies, |k| k.min(id.copies)),
                 })
             }
             _ => Ok(Views::one()),

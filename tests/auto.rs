@@ -866,6 +866,10 @@ fn auto_trains_without_the_copies_when_they_mislead() {
     let variants: Vec<_> = search.candidates.iter().map(|c| c.variant).collect();
     assert!(variants.iter().any(|v| v.train_copies && !v.tta));
     assert!(variants.iter().any(|v| v.train_copies && v.tta));
+    assert!(
+        variants.iter().any(|v| v.copies_used == Some(1)),
+        "stage 2 tried the first half of the copies"
+    );
     let mut refined: Vec<_> = search
         .test_only
         .iter()
@@ -911,6 +915,35 @@ fn auto_keeps_the_copies_when_they_teach_what_validation_images_look_like() {
     );
 }
 
+#[test]
+fn auto_reads_only_the_first_copies_when_the_later_ones_mislead() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // Training originals show the class in even columns, validation and test images in odd
+    // ones; copy 1 teaches the odd columns, copy 2 shows the next class's centre there.
+    let cache = shaped_cache(dir.path(), |label, copy, part, j| {
+        let as_trained = part == tlearn::dataset::Part::Train && copy == 0;
+        match (as_trained == (j % 2 == 0), copy) {
+            (false, _) => 0.0,
+            (true, 2) => centre((label + 1) % 3, j),
+            (true, _) => centre(label, j),
+        }
+    });
+    let (search, chosen) = choose_with_variants(&cache);
+    assert_eq!(chosen.variant.copies_used, Some(1), "{chosen:?}");
+    assert!(chosen.variant.train_copies, "{chosen:?}");
+    let all_copies = search
+        .candidates
+        .iter()
+        .filter(|c| c.variant.train_copies && c.variant.copies_used.is_none())
+        .map(|c| c.val_accuracy)
+        .fold(0.0, f64::max);
+    assert!(
+        chosen.val_accuracy > all_copies + 0.1,
+        "{chosen:?} vs {all_copies} with every copy"
+    );
+}
+
 /// Stage 2 scores its TTA variants with the fits already made for the same rows (only the
 /// scoring of validation and test images differs): every TTA candidate and appendix row must
 /// equal what `tlearn train --tta` of that variant gives when it fits from scratch.
@@ -930,6 +963,7 @@ fn tta_variants_scored_on_shared_fits_equal_fits_from_scratch() {
         cfg.train_copies = t.variant.train_copies;
         cfg.tta = true;
         cfg.normalize = t.variant.normalize;
+        cfg.copies_used = t.variant.copies_used;
         let sub = cache.using(&reprs(&t.features.replace('+', ","))).unwrap();
         let (outcome, _) = tlearn::classify::train::run(&sub, &cfg, &mut |_| {}).unwrap();
         for (g, &c) in cfg.grid.iter().enumerate() {
@@ -1048,6 +1082,30 @@ fn a_tta_model_round_trips_and_predict_averages_the_same_copies() {
         .zip(&with_tta)
         .any(|(a, b)| a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-3));
     assert!(differs, "the copies change the scores");
+
+    // A model that read only the first copy averages the original and that copy alone.
+    train_cfg.copies_used = Some(1);
+    let (first, first_model) = run(&data, &train_cfg, &mut |_| {}).unwrap();
+    let first_file = dir.path().join("first/model.json");
+    std::fs::create_dir_all(first_file.parent().unwrap()).unwrap();
+    first_model.save(&first_file).unwrap();
+    assert_eq!(
+        TrainedModel::load(&first_file).unwrap().copies_used,
+        Some(1)
+    );
+    let first_test = &first.splits[0].test;
+    let got = predict(&first_file);
+    for (got, scored) in got.iter().zip(first_test) {
+        for (a, b) in got.iter().zip(&scored.scores) {
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{}: {got:?} vs {:?}",
+                scored.path,
+                scored.scores
+            );
+        }
+    }
+    assert_ne!(first_test, test, "one copy of two scores otherwise");
 
     let exported = tlearn()
         .args(["export", "--model"])

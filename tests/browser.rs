@@ -122,6 +122,7 @@ fn outcome(identity: tlearn::cache::Identity, right: usize) -> TrainOutcome {
             fit_seconds: 0.1,
             predict_seconds: 0.01,
             test,
+            val: Vec::new(),
         }],
     }
 }

@@ -650,3 +650,56 @@ fn normalised_models_score_normalised_rows_and_round_trip() {
         );
     }
 }
+
+/// `copies_used = K` on a cache of N copies per image gives exactly what a cache extracted
+/// with K copies gives (the same seed makes the same first copies): training rows, TTA views,
+/// scores. K of 0 or above N is refused.
+#[test]
+fn reading_the_first_copies_equals_a_cache_extracted_with_that_many() {
+    let _serial = common::fixtures::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let backbone = tiny_backbone(dir.path());
+    let images = image_folder(dir.path(), 3, 8);
+    let extract = |copies: u32| {
+        let out = dir.path().join(format!("copies{copies}.h5"));
+        let mut cfg = config(&images, &backbone, &out);
+        cfg.pooling = Pooling::Avg;
+        cfg.recipe = "flip,rotate,crop".parse().unwrap();
+        cfg.copies = copies;
+        cfg.augment_all = true;
+        tlearn::extract::run(&cfg, &Stop::new()).unwrap();
+        CacheData::load(&out).unwrap()
+    };
+    let (three, one) = (extract(3), extract(1));
+    let mut cfg = TrainConfig::new(Kind::Logistic);
+    cfg.grid = vec![0.1, 1.0];
+    cfg.tta = true;
+    let (want, _) = run(&one, &cfg, &mut |_| {}).unwrap();
+    cfg.copies_used = Some(1);
+    let (got, model) = run(&three, &cfg, &mut |_| {}).unwrap();
+    assert_eq!(model.copies_used, Some(1));
+    for (g, w) in got.splits.iter().zip(&want.splits) {
+        assert_eq!((g.train_rows, g.c), (w.train_rows, w.c));
+        let val = |s: &tlearn::classify::train::SplitOutcome| -> Vec<f64> {
+            s.grid.iter().map(|p| p.val_accuracy).collect()
+        };
+        assert_eq!(val(g), val(w));
+        for (a, b) in g.test.iter().zip(&w.test) {
+            assert_eq!(a.path, b.path);
+            for (x, y) in a.scores.iter().zip(&b.scores) {
+                assert!((x - y).abs() < 1e-5, "{}: {x} vs {y}", a.path);
+            }
+        }
+    }
+    cfg.copies_used = None;
+    let (all, _) = run(&three, &cfg, &mut |_| {}).unwrap();
+    assert!(all.splits[0].train_rows > got.splits[0].train_rows);
+    for bad in [0, 4] {
+        cfg.copies_used = Some(bad);
+        let err = run(&three, &cfg, &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(&err, ClassifyError::InvalidParams(m) if m.contains("holds 3")),
+            "{err}"
+        );
+    }
+}

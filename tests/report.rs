@@ -44,6 +44,7 @@ fn known_outcome(identity: tlearn::cache::Identity) -> TrainOutcome {
         fit_seconds: 1.0,
         predict_seconds: 0.01,
         test,
+        val: Vec::new(),
     };
     TrainOutcome {
         config: TrainConfig::new(Kind::Svm),

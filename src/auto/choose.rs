@@ -42,6 +42,10 @@ pub struct Variant {
     pub tta: bool,
     /// Normalisation of each representation block before standardisation.
     pub normalize: Normalize,
+    /// Only the first this many augmented copies of each image (training rows and TTA
+    /// views); `None`: every copy the cache holds. Absent in older decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies_used: Option<u32>,
 }
 
 impl Variant {
@@ -51,6 +55,7 @@ impl Variant {
             train_copies: cfg.train_copies,
             tta: cfg.tta,
             normalize: cfg.normalize,
+            copies_used: cfg.copies_used,
         }
     }
 
@@ -60,11 +65,13 @@ impl Variant {
             train_copies: self.train_copies,
             tta: self.tta,
             normalize: self.normalize,
+            copies_used: self.copies_used,
             ..cfg.clone()
         }
     }
 
-    /// Short text for tables: `copies`, `no copies`, then `+ tta`, then `+ l2` or `+ power`.
+    /// Short text for tables: `copies`, `no copies`, then `(K per image)` when only the first
+    /// K copies are read, then `+ tta`, then `+ l2` or `+ power`.
     pub fn label(&self) -> String {
         let mut label = if self.train_copies {
             "copies"
@@ -72,6 +79,9 @@ impl Variant {
             "no copies"
         }
         .to_string();
+        if let Some(k) = self.copies_used {
+            label.push_str(&format!(" ({k} per image)"));
+        }
         if self.tta {
             label.push_str(" + tta");
         }
@@ -82,20 +92,38 @@ impl Variant {
     }
 
     /// Order on ties (smaller first): `tlearn train`'s defaults, the cheaper to use first: no
-    /// TTA (it runs the backbone once per copy at prediction), no normalisation, copies on.
-    fn rank(&self) -> (bool, bool, bool) {
-        (self.tta, !self.normalize.is_none(), !self.train_copies)
+    /// TTA (it runs the backbone once per copy at prediction), no normalisation, copies on,
+    /// every copy read.
+    fn rank(&self) -> (bool, bool, bool, bool) {
+        (
+            self.tta,
+            !self.normalize.is_none(),
+            !self.train_copies,
+            self.copies_used.is_some(),
+        )
     }
 
     /// The levers `data` allows changing from `self`: per lever (one axis each), the variants
     /// that differ from `self` in that lever only. Training copies only if the cache holds
     /// copies of training images; TTA only if it holds copies of validation images
-    /// (augmenting every image); the normalisations on any cache.
+    /// (augmenting every image); reading only the first half of the copies (rounded up) if it
+    /// holds two or more of each image; the normalisations on any cache.
     pub fn axes(self, data: &CacheData) -> Vec<Vec<Variant>> {
         let mut axes = Vec::new();
         if has_copies(data, Part::Train) {
             axes.push(vec![Variant {
                 train_copies: !self.train_copies,
+                ..self
+            }]);
+        }
+        let held = data.identity.copies;
+        if held >= 2 && (has_copies(data, Part::Train) || has_copies(data, Part::Val)) {
+            let fewer = held.div_ceil(2);
+            axes.push(vec![Variant {
+                copies_used: match self.copies_used {
+                    None => Some(fewer),
+                    Some(_) => None,
+                },
                 ..self
             }]);
         }
@@ -133,6 +161,9 @@ impl Variant {
             }
             if c.normalize != self.normalize {
                 v.normalize = c.normalize;
+            }
+            if c.copies_used != self.copies_used {
+                v.copies_used = c.copies_used;
             }
         }
         v
@@ -664,6 +695,7 @@ mod tests {
                 train_copies: true,
                 tta: false,
                 normalize: Normalize::None,
+                copies_used: None,
             },
             dims,
             c,
@@ -709,6 +741,7 @@ mod tests {
             train_copies: true,
             tta: false,
             normalize: Normalize::None,
+            copies_used: None,
         };
         let off = Variant {
             train_copies: false,
@@ -719,20 +752,32 @@ mod tests {
             normalize: Normalize::Power,
             ..base
         };
-        let all_three = Variant {
+        let fewer = Variant {
+            copies_used: Some(3),
+            ..base
+        };
+        let all_four = Variant {
             train_copies: false,
             tta: true,
             normalize: Normalize::Power,
+            copies_used: Some(3),
         };
-        assert_eq!(base.combine(&[off, tta, power]), all_three);
+        assert_eq!(base.combine(&[off, tta, power, fewer]), all_four);
         assert_eq!(base.combine(&[]), base);
-        assert_eq!(all_three.label(), "no copies + tta + power");
-        let mut all = vec![cand(512, Kind::Svm, 1e-3, 0.9); 3];
+        assert_eq!(all_four.label(), "no copies (3 per image) + tta + power");
+        assert_eq!(
+            Variant { tta: true, ..fewer }.label(),
+            "copies (3 per image) + tta"
+        );
+        let mut all = vec![cand(512, Kind::Svm, 1e-3, 0.9); 4];
         all[0].variant = tta;
         all[1].variant = off;
+        all[3].variant = fewer;
         assert_eq!(best(&all).unwrap().variant, base);
         all[1].val_accuracy = 0.95;
         assert_eq!(best(&all).unwrap().variant, off);
+        all[3].val_accuracy = 0.96;
+        assert_eq!(best(&all).unwrap().variant, fewer);
     }
 
     #[test]

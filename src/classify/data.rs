@@ -121,6 +121,32 @@ impl CacheData {
         }
     }
 
+    /// The same cache read as if it held only the first `k` augmented copies of each image:
+    /// later copies are left out of every selection (training rows and TTA views alike), as
+    /// rows that could not be used are. Refuses a `k` of 0 or above the copies it holds.
+    pub fn first_copies(&self, k: u32) -> Result<CacheData, ClassifyError> {
+        let held = self.identity.copies;
+        let path = self.path.display();
+        if held == 0 {
+            return Err(ClassifyError::InvalidParams(format!(
+                "{k} copies of each image asked for, but {path} holds no augmented copies"
+            )));
+        }
+        if k == 0 || k > held {
+            return Err(ClassifyError::InvalidParams(format!(
+                "{k} copies of each image asked for, but {path} holds {held} (use from 1 to {held}, or train without copies)"
+            )));
+        }
+        let mut limited = CacheData {
+            features: self.features.clone(),
+            ..self.clone_without_features()
+        };
+        for (usable, &copy) in limited.usable.iter_mut().zip(&self.copies) {
+            *usable &= u32::from(copy) <= k;
+        }
+        Ok(limited)
+    }
+
     /// Everything but the features (cheap to copy).
     fn clone_without_features(&self) -> CacheData {
         CacheData {

@@ -67,6 +67,9 @@ pub struct TrainedModel {
     /// The normalisation of the features' representation blocks before standardisation
     /// (none in models saved before it existed).
     pub normalize: Normalize,
+    /// Of the identity's augmented copies of each image, the first this many were used (for
+    /// training and as TTA views, so `predict` averages as many); `None`: all of them.
+    pub copies_used: Option<u32>,
 }
 
 /// The file layout (flat vectors: small and fast to parse).
@@ -108,6 +111,9 @@ struct ModelFile {
     /// Normalisation before standardisation; absent (none) in older files and for none.
     #[serde(default, skip_serializing_if = "Normalize::is_none")]
     normalize: Normalize,
+    /// The first copies used of each image; absent (all) in older files and for all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    copies_used: Option<u32>,
 }
 
 /// The sha256 of what a model's features are (backbone, layers, pooling, preprocessing...)
@@ -179,6 +185,7 @@ impl TrainedModel {
             convergence: c.convergence,
             tta: self.tta,
             normalize: self.normalize,
+            copies_used: self.copies_used,
         };
         let text = serde_json::to_string(&file).expect("model serialises");
         let target = crate::output::Target::new(path).kind(MODEL_KIND);
@@ -245,6 +252,7 @@ impl TrainedModel {
             fit: file.fit,
             tta: file.tta,
             normalize: file.normalize,
+            copies_used: file.copies_used,
         })
     }
 

@@ -32,6 +32,9 @@ pub fn default_run_name(
     if !cfg.train_copies {
         name.push_str("-nocopies");
     }
+    if let Some(k) = cfg.copies_used {
+        name.push_str(&format!("-copies{k}"));
+    }
     if cfg.tta {
         name.push_str("-tta");
     }
@@ -78,6 +81,10 @@ pub struct TrainConfig {
     /// and `export` apply it too). Absent in older reports: none.
     #[serde(default)]
     pub normalize: Normalize,
+    /// Of the cache's augmented copies of each image, only the first this many are read
+    /// (as training rows and as TTA views); `None`: all of them. Absent in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies_used: Option<u32>,
 }
 
 impl TrainConfig {
@@ -95,6 +102,7 @@ impl TrainConfig {
             refit_with_validation: false,
             refit_on_all_labelled: true,
             normalize: Normalize::None,
+            copies_used: None,
         }
     }
 
@@ -200,6 +208,10 @@ pub struct SplitOutcome {
     pub predict_seconds: f64,
     /// Every test image.
     pub test: Vec<Scored>,
+    /// Every validation image, scored by the training-only fit of the chosen C (what an
+    /// ensemble's weights are chosen on); not written to reports.
+    #[serde(skip)]
+    pub val: Vec<Scored>,
 }
 
 /// Everything a training run gave, for reports.
@@ -268,9 +280,9 @@ pub fn run(
     cfg: &TrainConfig,
     log: &mut dyn Observer<String>,
 ) -> Result<(TrainOutcome, TrainedModel), ClassifyError> {
-    let (splits, selections) = select_splits(data, cfg)?;
-    let rows = normalized_rows(data, cfg);
+    let rows = prepared_rows(data, cfg)?;
     let data: &CacheData = &rows;
+    let (splits, selections) = select_splits(data, cfg)?;
     let mut outcomes = Vec::new();
     let mut first_model = None;
     for (&split, sel) in splits.iter().zip(&selections) {
@@ -297,13 +309,20 @@ pub fn run(
     Ok((outcome, model))
 }
 
-/// `data` with its rows normalised as `cfg` asks, once: every fit and every score of a run
-/// then reads the same rows.
-fn normalized_rows<'a>(data: &'a CacheData, cfg: &TrainConfig) -> Cow<'a, CacheData> {
-    match cfg.normalize.is_none() {
-        true => Cow::Borrowed(data),
-        false => Cow::Owned(data.normalized(cfg.normalize)),
-    }
+/// `data` with its rows limited to the copies and normalised as `cfg` asks, once: every fit
+/// and every score of a run then reads the same rows.
+fn prepared_rows<'a>(
+    data: &'a CacheData,
+    cfg: &TrainConfig,
+) -> Result<Cow<'a, CacheData>, ClassifyError> {
+    let limited = match cfg.copies_used {
+        None => Cow::Borrowed(data),
+        Some(k) => Cow::Owned(data.first_copies(k)?),
+    };
+    Ok(match cfg.normalize.is_none() {
+        true => limited,
+        false => Cow::Owned(limited.normalized(cfg.normalize)),
+    })
 }
 
 /// The protocol of [`run`] once per test-time-augmentation setting of `ttas` (`cfg.tta` is
@@ -321,12 +340,12 @@ pub fn run_scorings(
         .iter()
         .map(|&tta| TrainConfig { tta, ..cfg.clone() })
         .collect();
+    let rows = prepared_rows(data, cfg)?;
+    let data: &CacheData = &rows;
     let selected = cfgs
         .iter()
         .map(|cfg| select_splits(data, cfg))
         .collect::<Result<Vec<_>, _>>()?;
-    let rows = normalized_rows(data, cfg);
-    let data: &CacheData = &rows;
     let mut outcomes: Vec<Vec<SplitOutcome>> = vec![Vec::new(); cfgs.len()];
     let Some((splits, _)) = selected.first() else {
         return Ok(Vec::new());
@@ -479,6 +498,7 @@ fn run_split(
         fit_seconds,
         predict_seconds,
         test,
+        val: chosen.val_scored.clone(),
     };
     Ok((outcome, model, chosen.val_scored))
 }
@@ -513,6 +533,7 @@ fn split_model(
         ),
         fit: Some(ModelFit::Split { split, rows }),
         tta: cfg.tta,
+        copies_used: cfg.copies_used,
     }
 }
 

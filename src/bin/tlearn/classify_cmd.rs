@@ -46,6 +46,11 @@ pub struct TrainArgs {
     /// Average a test image's scores over its augmented copies (cache made with --augment-all).
     #[arg(long)]
     pub tta: bool,
+    /// Read only the first K augmented copies of each image the cache holds, as training rows
+    /// and as --tta's views (default: all of them). The model records K: predict averages as
+    /// many views.
+    #[arg(long, value_name = "K")]
+    pub copies_used: Option<u32>,
     /// Train on these representations of the cache only, LAYER:POOLING comma-separated
     /// (e.g. block4_pool:avg,block5_pool:avg; the cache must hold them, see `features --repr`).
     #[arg(long = "use", value_delimiter = ',')]
@@ -108,6 +113,7 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
     cfg.splits = args.splits.clone();
     cfg.train_copies = !args.no_copies;
     cfg.tta = args.tta;
+    cfg.copies_used = args.copies_used;
     cfg.refit_with_validation = args.refit_with_validation;
     cfg.refit_on_all_labelled = !args.no_refit;
     cfg.max_iterations = args.max_iterations;

@@ -99,6 +99,9 @@ fn train_command(t: &TrainStep) -> String {
     if !t.variant.train_copies {
         variant.push_str(" --no-copies");
     }
+    if let Some(k) = t.variant.copies_used {
+        variant.push_str(&format!(" --copies-used {k}"));
+    }
     if t.variant.tta {
         variant.push_str(" --tta");
     }
