@@ -842,6 +842,12 @@ fn choose_with_variants(cache: &CacheData) -> (auto::Search, auto::Candidate) {
     (search, chosen)
 }
 
+/// The best validation accuracy of `search`'s candidates whose variant `keep` keeps.
+fn best_val_where(search: &auto::Search, keep: impl Fn(&auto::choose::Variant) -> bool) -> f64 {
+    let kept = search.candidates.iter().filter(|c| keep(&c.variant));
+    kept.map(|c| c.val_accuracy).fold(0.0, f64::max)
+}
+
 /// Class `class`'s centre in column `j` (in [-2, 2)).
 fn centre(class: usize, j: usize) -> f32 {
     lcg_values((class * 100_000 + j) as u64, 1, 2.0)[0]
@@ -903,12 +909,7 @@ fn auto_keeps_the_copies_when_they_teach_what_validation_images_look_like() {
     });
     let (search, chosen) = choose_with_variants(&cache);
     assert!(chosen.variant.train_copies, "{chosen:?}");
-    let without = search
-        .candidates
-        .iter()
-        .filter(|c| !c.variant.train_copies)
-        .map(|c| c.val_accuracy)
-        .fold(0.0, f64::max);
+    let without = best_val_where(&search, |v| !v.train_copies);
     assert!(
         chosen.val_accuracy > without + 0.2,
         "{chosen:?} vs {without} without copies"
@@ -932,12 +933,7 @@ fn auto_reads_only_the_first_copies_when_the_later_ones_mislead() {
     let (search, chosen) = choose_with_variants(&cache);
     assert_eq!(chosen.variant.copies_used, Some(1), "{chosen:?}");
     assert!(chosen.variant.train_copies, "{chosen:?}");
-    let all_copies = search
-        .candidates
-        .iter()
-        .filter(|c| c.variant.train_copies && c.variant.copies_used.is_none())
-        .map(|c| c.val_accuracy)
-        .fold(0.0, f64::max);
+    let all_copies = best_val_where(&search, |v| v.train_copies && v.copies_used.is_none());
     assert!(
         chosen.val_accuracy > all_copies + 0.1,
         "{chosen:?} vs {all_copies} with every copy"
