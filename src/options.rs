@@ -69,6 +69,10 @@ pub enum Opt {
     MaxIterations,
     /// Test-time augmentation.
     Tta,
+    /// How many of each image's augmented copies are read.
+    CopiesUsed,
+    /// Train on original images only.
+    NoCopies,
     /// Do not refit the chosen configuration on training + validation images.
     NoRefitWithValidation,
     /// The trained model a prediction uses.
@@ -125,6 +129,8 @@ impl Opt {
             Opt::C => "grid",
             Opt::MaxIterations => "max_iterations",
             Opt::Tta => "tta",
+            Opt::CopiesUsed => "copies_used",
+            Opt::NoCopies => "train_copies = false",
             Opt::NoRefitWithValidation => "refit_with_validation = false",
             Opt::Model => "model",
             Opt::Finetune => "finetune = always",

@@ -10,6 +10,7 @@ use super::{ClassifyError, Normalize};
 use crate::backbone::Repr;
 use crate::cache::{FeatureCache, Identity, RowStatus};
 use crate::dataset::Part;
+use crate::options::Opt;
 
 /// Converts a cache matrix (ndarray 0.17) into linfa's ndarray (0.16): the one border between them.
 pub fn to_linfa(a: ndarray::Array2<f32>) -> Array2<f32> {
@@ -129,12 +130,15 @@ impl CacheData {
         let path = self.path.display();
         if held == 0 {
             return Err(ClassifyError::InvalidParams(format!(
-                "{k} copies of each image asked for, but {path} holds no augmented copies"
+                "{k} copies of each image asked for ({}), but {path} holds no augmented copies",
+                Opt::CopiesUsed
             )));
         }
         if k == 0 || k > held {
             return Err(ClassifyError::InvalidParams(format!(
-                "{k} copies of each image asked for, but {path} holds {held} (use from 1 to {held}, or train without copies)"
+                "{k} copies of each image asked for, but {path} holds {held}: give {} from 1 to {held}, or {} to train on the originals only",
+                Opt::CopiesUsed,
+                Opt::NoCopies
             )));
         }
         let mut limited = CacheData {

@@ -40,6 +40,8 @@ pub fn flag(option: Opt) -> &'static str {
         Opt::C => "--c",
         Opt::MaxIterations => "--max-iterations",
         Opt::Tta => "--tta",
+        Opt::CopiesUsed => "--copies-used",
+        Opt::NoCopies => "--no-copies",
         Opt::NoRefitWithValidation => "--no-refit-with-validation",
         Opt::Model => "--model",
         Opt::Finetune => "--finetune",
