@@ -208,8 +208,8 @@ pub struct SplitOutcome {
     pub predict_seconds: f64,
     /// Every test image.
     pub test: Vec<Scored>,
-    /// Every validation image, scored by the training-only fit of the chosen C (what an
-    /// ensemble's weights are chosen on); not written to reports.
+    /// Every validation image, scored by the training-only fit of the chosen C (what an SVM's
+    /// calibration and an ensemble's weights are fitted on); not written to reports.
     #[serde(skip)]
     pub val: Vec<Scored>,
 }
@@ -287,9 +287,9 @@ pub fn run(
     let mut first_model = None;
     for (&split, sel) in splits.iter().zip(&selections) {
         let fits = fit_split(data, cfg, split, sel)?;
-        let (outcome, classifier, val_scored) = run_split(data, cfg, split, sel, &fits, log)?;
+        let (outcome, classifier) = run_split(data, cfg, split, sel, &fits, log)?;
         if first_model.is_none() {
-            first_model = Some(split_model(data, cfg, &outcome, classifier, &val_scored));
+            first_model = Some(split_model(data, cfg, &outcome, classifier));
         }
         outcomes.push(outcome);
     }
@@ -461,8 +461,8 @@ fn choose_c(
 }
 
 /// One split, from its grid's `fits` on the training rows: C chosen on validation, the refit
-/// on training + validation rows if asked, the test images scored. Also the split's
-/// classifier and its training-only validation scores.
+/// on training + validation rows if asked, the test images scored (and the validation images
+/// by the training-only fit, in [`SplitOutcome::val`]). Also the split's classifier.
 fn run_split(
     data: &CacheData,
     cfg: &TrainConfig,
@@ -470,7 +470,7 @@ fn run_split(
     sel: &Selection,
     fits: &[(LinearClassifier, f64)],
     log: &mut dyn Observer<String>,
-) -> Result<(SplitOutcome, LinearClassifier, Vec<Scored>), ClassifyError> {
+) -> Result<(SplitOutcome, LinearClassifier), ClassifyError> {
     let (chosen, grid) = choose_c(data, cfg, split, sel, fits, log);
     let c = chosen.c;
     let (model, fit_seconds, train_rows) = if cfg.refit_with_validation {
@@ -498,24 +498,23 @@ fn run_split(
         fit_seconds,
         predict_seconds,
         test,
-        val: chosen.val_scored.clone(),
+        val: chosen.val_scored,
     };
-    Ok((outcome, model, chosen.val_scored))
+    Ok((outcome, model))
 }
 
 /// The saved form of one split's classifier. The calibration comes from the validation
-/// margins of the training-only fit (`val_scored`): a refit on training + validation rows has
+/// margins of the training-only fit (`outcome.val`): a refit on training + validation rows has
 /// seen those images, so its own margins on them would be overconfident.
 fn split_model(
     data: &CacheData,
     cfg: &TrainConfig,
     outcome: &SplitOutcome,
     classifier: LinearClassifier,
-    val_scored: &[Scored],
 ) -> TrainedModel {
     let (split, rows) = (outcome.split, outcome.train_rows);
     TrainedModel {
-        calibration: calibrate(&classifier, val_scored),
+        calibration: calibrate(&classifier, &outcome.val),
         normalize: cfg.normalize,
         backbone: data.backbone.clone(),
         classifier,
