@@ -14,8 +14,9 @@ use std::path::Path;
 use serde_json::{json, Value};
 use tlearn::backbone::Repr;
 use tlearn::classify::data::CacheData;
-use tlearn::classify::train::{self, Scored, TrainConfig};
-use tlearn::classify::{Calibration, Kind, Normalize};
+use tlearn::classify::train::{self, TrainConfig};
+use tlearn::classify::{Kind, Normalize};
+use tlearn::finetune::ensemble::{LinearScores, Scores};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -68,23 +69,19 @@ fn member(data: &CacheData, spec: &str, copies_used: Option<u32>) -> Result<Valu
     };
     let sub = data.using(&reprs)?;
     let (outcome, _) = train::run(&sub, &cfg, &mut |_: String| {})?;
+    let pairs = |s: &Scores| -> Vec<(usize, Vec<f32>)> {
+        s.images
+            .iter()
+            .map(|(_, label)| *label)
+            .zip(s.p.clone())
+            .collect()
+    };
     let splits: Vec<Value> = outcome
         .splits
         .iter()
         .map(|s| {
-            let calibration = (kind == Kind::Svm).then(|| {
-                let margins: Vec<f32> = s.val.iter().flat_map(|x| x.scores.clone()).collect();
-                let labels: Vec<usize> = s.val.iter().map(|x| x.label).collect();
-                Calibration::fit(&margins, &labels, sub.class_names.len())
-            });
-            let probabilities = |images: &[Scored]| -> Vec<(usize, Vec<f32>)> {
-                let p = |x: &Scored| match &calibration {
-                    Some(t) => t.probabilities(&x.scores),
-                    None => x.scores.clone(),
-                };
-                images.iter().map(|x| (x.label, p(x))).collect()
-            };
-            json!({"c": s.c, "val": probabilities(&s.val), "test": probabilities(&s.test)})
+            let scores = LinearScores::from_split(kind, sub.class_names.len(), s);
+            json!({"c": scores.c, "val": pairs(&scores.val), "test": pairs(&scores.test)})
         })
         .collect();
     Ok(json!({"spec": spec, "splits": splits}))

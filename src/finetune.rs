@@ -69,6 +69,9 @@ pub enum FinetuneError {
     /// The cache does not hold the representation asked for.
     #[error(transparent)]
     Select(#[from] crate::cache::SelectError),
+    /// The linear classifier of an ensemble could not be trained.
+    #[error(transparent)]
+    Classify(#[from] crate::classify::ClassifyError),
     /// The data cannot be used for training.
     #[error("data: {0}")]
     Data(String),

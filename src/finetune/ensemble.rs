@@ -10,8 +10,8 @@ use super::run::Summary;
 use super::FinetuneError;
 use crate::backbone::Repr;
 use crate::classify::calibration::Calibration;
-use crate::classify::data::{CacheData, EvalImage};
-use crate::classify::train::{score_images, TrainConfig};
+use crate::classify::data::CacheData;
+use crate::classify::train::{self, Scored, SplitOutcome, TrainConfig};
 use crate::classify::Kind;
 use crate::numeric::argmax;
 use crate::numeric::mean_std;
@@ -143,8 +143,11 @@ pub fn choose_weight(finetuned: &Scores, linear: &Scores) -> Result<Weight, Fine
     Ok(best.expect("WEIGHTS is not empty"))
 }
 
-/// A linear classifier's validation and test probabilities on one split, its C chosen on
-/// validation accuracy.
+/// A linear classifier's validation and test probabilities on one split, as `tlearn train`
+/// with the same configuration scores them: C chosen on validation, the validation images
+/// scored by the training-only fit of that C, the test images by the model `train` tests
+/// (refit on training + validation images when the configuration says so), each image's
+/// scores averaged over its views under TTA.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LinearScores {
     /// The C chosen.
@@ -155,51 +158,53 @@ pub struct LinearScores {
     pub test: Scores,
 }
 
-/// Fits `kind` with each C of `grid` on split `split`'s training rows (with their copies) of
-/// `reprs` in `cache`, keeps the C of best validation accuracy, and gives its probabilities
-/// (an SVM's margins through a temperature fitted on the validation images).
+impl LinearScores {
+    /// One split of a training run as probabilities: a logistic model's as they are, an SVM's
+    /// margins through the temperature fitted on the validation margins (as a saved model's
+    /// calibration is).
+    pub fn from_split(kind: Kind, classes: usize, split: &SplitOutcome) -> LinearScores {
+        let calibration = (kind == Kind::Svm).then(|| {
+            let margins: Vec<f32> = split.val.iter().flat_map(|s| s.scores.clone()).collect();
+            let labels: Vec<usize> = split.val.iter().map(|s| s.label).collect();
+            Calibration::fit(&margins, &labels, classes)
+        });
+        let scores = |images: &[Scored]| Scores {
+            images: images.iter().map(|s| (s.path.clone(), s.label)).collect(),
+            p: images
+                .iter()
+                .map(|s| match &calibration {
+                    Some(t) => t.probabilities(&s.scores),
+                    None => s.scores.clone(),
+                })
+                .collect(),
+        };
+        LinearScores {
+            c: split.c,
+            val: scores(&split.val),
+            test: scores(&split.test),
+        }
+    }
+}
+
+/// Trains `linear` on `reprs` of `cache` as `tlearn train` does (its splits; no model for
+/// `predict` is fitted) and gives each split's probabilities, in split order.
 pub fn linear_scores(
     cache: &Path,
     reprs: &[Repr],
-    split: usize,
-    kind: Kind,
-    grid: &[f64],
-) -> Result<LinearScores, FinetuneError> {
-    let classify = |e: crate::classify::ClassifyError| FinetuneError::Data(e.to_string());
-    let data = CacheData::load(cache).map_err(classify)?;
-    let data = data.using(reprs).map_err(classify)?;
-    let sel = data.select(split, true, false).map_err(classify)?;
-    let cfg = TrainConfig::new(kind);
-    let dataset = linfa::DatasetBase::new(data.rows(&sel.train), data.targets(&sel.train));
-    let fits = cfg.fit_grid(grid, &dataset).map_err(classify)?;
-    let mut best: Option<(f64, f64, usize)> = None;
-    for (k, (model, _)) in fits.iter().enumerate() {
-        let scored = score_images(model, &data, &sel.val);
-        let hits = scored.iter().filter(|s| s.label == s.predicted).count();
-        let acc = hits as f64 / scored.len().max(1) as f64;
-        if best.is_none_or(|(b, _, _)| acc > b) {
-            best = Some((acc, grid[k], k));
-        }
-    }
-    let (_, c, k) = best.ok_or_else(|| FinetuneError::Param("an empty grid of C".into()))?;
-    let model = &fits[k].0;
-    let raw = |images: &[EvalImage]| -> Scores {
-        let scored = score_images(model, &data, images);
-        Scores {
-            images: images.iter().map(|i| (i.path.clone(), i.label)).collect(),
-            p: scored.into_iter().map(|s| s.scores).collect(),
-        }
+    linear: &TrainConfig,
+) -> Result<Vec<(usize, LinearScores)>, FinetuneError> {
+    let data = CacheData::load(cache)?.using(reprs)?;
+    let cfg = TrainConfig {
+        refit_on_all_labelled: false,
+        ..linear.clone()
     };
-    let (mut val, mut test) = (raw(&sel.val), raw(&sel.test));
-    if kind == Kind::Svm {
-        let labels: Vec<usize> = val.images.iter().map(|(_, l)| *l).collect();
-        let margins: Vec<f32> = val.p.iter().flatten().copied().collect();
-        let t = Calibration::fit(&margins, &labels, model.classes());
-        for s in [&mut val, &mut test] {
-            s.p = s.p.iter().map(|m| t.probabilities(m)).collect();
-        }
-    }
-    Ok(LinearScores { c, val, test })
+    let (outcome, _) = train::run(&data, &cfg, &mut |_: String| {})?;
+    let classes = data.class_names.len();
+    Ok(outcome
+        .splits
+        .iter()
+        .map(|s| (s.split, LinearScores::from_split(cfg.kind, classes, s)))
+        .collect())
 }
 
 /// The ensemble of one split: the weight chosen on validation, and each model's and the
@@ -263,6 +268,8 @@ pub struct EnsembleReport {
     pub run: String,
     /// The linear model: kind, cache and representations.
     pub linear: String,
+    /// How the linear model trained and scored.
+    pub linear_config: TrainConfig,
     /// Each split.
     pub splits: Vec<SplitEnsemble>,
     /// Test accuracy over the splits, mean and sample standard deviation: fine-tuned, linear,
@@ -274,7 +281,7 @@ pub struct EnsembleReport {
 }
 
 /// What to ensemble: the fine-tuned run's folder (its `split-K/summary.json`) and the linear
-/// model to fit on the same splits.
+/// model to train on the same splits.
 #[derive(Debug, Clone)]
 pub struct EnsembleConfig {
     /// The fine-tuned run's folder.
@@ -283,32 +290,31 @@ pub struct EnsembleConfig {
     pub cache: std::path::PathBuf,
     /// Its representations.
     pub reprs: Vec<Repr>,
-    /// The linear classifier.
-    pub kind: Kind,
-    /// The C values tried (on validation).
-    pub grid: Vec<f64>,
-    /// The splits.
+    /// The linear classifier and how it trains and scores, as `tlearn train` would (its C
+    /// grid, copies, TTA, normalisation, refit on training + validation images).
+    pub linear: TrainConfig,
+    /// The splits (empty: all of the cache's).
     pub splits: Vec<usize>,
 }
 
 /// Ensembles each split of `cfg` (see [`ensemble_split`]) and summarises them.
 pub fn ensemble(cfg: &EnsembleConfig) -> Result<EnsembleReport, FinetuneError> {
-    let mut splits = Vec::new();
-    for &split in &cfg.splits {
-        let path = cfg.run.join(format!("split-{split}")).join("summary.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| FinetuneError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let summary: Summary = serde_json::from_str(&text).map_err(|e| {
-            FinetuneError::Data(format!(
-                "{}: not a fine-tuning summary: {e}",
-                path.display()
-            ))
-        })?;
-        let linear = linear_scores(&cfg.cache, &cfg.reprs, split, cfg.kind, &cfg.grid)?;
-        splits.push(ensemble_split(&summary, &linear)?);
-    }
+    // Every summary is read before the linear model trains: a missing split fails at once.
+    let splits = super::run::splits_to_run(&cfg.cache, &cfg.splits)?;
+    let summaries = splits
+        .iter()
+        .map(|&split| read_summary(&cfg.run, split))
+        .collect::<Result<Vec<_>, _>>()?;
+    let linear = TrainConfig {
+        splits,
+        ..cfg.linear.clone()
+    };
+    let scores = linear_scores(&cfg.cache, &cfg.reprs, &linear)?;
+    let splits = summaries
+        .iter()
+        .zip(&scores)
+        .map(|(summary, (_, linear))| ensemble_split(summary, linear))
+        .collect::<Result<Vec<_>, _>>()?;
     let stats = |pick: &dyn Fn(&SplitEnsemble) -> [f64; 3]| {
         [0, 1, 2].map(|k| mean_std(&splits.iter().map(|s| pick(s)[k]).collect::<Vec<_>>()))
     };
@@ -317,12 +323,28 @@ pub fn ensemble(cfg: &EnsembleConfig) -> Result<EnsembleReport, FinetuneError> {
         run: cfg.run.display().to_string(),
         linear: format!(
             "{} on {} ({})",
-            cfg.kind.name(),
+            linear.kind.name(),
             cfg.cache.display(),
             reprs.join(",")
         ),
+        linear_config: linear,
         test_mean_std: stats(&|s| s.test_accuracy),
         val_mean_std: stats(&|s| s.val_accuracy),
         splits,
+    })
+}
+
+/// Split `split`'s summary of the fine-tuned run in `run`.
+fn read_summary(run: &Path, split: usize) -> Result<Summary, FinetuneError> {
+    let path = run.join(format!("split-{split}")).join("summary.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| FinetuneError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        FinetuneError::Data(format!(
+            "{}: not a fine-tuning summary: {e}",
+            path.display()
+        ))
     })
 }

@@ -340,7 +340,23 @@ impl RunConfig {
     }
 }
 
-/// Runs each of `splits` of the run whose folder is `base.out` in turn (see
+/// `asked`, or every split of `cache` when it is empty; refused naming a split it lacks.
+pub(crate) fn splits_to_run(cache: &Path, asked: &[usize]) -> Result<Vec<usize>, FinetuneError> {
+    let held = FeatureCache::open(cache)?.identity.splits;
+    if let Some(missing) = asked.iter().find(|&&k| k >= held) {
+        return Err(FinetuneError::Data(format!(
+            "{} holds {held} split(s), numbered from 0; split {missing} does not exist",
+            cache.display()
+        )));
+    }
+    Ok(match asked.is_empty() {
+        true => (0..held).collect(),
+        false => asked.to_vec(),
+    })
+}
+
+/// Runs each of `splits` (every split of the cache when empty; a split the cache does not hold
+/// is refused before any training) of the run whose folder is `base.out` in turn (see
 /// [`RunConfig::for_split`]; `base.split` is not read). `stop`, checked after every step and
 /// epoch, interrupts: the summaries so far come back, the last one [`Ending::Interrupted`],
 /// and the same call resumes from the checkpoints.
@@ -352,7 +368,7 @@ pub fn run_splits(
     observe: &mut dyn for<'e> Observer<SplitEvent<'e>>,
 ) -> Result<Vec<Summary>, FinetuneError> {
     let mut summaries = Vec::new();
-    for &split in splits {
+    for split in splits_to_run(&base.cache, splits)? {
         let mut heard = |event: TrainEvent<'_>| match event {
             TrainEvent::Step(done) => observe.observe(SplitEvent::Step(split, done)),
             TrainEvent::Epoch(stats) => observe.observe(SplitEvent::Epoch(split, stats)),

@@ -8,7 +8,7 @@ use tlearn::finetune::train::FinetuneParams;
 use tlearn::finetune::train::TrainEvent;
 use tlearn::finetune::{FinetuneError, HeadPool, Unfreeze};
 
-use super::common::fixtures::{config, image_folder, serial};
+use super::common::fixtures::{config, image_folder, serial, tlearn_err, tlearn_ok};
 
 /// 3 classes of 8 generated images through the tiny backbone, 2 flipped copies, 2 splits.
 fn tiny_cache(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -288,5 +288,72 @@ fn unfreezing_every_layer_trains_from_cached_preprocessed_images() {
                 "row {i}: {a} vs {b}"
             );
         }
+    }
+}
+
+#[test]
+fn the_ensembles_linear_model_trains_and_scores_as_train_does_with_the_same_flags() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_named_vgg(dir.path());
+    // Copies of every image, for the linear model's TTA (fine-tuning reads the originals).
+    let mut cfg = config(
+        &image_folder(dir.path(), 3, 8),
+        &model,
+        &dir.path().join("b3.h5"),
+    );
+    cfg.layers = vec!["block3_pool".into()];
+    (cfg.recipe, cfg.copies, cfg.augment_all, cfg.splits) =
+        ("flip,crop".parse().unwrap(), 2, true, 2);
+    tlearn::extract::run(&cfg, &Stop::new()).unwrap();
+    let path = |p: &std::path::Path| p.display().to_string();
+    let (cache, backbone) = (path(&cfg.cache), path(&model));
+    let (runs, reports) = (
+        path(&dir.path().join("runs")),
+        path(&dir.path().join("reports")),
+    );
+    let json = path(&dir.path().join("ensemble.json"));
+    let flags = "--c 1e-3,1 --tta --refit-with-validation --copies-used 1";
+    let folders = format!("--runs {runs} --reports {reports} --quiet");
+    let args = |line: String| {
+        line.split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    tlearn_ok(&args(format!(
+        "finetune train --cache {cache} --backbone {backbone} --head-pool avg --hidden 6 \
+         --epochs 2 --run head {folders}"
+    )));
+    tlearn_ok(&args(format!(
+        "finetune ensemble --run {runs}/head --cache {cache} --classifier svm {flags} \
+         --json {json}"
+    )));
+    tlearn_ok(&args(format!(
+        "train svm --cache {cache} {flags} --no-refit --run linear {folders}"
+    )));
+
+    // A split the cache lacks is refused before any split trains.
+    let err = tlearn_err(&args(format!(
+        "finetune train --cache {cache} --backbone {backbone} --splits-used 1,2 --run late {folders}"
+    )));
+    assert!(err.contains("split 2 does not exist"), "{err}");
+    assert!(!dir.path().join("runs/late/split-1").exists());
+    let read = |path: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let (ensemble, report) = (read(&json), read(&format!("{reports}/linear/report.json")));
+    let config = &ensemble["linear_config"];
+    assert_eq!(config["tta"], true);
+    assert_eq!(config["refit_with_validation"], true);
+    assert_eq!(config["copies_used"], 1);
+    assert_eq!(config["grid"], serde_json::json!([1e-3, 1.0]));
+    for k in 0..2 {
+        let (mixed, alone) = (&ensemble["splits"][k], &report["splits"][k]);
+        assert_eq!(mixed["split"], k);
+        // The linear column: the same C, the same validation and test accuracies as train's.
+        let chosen: f64 = alone["chosen"].as_str().unwrap().parse().unwrap();
+        assert_eq!(mixed["linear_c"].as_f64(), Some(chosen));
+        assert_eq!(mixed["val_accuracy"][1], alone["val_accuracy"]);
+        assert_eq!(mixed["test_accuracy"][1], alone["metrics"]["accuracy"]);
     }
 }

@@ -40,6 +40,27 @@ pub struct TrainArgs {
     /// Splits to run (default: all of the cache's).
     #[arg(long = "splits-used", alias = "split", value_delimiter = ',')]
     pub splits: Vec<usize>,
+    /// How the classifier trains and scores.
+    #[command(flatten)]
+    pub linear: LinearFlags,
+    /// Train on these representations of the cache only, LAYER:POOLING comma-separated
+    /// (e.g. block4_pool:avg,block5_pool:avg; the cache must hold them, see `features --repr`).
+    #[arg(long = "use", value_delimiter = ',')]
+    pub uses: Vec<tlearn::backbone::Repr>,
+    /// Save the first split's model for `predict` instead of refitting, after the evaluation,
+    /// on all labelled images (every split's training, validation and test images) with the C
+    /// of best mean validation accuracy (the default, as scikit-learn's grid search does).
+    #[arg(long)]
+    pub no_refit: bool,
+    /// No progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// How a linear classifier trains and scores: the flags `tlearn train` and `tlearn finetune
+/// ensemble` share.
+#[derive(Debug, Args)]
+pub struct LinearFlags {
     /// Train on original images only, not their augmented copies.
     #[arg(long)]
     pub no_copies: bool,
@@ -51,10 +72,6 @@ pub struct TrainArgs {
     /// many views.
     #[arg(long, value_name = "K")]
     pub copies_used: Option<u32>,
-    /// Train on these representations of the cache only, LAYER:POOLING comma-separated
-    /// (e.g. block4_pool:avg,block5_pool:avg; the cache must hold them, see `features --repr`).
-    #[arg(long = "use", value_delimiter = ',')]
-    pub uses: Vec<tlearn::backbone::Repr>,
     /// Normalise each representation (LAYER:POOLING block) of a feature row before
     /// standardisation: l2 divides it by its Euclidean norm, power takes the signed square
     /// root of every value, then divides by the norm. Saved with the model: predict and
@@ -69,14 +86,22 @@ pub struct TrainArgs {
     /// scoring the test images.
     #[arg(long)]
     pub refit_with_validation: bool,
-    /// Save the first split's model for `predict` instead of refitting, after the evaluation,
-    /// on all labelled images (every split's training, validation and test images) with the C
-    /// of best mean validation accuracy (the default, as scikit-learn's grid search does).
-    #[arg(long)]
-    pub no_refit: bool,
-    /// No progress lines.
-    #[arg(long, short)]
-    pub quiet: bool,
+}
+
+impl LinearFlags {
+    /// The configuration of a `kind` classifier these flags ask for (every other setting at
+    /// [`TrainConfig::new`]'s default).
+    pub fn config(&self, kind: Kind) -> TrainConfig {
+        TrainConfig {
+            train_copies: !self.no_copies,
+            tta: self.tta,
+            copies_used: self.copies_used,
+            normalize: self.normalize,
+            max_iterations: self.max_iterations,
+            refit_with_validation: self.refit_with_validation,
+            ..TrainConfig::new(kind)
+        }
+    }
 }
 
 /// Arguments of `tlearn report`.
@@ -106,18 +131,12 @@ pub struct BenchClassifiersArgs {
 
 /// The training configuration the arguments ask for.
 fn train_config(args: &TrainArgs) -> TrainConfig {
-    let mut cfg = TrainConfig::new(args.kind);
+    let mut cfg = args.linear.config(args.kind);
     if let Some(grid) = &args.grid {
         cfg.grid = grid.clone();
     }
     cfg.splits = args.splits.clone();
-    cfg.train_copies = !args.no_copies;
-    cfg.tta = args.tta;
-    cfg.copies_used = args.copies_used;
-    cfg.refit_with_validation = args.refit_with_validation;
     cfg.refit_on_all_labelled = !args.no_refit;
-    cfg.max_iterations = args.max_iterations;
-    cfg.normalize = args.normalize;
     cfg
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use tlearn::backbone::{Compute, ExecutionProvider};
+use tlearn::classify::train::TrainConfig;
 use tlearn::finetune::bench::BenchConfig;
 use tlearn::finetune::ensemble::EnsembleConfig;
 use tlearn::finetune::network::Tail;
@@ -63,13 +64,11 @@ pub struct EnsembleArgs {
         default_value = "1e-4,1e-3,1e-2,1e-1,1,10"
     )]
     pub c: Vec<f64>,
-    /// Splits (comma-separated).
-    #[arg(
-        long = "splits-used",
-        alias = "split",
-        value_delimiter = ',',
-        default_value = "0,1,2"
-    )]
+    /// How the linear classifier trains and scores, as in `tlearn train`.
+    #[command(flatten)]
+    pub linear: crate::classify_cmd::LinearFlags,
+    /// Splits (comma-separated; default: all of the cache's).
+    #[arg(long = "splits-used", alias = "split", value_delimiter = ',')]
     pub splits: Vec<usize>,
     /// Also write the JSON here.
     #[arg(long)]
@@ -189,13 +188,8 @@ pub struct TrainArgs {
     /// The network.
     #[command(flatten)]
     pub net: NetArgs,
-    /// Splits to run (comma-separated).
-    #[arg(
-        long = "splits-used",
-        alias = "split",
-        value_delimiter = ',',
-        default_value = "0,1,2"
-    )]
+    /// Splits to run (comma-separated; default: all of the cache's).
+    #[arg(long = "splits-used", alias = "split", value_delimiter = ',')]
     pub splits: Vec<usize>,
     /// Most epochs.
     #[arg(long, default_value_t = defaults().epochs)]
@@ -291,12 +285,15 @@ pub fn dispatch(command: FinetuneCommand) -> Result<ExitCode> {
                     .identity
                     .representations(),
             };
+            let linear = TrainConfig {
+                grid: args.c,
+                ..args.linear.config(args.classifier)
+            };
             let report = tlearn::finetune::ensemble::ensemble(&EnsembleConfig {
                 run: args.run,
                 cache: args.cache,
                 reprs,
-                kind: args.classifier,
-                grid: args.c,
+                linear,
                 splits: args.splits,
             })?;
             crate::support::print_json(
