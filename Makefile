@@ -211,6 +211,14 @@ finetune-ensemble: finetune-head
 	mkdir -p reports && $(TLEARN) finetune ensemble --run runs/finetune-head --cache data/features.h5 \
 	  --classifier svm --c 1e-3,1e-2 --json reports/finetune-ensemble.json
 
+## features-linear6: max-pooled block4 + block5 of every image and 6 augmented copies of each,
+## as auto extracts them (the linear half of `make levers-finetune2`'s ensemble; resumes)
+.PHONY: features-linear6
+features-linear6: build models data
+	$(TLEARN) features --data data/flowers17 --backbone models/vgg16.onnx \
+	  --repr block4_pool:max,block5_pool:max --augment flip,rotate,scale,crop --augment-all --copies 6 \
+	  --quiet --cache data/linear6.h5
+
 ## features-block4: block4_pool of every image and copy, flattened (~1.5 GB; resumes)
 features-block4: build models data
 	$(TLEARN) features --data data/flowers17 --backbone models/vgg16.onnx --layer block4_pool --pool flatten \
@@ -261,6 +269,7 @@ auto320: build models data
 ##   levers-copies: "More augmented copies" (2, 4 or 6 copies read of `make auto`'s 6 per image)
 ##   levers-ensemble: the probe of linear models' probabilities averaged (reports/levers/ensemble-*)
 ##   levers-finetune: "Fine-tuning" (stage 1 on `make features`'s cache; long on a CPU, not in `levers`)
+##   levers-finetune2: "Fine-tuning, stage 2" and its ensemble with a linear SVM (hours on a CPU)
 CACHE224 := $(AUTO2_OUT)/cache/features.h5
 CACHE320 := $(AUTO320_OUT)/cache/features.h5
 CACHE6 := $(AUTO_OUT)/cache/features.h5
@@ -272,6 +281,7 @@ lever = $(TLEARN) train $(1) --cache $(2) --run $(3) $(4) --use $(or $(5),$(LEVE
 # $(call levers_table,TABLE,ROWS): the table's markdown rows, in LEVERS_REPORTS/TABLE.md
 levers_table = python3 scripts/levers-table.py $(LEVERS_REPORTS) $(2) > $(LEVERS_REPORTS)/$(1).md && cat $(LEVERS_REPORTS)/$(1).md
 .PHONY: levers levers-224 levers-linear levers-normalize levers-resolution levers-multiscale levers-finetune
+.PHONY: levers-finetune2
 .PHONY: levers-copies levers-ensemble
 levers: levers-linear levers-normalize levers-resolution levers-multiscale levers-copies levers-ensemble
 	$(TLEARN) report --reports $(LEVERS_REPORTS)
@@ -318,6 +328,18 @@ levers-finetune: features
 	$(TLEARN) finetune ensemble --run runs/levers/finetune-none --cache data/features.h5 \
 	  --classifier svm --c 1e-3,1e-2 --json $(LEVERS_REPORTS)/finetune-ensemble.json
 	$(call levers_table,finetune,finetune-none finetune-cosine finetune-warmup finetune-smoothing finetune-all3)
+# the stage-2 table: `make finetune` (block 5 + the stage-1 head on data/block4.h5) and each lever
+# alone with its settings; then that run's ensemble with auto's linear choice at 224 px (an SVM on
+# max-pooled block4 + block5 of 6 copies of every image, TTA, refit on training + validation)
+finetune2_lever = $(TLEARN) finetune train --cache data/block4.h5 --head-pool $(FINETUNE_HEAD) \
+  --unfreeze $(FINETUNE_UNFREEZE) --init-from runs/finetune-head $(FINETUNE_ARGS) --run $(1) $(2) \
+  --data data/flowers17 --runs runs/levers --reports $(LEVERS_REPORTS)
+levers-finetune2: finetune features-linear6
+	$(call finetune2_lever,finetune2-schedule,--schedule cosine --warmup-epochs 1)
+	$(call finetune2_lever,finetune2-smoothing,--label-smoothing 0.1)
+	$(TLEARN) finetune ensemble --run runs/finetune --cache data/linear6.h5 --classifier svm \
+	  --tta --refit-with-validation --json $(LEVERS_REPORTS)/finetune2-ensemble.json
+	$(call levers_table,finetune2,../finetune finetune2-schedule finetune2-smoothing)
 # three configurations (auto's choices at 224 px with 2 and with 6 copies among them), each
 # reading 2, 4 or all 6 copies of every image
 levers-copies: build | $(CACHE6)

@@ -620,7 +620,7 @@ fn normalised_models_score_normalised_rows_and_round_trip() {
         assert_eq!(model.normalize, how);
         assert_eq!(outcome.config.normalize, how);
         // The test scores of split 0 are its model's scores of the normalised rows.
-        let normalized = data.normalized(how);
+        let normalized = data.clone().normalized(how);
         let image = &data.select(0, true, false).unwrap().test[0];
         let raw = model.scores(data.rows(&image.rows));
         let direct = model.classifier.scores(normalized.rows(&image.rows).view());

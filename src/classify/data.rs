@@ -112,14 +112,11 @@ impl CacheData {
         })
     }
 
-    /// The same rows, each representation block normalised as `how` says.
-    pub fn normalized(&self, how: Normalize) -> CacheData {
-        let mut features = self.features.clone();
-        how.apply(features.view_mut(), &Normalize::blocks(&self.identity));
-        CacheData {
-            features,
-            ..self.clone_without_features()
-        }
+    /// The same rows, each representation block normalised as `how` says (in place: no copy
+    /// of the features).
+    pub fn normalized(mut self, how: Normalize) -> CacheData {
+        how.apply(self.features.view_mut(), &Normalize::blocks(&self.identity));
+        self
     }
 
     /// The same cache read as if it held only the first `k` augmented copies of each image:
@@ -141,14 +138,22 @@ impl CacheData {
                 Opt::NoCopies
             )));
         }
-        let mut limited = CacheData {
-            features: self.features.clone(),
-            ..self.clone_without_features()
-        };
-        for (usable, &copy) in limited.usable.iter_mut().zip(&self.copies) {
-            *usable &= u32::from(copy) <= k;
-        }
-        Ok(limited)
+        // Only the rows kept are copied, in their order: later copies are not read at all.
+        let kept: Vec<usize> = (0..self.copies.len())
+            .filter(|&r| u32::from(self.copies[r]) <= k)
+            .collect();
+        Ok(CacheData {
+            path: self.path.clone(),
+            identity: self.identity.clone(),
+            class_names: self.class_names.clone(),
+            features: self.features.select(Axis(0), &kept),
+            labels: kept.iter().map(|&r| self.labels[r]).collect(),
+            copies: kept.iter().map(|&r| self.copies[r]).collect(),
+            paths: kept.iter().map(|&r| self.paths[r].clone()).collect(),
+            parts: self.parts.select(ndarray::Axis(0), &kept),
+            usable: kept.iter().map(|&r| self.usable[r]).collect(),
+            backbone: self.backbone.clone(),
+        })
     }
 
     /// Everything but the features (cheap to copy).

@@ -321,7 +321,7 @@ fn prepared_rows<'a>(
     };
     Ok(match cfg.normalize.is_none() {
         true => limited,
-        false => Cow::Owned(limited.normalized(cfg.normalize)),
+        false => Cow::Owned(limited.into_owned().normalized(cfg.normalize)),
     })
 }
 
