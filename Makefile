@@ -335,10 +335,10 @@ finetune2_lever = $(TLEARN) finetune train --cache data/block4.h5 --head-pool $(
   --unfreeze $(FINETUNE_UNFREEZE) --init-from runs/finetune-head $(FINETUNE_ARGS) --run $(1) $(2) \
   --data data/flowers17 --runs runs/levers --reports $(LEVERS_REPORTS)
 levers-finetune2: finetune features-linear6
+	mkdir -p $(LEVERS_REPORTS) && $(TLEARN) finetune ensemble --run runs/finetune --cache data/linear6.h5 \
+	  --classifier svm --tta --refit-with-validation --json $(LEVERS_REPORTS)/finetune2-ensemble.json
 	$(call finetune2_lever,finetune2-schedule,--schedule cosine --warmup-epochs 1)
 	$(call finetune2_lever,finetune2-smoothing,--label-smoothing 0.1)
-	$(TLEARN) finetune ensemble --run runs/finetune --cache data/linear6.h5 --classifier svm \
-	  --tta --refit-with-validation --json $(LEVERS_REPORTS)/finetune2-ensemble.json
 	$(call levers_table,finetune2,../finetune finetune2-schedule finetune2-smoothing)
 # three configurations (auto's choices at 224 px with 2 and with 6 copies among them), each
 # reading 2, 4 or all 6 copies of every image
