@@ -65,11 +65,7 @@ impl Data {
             None => contents.features,
         };
         if split >= contents.parts.ncols() {
-            return Err(FinetuneError::Data(format!(
-                "{} holds {} split(s), numbered from 0; split {split} does not exist",
-                path.display(),
-                contents.parts.ncols()
-            )));
+            return Err(missing_split(path, contents.parts.ncols(), split));
         }
         let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
         for (row, status) in contents.status.iter().enumerate() {
@@ -210,4 +206,12 @@ impl Data {
         }
         (x, rows.iter().map(|&r| self.labels[r]).collect())
     }
+}
+
+/// The refusal of split `split` of a cache at `path` that holds `held` splits.
+pub(crate) fn missing_split(path: &Path, held: usize, split: usize) -> FinetuneError {
+    FinetuneError::Data(format!(
+        "{} holds {held} split(s), numbered from 0; split {split} does not exist",
+        path.display()
+    ))
 }

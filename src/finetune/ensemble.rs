@@ -186,13 +186,13 @@ impl LinearScores {
     }
 }
 
-/// Trains `linear` on `reprs` of `cache` as `tlearn train` does (its splits; no model for
-/// `predict` is fitted) and gives each split's probabilities, in split order.
+/// Trains `linear` on `reprs` of `cache` as `tlearn train` does (no model for `predict` is
+/// fitted) and gives each split's probabilities, in the order of `linear.splits`.
 pub fn linear_scores(
     cache: &Path,
     reprs: &[Repr],
     linear: &TrainConfig,
-) -> Result<Vec<(usize, LinearScores)>, FinetuneError> {
+) -> Result<Vec<LinearScores>, FinetuneError> {
     let data = CacheData::load(cache)?.using(reprs)?;
     let cfg = TrainConfig {
         refit_on_all_labelled: false,
@@ -203,7 +203,7 @@ pub fn linear_scores(
     Ok(outcome
         .splits
         .iter()
-        .map(|s| (s.split, LinearScores::from_split(cfg.kind, classes, s)))
+        .map(|s| LinearScores::from_split(cfg.kind, classes, s))
         .collect())
 }
 
@@ -313,7 +313,7 @@ pub fn ensemble(cfg: &EnsembleConfig) -> Result<EnsembleReport, FinetuneError> {
     let splits = summaries
         .iter()
         .zip(&scores)
-        .map(|(summary, (_, linear))| ensemble_split(summary, linear))
+        .map(|(summary, linear)| ensemble_split(summary, linear))
         .collect::<Result<Vec<_>, _>>()?;
     let stats = |pick: &dyn Fn(&SplitEnsemble) -> [f64; 3]| {
         [0, 1, 2].map(|k| mean_std(&splits.iter().map(|s| pick(s)[k]).collect::<Vec<_>>()))

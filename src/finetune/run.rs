@@ -343,11 +343,8 @@ impl RunConfig {
 /// `asked`, or every split of `cache` when it is empty; refused naming a split it lacks.
 pub(crate) fn splits_to_run(cache: &Path, asked: &[usize]) -> Result<Vec<usize>, FinetuneError> {
     let held = FeatureCache::open(cache)?.identity.splits;
-    if let Some(missing) = asked.iter().find(|&&k| k >= held) {
-        return Err(FinetuneError::Data(format!(
-            "{} holds {held} split(s), numbered from 0; split {missing} does not exist",
-            cache.display()
-        )));
+    if let Some(&missing) = asked.iter().find(|&&k| k >= held) {
+        return Err(super::data::missing_split(cache, held, missing));
     }
     Ok(match asked.is_empty() {
         true => (0..held).collect(),
