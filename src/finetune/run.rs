@@ -240,8 +240,13 @@ pub fn run(
     let start = std::time::Instant::now();
     let logits = logits(&arch, &outcome.best, &data, &data.test, params.compute)?;
     let test_seconds = start.elapsed().as_secs_f64();
-    let (test_loss, test_accuracy) =
-        loss_and_accuracy(&logits, &data.test, &data.labels, arch.classes);
+    let (test_loss, test_accuracy) = loss_and_accuracy(
+        &logits,
+        &data.test,
+        &data.labels,
+        arch.classes,
+        params.label_smoothing,
+    );
     let val_logits = self::logits(&arch, &outcome.best, &data, &data.val, params.compute)?;
     let model = if outcome.ending == Ending::Interrupted {
         None

@@ -14,7 +14,7 @@ use ort::value::Tensor;
 
 use super::checkpoint::Tensors;
 use super::data::Data;
-use super::grad::ConvGrad;
+use super::grad::{self, ConvGrad};
 use super::graph::{eval_graph, train_graph_smoothed, Arch, StepConfig};
 use super::store::{Group, ParamSpec, ParamStore};
 use super::{session, session_with, FinetuneError};
@@ -258,12 +258,14 @@ impl Runner {
         Ok(PathBuf::from(self.train.end_profiling()?))
     }
 
-    /// Mean cross-entropy and accuracy of `rows`.
+    /// Mean cross-entropy against targets smoothed by `smoothing` (0: the plain loss) and
+    /// accuracy of `rows` ([`loss_and_accuracy`]).
     pub fn evaluate(
         &mut self,
         data: &Data,
         rows: &[usize],
         batch: usize,
+        smoothing: f32,
     ) -> Result<(f64, f64), FinetuneError> {
         let logits = self.logits(data, rows, batch)?;
         Ok(loss_and_accuracy(
@@ -271,6 +273,7 @@ impl Runner {
             rows,
             &data.labels,
             data.classes(),
+            smoothing,
         ))
     }
 
@@ -298,12 +301,25 @@ fn batch_shape(n: usize, row: &[usize]) -> Vec<i64> {
         .collect()
 }
 
-/// Mean softmax cross-entropy (f64) and accuracy of row-major `logits` for `rows`.
-pub fn loss_and_accuracy(logits: &[f32], rows: &[usize], labels: &[i64], k: usize) -> (f64, f64) {
+/// Mean softmax cross-entropy (f64) and accuracy of row-major `logits` for `rows`, the
+/// cross-entropy against the targets of label smoothing `smoothing`
+/// ([`grad::smoothed_targets`]; 0: the plain loss), as the training graph computes it.
+pub fn loss_and_accuracy(
+    logits: &[f32],
+    rows: &[usize],
+    labels: &[i64],
+    k: usize,
+    smoothing: f32,
+) -> (f64, f64) {
+    let (off, on) = grad::smoothed_targets(smoothing, k);
+    let (off, on) = (f64::from(off), f64::from(on));
     let (mut loss, mut hits) = (0.0, 0usize);
     for (z, &row) in logits.chunks(k).zip(rows) {
         let label = labels[row] as usize;
-        loss += numeric::log_sum_exp(z) - f64::from(z[label]);
+        // -sum_j t_j log p_j = log_sum_exp(z) - sum_j t_j z_j, since the targets sum to 1.
+        let sum: f64 = z.iter().map(|&v| f64::from(v)).sum();
+        let target_dot_z = off * sum + (on - off) * f64::from(z[label]);
+        loss += numeric::log_sum_exp(z) - target_dot_z;
         hits += usize::from(numeric::argmax(z.iter().copied()) == label);
     }
     let n = rows.len().max(1) as f64;

@@ -50,8 +50,9 @@ pub struct FinetuneParams {
     #[serde(default, skip_serializing_if = "is_default")]
     pub warmup_epochs: usize,
     /// Label smoothing of the training loss: the labelled class's target is
-    /// `1 - s + s / K`, every other class's `s / K` (0: plain cross-entropy). Validation loss,
-    /// which early stopping watches, stays the plain cross-entropy.
+    /// `1 - s + s / K`, every other class's `s / K` (0: plain cross-entropy). Validation (and
+    /// test) loss, which early stopping watches, is the same smoothed cross-entropy: the plain
+    /// one rises as smoothing makes predictions less confident, even while accuracy rises.
     #[serde(default, skip_serializing_if = "is_default")]
     pub label_smoothing: f32,
     /// Where ONNX Runtime runs (provider, threads); not part of a run's identity.
@@ -399,7 +400,8 @@ fn train_epoch(
     };
     let train_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let (val_loss, val_accuracy) = runner.evaluate(data, &data.val, params.batch * 2)?;
+    let (val_loss, val_accuracy) =
+        runner.evaluate(data, &data.val, params.batch * 2, params.label_smoothing)?;
     if !val_loss.is_finite() {
         // Named as after the epoch's last step.
         let steps = order.len().div_ceil(params.batch);

@@ -121,7 +121,7 @@ fn loss_falls_on_a_learnable_problem() {
     )
     .unwrap();
     let (_, test_acc) =
-        tlearn::finetune::runner::loss_and_accuracy(&logits, &data.test, &data.labels, 3);
+        tlearn::finetune::runner::loss_and_accuracy(&logits, &data.test, &data.labels, 3, 0.0);
     assert!(test_acc >= 0.9, "test accuracy {test_acc}");
 }
 
