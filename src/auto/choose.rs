@@ -6,6 +6,7 @@
 //! every size's candidates compete. The choice reads validation scores only; test accuracies
 //! are kept for an appendix.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -511,7 +512,8 @@ fn fit_job(job: &Job, base: &TrainConfig) -> Result<Vec<Scoring>, ClassifyError>
     } else {
         &[job.variant.tta]
     };
-    let outcomes = train::run_scorings(&sub, &cfg, ttas, &mut |_| {})?;
+    // The job's own copy of its columns: a normalising variant works on it in place.
+    let outcomes = train::run_scorings(Cow::Owned(sub), &cfg, ttas, &mut |_| {})?;
     Ok(outcomes
         .iter()
         .map(|outcome| Scoring {

@@ -280,7 +280,7 @@ pub fn run(
     cfg: &TrainConfig,
     log: &mut dyn Observer<String>,
 ) -> Result<(TrainOutcome, TrainedModel), ClassifyError> {
-    let rows = prepared_rows(data, cfg)?;
+    let rows = prepared_rows(Cow::Borrowed(data), cfg)?;
     let data: &CacheData = &rows;
     let (splits, selections) = select_splits(data, cfg)?;
     let mut outcomes = Vec::new();
@@ -310,13 +310,14 @@ pub fn run(
 }
 
 /// `data` with its rows limited to the copies and normalised as `cfg` asks, once: every fit
-/// and every score of a run then reads the same rows.
+/// and every score of a run then reads the same rows. Owned data is normalised in place (no
+/// second copy of its features); borrowed data is copied first.
 fn prepared_rows<'a>(
-    data: &'a CacheData,
+    data: Cow<'a, CacheData>,
     cfg: &TrainConfig,
 ) -> Result<Cow<'a, CacheData>, ClassifyError> {
     let limited = match cfg.copies_used {
-        None => Cow::Borrowed(data),
+        None => data,
         Some(k) => Cow::Owned(data.first_copies(k)?),
     };
     Ok(match cfg.normalize.is_none() {
@@ -329,9 +330,10 @@ fn prepared_rows<'a>(
 /// not read), each split's grid fitted once: the training rows do not depend on TTA, only how
 /// validation and test images are scored does, so the outcomes are those of one [`run`] per
 /// setting. No model is refit on all labelled rows ([`TrainConfig::refit_on_all_labelled`]
-/// is not read): this is for comparing settings, as auto's search does.
+/// is not read): this is for comparing settings, as auto's search does. Give `data` owned
+/// when the caller no longer needs it: a normalising `cfg` then works on it in place.
 pub fn run_scorings(
-    data: &CacheData,
+    data: Cow<'_, CacheData>,
     cfg: &TrainConfig,
     ttas: &[bool],
     log: &mut dyn Observer<String>,
