@@ -108,6 +108,30 @@ pub struct AutoConfig {
     /// extraction's own alone (`extract.size`, else the backbone's), which, if given, must be
     /// among them ([`Sizes::of`]).
     pub sizes: Vec<u32>,
+    /// When set, `extract.copies` is the most augmented copies per image: a larger data set
+    /// gets fewer, so that its cache stays within this many rows ([`copies_within`]), since
+    /// the choice's memory and the backbone's time grow with the rows. `None` (the default):
+    /// `extract.copies` as given. The command line sets [`ROW_BUDGET`] unless `--copies` is
+    /// given.
+    pub row_budget: Option<usize>,
+}
+
+/// Augmented copies per image auto extracts by default (within [`ROW_BUDGET`]).
+pub const DEFAULT_COPIES: u32 = 6;
+
+/// Rows of auto's cache (images x (1 + copies)) within which the command line keeps the
+/// default number of copies: 6 copies up to 2857 images (the flowers' 1360 make 9520 rows),
+/// then fewer, down to 2 from 6667 images. A row of flattened block5 is 100 KB, and each of the
+/// choice's parallel jobs holds its own copy of its columns: 1000 images at 6 copies measured
+/// a peak of 4.4 GB.
+pub const ROW_BUDGET: usize = 20_000;
+
+/// Augmented copies per image for `images` images: `most`, or fewer so that
+/// `images x (1 + copies)` stays within `budget` rows, but never fewer than 2 (the default
+/// before 6) unless `most` is.
+pub fn copies_within(most: u32, images: usize, budget: usize) -> u32 {
+    let fit = (budget / images.max(1)).saturating_sub(1);
+    most.min(u32::try_from(fit).unwrap_or(u32::MAX).max(2))
 }
 
 impl AutoConfig {
@@ -125,6 +149,7 @@ impl AutoConfig {
             finetune_params: FinetuneParams::default(),
             reproduce: reproduce::plain,
             sizes: Vec::new(),
+            row_budget: None,
         }
     }
 
@@ -247,6 +272,14 @@ pub fn run(
     let (finetune_params, sizes) = check(cfg)?;
     let mut clock = Clock::start();
     let measured = measure_data(cfg, &sizes, progress)?;
+    // Every later step (extraction, the reproducing commands) reads the copies measured.
+    let cfg = &AutoConfig {
+        extract: ExtractConfig {
+            copies: measured.copies,
+            ..cfg.extract.clone()
+        },
+        ..cfg.clone()
+    };
     clock.lap("measure");
     let extractions = extract_sizes(cfg, &sizes, &measured.reprs, stop, progress)?;
     clock.lap("extract");
@@ -437,6 +470,8 @@ impl Clock {
 /// What measuring the data found.
 struct Measured {
     stats: DataStats,
+    /// Augmented copies per image the extraction makes ([`AutoConfig::row_budget`]).
+    copies: u32,
     warnings: Vec<String>,
     /// The data set's root folder.
     root: PathBuf,
@@ -467,6 +502,25 @@ fn measure_data(
     };
     let data = extract::open_data(ex)?;
     let (stats, mut warnings) = measure::measure(&data, ex.split, ex.splits, ex.seed)?;
+    let copies = match cfg.row_budget {
+        Some(budget) => copies_within(ex.copies, stats.images, budget),
+        None => ex.copies,
+    };
+    if copies < ex.copies {
+        warnings.push(format!(
+            "{} images: {copies} augmented copies per image, not {} ({} rows would pass the {} auto keeps its cache within, for memory and backbone time); give {} {} to extract them all",
+            stats.images,
+            ex.copies,
+            stats.images * (1 + ex.copies as usize),
+            cfg.row_budget.unwrap_or_default(),
+            Opt::Copies,
+            ex.copies
+        ));
+    }
+    let ex = &ExtractConfig {
+        copies,
+        ..ex.clone()
+    };
     warnings.extend(data.warnings.iter().cloned());
     warnings
         .iter()
@@ -479,6 +533,7 @@ fn measure_data(
     }
     Ok(Measured {
         stats,
+        copies,
         warnings,
         root: data.root,
         layers,

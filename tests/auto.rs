@@ -261,6 +261,49 @@ fn auto_picks_the_early_layer_when_only_it_sees_the_classes() {
 }
 
 #[test]
+fn a_row_budget_lowers_the_copies_auto_extracts_and_the_decision_says_so() {
+    // The rule: the most copies that keep images x (1 + copies) within the budget, at least 2.
+    let within = |images| auto::copies_within(6, images, auto::ROW_BUDGET);
+    let cases = [
+        (1000, 6),
+        (1360, 6),
+        (2857, 6),
+        (2858, 5),
+        (5000, 3),
+        (7023, 2),
+        (10_000_000, 2),
+    ];
+    for (images, copies) in cases {
+        assert_eq!(within(images), copies, "{images} images");
+    }
+    assert_eq!(auto::copies_within(1, 10_000_000, auto::ROW_BUDGET), 1);
+    assert_eq!(auto::copies_within(6, 0, auto::ROW_BUDGET), 6);
+
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = blind_block2_backbone(dir.path());
+    let data = tinted(dir.path(), 3, 12);
+    let mut cfg = auto_config(&data, &model, &dir.path().join("out"), 2);
+    cfg.extract.recipe = "flip".parse().unwrap();
+    cfg.extract.copies = 6;
+    cfg.extract.augment_all = true;
+    // 36 images x (1 + 3 copies) = 144 rows.
+    cfg.row_budget = Some(36 * 4);
+    let outcome = auto::run(&cfg, &go(), &mut |_: auto::Progress| {}).unwrap();
+    let cache = CacheData::load(&dir.path().join("out/cache/features.h5")).unwrap();
+    assert_eq!((cache.identity.copies, cache.labels.len()), (3, 144));
+    let d = &outcome.decision;
+    let said = "36 images: 3 augmented copies per image, not 6 (252 rows would pass the 144";
+    assert!(
+        d.warnings.iter().any(|w| w.contains(said)),
+        "{:?}",
+        d.warnings
+    );
+    // The reproducing steps extract what auto extracted (the library words them as settings).
+    assert!(d.commands[0].contains("copies: 3,"), "{}", d.commands[0]);
+}
+
+#[test]
 fn auto_picks_the_deepest_layer_when_it_is_right() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
