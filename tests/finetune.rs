@@ -283,8 +283,7 @@ fn sgd_momentum_updates_with_decay() {
 }
 
 #[test]
-fn label_smoothed_cross_entropy_its_gradient_and_the_validation_loss_match_f64_and_finite_differences(
-) {
+fn smoothed_loss_its_gradient_and_the_validation_loss_match_f64_and_finite_differences() {
     let (n, k, eps) = (5, 4, 0.1f32);
     let logits = uniform(12, n * k, 2.0);
     let labels: Vec<i64> = vec![3, 0, 2, 2, 1];

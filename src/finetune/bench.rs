@@ -196,7 +196,7 @@ fn stage1(b: &BenchConfig) -> Result<Stage1, FinetuneError> {
     }
     let epoch_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    runner.evaluate(&data, &data.val, b.batch * 2, 0.0)?;
+    runner.evaluate(&data, &data.val, b.batch * 2)?;
     Ok(Stage1 {
         val_seconds: start.elapsed().as_secs_f64(),
         epoch_seconds,

@@ -37,6 +37,8 @@ pub struct Runner {
     cpu: MemoryInfo<'static>,
     /// Whether parameters and momenta live in CUDA memory.
     on_cuda: bool,
+    /// Label smoothing of the training loss, which [`Runner::evaluate`]'s loss shares.
+    label_smoothing: f32,
 }
 
 /// One parameter's runtime values in one set.
@@ -189,6 +191,7 @@ impl Runner {
             cur: 0,
             cpu,
             on_cuda,
+            label_smoothing: options.label_smoothing,
         })
     }
 
@@ -258,14 +261,13 @@ impl Runner {
         Ok(PathBuf::from(self.train.end_profiling()?))
     }
 
-    /// Mean cross-entropy against targets smoothed by `smoothing` (0: the plain loss) and
-    /// accuracy of `rows` ([`loss_and_accuracy`]).
+    /// Mean cross-entropy and accuracy of `rows` ([`loss_and_accuracy`]); the loss is the
+    /// training loss, against targets smoothed as [`StepOptions::label_smoothing`] says.
     pub fn evaluate(
         &mut self,
         data: &Data,
         rows: &[usize],
         batch: usize,
-        smoothing: f32,
     ) -> Result<(f64, f64), FinetuneError> {
         let logits = self.logits(data, rows, batch)?;
         Ok(loss_and_accuracy(
@@ -273,7 +275,7 @@ impl Runner {
             rows,
             &data.labels,
             data.classes(),
-            smoothing,
+            self.label_smoothing,
         ))
     }
 

@@ -400,8 +400,7 @@ fn train_epoch(
     };
     let train_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let (val_loss, val_accuracy) =
-        runner.evaluate(data, &data.val, params.batch * 2, params.label_smoothing)?;
+    let (val_loss, val_accuracy) = runner.evaluate(data, &data.val, params.batch * 2)?;
     if !val_loss.is_finite() {
         // Named as after the epoch's last step.
         let steps = order.len().div_ceil(params.batch);
