@@ -292,6 +292,8 @@ auto320: build models data
 ##   levers-multiscale: the Python probe of both sizes concatenated (reports/levers/multiscale.json)
 ##   levers-copies: "More augmented copies" (2, 4 or 6 copies read of `make auto`'s 6 per image)
 ##   levers-ensemble: the probe of linear models' probabilities averaged (reports/levers/ensemble-*)
+##   levers-quarters: the probe of pooling over regions of the map, on the flowers and both
+##     grayscale sets (reports/levers/quarters-*.json; flattened maps of 3 layers, 1.3-1.8 GB each)
 ##   levers-finetune: "Fine-tuning" (stage 1 on `make features`'s cache; long on a CPU, not in `levers`)
 ##   levers-finetune2: "Fine-tuning, stage 2" and its ensemble with a linear SVM (hours on a CPU)
 CACHE224 := $(AUTO2_OUT)/cache/features.h5
@@ -306,7 +308,7 @@ lever = $(TLEARN) train $(1) --cache $(2) --run $(3) $(4) --use $(or $(5),$(LEVE
 levers_table = python3 scripts/levers-table.py $(LEVERS_REPORTS) $(2) > $(LEVERS_REPORTS)/$(1).md && cat $(LEVERS_REPORTS)/$(1).md
 .PHONY: levers levers-224 levers-linear levers-normalize levers-resolution levers-multiscale levers-finetune
 .PHONY: levers-finetune2
-.PHONY: levers-copies levers-ensemble
+.PHONY: levers-copies levers-ensemble levers-quarters
 levers: levers-linear levers-normalize levers-resolution levers-multiscale levers-copies levers-ensemble
 	$(TLEARN) report --reports $(LEVERS_REPORTS)
 $(CACHE224):
@@ -386,6 +388,22 @@ levers-ensemble: venv | $(CACHE224) $(CACHE320)
 	cargo run --release --locked --example ensemble_probe -- $(CACHE320) $(LEVERS_REPORTS)/ensemble-320.json $(ENSEMBLE_320)
 	$(VENV)/bin/python scripts/ensemble-probe.py $(LEVERS_REPORTS)/ensemble-224.json
 	$(VENV)/bin/python scripts/ensemble-probe.py $(LEVERS_REPORTS)/ensemble-224.json $(LEVERS_REPORTS)/ensemble-320.json
+QUARTER_SETS := block5_pool:max:1;block5_pool:max:0;block5_pool:max:2;block5_pool:avg:2;\
+  block4_pool:max:1;block4_pool:avg:1;block4_pool:max:2;block4_pool:avg:2;block4_pool:max:3;\
+  block3_pool:max:2;block3_pool:avg:2;block4_pool:max:1+block5_pool:max:1;\
+  block4_pool:max:2+block5_pool:max:2;block4_pool:avg:2+block5_pool:avg:2;\
+  block3_pool:max:2+block4_pool:max:2+block5_pool:max:2
+data/maps-flowers17.h5: | data/flowers17/jpg
+data/maps-digits.h5: | data/digits
+data/maps-fashion.h5: | data/fashion
+data/maps-%.h5: | build models
+	$(TLEARN) features --quiet --data data/$* --augment none --cache $@ \
+	  --repr block3_pool:flatten,block4_pool:flatten,block5_pool:flatten
+levers-quarters: venv | data/maps-flowers17.h5 data/maps-digits.h5 data/maps-fashion.h5
+	mkdir -p $(LEVERS_REPORTS)
+	for d in flowers17 digits fashion; do \
+	  $(VENV)/bin/python scripts/quarters-probe.py data/maps-$$d.h5 --sets "$(QUARTER_SETS)" \
+	    --json $(LEVERS_REPORTS)/quarters-$$d.json || exit 1; done
 levers-multiscale: venv | $(CACHE224) $(CACHE320)
 	mkdir -p $(LEVERS_REPORTS)
 	$(VENV)/bin/python scripts/multiscale-probe.py $(CACHE224) $(CACHE320) --use $(LEVERS_USE) \

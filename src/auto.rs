@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backbone::{BackboneError, Descriptor, Repr};
+use crate::backbone::{BackboneError, Descriptor, Pooling, Repr};
 use crate::cache;
 use crate::classify::data::CacheData;
 use crate::classify::train::TrainConfig;
@@ -89,6 +89,9 @@ pub struct AutoConfig {
     pub out: PathBuf,
     /// Candidate layers, shallow to deep; empty: the deepest [`choose::DEFAULT_LAYERS`].
     pub layers: Vec<String>,
+    /// How each candidate layer is pooled (besides the deepest flattened, always compared);
+    /// by default all of [`choose::POOLINGS`]. Fewer make a smaller cache and a faster choice.
+    pub poolings: Vec<Pooling>,
     /// Classifiers compared.
     pub kinds: Vec<Kind>,
     /// Values of C compared.
@@ -141,6 +144,7 @@ impl AutoConfig {
             extract,
             out: out.to_path_buf(),
             layers: Vec::new(),
+            poolings: choose::POOLINGS.to_vec(),
             kinds: vec![Kind::Svm, Kind::Logistic],
             grid: DEFAULT_C_GRID.to_vec(),
             max_iterations: crate::classify::logistic::DEFAULT_MAX_ITERATIONS,
@@ -526,7 +530,7 @@ fn measure_data(
         .iter()
         .for_each(|w| progress.observe(Progress::Warning(w.clone())));
     let layers = candidate_layers(cfg)?;
-    let reprs = choose::extraction_reprs(&layers);
+    let reprs = choose::extraction_reprs(&layers, &cfg.poolings);
     if sizes.several() {
         let rows = extract::plan_rows(&ex.check()?, &data).len();
         progress.observe(Progress::Phase(sizes.plan(rows)));
@@ -623,7 +627,8 @@ fn search_candidates(
     } else {
         let tried: Vec<String> = axes.iter().flatten().map(|v| v.label()).collect();
         progress.observe(Progress::Phase(format!(
-            "scoring the variants {} of the {} best (feature set, classifier) on validation images",
+            "scoring the variants {} of the {} best (feature set, classifier), and of the best of \
+             each layout (global, quarters, flattened) they miss, on validation images",
             tried.join(", "),
             choose::REFINED_PAIRS
         )));
@@ -663,7 +668,7 @@ fn score_stage1(
     stop: &Stop,
     progress: &mut (dyn Observer<Progress> + Send),
 ) -> Result<Search, AutoError> {
-    let all_sets = choose::feature_sets(layers);
+    let all_sets = choose::feature_sets(layers, &cfg.poolings);
     let sets: Vec<Vec<Vec<Repr>>> = sizes
         .all
         .iter()
@@ -721,6 +726,14 @@ fn similarity(search: &Search, chosen: &Candidate, deepest: &str) -> (Similarity
 /// The candidate layers: as asked (each must be one of the backbone's), else the deepest
 /// [`choose::DEFAULT_LAYERS`] of its descriptor.
 fn candidate_layers(cfg: &AutoConfig) -> Result<Vec<String>, AutoError> {
+    if cfg.poolings.is_empty() || cfg.poolings.contains(&Pooling::Flatten) {
+        return Err(AutoError::InvalidParams(format!(
+            "{} {:?}: give one or more of avg, max, avg2x2, max2x2 (the deepest layer \
+             flattened is always compared)",
+            Opt::Poolings,
+            cfg.poolings.iter().map(|p| p.name()).collect::<Vec<_>>()
+        )));
+    }
     let all = Descriptor::for_model(&cfg.extract.backbone)?.layers;
     if cfg.layers.is_empty() {
         return Ok(all[all.len().saturating_sub(choose::DEFAULT_LAYERS)..].to_vec());

@@ -364,15 +364,55 @@ fn linear_head(ops: &mut Ops, model: &TrainedModel) -> Outputs {
     link(ops, model, scores)
 }
 
-/// One representation as [N, dims]: channel-major flatten, or the global average or maximum.
+/// One representation as [N, dims]: channel-major flatten, the global average or maximum,
+/// or those of each quarter of the map.
 fn pool(ops: &mut Ops, layer: &str, pooling: crate::backbone::Pooling) -> String {
     use crate::backbone::Pooling;
     let map = match pooling {
         Pooling::Flatten => layer.to_string(),
         Pooling::Avg => ops.op("GlobalAveragePool", &[layer], vec![]),
         Pooling::Max => ops.op("GlobalMaxPool", &[layer], vec![]),
+        Pooling::Avg2x2 => quarters(ops, layer, "GlobalAveragePool"),
+        Pooling::Max2x2 => quarters(ops, layer, "GlobalMaxPool"),
     };
     ops.op("Flatten", &[&map], vec![attr_int("axis", 1)])
+}
+
+/// `global` (a global pooling op) of each quarter of `layer`'s map, as [N, C, 1, 4] in
+/// reading order, so that Flatten gives [`crate::backbone::Pooling::apply`]'s column order.
+/// The quarters' bounds come from the map's shape at run time, as
+/// [`crate::backbone::quarter`] computes them: any input size exports the same way.
+fn quarters(ops: &mut Ops, layer: &str, global: &str) -> String {
+    let shape = ops.op("Shape", &[layer], vec![]);
+    let halves = [2, 3].map(|axis| halves_of_axis(ops, &shape, axis));
+    let mut pooled = Vec::new();
+    for top_or_bottom in &halves[0] {
+        for left_or_right in &halves[1] {
+            let rows = slice(ops, layer, top_or_bottom, 2);
+            let region = slice(ops, &rows, left_or_right, 3);
+            pooled.push(ops.op(global, &[&region], vec![]));
+        }
+    }
+    let refs: Vec<&str> = pooled.iter().map(String::as_str).collect();
+    ops.op("Concat", &refs, vec![attr_int("axis", 3)])
+}
+
+/// The [start, end) bounds (1-D i64 tensors) of the two halves of `axis` of a map of shape
+/// `shape`: `0..ceil(len / 2)` and `len - ceil(len / 2)..len`.
+fn halves_of_axis(ops: &mut Ops, shape: &str, axis: i64) -> [(String, String); 2] {
+    let (from, to) = (ops.ints(&[axis]), ops.ints(&[axis + 1]));
+    let len = ops.op("Slice", &[shape, &from, &to], vec![]);
+    let (one, two) = (ops.ints(&[1]), ops.ints(&[2]));
+    let plus_one = ops.op("Add", &[&len, &one], vec![]);
+    let width = ops.op("Div", &[&plus_one, &two], vec![]);
+    let second_start = ops.op("Sub", &[&len, &width], vec![]);
+    [(ops.ints(&[0]), width), (second_start, len)]
+}
+
+/// `x` sliced to `bounds` along `axis`.
+fn slice(ops: &mut Ops, x: &str, bounds: &(String, String), axis: i64) -> String {
+    let axes = ops.ints(&[axis]);
+    ops.op("Slice", &[x, &bounds.0, &bounds.1, &axes], vec![])
 }
 
 /// One block [N, dims] normalised as [`Normalize::apply`] does: the signed square root

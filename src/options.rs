@@ -27,6 +27,8 @@ pub enum Opt {
     Size,
     /// The image sides auto compares as candidates.
     Sizes,
+    /// The poolings auto compares for each candidate layer.
+    Poolings,
     /// The split fractions (train, validation, test).
     SplitFractions,
     /// Number of seeded splits.
@@ -108,6 +110,7 @@ impl Opt {
             Opt::Copies => "copies",
             Opt::Size => "size",
             Opt::Sizes => "sizes",
+            Opt::Poolings => "poolings",
             Opt::SplitFractions => "split",
             Opt::Splits => "splits",
             Opt::Batch => "batch",

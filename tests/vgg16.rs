@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::fixtures::{
     config, feature_bytes, flowers, flowers_slice, python, repo, serial, tlearn, tlearn_ok, vgg16,
 };
-use tlearn::backbone::Pooling;
+use tlearn::backbone::{Pooling, Repr};
 use tlearn::cache::{FeatureCache, RowStatus};
 use tlearn::preprocess::{load_rgb, DecodeLimits, Preprocessing};
 
@@ -38,6 +38,17 @@ fn features_agree_with_an_independent_python_computation() {
     avg_cfg.layers = vec!["block4_pool".into(), "block5_pool".into()];
     avg_cfg.pooling = Pooling::Avg;
     assert_eq!(tlearn::extract::run(&avg_cfg, &go()).unwrap().dims, 1024);
+    // Quarters of an even map (block4_pool, 14 x 14) and of an odd one (block5_pool, 7 x 7).
+    let mut quarters_cfg = config(&data, &vgg16(), &dir.path().join("quarters.h5"));
+    quarters_cfg.reprs = vec![
+        "block4_pool:max2x2".parse().unwrap(),
+        "block5_pool:avg2x2".parse().unwrap(),
+    ];
+    quarters_cfg.layers = Repr::layers(&quarters_cfg.reprs);
+    assert_eq!(
+        tlearn::extract::run(&quarters_cfg, &go()).unwrap().dims,
+        4096
+    );
 
     // Hand Python tlearn's decoded image and its 224 crop of each row; it does the rest itself.
     let prep = Preprocessing::caffe(224);
@@ -60,7 +71,8 @@ fn features_agree_with_an_independent_python_computation() {
     let out = dir.path().join("reference.json");
     let status = common::fixtures::command(python())
         .arg(repo().join("tests/python/reference.py"))
-        .args([&original, dir.path(), &flat, &avg_cfg.cache, &out])
+        .args([&original, dir.path(), &flat, &avg_cfg.cache])
+        .args([&quarters_cfg.cache, &out])
         .status()
         .unwrap();
     assert!(status.success(), "the Python reference failed");
@@ -69,7 +81,7 @@ fn features_agree_with_an_independent_python_computation() {
     println!("{reference:#}");
     assert_eq!(reference["rows"], 6, "h5py reads the cache");
     assert_eq!(reference["status_done"], 6);
-    for key in ["rel_err_flatten", "rel_err_avg"] {
+    for key in ["rel_err_flatten", "rel_err_avg", "rel_err_quarters"] {
         let worst = reference[key]
             .as_array()
             .unwrap()

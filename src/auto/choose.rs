@@ -29,7 +29,8 @@ pub const TIE: f64 = 1e-9;
 pub const DEFAULT_LAYERS: usize = 3;
 
 /// The (feature set, classifier) pairs of the first stage, best first, whose variants the
-/// second stage tries: every variant of every pair would multiply the search's cost.
+/// second stage tries, besides the best of each layout they leave out ([`top_pairs`]):
+/// every variant of every pair would multiply the search's cost.
 pub const REFINED_PAIRS: usize = 2;
 
 /// How a (feature set, classifier) uses the rows of the one cache: one value of each lever
@@ -177,12 +178,17 @@ fn has_copies(data: &CacheData, part: Part) -> bool {
         .any(|r| data.usable[r] && data.copies[r] > 0 && data.parts[[r, 0]] == part)
 }
 
-/// Every representation one extraction stores for `layers` (shallow to deep): average and
-/// maximum pooling of each, and the deepest flattened.
-pub fn extraction_reprs(layers: &[String]) -> Vec<Repr> {
+/// The poolings auto compares for every layer: global average and maximum, and both over the
+/// map's quarters (where in the image a feature fired: on centred, aligned images such as
+/// scans or digits, the quarters of block4 beat the flattened deepest layer, see docs/levers.md).
+pub const POOLINGS: [Pooling; 4] = [Pooling::Avg, Pooling::Max, Pooling::Avg2x2, Pooling::Max2x2];
+
+/// Every representation one extraction stores for `layers` (shallow to deep): each of
+/// `poolings` (auto's default: [`POOLINGS`]) of each, and the deepest flattened.
+pub fn extraction_reprs(layers: &[String], poolings: &[Pooling]) -> Vec<Repr> {
     let mut reprs = Vec::new();
     for layer in layers {
-        for pooling in [Pooling::Avg, Pooling::Max] {
+        for &pooling in poolings {
             reprs.push(Repr {
                 layer: layer.clone(),
                 pooling,
@@ -198,11 +204,12 @@ pub fn extraction_reprs(layers: &[String]) -> Vec<Repr> {
     reprs
 }
 
-/// The feature sets compared: for average and for maximum pooling, every run of adjacent
-/// layers (each layer alone, each pair, ..., all); and the deepest layer flattened.
-pub fn feature_sets(layers: &[String]) -> Vec<Vec<Repr>> {
+/// The feature sets compared: for each of `poolings` (auto's default: [`POOLINGS`]), every
+/// run of adjacent layers (each layer alone, each pair, ..., all); and the deepest layer
+/// flattened.
+pub fn feature_sets(layers: &[String], poolings: &[Pooling]) -> Vec<Vec<Repr>> {
     let mut sets = Vec::new();
-    for pooling in [Pooling::Avg, Pooling::Max] {
+    for &pooling in poolings {
         for len in 1..=layers.len() {
             for run in layers.windows(len) {
                 sets.push(Repr::each_layer(run, pooling));
@@ -420,18 +427,55 @@ pub fn size_of(data: &CacheData) -> u32 {
     data.identity.preprocessing.size
 }
 
-/// The best candidate of each of the `pairs` best (size, feature set, classifier), best first.
+/// The best candidate of each of the `pairs` best (size, feature set, classifier), best first,
+/// then the best of each [`Layout`] that none of those has. Stage 1 trains on the augmented
+/// copies, whose crops and rotations move what a map's quarters or its flattened cells record:
+/// on centred images (digits) the quarters ranked third with copies and first without them, so
+/// each layout's best gets the second stage's variants (without copies among them).
 fn top_pairs(candidates: &[Candidate], pairs: usize) -> Vec<Candidate> {
-    let mut left: Vec<&Candidate> = best_per_set(candidates);
-    let mut top = Vec::new();
+    let per_set: Vec<&Candidate> = best_per_set(candidates);
+    let same_pair =
+        |a: &Candidate, b: &Candidate| a.size == b.size && a.reprs == b.reprs && a.kind == b.kind;
+    let mut top: Vec<Candidate> = Vec::new();
     while top.len() < pairs {
-        let Some(b) = best(left.iter().copied()).cloned() else {
+        let left = per_set
+            .iter()
+            .copied()
+            .filter(|c| !top.iter().any(|t| same_pair(t, c)));
+        let Some(b) = best(left).cloned() else {
             break;
         };
-        left.retain(|c| !(c.size == b.size && c.reprs == b.reprs && c.kind == b.kind));
         top.push(b);
     }
+    for layout in [Layout::Global, Layout::Quarters, Layout::Flattened] {
+        if top.iter().all(|c| Layout::of(c) != layout) {
+            let of_layout = per_set.iter().copied().filter(|c| Layout::of(c) == layout);
+            top.extend(best(of_layout).cloned());
+        }
+    }
     top
+}
+
+/// How much of where in the image a feature fired a candidate's columns keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Global pooling: nothing.
+    Global,
+    /// The map's quarters.
+    Quarters,
+    /// The flattened map: every cell.
+    Flattened,
+}
+
+impl Layout {
+    /// The layout of `c`'s pooling (one pooling per feature set).
+    fn of(c: &Candidate) -> Layout {
+        match c.representations().first().map(|r| r.pooling) {
+            Some(Pooling::Flatten) => Layout::Flattened,
+            Some(Pooling::Avg2x2 | Pooling::Max2x2) => Layout::Quarters,
+            _ => Layout::Global,
+        }
+    }
 }
 
 /// Trains each job over the C grid and collects its candidates and test-only scores. A job
@@ -709,6 +753,54 @@ mod tests {
         }
     }
 
+    /// `cand` reading layer `layer` with `pooling`.
+    fn pooled(layer: &str, pooling: Pooling, kind: Kind, val: f64) -> Candidate {
+        Candidate {
+            reprs: vec![format!("{layer}:{}", pooling.name())],
+            layers: layer.into(),
+            pooling: pooling.name().into(),
+            ..cand(8, kind, 1.0, val)
+        }
+    }
+
+    #[test]
+    fn the_second_stage_gets_the_best_pairs_and_the_best_of_each_layout_they_miss() {
+        let all = vec![
+            pooled("a", Pooling::Max, Kind::Svm, 0.95),
+            pooled("a", Pooling::Max, Kind::Svm, 0.90),
+            pooled("b", Pooling::Avg, Kind::Logistic, 0.94),
+            pooled("a", Pooling::Max, Kind::Logistic, 0.93),
+            pooled("b", Pooling::Max2x2, Kind::Svm, 0.80),
+            pooled("b", Pooling::Avg2x2, Kind::Logistic, 0.85),
+            pooled("b", Pooling::Flatten, Kind::Svm, 0.70),
+        ];
+        let names = |top: Vec<Candidate>| -> Vec<String> {
+            top.iter()
+                .map(|c| format!("{} {}", c.reprs[0], c.kind))
+                .collect()
+        };
+        assert_eq!(
+            names(top_pairs(&all, 2)),
+            [
+                "a:max svm",
+                "b:avg logistic",
+                "b:avg2x2 logistic",
+                "b:flatten svm"
+            ]
+        );
+        // A layout already among the best pairs adds nothing.
+        let mut flat_first = all.clone();
+        flat_first[6].val_accuracy = 0.99;
+        assert_eq!(
+            names(top_pairs(&flat_first, 2)),
+            ["b:flatten svm", "a:max svm", "b:avg2x2 logistic"]
+        );
+        assert_eq!(
+            names(top_pairs(&all[..4], 2)),
+            ["a:max svm", "b:avg logistic"]
+        );
+    }
+
     #[test]
     fn ties_go_to_fewer_columns_then_the_svm_then_the_smaller_c() {
         let all = vec![
@@ -785,12 +877,20 @@ mod tests {
     #[test]
     fn the_sets_are_runs_of_adjacent_layers_and_the_deepest_flattened() {
         let layers: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let sets: Vec<String> = feature_sets(&layers).iter().map(|s| label(s)).collect();
-        assert_eq!(sets.len(), 13);
+        let sets: Vec<String> = feature_sets(&layers, &POOLINGS)
+            .iter()
+            .map(|s| label(s))
+            .collect();
+        assert_eq!(sets.len(), 4 * 6 + 1);
         assert!(sets.contains(&"a:avg+b:avg".to_string()));
+        assert!(sets.contains(&"b:avg2x2+c:avg2x2".to_string()));
+        assert!(sets.contains(&"a:max2x2".to_string()));
         assert!(sets.contains(&"a:max+b:max+c:max".to_string()));
         assert!(!sets.contains(&"a:avg+c:avg".to_string()));
         assert_eq!(sets.last().unwrap(), "c:flatten");
-        assert_eq!(extraction_reprs(&layers).len(), 7);
+        assert_eq!(extraction_reprs(&layers, &POOLINGS).len(), 3 * 4 + 1);
+        let global = [Pooling::Avg, Pooling::Max];
+        assert_eq!(feature_sets(&layers, &global).len(), 2 * 6 + 1);
+        assert_eq!(extraction_reprs(&layers, &global).len(), 3 * 2 + 1);
     }
 }

@@ -619,18 +619,27 @@ fn the_deploy_guide_shows_the_tested_snippets_verbatim() {
 }
 
 /// Normalised models export what predict gives: an SVM on l2-normalised blocks, and a
-/// logistic model on power-normalised blocks of 48 px images (the tiny backbone's descriptor
-/// says 32), whose exported input and resize recipe say 48.
+/// logistic model on power-normalised blocks of 36 px images (the tiny backbone's descriptor
+/// says 32), whose exported input and resize recipe say 36. Both read the quarters of each
+/// layer too, of even maps at 32 px (16 x 16, 8 x 8) and of an odd one at 36 (block2_pool is
+/// 9 x 9: its middle row and column belong to two quarters).
 #[test]
 fn normalised_runs_and_larger_images_export_what_predict_gives() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_backbone(dir.path());
     let data = super::common::fixtures::image_folder(dir.path(), 3, 8);
-    let reprs: &[&str] = &["block1_pool:avg", "block2_pool:max", "block2_pool:flatten"];
+    let reprs: &[&str] = &[
+        "block1_pool:avg",
+        "block2_pool:max",
+        "block2_pool:flatten",
+        "block1_pool:max2x2",
+        "block2_pool:avg2x2",
+        "block2_pool:max2x2",
+    ];
     for (args, size) in [
         (["svm", "--normalize", "l2"], None),
-        (["logistic", "--normalize", "power"], Some(48)),
+        (["logistic", "--normalize", "power"], Some(36)),
     ] {
         let run = train_with(&model, &data, (reprs, size), dir.path(), &args);
         let model_json = std::fs::read_to_string(run.join("model.json")).unwrap();

@@ -4,7 +4,8 @@ It never touches tlearn's cut model or its Rust preprocessing maths: it runs the
 tf2onnx Keras model (NHWC input) with onnxruntime, preprocesses with numpy ("caffe": BGR,
 0-255, minus the ImageNet mean), resizes with PIL, and reads tlearn's cache with h5py.
 
-usage: reference.py ORIGINAL.onnx WORK_DIR CACHE_FLATTEN.h5 CACHE_AVG.h5 OUT.json
+usage: reference.py ORIGINAL.onnx WORK_DIR CACHE_FLATTEN.h5 CACHE_AVG.h5 CACHE_QUARTERS.h5 OUT.json
+CACHE_QUARTERS holds block4_pool:max2x2 then block5_pool:avg2x2 (each map's quarters).
 WORK_DIR holds full_<i>.png (tlearn's decoded image) and crop_<i>.png (tlearn's 224 crop)
 for the cache rows i = 0, 1, ...
 """
@@ -42,19 +43,36 @@ def pil_crop(full):
     return full.resize((W, H), Image.BILINEAR).crop((left, top, left + SIZE, top + SIZE))
 
 
+def quarters(m, reduce):
+    """Each channel of `m` (C x H x W) reduced over 2 x 2 adaptive bins (PyTorch's
+    AdaptiveMaxPool2d rule: bin i spans floor(i*H/2) .. ceil((i+1)*H/2)), reading order,
+    channel-major."""
+    c, h, w = m.shape
+    out = np.empty((c, 2, 2), dtype=np.float64)
+    for i in range(2):
+        for j in range(2):
+            rows = slice(i * h // 2, -(-(i + 1) * h // 2))
+            cols = slice(j * w // 2, -(-(j + 1) * w // 2))
+            out[:, i, j] = reduce(m[:, rows, cols], axis=(1, 2))
+    return out.reshape(-1)
+
+
 def rel_err(ours, ref):
     return float(np.linalg.norm(ours - ref) / max(np.linalg.norm(ref), 1e-12))
 
 
 def main():
-    original, work, cache_flat, cache_avg, out = sys.argv[1:6]
+    original, work, cache_flat, cache_avg, cache_quarters, out = sys.argv[1:7]
     session = original_session(original)
     with h5py.File(cache_flat, "r") as f:
         flat = f["features"][:]
         status = f["status"][:]
     with h5py.File(cache_avg, "r") as f:
         avg = f["features"][:]
+    with h5py.File(cache_quarters, "r") as f:
+        quartered = f["features"][:]
     result = {"rows": int(flat.shape[0]), "dims_flatten": int(flat.shape[1]), "dims_avg": int(avg.shape[1]),
+              "dims_quarters": int(quartered.shape[1]), "rel_err_quarters": [],
               "status_done": int((status == 1).sum()), "rel_err_flatten": [], "rel_err_avg": [],
               "resize_max_abs_diff": 0, "resize_mean_abs_diff": []}
     for i in range(flat.shape[0]):
@@ -71,6 +89,8 @@ def main():
         ref_avg = np.concatenate([pools[4][0].mean(axis=(1, 2)), pools[5][0].mean(axis=(1, 2))])
         result["rel_err_flatten"].append(rel_err(flat[i], ref_flat))
         result["rel_err_avg"].append(rel_err(avg[i], ref_avg))
+        ref_quarters = np.concatenate([quarters(pools[4][0], np.max), quarters(pools[5][0], np.mean)])
+        result["rel_err_quarters"].append(rel_err(quartered[i], ref_quarters))
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
 

@@ -28,6 +28,17 @@ pub struct AutoArgs {
     /// Candidate layers, comma-separated (default: the backbone's deepest three).
     #[arg(long = "layers", value_delimiter = ',')]
     pub layers: Vec<String>,
+    /// How each candidate layer is pooled, comma-separated: global average and maximum, and
+    /// both over each quarter of the map (avg2x2, max2x2: where in the image a feature fired,
+    /// 4x the columns). The deepest layer flattened is always compared. Fewer make a smaller
+    /// cache and a faster choice; a cache made with other poolings is refused, not mixed.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "avg,max,avg2x2,max2x2"
+    )]
+    pub poolings: Vec<tlearn::backbone::Pooling>,
     /// Classifiers compared.
     #[arg(
         long = "classifiers",
@@ -111,6 +122,7 @@ fn config(args: &AutoArgs) -> AutoConfig {
     let mut cfg = AutoConfig::new(extract, &args.out);
     cfg.reproduce = crate::flags::reproduce;
     cfg.layers = args.layers.clone();
+    cfg.poolings = args.poolings.clone();
     cfg.kinds = args.kinds.clone();
     if let Some(grid) = &args.grid {
         cfg.grid = grid.clone();

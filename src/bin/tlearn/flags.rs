@@ -19,6 +19,7 @@ pub fn flag(option: Opt) -> &'static str {
         Opt::Copies => "--copies",
         Opt::Size => "--size",
         Opt::Sizes => "--sizes",
+        Opt::Poolings => "--poolings",
         Opt::SplitFractions => "--split",
         Opt::Splits => "--splits",
         Opt::Batch => "--batch",
