@@ -627,10 +627,13 @@ fn search_candidates(
     } else {
         let tried: Vec<String> = axes.iter().flatten().map(|v| v.label()).collect();
         progress.observe(Progress::Phase(format!(
-            "scoring the variants {} of the {} best (feature set, classifier), and of the best of \
-             each layout (global, quarters, flattened) they miss, on validation images",
+            "scoring the variants of the {} best (feature set, classifier), and of the best of \
+             each layout (global, quarters, flattened) they miss, on validation images: each \
+             lever changed alone from the pair's stage-1 variant ({} from {}), then those that \
+             helped together",
+            choose::REFINED_PAIRS,
             tried.join(", "),
-            choose::REFINED_PAIRS
+            choose::Variant::of(&base).label()
         )));
         let mut report = |p: choose::SearchProgress| progress.observe(Progress::Search(p));
         let caches: Vec<&CacheData> = caches.iter().collect();

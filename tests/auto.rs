@@ -929,7 +929,8 @@ fn auto_trains_without_the_copies_when_they_mislead() {
         !chosen.variant.tta,
         "the validation copies mislead too: {chosen:?}"
     );
-    // Stage 1 ran with copies; stage 2 tried without them and with TTA, on the best pairs only.
+    // Stage 1 ran with copies (the quarters without); stage 2 tried without them and with TTA,
+    // on the best pairs only.
     let variants: Vec<_> = search.candidates.iter().map(|c| c.variant).collect();
     assert!(variants.iter().any(|v| v.train_copies && !v.tta));
     assert!(variants.iter().any(|v| v.train_copies && v.tta));
@@ -938,10 +939,10 @@ fn auto_trains_without_the_copies_when_they_mislead() {
         "stage 2 tried the first half of the copies"
     );
     let mut refined: Vec<_> = search
-        .test_only
+        .candidates
         .iter()
-        .filter(|t| !t.variant.train_copies)
-        .map(|t| format!("{} {}", t.features, t.kind))
+        .filter(|c| c.stage == 2)
+        .map(|c| format!("{} {}", c.reprs.join("+"), c.kind))
         .collect();
     refined.sort();
     refined.dedup();
@@ -978,6 +979,23 @@ fn auto_keeps_the_copies_when_they_teach_what_validation_images_look_like() {
     assert!(
         chosen.val_accuracy > without + 0.2,
         "{chosen:?} vs {without} without copies"
+    );
+    // Stage 1 scored the quarters on the originals only, every other set with the copies;
+    // stage 2 gave the best quarters pair its copies, which teach here.
+    let quarters = |c: &&auto::Candidate| c.pooling.ends_with("2x2");
+    for c in search.candidates.iter().filter(|c| c.stage == 1) {
+        assert_eq!(c.variant.train_copies, !quarters(&c), "{c:?}");
+    }
+    let best_of = |stage: u8, copies: bool| {
+        let of = search.candidates.iter().filter(quarters);
+        let of = of.filter(|c| c.stage == stage && c.variant.train_copies == copies);
+        of.map(|c| c.val_accuracy).fold(0.0, f64::max)
+    };
+    assert!(
+        best_of(2, true) > best_of(1, false) + 0.2,
+        "the quarters with copies in stage 2: {} vs {} without",
+        best_of(2, true),
+        best_of(1, false)
     );
 }
 
@@ -1381,4 +1399,27 @@ fn cli_auto_refuses_bad_sizes_before_any_work() {
         assert!(stderr.contains(said), "{sizes}: {stderr}");
         assert!(!out.exists(), "{sizes}: nothing written");
     }
+}
+
+#[test]
+fn cli_auto_offers_and_accepts_only_candidate_poolings() {
+    let help = tlearn().args(["auto", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("[possible values: avg, max, avg2x2, max2x2]"),
+        "{help}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = tlearn()
+        .args(["auto", "--poolings", "avg,flatten", "--data"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid value 'flatten'"), "{stderr}");
+    assert!(!out.exists(), "nothing written");
 }

@@ -306,17 +306,23 @@ fn candidates(d: &Decision, png: &[u8]) -> Vec<Block> {
 /// of each (feature set, classifier, variant), `val` the validation images per split.
 fn search_summary(d: &Decision, sets: &[&Candidate], val: &str) -> String {
     let c = &d.search.candidates;
-    let first = c.first().map(|c| c.variant);
-    let stage1: Vec<&&Candidate> = sets.iter().filter(|s| Some(s.variant) == first).collect();
+    let stage1: Vec<&&Candidate> = sets.iter().filter(|s| s.stage == 1).collect();
+    // Stage 1's variant: the one with the copies when some sets (the quarters) went without.
+    let first = stage1
+        .iter()
+        .map(|s| s.variant)
+        .find(|v| v.train_copies)
+        .or(stage1.first().map(|s| s.variant));
     let mut kinds: Vec<String> = Vec::new();
     for s in &stage1 {
         if !kinds.contains(&s.kind.to_string()) {
             kinds.push(s.kind.to_string());
         }
     }
-    let grid = c.iter().filter(|c| Some(c.variant) == first).count() / stage1.len().max(1);
+    let grid = c.iter().filter(|c| c.stage == 1).count() / stage1.len().max(1);
+    let originals = stage1.iter().any(|s| Some(s.variant) != first);
     let mut text = format!(
-        "{} candidates. Stage 1: {} feature sets{} (every representation stored by one extraction: {}; adjacent layers concatenated) x {} ({}) x {} values of C, {}. Each is scored by its validation accuracy averaged over the {} seeded splits (n = {val} validation images per split); test images are never looked at to choose. Ties go to the cheaper model: fewer dimensions, then the SVM, then `tlearn train`'s defaults (training copies on, no TTA), then the smaller C.",
+        "{} candidates. Stage 1: {} feature sets{} (every representation stored by one extraction: {}; adjacent layers concatenated) x {} ({}) x {} values of C, {}{}. Each is scored by its validation accuracy averaged over the {} seeded splits (n = {val} validation images per split); test images are never looked at to choose. Ties go to the cheaper model: fewer dimensions, then the SVM, then `tlearn train`'s defaults (training copies on, no TTA), then the smaller C.",
         c.len(),
         stage1.len() / kinds.len().max(1),
         if several_sizes(d) {
@@ -329,6 +335,11 @@ fn search_summary(d: &Decision, sets: &[&Candidate], val: &str) -> String {
         kinds.join(", "),
         grid,
         first.map_or(String::new(), |v| v.label()),
+        if originals {
+            " (the quarters' sets on the original images only: a fraction of the rows, and the copies' crops move what a quarter records; stage 2 tries their copies)"
+        } else {
+            ""
+        },
         d.chosen.val_per_split.len()
     );
     if several_sizes(d) {
@@ -339,7 +350,7 @@ fn search_summary(d: &Decision, sets: &[&Candidate], val: &str) -> String {
             d.sizes[0]
         ));
     }
-    let variants: Vec<String> = variants_tried(sets, first);
+    let variants: Vec<String> = variants_tried(sets);
     if !variants.is_empty() {
         text.push_str(&format!(
             " Stage 2: the variants {} of the best (feature set, classifier) pairs of stage 1, each lever changed alone, then the levers that helped alone together (rows below with another variant).",
@@ -349,10 +360,10 @@ fn search_summary(d: &Decision, sets: &[&Candidate], val: &str) -> String {
     text
 }
 
-/// The variants stage 2 tried (those not of stage 1's variant `first`), by label.
-fn variants_tried(sets: &[&Candidate], first: Option<super::choose::Variant>) -> Vec<String> {
+/// The variants stage 2 tried, by label.
+fn variants_tried(sets: &[&Candidate]) -> Vec<String> {
     let mut labels: Vec<String> = Vec::new();
-    for s in sets.iter().filter(|s| Some(s.variant) != first) {
+    for s in sets.iter().filter(|s| s.stage == 2) {
         let label = s.variant.label();
         if !labels.contains(&label) {
             labels.push(label);

@@ -6,20 +6,9 @@ use linfa::traits::{Fit, Predict};
 use super::nd::{Array1, Array2};
 use super::{ClassifyError, Kind, LinearClassifier, LinearSvmParams, LogisticParams};
 
-/// Deterministic pseudo-random values in [-scale, scale): tests need fixed weights, not good ones.
-pub fn lcg_values(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            // Knuth's MMIX constants; the top 24 bits are the best mixed.
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
-            (unit * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
+#[path = "../../tests/common/lcg.rs"]
+mod lcg;
+pub use lcg::lcg_values;
 
 /// `classes` Gaussian-ish blobs in `dims` dimensions: class k is centred at 3 on axis k.
 fn blobs(classes: usize, per_class: usize, dims: usize, seed: u64) -> (Array2<f32>, Array1<usize>) {

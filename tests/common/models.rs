@@ -3,20 +3,9 @@
 
 use tlearn::onnx::{attr_ints, DataType, Dim, GraphBuilder, Model};
 
-/// Deterministic pseudo-random values in [-scale, scale): tests need fixed weights, not good ones.
-pub fn lcg_values(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            // Knuth's MMIX constants; the top 24 bits are the best mixed.
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
-            (unit * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
+#[path = "lcg.rs"]
+mod lcg;
+pub use lcg::lcg_values;
 
 /// Adds Conv 3x3 pad 1 + Relu + MaxPool 2x2/2 reading `input`, writing `pool`.
 fn onnx_conv_block(

@@ -4,10 +4,24 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use tlearn::augment::Recipe;
+use tlearn::auto::choose::POOLINGS;
 use tlearn::auto::{self, AutoConfig, AutoError, Progress};
+use tlearn::backbone::Pooling;
 use tlearn::classify::Kind;
+
+/// Parses one of auto's candidate poolings; `--help` lists only these (flatten, always compared
+/// for the deepest layer, is not a choice here).
+fn candidate_pooling() -> impl TypedValueParser<Value = Pooling> {
+    PossibleValuesParser::new(POOLINGS.map(Pooling::name)).map(|name| {
+        POOLINGS
+            .into_iter()
+            .find(|pooling| pooling.name() == name)
+            .expect("PossibleValuesParser accepts only these names")
+    })
+}
 
 /// Arguments of `tlearn auto`.
 #[derive(Debug, Args)]
@@ -34,11 +48,11 @@ pub struct AutoArgs {
     /// cache and a faster choice; a cache made with other poolings is refused, not mixed.
     #[arg(
         long,
-        value_enum,
+        value_parser = candidate_pooling(),
         value_delimiter = ',',
         default_value = "avg,max,avg2x2,max2x2"
     )]
-    pub poolings: Vec<tlearn::backbone::Pooling>,
+    pub poolings: Vec<Pooling>,
     /// Classifiers compared.
     #[arg(
         long = "classifiers",
